@@ -1,0 +1,89 @@
+"""Keras application backbones under our shared head.
+
+Each row declares the Keras class, its native input size and its preprocessing contract. The
+contracts are Keras facts (keras 3.15): MobileNetV3 (`include_preprocessing=True`) and
+EfficientNet/EfficientNetV2 rescale inside the model and want raw 0..255 pixels; MobileNet,
+MobileNetV2 and the ResNet V2 family want `preprocess_input` ("tf": x / 127.5 - 1); ResNet50 (V1)
+wants "caffe" (BGR, ImageNet mean subtracted). Feeding the wrong scale is the classic silent bug:
+a prior project fed 1/255 input to MobileNetV3 and got 25-42 % accuracy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from models.head import attach_head
+from models.registry import ModelEntry, add_entry
+from models.spec import BuildSpec, BuiltModel
+from models.weights import build_with_weights
+
+
+@dataclass(frozen=True)
+class Application:
+    """One Keras application: registry name, Keras class, family, input size, contract, fine-tune depth."""
+
+    name: str
+    keras_class: str
+    family: str
+    input_size: int
+    preprocess: str
+    fine_tune_layers: int
+    extra_kwargs: tuple[tuple[str, object], ...] = ()
+
+
+# fine_tune_layers: roughly the last one or two stages of each backbone, so phase 2 adapts
+# high-level features while the generic early filters keep their ImageNet values.
+APPLICATIONS: tuple[Application, ...] = (
+    Application("resnet50", "ResNet50", "resnet", 224, "caffe", 30),
+    Application("resnet50v2", "ResNet50V2", "resnet_v2", 224, "tf", 40),
+    Application("resnet101v2", "ResNet101V2", "resnet_v2", 224, "tf", 40),
+    Application("resnet152v2", "ResNet152V2", "resnet_v2", 224, "tf", 40),
+    Application("mobilenet", "MobileNet", "mobilenet", 224, "tf", 20),
+    Application("mobilenet_v2", "MobileNetV2", "mobilenet_v2", 224, "tf", 50),
+    Application("mobilenet_v3_small", "MobileNetV3Small", "mobilenet_v3", 224, "raw", 40,
+                (("include_preprocessing", True),)),
+    Application("mobilenet_v3_large", "MobileNetV3Large", "mobilenet_v3", 224, "raw", 40,
+                (("include_preprocessing", True),)),
+    *(
+        Application(f"efficientnet_b{i}", f"EfficientNetB{i}", "efficientnet", size, "raw", 40)
+        for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))
+    ),
+    *(
+        Application(f"efficientnet_v2_{variant}", f"EfficientNetV2{variant.upper()}", "efficientnet_v2", size, "raw", 40,
+                    (("include_preprocessing", True),))
+        for variant, size in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300), ("s", 384), ("m", 480), ("l", 480))
+    ),
+)
+
+
+def _builder_for(app: Application):
+    def build(spec: BuildSpec) -> BuiltModel:
+        constructor = getattr(keras.applications, app.keras_class)
+        shape = spec.input_shape(app.input_size)
+        backbone = build_with_weights(
+            app.name,
+            spec.weights,
+            lambda weights: constructor(include_top=False, weights=weights, input_shape=shape, **dict(app.extra_kwargs)),
+        )
+        model = attach_head(backbone, spec.num_classes, spec.head, name=app.name)
+        return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
+
+    build.__name__ = app.name
+    build.__doc__ = f"ImageNet {app.keras_class} under the shared head; expects '{app.preprocess}' input."
+    return build
+
+
+for _app in APPLICATIONS:
+    add_entry(
+        ModelEntry(
+            name=_app.name,
+            family=_app.family,
+            builder=_builder_for(_app),
+            input_size=_app.input_size,
+            preprocess=_app.preprocess,
+            fine_tune_layers=_app.fine_tune_layers,
+            keras_class=_app.keras_class,
+            description=f"Keras {_app.keras_class}",
+        )
+    )

@@ -1,0 +1,54 @@
+"""The classification head every image model shares, so backbones are compared on equal terms."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Dense blocks between the pooled features and the softmax.
+
+    Args:
+        units: widths of the dense blocks (ReLU, each followed by dropout); empty for none.
+            Defaults to (256, 128).
+        dropout: dropout rate after each block. Defaults to 0.3.
+    """
+
+    units: tuple[int, ...] = (256, 128)
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", tuple(int(u) for u in self.units))
+        if any(u <= 0 for u in self.units):
+            raise ValueError(f"head units must be positive, got {self.units}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+HEAD_PREFIX = "head_"
+
+
+def classification_head(features, num_classes: int, config: HeadConfig, prefix: str = HEAD_PREFIX):
+    """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable loss."""
+    x = features
+    for i, units in enumerate(config.units):
+        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}dense_{i}")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_{i}")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{prefix}softmax")(x)
+
+
+def attach_head(backbone: keras.Model, num_classes: int, config: HeadConfig, name: str) -> keras.Model:
+    """Wraps a headless backbone: pooled features -> dense blocks -> softmax.
+
+    The backbone is called with `training=False` so its BatchNormalization layers stay in inference
+    mode in both phases (Keras transfer-learning guide): fine-tuning then nudges the weights without
+    the small-batch statistics of our data overwriting the ImageNet moving averages.
+    """
+    inputs = keras.Input(shape=backbone.input_shape[1:], name="image")
+    x = backbone(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}pool")(x)
+    outputs = classification_head(x, num_classes, config)
+    return keras.Model(inputs, outputs, name=name)

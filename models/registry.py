@@ -1,0 +1,151 @@
+"""The model registry: one small registered builder per model, found by name or wildcard.
+
+Learned from timm's `register_model`: adding a model is one decorated function, and everything the
+rest of the suite needs to know about it (input size, preprocessing contract, how far to fine-tune)
+is declared beside it as plain data, so the runner can hand it to the data pipeline.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from models.errors import ModelError
+
+if TYPE_CHECKING:
+    from models.spec import BuildSpec, BuiltModel
+
+PREPROCESS_CONTRACTS = ("raw", "tf", "caffe", "torch")
+MODALITIES = ("image", "text", "image+text")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the suite knows about one registered model.
+
+    Args:
+        name: snake-case registry name, e.g. `mobilenet_v2`.
+        family: model family shown in tables (`mobilenet_v2`, `resnet_v2`, `scratch`, ...).
+        builder: function `BuildSpec -> BuiltModel`.
+        input_size: default square image side in pixels.
+        preprocess: contract for what reaches the model: "raw" (0..255, the model rescales
+            itself), "tf" (x / 127.5 - 1), "caffe" (BGR, ImageNet mean subtracted) or "torch".
+        fine_tune_layers: default number of top backbone layers unfrozen in phase 2.
+        modality: "image", "text" or "image+text" (which inputs the data pipeline builds).
+        pretrained: whether the model has a pretrained backbone (else training is one phase).
+        keras_class: the Keras application class name, accepted as a case-insensitive alias.
+    """
+
+    name: str
+    family: str
+    builder: Callable[["BuildSpec"], "BuiltModel"]
+    input_size: int = 224
+    preprocess: str = "raw"
+    fine_tune_layers: int = 30
+    modality: str = "image"
+    pretrained: bool = True
+    keras_class: str | None = None
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    input_size: int = 224,
+    preprocess: str = "raw",
+    fine_tune_layers: int = 30,
+    modality: str = "image",
+    pretrained: bool = True,
+    keras_class: str | None = None,
+    name: str | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator that registers a builder under its function name (or `name`)."""
+    if preprocess not in PREPROCESS_CONTRACTS:
+        raise ValueError(f"unknown preprocess contract {preprocess!r}; expected one of {PREPROCESS_CONTRACTS}")
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+
+    def decorate(builder: Callable) -> Callable:
+        entry = ModelEntry(
+            name=name or builder.__name__,
+            family=family,
+            builder=builder,
+            input_size=input_size,
+            preprocess=preprocess,
+            fine_tune_layers=fine_tune_layers,
+            modality=modality,
+            pretrained=pretrained,
+            keras_class=keras_class,
+            description=(builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else "",
+        )
+        add_entry(entry)
+        return builder
+
+    return decorate
+
+
+def add_entry(entry: ModelEntry) -> None:
+    """Registers an entry built elsewhere (used for generated families such as `fusion_*`)."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    _REGISTRY[entry.name] = entry
+    if entry.keras_class:
+        _ALIASES[entry.keras_class.lower()] = entry.name
+
+
+def _natural_key(name: str) -> list:
+    """Sorts `resnet50v2` before `resnet101v2` and `efficientnet_b2` before `efficientnet_b10`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str = "*", exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Registry names matching an fnmatch wildcard, minus `exclude` patterns, in natural order."""
+    _load_builtin_models()
+    names = [n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower())]
+    names = [n for n in names if not any(fnmatch.fnmatch(n, ex) for ex in exclude)]
+    return sorted(names, key=_natural_key)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """Looks a model up by registry name or Keras class alias (case-insensitive)."""
+    _load_builtin_models()
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see --list-models"
+    raise ModelError(f"unknown model {name!r}{hint}")
+
+
+def resolve_model_names(patterns: list[str]) -> list[str]:
+    """Expands a user's comma list (names, aliases, wildcards, `all`) into registry names, in order."""
+    resolved: list[str] = []
+    for pattern in patterns:
+        pattern = pattern.strip()
+        if not pattern:
+            continue
+        if pattern.lower() == "all":
+            matches = list_models()
+        elif any(ch in pattern for ch in "*?["):
+            matches = list_models(pattern)
+            if not matches:
+                raise ModelError(f"--models pattern {pattern!r} matches no registered model; see --list-models")
+        else:
+            matches = [get_entry(pattern).name]
+        resolved.extend(m for m in matches if m not in resolved)
+    if not resolved:
+        raise ModelError("--models names no model; see --list-models")
+    return resolved
+
+
+def _load_builtin_models() -> None:
+    """Imports the modules whose decorators fill the registry (once; imports are cached)."""
+    import models.applications  # noqa: F401
+    import models.simple_cnn  # noqa: F401

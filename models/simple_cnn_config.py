@@ -1,0 +1,54 @@
+"""Knobs of the from-scratch baseline CNN, as plain data (the tuner searches over these)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FILTER_STRATEGIES = ("same", "doubling", "halving")
+ACTIVATIONS = ("relu", "gelu", "silu", "mish")
+
+
+@dataclass(frozen=True)
+class SimpleCNNConfig:
+    """The baseline's architecture; defaults are the measured TrashNet recipe (see README).
+
+    Args:
+        base_filters: filters of the first block (16/32/64 in the prior sweep). Defaults to 32.
+        filter_strategy: "same", "doubling" or "halving" across blocks (capped at 256, floored at 8).
+        filter_size: square kernel side, 3 or 5. Defaults to 3.
+        blocks: number of conv blocks, each ending in 2x2 max pooling. Defaults to 5.
+        convs_per_block: convolutions in each block. Defaults to 1.
+        conv_activation / dense_activation: relu, gelu, silu or mish.
+        batch_norm: batch normalisation after each convolution. Defaults to True.
+        dropout: dropout before the dense layer and before the softmax. Defaults to 0.3.
+        dense_units: width of the dense layer; 0 for none. Defaults to 256.
+    """
+
+    base_filters: int = 32
+    filter_strategy: str = "doubling"
+    filter_size: int = 3
+    blocks: int = 5
+    convs_per_block: int = 1
+    conv_activation: str = "relu"
+    dense_activation: str = "relu"
+    batch_norm: bool = True
+    dropout: float = 0.3
+    dense_units: int = 256
+
+    def __post_init__(self) -> None:
+        if self.filter_strategy not in FILTER_STRATEGIES:
+            raise ValueError(f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}")
+        for key in ("conv_activation", "dense_activation"):
+            if getattr(self, key) not in ACTIVATIONS:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}")
+        if self.filter_size not in (3, 5):
+            raise ValueError(f"filter_size must be 3 or 5, got {self.filter_size}")
+        if self.base_filters < 1 or self.blocks < 1 or self.convs_per_block < 1:
+            raise ValueError("base_filters, blocks and convs_per_block must be positive")
+
+    def block_filters(self) -> list[int]:
+        """Filters per block under the chosen strategy."""
+        if self.filter_strategy == "same":
+            return [self.base_filters] * self.blocks
+        if self.filter_strategy == "doubling":
+            return [min(self.base_filters * 2**i, 256) for i in range(self.blocks)]
+        return [max(self.base_filters // 2**i, 8) for i in range(self.blocks)]

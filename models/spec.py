@@ -1,0 +1,65 @@
+"""Plain-data description of what to build, and what a builder hands back."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from models.head import HeadConfig
+from models.simple_cnn_config import SimpleCNNConfig
+
+if TYPE_CHECKING:
+    import keras
+
+    from models.registry import ModelEntry
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything a builder needs; plain data so it round-trips through JSON/YAML.
+
+    Args:
+        num_classes: one softmax unit per class.
+        image_size: square input side in pixels. Defaults to the entry's own size when None.
+        weights: "imagenet", "none", or a path to a backbone weights file.
+        head: the classification head on top of the backbone.
+        simple_cnn: knobs of the from-scratch baseline (ignored by pretrained models).
+    """
+
+    num_classes: int
+    image_size: int | None = None
+    weights: str = "imagenet"
+    head: HeadConfig = field(default_factory=HeadConfig)
+    simple_cnn: SimpleCNNConfig = field(default_factory=SimpleCNNConfig)
+
+    def input_shape(self, default_size: int) -> tuple[int, int, int]:
+        size = self.image_size or default_size
+        return (size, size, 3)
+
+
+@dataclass
+class BuiltModel:
+    """A freshly built, uncompiled model and the parts the training recipe needs to reach.
+
+    Args:
+        model: the full classifier (inputs as the data pipeline builds them, softmax output).
+        backbone: the nested pretrained sub-model that phase 1 freezes and phase 2 partly
+            unfreezes; None for models trained from scratch (one phase).
+        entry: the registry entry it was built from.
+        weights: which weights the backbone started from ("imagenet", "none" or a path).
+    """
+
+    model: "keras.Model"
+    backbone: "keras.Model | None"
+    entry: "ModelEntry"
+    weights: str
+    head_layer_names: list[str] = field(default_factory=list)
+
+
+def build_model(name: str, spec: BuildSpec) -> BuiltModel:
+    """Builds a registered model by name (or alias)."""
+    from models.registry import get_entry
+
+    entry = get_entry(name)
+    built = entry.builder(spec)
+    built.entry = entry
+    return built
