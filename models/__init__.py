@@ -2,25 +2,34 @@
 from models.errors import ModelError
 from models.head import HeadConfig, attach_head
 from models.preprocessing import preprocess_function
-from models.registry import ModelEntry, add_entry, get_entry, list_models, register_model, resolve_model_names
+from models.registry import (
+    ModelEntry, add_entry, get_entry, list_image_models, list_models, register_model, resolve_model_names,
+)
 from models.simple_cnn_config import SimpleCNNConfig
 from models.spec import BuildSpec, BuiltModel, build_model
+from models.text import load_text_encoder, transformer_layers
+from models.text_config import DEFAULT_TEXT_ENCODER, TextConfig
 from models.weights import keras_cache_dir
 
 __all__ = [
     "BuildSpec",
     "BuiltModel",
+    "DEFAULT_TEXT_ENCODER",
     "HeadConfig",
     "ModelEntry",
     "ModelError",
     "SimpleCNNConfig",
+    "TextConfig",
     "add_entry",
     "attach_head",
     "build_model",
     "get_entry",
     "keras_cache_dir",
+    "list_image_models",
     "list_models",
+    "load_text_encoder",
     "preprocess_function",
     "register_model",
     "resolve_model_names",
+    "transformer_layers",
 ]

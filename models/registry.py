@@ -28,7 +28,8 @@ class ModelEntry:
     Args:
         name: snake-case registry name, e.g. `mobilenet_v2`.
         family: model family shown in tables (`mobilenet_v2`, `resnet_v2`, `scratch`, ...).
-        builder: function `BuildSpec -> BuiltModel`.
+        builder: function `BuildSpec -> BuiltModel`; None for late fusion, which is combined
+            from trained `components` rather than built.
         input_size: default square image side in pixels.
         preprocess: contract for what reaches the model: "raw" (0..255, the model rescales
             itself), "tf" (x / 127.5 - 1), "caffe" (BGR, ImageNet mean subtracted) or "torch".
@@ -40,7 +41,7 @@ class ModelEntry:
 
     name: str
     family: str
-    builder: Callable[["BuildSpec"], "BuiltModel"]
+    builder: Callable[["BuildSpec"], "BuiltModel"] | None
     input_size: int = 224
     preprocess: str = "raw"
     fine_tune_layers: int = 30
@@ -48,6 +49,7 @@ class ModelEntry:
     pretrained: bool = True
     keras_class: str | None = None
     description: str = ""
+    components: tuple[str, ...] = ()  # late fusion: the trained models it combines
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -145,7 +147,24 @@ def resolve_model_names(patterns: list[str]) -> list[str]:
     return resolved
 
 
+def list_image_models() -> list[str]:
+    """Registered image-only models (the ones fusion models can be built on)."""
+    _load_builtin_models()
+    return sorted((n for n, e in _REGISTRY.items() if e.modality == "image"), key=_natural_key)
+
+
+_LOADED = False
+
+
 def _load_builtin_models() -> None:
-    """Imports the modules whose decorators fill the registry (once; imports are cached)."""
+    """Imports the modules whose decorators fill the registry, then derives the fusion entries (once)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
     import models.applications  # noqa: F401
     import models.simple_cnn  # noqa: F401
+    import models.text  # noqa: F401
+    from models.fusion import register_fusion_models
+
+    register_fusion_models()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from models.head import HeadConfig
 from models.simple_cnn_config import SimpleCNNConfig
+from models.text_config import TextConfig
 
 if TYPE_CHECKING:
     import keras
@@ -23,6 +24,7 @@ class BuildSpec:
         weights: "imagenet", "none", or a path to a backbone weights file.
         head: the classification head on top of the backbone.
         simple_cnn: knobs of the from-scratch baseline (ignored by pretrained models).
+        text: the text branch of text-only and fusion models.
     """
 
     num_classes: int
@@ -30,6 +32,7 @@ class BuildSpec:
     weights: str = "imagenet"
     head: HeadConfig = field(default_factory=HeadConfig)
     simple_cnn: SimpleCNNConfig = field(default_factory=SimpleCNNConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
     def input_shape(self, default_size: int) -> tuple[int, int, int]:
         size = self.image_size or default_size
@@ -46,20 +49,27 @@ class BuiltModel:
             unfreezes; None for models trained from scratch (one phase).
         entry: the registry entry it was built from.
         weights: which weights the backbone started from ("imagenet", "none" or a path).
+        text_backbone: the BERT-family encoder of text and fusion models (frozen in phase 1,
+            its top `text.fine_tune_layers` transformer layers unfrozen in phase 2).
+        tokenizer: the encoder's tokenizer, which the runner hands to the data pipeline.
     """
 
     model: "keras.Model"
     backbone: "keras.Model | None"
     entry: "ModelEntry"
     weights: str
-    head_layer_names: list[str] = field(default_factory=list)
+    text_backbone: "keras.Model | None" = None
+    tokenizer: object = None
 
 
 def build_model(name: str, spec: BuildSpec) -> BuiltModel:
     """Builds a registered model by name (or alias)."""
+    from models.errors import ModelError
     from models.registry import get_entry
 
     entry = get_entry(name)
+    if entry.builder is None:
+        raise ModelError(f"{entry.name} is combined from trained {' and '.join(entry.components)} cells, not built")
     built = entry.builder(spec)
     built.entry = entry
     return built

@@ -1,0 +1,62 @@
+"""Image + text models: early fusion (`fusion_<image-model>`) and late fusion (`late_fusion_<image-model>`).
+
+Early fusion: image backbone features -> Dense + dropout, text [CLS] -> Dense + dropout, each
+L2-normalised so neither modality dominates by scale, concatenated -> softmax. Late fusion is not
+a network: it combines the trained image model's and `text_bert`'s probabilities at prediction
+time, so its entry only names its components and the runner does the combining.
+"""
+from __future__ import annotations
+
+import keras
+
+from models.registry import ModelEntry, add_entry, get_entry, list_image_models
+from models.spec import BuildSpec, BuiltModel, build_model
+from models.text import encode_text, load_text_encoder, text_inputs
+
+
+def l2_normalize(x, name: str):
+    return keras.layers.UnitNormalization(axis=-1, name=name)(x)
+
+
+def _fusion_builder(image_name: str):
+    def build(spec: BuildSpec) -> BuiltModel:
+        image_part = build_model(image_name, spec)
+        if image_part.backbone is None:
+            raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")
+        text_backbone, tokenizer = load_text_encoder(spec.text.encoder)
+        image_input = keras.Input(shape=image_part.backbone.input_shape[1:], name="image")
+        image_features = keras.layers.GlobalAveragePooling2D(name="fusion_image_pool")(
+            image_part.backbone(image_input, training=False))
+        inputs = {"image": image_input, **text_inputs()}
+        text_features = encode_text(text_backbone, inputs, spec.text.pooling)
+        branches = []
+        for modality, features in (("image", image_features), ("text", text_features)):
+            x = keras.layers.Dense(spec.text.branch_units, activation="relu", name=f"head_{modality}_dense")(features)
+            x = keras.layers.Dropout(spec.text.branch_dropout, name=f"head_{modality}_dropout")(x)
+            branches.append(l2_normalize(x, name=f"head_{modality}_l2"))
+        joined = keras.layers.Concatenate(name="head_concat")(branches)
+        outputs = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32", name="head_softmax")(joined)
+        model = keras.Model(inputs, outputs, name=f"fusion_{image_name}")
+        return BuiltModel(model=model, backbone=image_part.backbone, entry=None, weights=image_part.weights,
+                          text_backbone=text_backbone, tokenizer=tokenizer)
+
+    return build
+
+
+def register_fusion_models() -> None:
+    """Adds `fusion_<m>` and `late_fusion_<m>` for every pretrained image model in the registry."""
+    for image_name in list_image_models():
+        image = get_entry(image_name)
+        if not image.pretrained:
+            continue
+        add_entry(ModelEntry(
+            name=f"fusion_{image_name}", family=f"fusion_{image.family}", builder=_fusion_builder(image_name),
+            input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=image.fine_tune_layers,
+            modality="image+text", description=f"early fusion of {image_name} and a BERT-family text encoder",
+        ))
+        add_entry(ModelEntry(
+            name=f"late_fusion_{image_name}", family=f"late_fusion_{image.family}", builder=None,
+            input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=0, modality="image+text",
+            components=(image_name, "text_bert"),
+            description=f"late fusion of trained {image_name} and text_bert predictions",
+        ))
