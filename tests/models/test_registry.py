@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from models import BuildSpec, ModelEntry, ModelError, add_entry, build_model, get_entry, list_models, resolve_model_names
+from models import (
+    BuildSpec, ModelEntry, ModelError, add_entry, build_model, get_entry, list_image_models, list_models, resolve_model_names,
+)
 from models.registry import _REGISTRY
 
-IMAGE_MODELS = list_models()
+IMAGE_MODELS = list_image_models()
 
 
 def test_wildcards_and_natural_order():
@@ -108,3 +110,12 @@ def test_imagenet_download_failure_is_one_clear_line(monkeypatch, tmp_path):
 def test_missing_weights_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         build_model("mobilenet_v2", BuildSpec(num_classes=6, image_size=32, weights=str(tmp_path / "nope.h5")))
+
+
+def test_fusion_entries_exist_for_every_pretrained_image_model():
+    pretrained = [n for n in IMAGE_MODELS if get_entry(n).pretrained]
+    assert set(list_models("fusion_*")) == {f"fusion_{n}" for n in pretrained}
+    late = get_entry("late_fusion_mobilenet_v2")
+    assert late.components == ("mobilenet_v2", "text_bert") and late.builder is None
+    with pytest.raises(ModelError, match="combined from trained mobilenet_v2 and text_bert"):
+        build_model("late_fusion_mobilenet_v2", BuildSpec(num_classes=3))
