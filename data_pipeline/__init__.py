@@ -1,0 +1,23 @@
+"""Datasets for the benchmark: scanning and checking images, leak-free splits, class weights and tf.data input.
+
+Never imports `models` or `benchmark`: the runner hands in each model's preprocessing and tokenizer.
+"""
+from data_pipeline.augment import AugmentConfig, build_augmenter
+from data_pipeline.captions import caption_from_filename, caption_leak_fraction
+from data_pipeline.class_weights import balanced_class_weights, damped_class_weights, validate_alpha
+from data_pipeline.errors import DataError
+from data_pipeline.images import IMAGE_EXTENSIONS
+from data_pipeline.leaks import LeakReport
+from data_pipeline.prediction import make_prediction_batch
+from data_pipeline.sample import sample_data_dir
+from data_pipeline.scan import ScannedDataset, scan_dataset
+from data_pipeline.split_file import read_split_file, write_split_file
+from data_pipeline.splits import SplitTable, split_dataset
+from data_pipeline.tfdata import make_dataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "AugmentConfig", "DataError", "LeakReport", "ScannedDataset", "SplitTable",
+    "balanced_class_weights", "build_augmenter", "caption_from_filename", "caption_leak_fraction",
+    "damped_class_weights", "make_dataset", "make_prediction_batch", "read_split_file", "sample_data_dir",
+    "scan_dataset", "split_dataset", "validate_alpha", "write_split_file",
+]
