@@ -34,8 +34,9 @@ def _tf_can_decode(contents: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.stack(checks))
 
 
-def _pil_decode(contents: bytes) -> np.ndarray:
-    return decode_rgb(io.BytesIO(contents))
+def _pil_decode(contents: bytes | np.ndarray) -> np.ndarray:
+    """`contents` arrives from tf.numpy_function as bytes in tf.data, as a 0-d object array when eager."""
+    return decode_rgb(io.BytesIO(contents.item() if isinstance(contents, np.ndarray) else contents))
 
 
 def decode_file(path: tf.Tensor) -> tf.Tensor:
