@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_pipeline.captions import caption_from_filename, caption_leak_fraction
+from data_pipeline.captions import caption_from_filename
 from data_pipeline.errors import DataError, record_warning
 from data_pipeline.images import inspect_image
 from data_pipeline.leaks import check_split_leaks, conflict_warning, find_leaks
@@ -83,10 +83,6 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False) -> ScannedDa
         _warn(warnings, conflict_warning(report, base))
     if (table["split"] != "").all():
         check_split_leaks(table, source)
-    leak = caption_leak_fraction(table, class_names)
-    if leak > 0.5:
-        _warn(warnings, f"{leak:.0%} of the captions of {source} contain their class name: "
-                        "the text leaks the label, so text and fusion scores would overstate what a caption tells")
     return ScannedDataset(source, listing.layout, class_names, table, skipped, warnings)
 
 

@@ -66,7 +66,7 @@ def _builder_for(app: Application):
             spec.weights,
             lambda weights: constructor(include_top=False, weights=weights, input_shape=shape, **dict(app.extra_kwargs)),
         )
-        model = attach_head(backbone, spec.num_classes, spec.head, name=app.name)
+        model = attach_head(backbone, spec.num_classes, spec.head, name=app.name, pretrained=spec.weights != "none")
         return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
 
     build.__name__ = app.name

@@ -52,7 +52,8 @@ def register_fusion_models() -> None:
         add_entry(ModelEntry(
             name=f"fusion_{image_name}", family=f"fusion_{image.family}", builder=_fusion_builder(image_name),
             input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=image.fine_tune_layers,
-            modality="image+text", description=f"early fusion of {image_name} and a BERT-family text encoder",
+            modality="image+text", image_model=image_name,
+            description=f"early fusion of {image_name} and a BERT-family text encoder",
         ))
         add_entry(ModelEntry(
             name=f"late_fusion_{image_name}", family=f"late_fusion_{image.family}", builder=None,

@@ -50,6 +50,7 @@ class ModelEntry:
     keras_class: str | None = None
     description: str = ""
     components: tuple[str, ...] = ()  # late fusion: the trained models it combines
+    image_model: str | None = None  # early fusion: the image model whose backbone it uses
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -122,7 +123,7 @@ def get_entry(name: str) -> ModelEntry:
     if key in _REGISTRY:
         return _REGISTRY[key]
     close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see --list-models"
+    hint = f"; did you mean {', '.join(close)}? (--list-models lists them all)" if close else "; --list-models lists them all"
     raise ModelError(f"unknown model {name!r}{hint}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-from models.head import HEAD_PREFIX
+from models.head import HEAD_PREFIX, SCRATCH_BN_MOMENTUM
 from models.registry import register_model
 from models.spec import BuildSpec, BuiltModel
 
@@ -24,7 +24,7 @@ def simple_cnn(spec: BuildSpec) -> BuiltModel:
                 filters, cfg.filter_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{block}_conv{conv}"
             )(x)
             if cfg.batch_norm:
-                x = keras.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+                x = keras.layers.BatchNormalization(momentum=SCRATCH_BN_MOMENTUM, name=f"block{block}_bn{conv}")(x)
             x = keras.layers.Activation(cfg.conv_activation, name=f"block{block}_act{conv}")(x)
         x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{block}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name=f"{HEAD_PREFIX}pool")(x)
