@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from benchmark.errors import UsageError
+from models import DEFAULT_TEXT_ENCODER
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -47,6 +48,13 @@ class RunConfig:
     head_units: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.3
     simple_cnn: dict[str, Any] = field(default_factory=dict)  # SimpleCNNConfig overrides
+    # Text branch (text_bert, fusion_*, late_fusion_*)
+    text_encoder: str = DEFAULT_TEXT_ENCODER  # keras-hub preset name, preset folder or Hugging Face folder
+    sequence_length: int = 32
+    text_fine_tune_layers: int = 2
+    text_pooling: str = "cls"
+    fusion_units: int = 512
+    fusion_dropout: float = 0.3
     # Training recipe
     batch_size: int = 32
     initial_epochs: int = 10
@@ -62,8 +70,13 @@ class RunConfig:
     monitor: str = "val_loss"
     augment: bool = True
     augment_strength: float = 1.0
+    head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    # Devices
+    precision: str = "auto"  # float32, mixed_float16, mixed_bfloat16; auto = float32 on CPU, mixed on GPU
+    strategy: str = "auto"  # mirrored, none; auto = MirroredStrategy when several GPUs are visible
     # Outputs
     save_models: str = "best"  # best (per model), all, none
+    profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,6 +115,16 @@ class RunConfig:
             raise UsageError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UsageError(f"monitor must be 'val_loss' or 'val_accuracy', got {self.monitor!r}")
+        if self.text_pooling not in ("cls", "mean"):
+            raise UsageError(f"--text-pooling must be cls or mean, got {self.text_pooling!r}")
+        if self.sequence_length < 4 or self.text_fine_tune_layers < 0:
+            raise UsageError("--sequence-length must be >= 4 and --text-fine-tune-layers >= 0")
+        choices = {"head_features": ("auto", "cached", "online"),
+                   "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                   "strategy": ("auto", "mirrored", "none")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
         if self.save_models not in ("best", "all", "none"):
             raise UsageError(f"--save-models must be best, all or none, got {self.save_models!r}")
 
@@ -167,9 +190,13 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     return RunConfig(**data)
 
 
+# Keys that change what a run writes around its results, not the results: a resume may change them.
+OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models"})
+
+
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Keys whose values differ between a run folder's saved config and the requested one."""
-    keys = set(saved) | set(current)
+    """Keys that change results and differ between a run folder's saved config and the requested one."""
+    keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
     return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))
 
 

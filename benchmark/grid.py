@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config import RunConfig
+from models import get_entry
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,25 @@ class Cell:
         return f"{self.model}__alpha{self.alpha:g}__seed{self.seed}"
 
 
+def expand_components(models: list[str]) -> list[str]:
+    """Puts each late-fusion model's trained components before it, unless the grid has them already."""
+    ordered: list[str] = []
+    for model in models:
+        for component in get_entry(model).components:
+            if component not in ordered:
+                ordered.append(component)
+        if model not in ordered:
+            ordered.append(model)
+    return ordered
+
+
 def build_grid(config: RunConfig) -> list[Cell]:
-    """Cells in model-major order, so one model's alpha sweep runs back to back."""
+    """Cells in model-major order, so one model's alpha sweep runs back to back.
+
+    A late-fusion model combines trained cells, so its components join the grid ahead of it.
+    """
     cells = []
-    for model in config.models:
+    for model in expand_components(config.models):
         for alpha in config.alphas:
             for seed in config.seeds:
                 cells.append(Cell(len(cells), model, float(alpha), int(seed)))

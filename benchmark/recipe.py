@@ -1,19 +1,22 @@
 """The two-phase transfer-learning recipe, top to bottom.
 
-Phase 1 trains a new head on a frozen backbone; phase 2 unfreezes the top layers of the backbone
-(BatchNormalization layers stay frozen, and the backbone stays in inference mode because the head
-calls it with `training=False`) and fine-tunes at a low learning rate. Both phases use AdamW and
-early stopping with the best weights restored. A model without a pretrained backbone has nothing
-to freeze, so it trains in one phase with the budget of both.
+Phase 1 trains a new head on frozen pretrained parts (image backbone, text encoder, or both for
+fusion); phase 2 unfreezes the top layers of each (BatchNormalization layers stay frozen, and the
+backbone stays in inference mode because the head calls it with `training=False`) and fine-tunes
+at a low learning rate. Both phases use AdamW and early stopping with the best weights restored.
+A model without pretrained weights (simple_cnn, or a registry backbone under `--weights none`) has
+nothing to freeze, so it trains whole, in one phase with the budget of both.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import keras
 
-from models import BuiltModel
+from benchmark.backup import PhaseCheckpoint
+from models import BuiltModel, transformer_layers
 
 
 @dataclass
@@ -25,12 +28,14 @@ class RecipeSettings:
     initial_lr: float = 1e-3
     fine_tune_lr: float = 1e-5
     fine_tune_layers: int | str = 30  # "all" unfreezes everything; 0 skips phase 2
+    text_fine_tune_layers: int = 2  # top transformer layers of a text encoder unfrozen in phase 2
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     patience: int = 3
     monitor: str = "val_loss"
+    jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
 
 
 @dataclass
@@ -45,6 +50,16 @@ class PhaseResult:
     best_epoch: int
     history: dict[str, list[float]] = field(default_factory=dict)
     unfrozen_layers: int = 0
+    resumed_from_epoch: int = 0  # > 0 when a backup let a re-run continue this phase
+
+
+@dataclass
+class CachedHeadPhase:
+    """Phase 1 on cached backbone features: a head-only model sharing the full model's head layers."""
+
+    model: keras.Model
+    train: object
+    val: object
 
 
 @dataclass
@@ -91,6 +106,16 @@ def unfreeze_top(backbone: keras.Model, layers: int | str) -> int:
     return sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
 
 
+def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> int:
+    """Unfreezes the top `layers` transformer blocks of a text encoder; embeddings stay frozen."""
+    text_backbone.trainable = True
+    blocks = transformer_layers(text_backbone)
+    chosen = set(id(layer) for layer in blocks[len(blocks) - layers:]) if layers > 0 else set()
+    for layer in text_backbone.layers:
+        layer.trainable = id(layer) in chosen
+    return len(chosen)
+
+
 def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int):
     """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget."""
     if schedule == "cosine" and epochs > 0:
@@ -107,12 +132,13 @@ def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, s
     return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
 
 
-def compile_model(model: keras.Model, optimizer, label_smoothing: float) -> None:
+def compile_model(model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False) -> None:
     """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain accuracy."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 
@@ -120,53 +146,83 @@ def _count(weights) -> int:
     return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in weights))
 
 
-def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: RecipeSettings, callbacks, verbose) -> PhaseResult:
-    """Compiles and fits one phase with early stopping (best weights restored)."""
-    compile_model(model, optimizer, settings.label_smoothing)
+def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: RecipeSettings, callbacks, verbose,
+              checkpoint: PhaseCheckpoint | None = None) -> PhaseResult:
+    """Compiles and fits one phase with early stopping (best weights restored).
+
+    With a `checkpoint`, a phase that already finished is skipped (its weights reloaded) and an
+    interrupted one continues from its last finished epoch.
+    """
+    compile_model(model, optimizer, settings.label_smoothing, settings.jit_compile)
+    if checkpoint is not None and (done := checkpoint.finished(name, model)) is not None:
+        return PhaseResult(**done)
     stopper = keras.callbacks.EarlyStopping(
         monitor=settings.monitor, patience=settings.patience, restore_best_weights=True,
         mode="min" if settings.monitor == "val_loss" else "max",
     )
+    backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
     start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=[stopper, *callbacks], verbose=verbose)
-    seconds = time.perf_counter() - start
-    ran = len(history.history.get("loss", []))
-    return PhaseResult(
+    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
+                       callbacks=[stopper, *([backup] if backup else []), *callbacks])
+    history = backup.history if backup is not None else fitted.history
+    ran = len(history.get("loss", []))
+    result = PhaseResult(
         name=name,
         epochs=ran,
-        seconds=seconds,
+        seconds=time.perf_counter() - start,
         trainable_params=_count(model.trainable_weights),
         total_params=_count(model.weights),
         best_epoch=(stopper.best_epoch + 1) if ran else 0,
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        history={k: [float(v) for v in vals] for k, vals in history.items()},
+        resumed_from_epoch=backup.resumed_from_epoch if backup is not None else 0,
     )
+    if checkpoint is not None:
+        checkpoint.mark_finished(name, model, dataclasses.asdict(result))
+    return result
 
 
 def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
-                    callbacks=(), verbose: int | str = "auto") -> TrainingResult:
-    """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase."""
-    model, backbone = built.model, built.backbone
+                    callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
+                    checkpoint: PhaseCheckpoint | None = None) -> TrainingResult:
+    """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
 
-    if backbone is None:
-        # From scratch: nothing to freeze, so one phase with the budget of both.
+    With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
+    are shared, so phase 2 starts from exactly those weights. With `checkpoint`, every epoch is
+    backed up and a re-run resumes (see `benchmark.backup`).
+    """
+    model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
+
+    if built.from_scratch:
+        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with the budget of both.
+        if backbone is not None:
+            backbone.trainable = True
         epochs = settings.initial_epochs + settings.fine_tune_epochs
         optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
                                    steps_per_epoch, settings.warmup_epochs)
-        only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose)
-        return TrainingResult([only], phase2_note="single phase: no pretrained backbone to freeze")
+        only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
+        return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
 
-    freeze(backbone)
+    for pretrained in (backbone, text_backbone):
+        if pretrained is not None:
+            freeze(pretrained)
     optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule,
                                settings.initial_epochs, steps_per_epoch, settings.warmup_epochs)
-    head = run_phase("head", model, train_ds, val_ds, settings.initial_epochs, optimizer, settings, callbacks, verbose)
+    if cached_head is not None:
+        head = run_phase("head", cached_head.model, cached_head.train, cached_head.val, settings.initial_epochs, optimizer,
+                         settings, callbacks, verbose, checkpoint)
+    else:
+        head = run_phase("head", model, train_ds, val_ds, settings.initial_epochs, optimizer, settings, callbacks, verbose, checkpoint)
 
     if settings.fine_tune_layers in (0, "0") or settings.fine_tune_epochs == 0:
         return TrainingResult([head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)")
 
-    unfrozen = unfreeze_top(backbone, settings.fine_tune_layers)
+    unfrozen = unfreeze_top(backbone, settings.fine_tune_layers) if backbone is not None else 0
+    if text_backbone is not None:
+        unfrozen += unfreeze_top_transformer_layers(text_backbone, settings.text_fine_tune_layers)
     # `trainable` changed, so the model must be compiled again for it to take effect.
     optimizer = make_optimizer(settings.fine_tune_lr, settings.weight_decay, settings.lr_schedule,
                                settings.fine_tune_epochs, steps_per_epoch, 0)
-    tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer, settings, callbacks, verbose)
+    tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer, settings, callbacks, verbose, checkpoint)
     tune.unfrozen_layers = unfrozen
     return TrainingResult([head, tune])

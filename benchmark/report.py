@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from benchmark import plots
-from benchmark.records import load_predictions, load_records, write_text_atomic
-from benchmark.results import best_per_model, build_tables
-from benchmark.results import to_markdown as _to_markdown
+from benchmark.records import load_predictions, load_records, validation_rank_key, write_text_atomic
+from benchmark.results import best_per_model, build_tables, to_markdown
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TOP = 20
@@ -47,7 +45,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     report.add(_reading_paragraph(run_dir))
     report.leaderboard(board, tables.get("best_per_model"), records)
     report.sweeps(board)
-    report.cost(board, tables.get("best_per_model"))
+    report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
     report.cells(board, tables.get("best_per_model"), ok)
     report.dataset(ok)
     report.environment(ok)
@@ -77,19 +75,7 @@ def best_cell(records: list[dict], model: str, alpha: float) -> dict | None:
              and r.get("status") == "ok" and r.get("metrics")]
     if not group:
         return None
-    return max(group, key=lambda r: (r["metrics"].get("val", {}).get("accuracy", -1.0),
-                                     r["metrics"].get("val", {}).get("macro_f1", -1.0)))
-
-
-def to_markdown(frame: pd.DataFrame) -> str:
-    """The results module's markdown, with alpha written as given (0.5, not 0.5000)."""
-    if "alpha" not in frame.columns:
-        return _to_markdown(frame)
-    shown = frame.astype(object).where(frame.notna(), "")
-    shown["alpha"] = [f"{a:g}" for a in frame["alpha"]]
-    column = list(frame.columns).index("alpha")
-    return tabulate(shown.values.tolist(), headers=list(frame.columns), tablefmt="github", floatfmt=".4f",
-                    disable_numparse=[column]) + "\n"
+    return max(group, key=validation_rank_key)
 
 
 def _escape(text) -> str:
@@ -154,8 +140,14 @@ class _Report:
         self.add(self.figure(plots.worst_class_sweep, "worst_class_f1", board,
                              title="Test F1 of the worst class against alpha, per model", alt="worst class F1"))
 
-    def cost(self, board: pd.DataFrame, best: pd.DataFrame | None) -> None:
+    def cost(self, board: pd.DataFrame, best: pd.DataFrame | None, deployment: pd.DataFrame | None = None) -> None:
         self.add("## Accuracy against inference cost\n")
+        if deployment is not None and not deployment.empty:
+            self.add("Each model's best cell, exported and measured on this machine (`deployment.csv` has every column). "
+                     "`test_accuracy` is the exported model's own score, so a quantisation loss shows here:\n")
+            shown = ["model", "alpha", "format", "precision", "status", "size_mb", "infer_ms_b1", "infer_img_s_b32",
+                     "test_accuracy", "agreement_with_keras", "device"]
+            self.add(to_markdown(deployment[shown]))
         best = best_per_model(board) if best is None else best
         present = [c for c in COST_COLUMNS if c in best.columns and pd.to_numeric(best[c], errors="coerce").notna().any()]
         if not present:

@@ -46,7 +46,7 @@ def tiny_built(seed=0) -> BuiltModel:
     keras.utils.set_random_seed(seed)
     backbone = tiny_backbone()
     model = attach_head(backbone, 3, HeadConfig(units=(8,), dropout=0.0), name="tiny")
-    return BuiltModel(model=model, backbone=backbone, entry=None, weights="none")
+    return BuiltModel(model=model, backbone=backbone, entry=None, weights="stand-in for pretrained weights")
 
 
 def snapshot(layer):
@@ -132,7 +132,26 @@ def test_scratch_model_trains_in_one_phase_with_both_budgets(data):
     result = train_two_phase(built, train, val, RecipeSettings(initial_epochs=1, fine_tune_epochs=1, patience=5),
                              steps_per_epoch=5, verbose=0)
     assert [p.name for p in result.phases] == ["single"] and result.phases[0].epochs == 2
-    assert "no pretrained backbone" in result.phase2_note
+    assert "no pretrained weights" in result.phase2_note
+
+
+def test_random_init_registry_backbone_trains_whole_with_live_batchnorm(data):
+    """Under `--weights none` there is nothing pretrained to protect: every layer trains, BN statistics included."""
+    train, val = data
+    keras.utils.set_random_seed(0)
+    built = build_model("mobilenet_v3_small", BuildSpec(num_classes=3, image_size=32, weights="none"))
+    assert built.from_scratch
+    images = train.map(lambda x, y: (tf.image.resize(x, (32, 32)), y))
+    val_images = val.map(lambda x, y: (tf.image.resize(x, (32, 32)), y))
+    norms = [layer for layer in built.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    first_conv = next(layer for layer in built.backbone.layers if isinstance(layer, keras.layers.Conv2D))
+    before_stats, before_conv = snapshot(norms[0]), snapshot(first_conv)
+    result = train_two_phase(built, images, val_images, RecipeSettings(initial_epochs=1, fine_tune_epochs=0, patience=5),
+                             steps_per_epoch=5, verbose=0)
+    assert [p.name for p in result.phases] == ["single"]
+    assert changed(before_conv, snapshot(first_conv)), "the bottom conv of a random backbone must train"
+    assert changed(before_stats, snapshot(norms[0])), "BN moving statistics must follow the data when nothing is pretrained"
+    assert norms[0].momentum == pytest.approx(0.9)
 
 
 def get_simple_cnn_tiny():

@@ -1,0 +1,112 @@
+"""What each command-line subcommand does, so `run_benchmark.py` only parses flags."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from benchmark.config import resolve_config
+from benchmark.cost import print_notes, profile_run
+from benchmark.errors import UsageError
+from benchmark.fetch_weights import check_weights_available
+from benchmark.records import finished_cell_ids
+from benchmark.report import write_report
+from benchmark.results import build_tables, to_markdown
+from benchmark.runner import prepare_run, run_grid
+from models import get_entry, list_models
+
+
+def list_models_command() -> int:
+    """Prints the registry: name, family, parameters, default input size, preprocessing."""
+    from models import BuildSpec, build_model
+
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        built = build_model(name, BuildSpec(num_classes=6, weights="none"))
+        rows.append([name, entry.family, f"{built.model.count_params() / 1e6:.2f}", entry.input_size, entry.preprocess,
+                     entry.fine_tune_layers, "yes" if entry.pretrained else "no", entry.modality])
+    print(tabulate(rows, headers=["model", "family", "params_m", "input", "preprocess", "fine_tune_layers",
+                                  "pretrained", "modality"], tablefmt="github"))
+    return 0
+
+
+def default_output() -> Path:
+    return Path("results") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_command(*, preset, config_file, overrides, output, force, cell, dry_run, quiet) -> int:
+    """Runs (or, with `dry_run`, describes) the grid; exit 1 if any cell failed."""
+    config = resolve_config(preset, config_file, overrides)
+    run_dir = Path(output) if output else default_output()
+    context = prepare_run(config, run_dir, force=force, write=not dry_run)
+    models = sorted({cell.model for cell in context.cells}, key=[c.model for c in context.cells].index)
+    check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
+    if dry_run:
+        print_dry_run(context)
+        return 0
+    if cell is not None and not 0 <= cell < len(context.cells):
+        raise UsageError(f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}")
+    print(f"run folder: {run_dir} ({len(context.cells)} cells)")
+    failed = run_grid(context, only_index=cell, quiet=quiet)
+    if context.config.profile and cell is None:  # a single --cell (a Slurm task) leaves profiling to the merge job
+        print_notes(profile_run(run_dir, quiet=quiet))
+    tables = build_tables(run_dir)
+    report = write_report(run_dir, tables)
+    print("\nleaderboard (ranked by validation accuracy; test shown, never used to rank):")
+    print(to_markdown(tables["leaderboard"][["rank", "model", "alpha", "val_accuracy", "val_macro_f1", "test_accuracy",
+                                             "test_accuracy_ci", "test_macro_f1", "tied_with_best", "status"]]))
+    print(f"tables and {report.name} written to {run_dir}")
+    if failed:
+        print(f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}")
+    return 1 if failed else 0
+
+
+def print_dry_run(context) -> None:
+    split = context.split
+    counts = split.counts()
+    print(f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
+          f"x {len(context.config.seeds)} seeds")
+    done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()
+    print(tabulate([[c.index, c.model, f"{c.alpha:g}", c.seed, "finished" if c.cell_id in done else ""] for c in context.cells],
+                   headers=["cell", "model", "alpha", "seed", "status"], tablefmt="github"))
+    print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
+    parts = [p for p in ("train", "val", "test") if p in counts]
+    rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in split.class_names]
+    rows.append(["total", *[sum(counts[p].values()) for p in parts]])
+    print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
+    print(f"\nleak check: {split.leaks.summary()}")
+
+
+def report_command(run_dir: str) -> int:
+    """Rebuilds the tables of a run folder from its cell records."""
+    path = Path(run_dir)
+    if not (path / "cells").is_dir():
+        raise UsageError(f"{run_dir!r} is not a run folder (no cells/ inside); pass the --output of a run")
+    config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
+    if config.get("profile", True):
+        print_notes(profile_run(path))
+    tables = build_tables(path)
+    report = write_report(path, tables)
+    print(to_markdown(tables["leaderboard"]))
+    print(f"tables and {report.name} written to {path}")
+    return 0
+
+
+def predict_command(target: str, paths: list[str], *, top_k: int, csv: str | None, caption: str | None) -> int:
+    """Prints file, top-k labels and probabilities; unreadable files are reported and skipped."""
+    from benchmark.predict import load_saved_model, predict_files
+
+    saved = load_saved_model(target)
+    print(f"model: {saved.path} ({saved.meta.get('cell_id', '')}; classes {', '.join(saved.meta['class_names'])})")
+    table, problems = predict_files(saved, paths, top_k=top_k, caption=caption)
+    if not table.empty:
+        print(tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"))
+    for problem in problems:
+        print(f"skipped unreadable file {problem}")
+    if csv:
+        table.to_csv(csv, index=False)
+        print(f"predictions written to {csv}")
+    return 0 if not table.empty else 1

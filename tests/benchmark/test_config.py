@@ -1,0 +1,49 @@
+"""Configuration: precedence, unknown keys, validation naming the flag, change detection."""
+import json
+
+import pytest
+
+from benchmark.config import RunConfig, differing_keys, list_presets, read_config_file, resolve_config
+from benchmark.errors import UsageError
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("batch_size: 8\nalphas: [0.0, 0.5]\n")
+    config = resolve_config("smoke", str(config_file), {"alphas": [1.0], "batch_size": None})
+    assert config.weights == "none"  # from the preset
+    assert config.batch_size == 8  # file over preset
+    assert config.alphas == [1.0]  # flag over file
+    assert RunConfig().fine_tune_lr == 1e-5
+
+
+def test_unknown_keys_are_named(tmp_path):
+    config_file = tmp_path / "c.json"
+    config_file.write_text(json.dumps({"batch_size": 8, "learning_rat": 1, "zzz": 2}))
+    with pytest.raises(UsageError, match="unknown keys: learning_rat, zzz"):
+        read_config_file(config_file)
+
+
+def test_bad_values_name_the_flag():
+    with pytest.raises(UsageError, match="--alphas value -1"):
+        RunConfig(alphas=[-1.0])
+    with pytest.raises(UsageError, match="--alphas value nan"):
+        RunConfig(alphas=[float("nan")])
+    with pytest.raises(UsageError, match="--split"):
+        RunConfig(split=[0.5, 0.5, 0.5])
+    with pytest.raises(UsageError, match="--fine-tune-layers"):
+        RunConfig(fine_tune_layers="some")
+    with pytest.raises(UsageError, match="unknown --preset 'fast'"):
+        resolve_config("fast")
+
+
+def test_presets_ship_and_load():
+    assert {"smoke", "full"} <= set(list_presets())
+    for name in list_presets():
+        resolve_config(name)
+
+
+def test_differing_keys_ignores_yaml_number_and_list_spelling():
+    saved = RunConfig(alphas=[0, 1]).to_dict()
+    assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0]).to_dict()) == []
+    assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0], batch_size=8).to_dict()) == ["batch_size"]
