@@ -10,6 +10,7 @@ With augmentation on, phase 1 must see augmented images and runs online instead.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import keras
@@ -57,7 +58,7 @@ def cached_features(built: BuiltModel, dataset, cache_file: Path) -> np.ndarray:
         return np.load(cache_file)
     features = feature_extractor(built).predict(dataset.map(lambda *element: element[0]), verbose=0)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache_file.with_name(f".{cache_file.name}.tmp.npy")
+    temporary = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npy")  # parallel tasks never share it
     np.save(temporary, features)
     temporary.replace(cache_file)
     return features

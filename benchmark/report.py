@@ -44,7 +44,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
                "used to pick a winner.\n")
     report.add(_reading_paragraph(run_dir))
     report.leaderboard(board, tables.get("best_per_model"), records)
-    report.sweeps(board)
+    report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
     report.cells(board, tables.get("best_per_model"), ok)
     report.dataset(ok)
@@ -127,7 +127,7 @@ class _Report:
             self.add("### Best model per family\n")
             self.add(to_markdown(frame.reset_index(drop=True)))
 
-    def sweeps(self, board: pd.DataFrame) -> None:
+    def sweeps(self, board: pd.DataFrame, effect: pd.DataFrame | None = None) -> None:
         ok = board[board["status"] != "failed"]
         if ok.empty:
             return
@@ -139,6 +139,11 @@ class _Report:
         self.add("Damping exists to help the rare class, so the weakest class's F1 is the figure to watch:\n")
         self.add(self.figure(plots.worst_class_sweep, "worst_class_f1", board,
                              title="Test F1 of the worst class against alpha, per model", alt="worst class F1"))
+        if effect is not None and not effect.empty:
+            self.add("Did damping help? Each model's best alpha (by validation) against alpha 0 on the same test "
+                     "images: `p_mcnemar` is the exact paired test, and the worst-class columns follow the class alpha 0 "
+                     "served worst (`alpha_effect.csv`):\n")
+            self.add(to_markdown(effect))
 
     def cost(self, board: pd.DataFrame, best: pd.DataFrame | None, deployment: pd.DataFrame | None = None) -> None:
         self.add("## Accuracy against inference cost\n")

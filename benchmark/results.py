@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 from tabulate import tabulate
 
 from benchmark import stats
@@ -145,13 +146,66 @@ def alpha_sweep(board: pd.DataFrame) -> pd.DataFrame:
     return sweep.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
+ALPHA_EFFECT_COLUMNS = [
+    "model", "best_alpha", "test_accuracy_alpha0", "test_accuracy_best", "delta_test_accuracy", "p_mcnemar",
+    "significant", "worst_class_alpha0", "worst_class_f1_alpha0", "worst_class_f1_best", "delta_worst_class_f1", "note",
+]
+
+
+def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """Per model, did damping help? Its best alpha (by validation) against alpha 0 on the same test images.
+
+    `p_mcnemar` is the exact paired test of the two rows' per-image correctness; `worst_class_*`
+    follow the class that alpha 0 served worst, because damping exists to lift the rare class.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            groups.setdefault((record["model"], float(record["alpha"])), []).append(record)
+    rows = []
+    for model, best_alpha in zip(best_per_model(board)["model"], best_per_model(board)["alpha"]):
+        row = {"model": model, "best_alpha": float(best_alpha)}
+        baseline, best = (model, 0.0), (model, float(best_alpha))
+        if baseline not in groups:
+            rows.append({**row, "note": "alpha 0 is not in the grid"})
+            continue
+        class_names = groups[baseline][0]["class_names"]
+        f1, accuracy = {}, {}
+        for key in {baseline, best}:
+            pooled = _split_predictions(run_dir, groups[key], "test")
+            if pooled is not None and len(pooled[0]):
+                f1[key] = f1_score(pooled[0], pooled[1], labels=range(len(class_names)), average=None, zero_division=0)
+                accuracy[key] = float(np.mean(pooled[0] == pooled[1]))
+        if baseline not in f1 or best not in f1:
+            rows.append({**row, "note": "no saved test predictions"})
+            continue
+        row.update(test_accuracy_alpha0=accuracy[baseline], test_accuracy_best=accuracy[best])
+        worst = int(np.argmin(f1[baseline]))
+        row.update(delta_test_accuracy=row["test_accuracy_best"] - row["test_accuracy_alpha0"],
+                   worst_class_alpha0=class_names[worst], worst_class_f1_alpha0=float(f1[baseline][worst]),
+                   worst_class_f1_best=float(f1[best][worst]),
+                   delta_worst_class_f1=float(f1[best][worst] - f1[baseline][worst]))
+        if best == baseline:
+            rows.append({**row, "note": "alpha 0 is already the best by validation"})
+            continue
+        correct_baseline, correct_best = _correct_vectors(run_dir, groups, [baseline, best])
+        if correct_baseline is None or correct_best is None:
+            rows.append({**row, "note": "seed counts differ: no paired test"})
+            continue
+        row["p_mcnemar"] = stats.mcnemar_exact(correct_baseline, correct_best)
+        row["significant"] = bool(row["p_mcnemar"] < 0.05)
+        rows.append({**row, "note": ""})
+    return pd.DataFrame(rows, columns=ALPHA_EFFECT_COLUMNS)
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     """GitHub markdown, four decimals, blanks for missing values, alpha written as given (0.5, not 0.5000)."""
     shown = frame.astype(object).where(frame.notna(), "")
     keep_as_text = []
-    if "alpha" in frame.columns and not frame.empty:  # tabulate rejects column options on an empty table
-        shown["alpha"] = [f"{a:g}" if pd.notna(a) else "" for a in frame["alpha"]]
-        keep_as_text = [list(frame.columns).index("alpha")]
+    for index, column in enumerate(frame.columns):
+        if column.endswith("alpha") and not frame.empty:  # tabulate rejects column options on an empty table
+            shown[column] = [f"{a:g}" if pd.notna(a) else "" for a in frame[column]]
+            keep_as_text.append(index)
     return tabulate(shown.values.tolist(), headers=list(frame.columns), tablefmt="github", floatfmt=".4f",
                     disable_numparse=keep_as_text) + "\n"
 
@@ -174,8 +228,10 @@ def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
 
 def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     """All tables of a run folder, rebuilt from its records (what `report RUN_DIR` does)."""
-    board = with_cost_columns(leaderboard(run_dir), cost_columns(run_dir))
-    tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board)}
+    records = load_records(run_dir)
+    board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
+    tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board),
+              "alpha_effect": alpha_effect(run_dir, board, records)}
     deployment = deployment_frame(run_dir)
     if not deployment.empty:
         tables["deployment"] = deployment

@@ -1,0 +1,130 @@
+"""Pieces of the runner proven on tiny data: each family's preprocessing through the real pipeline,
+cached head features, late-fusion rules and precision choices."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from benchmark.devices import resolve_precision
+from benchmark.head_features import cached_features, feature_dataset, head_model, supports_cached_features
+from benchmark.late_fusion import choose_image_weight, confidence_selection, weighted_average
+from benchmark.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
+from benchmark.runner import CellInputs
+from data_pipeline import scan_dataset, split_dataset
+from models import BuiltModel, HeadConfig, attach_head, get_entry, preprocess_function
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """Three colour classes, 12 images each, split 50/25/25."""
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("blue", "green", "red")):
+        (root / name).mkdir()
+        for i in range(12):
+            pixels = rng.integers(0, 80, (SIZE, SIZE, 3)) + np.array([170 if c == 2 - k else 20 for c in range(3)])
+            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(root / name / f"{i}.png")
+    return split_dataset(scan_dataset(root), ratios=(0.5, 0.25, 0.25), seed=0)
+
+
+def first_batch(split, model_name: str) -> np.ndarray:
+    entry = get_entry(model_name)
+    inputs = CellInputs(image_size=SIZE, preprocess=preprocess_function(entry.preprocess), modality="image")
+    return np.asarray(next(iter(inputs.dataset(split, "train", 64)))[0])
+
+
+def test_each_family_gets_its_own_preprocessing_through_the_pipeline(split):
+    raw = first_batch(split, "simple_cnn")
+    assert raw.min() >= 0 and raw.max() > 200  # 0..255 pixels: the model rescales them itself
+    for name in ("mobilenet_v3_small", "efficientnet_b0"):
+        np.testing.assert_allclose(first_batch(split, name), raw)  # raw contract: rescaled inside the model
+    for name in ("mobilenet", "mobilenet_v2", "resnet152v2"):
+        np.testing.assert_allclose(first_batch(split, name), raw / 127.5 - 1, atol=1e-5)  # "tf" contract, applied once
+    caffe = first_batch(split, "resnet50")  # RGB -> BGR, ImageNet means subtracted, no scaling
+    np.testing.assert_allclose(caffe[..., 0], raw[..., 2] - 103.939, atol=1e-3)
+
+
+def stand_in_pretrained(seed: int = 0) -> BuiltModel:
+    """A tiny conv backbone in the Keras-applications layout, treated as pretrained (frozen, inference mode)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    backbone = keras.Model(inputs, x, name="stand_in")
+    model = attach_head(backbone, 3, HeadConfig(units=(8,), dropout=0.0), name="stand_in_classifier")
+    return BuiltModel(model=model, backbone=backbone, entry=None, weights="stand-in pretrained weights")
+
+
+def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_path):
+    built = stand_in_pretrained()
+    assert supports_cached_features(built)
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image")
+    cache = tmp_path / "features.npy"
+    features = cached_features(built, inputs.dataset(split, "train", 4), cache)
+    images = np.concatenate([np.asarray(x) for x, _ in inputs.dataset(split, "train", 64)])
+    expected = np.asarray(built.backbone(images, training=False)).mean(axis=(1, 2))
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+    cache.write_bytes(b"")  # a second call must read the file, not recompute: an empty file cannot be loaded
+    with pytest.raises(Exception):
+        cached_features(built, inputs.dataset(split, "train", 4), cache)
+
+
+def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
+    """Same seed, no augmentation: phase 1 on stored features ends where phase 1 on images does."""
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image")
+    labels = {part: split.label_indices(part) for part in ("train", "val")}
+    settings = RecipeSettings(initial_epochs=6, fine_tune_epochs=0, initial_lr=1e-2, patience=10)
+    scores = {}
+    for mode in ("online", "cached"):
+        built = stand_in_pretrained(seed=3)
+        train = inputs.dataset(split, "train", 6, shuffle_seed=0)
+        val = inputs.dataset(split, "val", 6)
+        cached = None
+        if mode == "cached":
+            parts = {p: cached_features(built, inputs.dataset(split, p, 6), tmp_path / f"{p}.npy") for p in labels}
+            cached = CachedHeadPhase(model=head_model(built),
+                                     train=feature_dataset(parts["train"], labels["train"], 3, 6, shuffle_seed=0),
+                                     val=feature_dataset(parts["val"], labels["val"], 3, 6))
+        train_two_phase(built, train, val, settings, steps_per_epoch=3, verbose=0, cached_head=cached)
+        probabilities = built.model.predict(val, verbose=0)  # the full model, head weights from either path
+        scores[mode] = np.mean(probabilities.argmax(1) == labels["val"])
+    assert abs(scores["online"] - scores["cached"]) <= 0.2, scores
+
+
+def test_confidence_selection_takes_the_surer_model_and_ties_go_to_the_image():
+    image = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
+    text = np.array([[0.2, 0.8], [0.1, 0.9], [0.5, 0.5]])
+    chosen = confidence_selection(image, text)
+    np.testing.assert_array_equal(chosen, [image[0], text[1], image[2]])
+
+
+def test_weighted_average_weight_is_chosen_on_validation():
+    y = np.array([0, 0, 1, 1])
+    image = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.7, 0.3]])  # right on class 0 only
+    text = np.array([[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.2, 0.8]])  # right on class 1 only
+    weight = choose_image_weight(image, text, y)
+    assert np.mean(weighted_average(image, text, weight).argmax(1) == y) == 1.0
+    np.testing.assert_allclose(weighted_average(image, text, 1.0), image)
+    assert choose_image_weight(image, image, y) == 0.5  # every weight ties: the balanced one
+
+
+def test_precision_auto_is_float32_on_cpu_and_explicit_choices_pass_through():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    assert resolve_precision("auto") == "float32"
+    assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_mixed_precision_keeps_the_softmax_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        built = stand_in_pretrained()
+        assert built.model.layers[-1].compute_dtype == "float32"
+        assert built.model(np.zeros((1, SIZE, SIZE, 3), "float32")).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
