@@ -14,7 +14,7 @@ from benchmark.fetch_weights import check_weights_available
 from benchmark.records import finished_cell_ids
 from benchmark.report import write_report
 from benchmark.results import build_tables, to_markdown
-from benchmark.runner import prepare_run, run_grid
+from benchmark.runner import finish_late_fusion, prepare_run, run_grid
 from models import get_entry, list_models
 
 
@@ -50,7 +50,7 @@ def run_command(*, preset, config_file, overrides, output, force, cell, dry_run,
     if cell is not None and not 0 <= cell < len(context.cells):
         raise UsageError(f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}")
     print(f"run folder: {run_dir} ({len(context.cells)} cells)")
-    failed = run_grid(context, only_index=cell, quiet=quiet)
+    failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet)
     if context.config.profile and cell is None:  # a single --cell (a Slurm task) leaves profiling to the merge job
         print_notes(profile_run(run_dir, quiet=quiet))
     tables = build_tables(run_dir)
@@ -90,6 +90,7 @@ def report_command(run_dir: str) -> int:
     path = Path(run_dir)
     if not (path / "cells").is_dir():
         raise UsageError(f"{run_dir!r} is not a run folder (no cells/ inside); pass the --output of a run")
+    finish_late_fusion(path)
     config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
     if config.get("profile", True):
         print_notes(profile_run(path))

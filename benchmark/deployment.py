@@ -42,7 +42,7 @@ THROUGHPUT_BATCH = 32
 # is flagged "mismatch". float32 runtimes differ only in summation order (~1e-6 measured); float16
 # weights round to ~3 significant digits. Quantised variants are expected to differ: no tolerance.
 FLOAT_TOLERANCE = {"float32": 1e-3, "float16": 2e-2}
-INSTALL_HINT = "pip install -r requirements-deploy.txt"
+INSTALL_HINT = "pip install -r requirements.txt"
 
 
 @dataclass

@@ -70,8 +70,9 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[dict]) -> di
         row.update(worst_class=ok[0]["class_names"][worst], worst_class_f1=float(f1))
     phases = ok[0].get("phases", [])
     row.update(
-        params_m=ok[0]["params"]["total"] / 1e6,
-        train_seconds=float(np.mean([r["timings"]["train_seconds"] for r in ok])),
+        # Late fusion trains nothing and has no network of its own: no parameters or training time.
+        params_m=ok[0]["params"]["total"] / 1e6 if "params" in ok[0] else None,
+        train_seconds=float(np.mean([r["timings"]["train_seconds"] for r in ok])) if "timings" in ok[0] else None,
         epochs_phase1=phases[0]["epochs"] if phases else None,
         epochs_phase2=phases[1]["epochs"] if len(phases) > 1 else 0,
         weights=ok[0].get("weights"),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmark.config import RunConfig, differing_keys
+from benchmark.config import RunConfig, config_from_dict, differing_keys
 from benchmark.environment import environment_info
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.evaluate import classification_metrics, predict_probabilities
@@ -313,13 +313,14 @@ def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> dict:
     }
 
 
-def run_grid(ctx: RunContext, *, only_index: int | None = None, quiet: bool = False) -> int:
-    """Runs every unfinished cell (or just `only_index`); returns the number of failed cells."""
+def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False) -> int:
+    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells."""
     cells = ctx.cells
-    if only_index is not None:
-        if not 0 <= only_index < len(cells):
-            raise UsageError(f"--cell {only_index} is out of range; this grid has cells 0..{len(cells) - 1}")
-        cells = [cells[only_index]]
+    if only is not None:
+        outside = [i for i in only if not 0 <= i < len(cells)]
+        if outside:
+            raise UsageError(f"--cell {outside[0]} is out of range; this grid has cells 0..{len(cells) - 1}")
+        cells = [cells[i] for i in only]
     done = finished_cell_ids(ctx.run_dir)
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):
@@ -348,6 +349,23 @@ def run_grid(ctx: RunContext, *, only_index: int | None = None, quiet: bool = Fa
             print(f"[{position}/{len(todo)}] done {cell.cell_id}: val_accuracy {val:.4f} "
                   f"(elapsed {_clock(elapsed)}, ETA {_clock(eta)})", flush=True)
     return failed
+
+
+def late_fusion_indices(ctx: RunContext) -> list[int]:
+    """Grid cells that combine other cells' predictions instead of training."""
+    return [cell.index for cell in ctx.cells if get_entry(cell.model).components]
+
+
+def finish_late_fusion(run_dir: Path) -> int:
+    """Computes the late-fusion cells a Slurm array leaves to its merge job (they need their components'
+    predictions, which parallel tasks may not have written yet); returns the number that failed."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        return 0
+    ctx = prepare_run(config_from_dict(yaml.safe_load(config_file.read_text())), run_dir, write=False)
+    done = finished_cell_ids(run_dir)
+    pending = [i for i in late_fusion_indices(ctx) if ctx.cells[i].cell_id not in done]
+    return run_grid(ctx, only=pending, quiet=True) if pending else 0
 
 
 def work_dir(run_dir: Path, cell_id: str) -> Path:

@@ -157,9 +157,16 @@ def array_spec(indices: list[int], max_parallel: int | None = None) -> str:
 
 
 def pending_cells(context) -> list[int]:
-    """Grid indices without an "ok" record; failed and missing cells run again."""
+    """Grid indices without an "ok" record; failed and missing cells run again.
+
+    Late-fusion cells are left to the merge job (`report` computes them): they train nothing and
+    need their components' predictions, which tasks running in parallel may not have written yet.
+    """
+    from benchmark.runner import late_fusion_indices
+
     done = finished_cell_ids(context.run_dir) if (context.run_dir / "cells").is_dir() else set()
-    return [cell.index for cell in context.cells if cell.cell_id not in done]
+    late = set(late_fusion_indices(context))
+    return [cell.index for cell in context.cells if cell.cell_id not in done and cell.index not in late]
 
 
 def _common_lines(options: SlurmOptions) -> list[str]:

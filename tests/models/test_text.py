@@ -46,3 +46,24 @@ def test_fusion_branches_are_l2_normalised(fusion):
         norms = np.linalg.norm(probe.predict(batch, verbose=0), axis=1)
         np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
     assert fusion.model.get_layer("head_concat").output.shape[-1] == 32
+
+
+def test_phase_two_unfreezes_exactly_the_top_layers_of_both_encoders(fusion):
+    from benchmark.recipe import freeze, unfreeze_top, unfreeze_top_transformer_layers
+
+    freeze(fusion.backbone)
+    freeze(fusion.text_backbone)
+    assert not fusion.backbone.trainable_weights and not fusion.text_backbone.trainable_weights
+    unfreeze_top(fusion.backbone, 6)
+    unfrozen_text = unfreeze_top_transformer_layers(fusion.text_backbone, 2)
+    image_layers = fusion.backbone.layers
+    trainable_image = [layer.name for layer in image_layers if layer.trainable and layer.trainable_weights]
+    expected = [layer.name for layer in image_layers[-6:]
+                if layer.trainable_weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    assert trainable_image == expected and expected
+    blocks = transformer_layers(fusion.text_backbone)
+    assert unfrozen_text == 2
+    assert [layer.trainable for layer in blocks] == [False] * (len(blocks) - 2) + [True, True]
+    trainable_text = {id(w) for w in fusion.text_backbone.trainable_weights}
+    top_two = {id(w) for layer in blocks[-2:] for w in layer.trainable_weights}
+    assert trainable_text == top_two  # embeddings and lower blocks stay frozen
