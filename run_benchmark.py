@@ -4,6 +4,7 @@
     python run_benchmark.py --preset smoke            # offline first run, minutes on a laptop
     python run_benchmark.py --models 'mobilenet*' --alphas 0,1
     python run_benchmark.py report RUN_DIR            # rebuild the tables and report of a run
+    python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
 
 This file only parses flags and delegates to `benchmark/`; see README.md for every flag.
 """
@@ -14,7 +15,7 @@ import logging
 import os
 import sys
 
-SUBCOMMANDS = ("run", "report", "predict", "fetch-weights", "slurm")
+SUBCOMMANDS = ("run", "report", "predict", "fetch-weights", "slurm", "tune")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -160,6 +161,26 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_tune_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="run_benchmark.py tune",
+                           description="Search one model's hyperparameters with KerasTuner, each trial trained by the "
+                                       "benchmark's two-phase recipe and scored on the validation split (never test).")
+    add_grid_flags(parser)
+    tune = parser.add_argument_group("tune")
+    tune.add_argument("--model", required=True, help="the one registry model to tune (--models is ignored)")
+    tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random",
+                      help="search strategy (default random: independent trials keep the importance estimates unbiased)")
+    tune.add_argument("--max-trials", type=int, default=20, help="trials in all, finished ones included (default 20)")
+    tune.add_argument("--max-epochs", type=int,
+                      help="cap on each phase's epochs during the search (hyperband: its largest budget; required)")
+    tune.add_argument("--objective", choices=("val_accuracy", "val_loss", "val_macro_f1"), default="val_accuracy")
+    tune.add_argument("--space", help="search-space YAML/JSON "
+                                      "(default: benchmark/tune_spaces/simple_cnn.yaml or transfer.yaml)")
+    tune.add_argument("--output", required=True, help="tune folder; re-running the same command resumes it")
+    tune.add_argument("--force", action="store_true", help="start afresh in a tune folder whose search request changed")
+    return parser
+
+
 def cmd_run(argv: list[str]) -> int:
     args = build_run_parser().parse_args(argv)
     from benchmark import cli_commands
@@ -206,6 +227,17 @@ def cmd_slurm(argv: list[str]) -> int:
     return slurm_command(config, args.output, options, submit=args.submit, wait=args.wait, force=args.force)
 
 
+def cmd_tune(argv: list[str]) -> int:
+    args = build_tune_parser().parse_args(argv)
+    from benchmark.config import resolve_config
+    from benchmark.tune import TuneOptions, tune_command
+
+    config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in GRID_KEYS})
+    options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,
+                          objective=args.objective, space=args.space)
+    return tune_command(config, options, args.output, args.force)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -214,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
     handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
-                "slurm": cmd_slurm}
+                "slurm": cmd_slurm, "tune": cmd_tune}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
     from benchmark.errors import USER_ERRORS
 

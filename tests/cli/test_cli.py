@@ -96,3 +96,18 @@ def test_missing_imagenet_weights_stop_before_training_and_name_the_offline_pres
                    env={**os.environ, "KERAS_HOME": str(tmp_path / "empty_keras_home")})
     line = one_line_error(done)
     assert "mobilenet_v2" in line and "fetch-weights" in line and "--preset smoke" in line
+
+
+def test_tune_subcommand_writes_trials_importance_and_a_runnable_best_config(tmp_path):
+    data = make_images(tmp_path / "data")
+    out = tmp_path / "tune"
+    done = run_cli("tune", "--model", "simple_cnn", "--tuner", "random", "--max-trials", "2", "--max-epochs", "1",
+                   "--image-size", "32", "--batch-size", "8", "--weights", "none", "--data", str(data),
+                   "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 2 and {"trial_id", "status"} <= set(trials.columns)
+    for name in ("trials.md", "importance.csv", "best_config.yaml"):
+        assert (out / name).is_file(), name
+    dry = run_cli("--config", str(out / "best_config.yaml"), "--output", str(tmp_path / "run"), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
