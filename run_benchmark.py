@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-SUBCOMMANDS = ("run", "report", "predict", "fetch-weights", "slurm", "tune")
+SUBCOMMANDS = ("run", "report", "predict", "explain", "fetch-weights", "slurm", "tune")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -131,6 +131,16 @@ def build_predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_explain_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="run_benchmark.py explain",
+                           description="Grad-CAM heatmaps: where the best model of a run, or a saved MODEL.keras, looked.")
+    parser.add_argument("model", help="run folder (its best cell) or a saved .keras file")
+    parser.add_argument("paths", nargs="+", help="image files or folders")
+    parser.add_argument("--out", help="folder for the PNGs, one per image (default: explanations)")
+    parser.add_argument("--layer", help="layer to explain at, also inside a nested backbone (default: the last feature map)")
+    return parser
+
+
 def build_fetch_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="run_benchmark.py fetch-weights",
                            description="Download ImageNet weights and text encoders into the caches (on a connected machine).")
@@ -208,6 +218,13 @@ def cmd_predict(argv: list[str]) -> int:
     return cli_commands.predict_command(args.model, args.paths, top_k=args.top_k, csv=args.csv, caption=args.caption)
 
 
+def cmd_explain(argv: list[str]) -> int:
+    args = build_explain_parser().parse_args(argv)
+    from benchmark.explain import explain_command
+
+    return explain_command(args.model, args.paths, args.out, args.layer)
+
+
 def cmd_fetch_weights(argv: list[str]) -> int:
     args = build_fetch_parser().parse_args(argv)
     from benchmark.fetch_weights import fetch_weights
@@ -245,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
-    handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
-                "slurm": cmd_slurm, "tune": cmd_tune}
+    handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "explain": cmd_explain,
+                "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
     from benchmark.errors import USER_ERRORS
 

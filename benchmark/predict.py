@@ -5,6 +5,7 @@ the class names, the preprocessing contract, the input size and (for text models
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,18 @@ def collect_images(paths: list[str]) -> list[Path]:
     return found
 
 
+@functools.lru_cache(maxsize=4)
+def caption_tokenizer(encoder: str, sequence_length: int):
+    """The encoder's tokenizer and a packer to `sequence_length`, loaded once per encoder (not once per file)."""
+    import keras_hub
+
+    tokenizer = keras_hub.models.Tokenizer.from_preset(encoder)
+    packer = keras_hub.layers.StartEndPacker(sequence_length=sequence_length, start_value=tokenizer.start_token_id,
+                                             end_value=tokenizer.end_token_id, pad_value=tokenizer.pad_token_id,
+                                             return_padding_mask=True)
+    return tokenizer, packer
+
+
 def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
     """The model's inputs for `files`: preprocessed pixels and, for text models, tokenized captions."""
     meta = saved.meta
@@ -87,12 +100,7 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
     if modality != "text":
         inputs["image"] = make_prediction_batch(files, meta["image_size"], preprocess_function(meta["preprocess"]))
     if modality != "image":
-        import keras_hub
-
-        tokenizer = keras_hub.models.Tokenizer.from_preset(meta["text_encoder"])
-        packer = keras_hub.layers.StartEndPacker(sequence_length=meta["sequence_length"], start_value=tokenizer.start_token_id,
-                                                 end_value=tokenizer.end_token_id, pad_value=tokenizer.pad_token_id,
-                                                 return_padding_mask=True)
+        tokenizer, packer = caption_tokenizer(meta["text_encoder"], meta["sequence_length"])
         captions = [caption if caption is not None else caption_from_filename(f) for f in files]
         token_ids, mask = packer(tokenizer(captions))
         inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))

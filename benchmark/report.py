@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import plots
+from benchmark.explain import gradcam_grid
 from benchmark.records import load_predictions, load_records, validation_rank_key, write_text_atomic
 from benchmark.results import best_per_model, build_tables, to_markdown
 
@@ -47,6 +48,9 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
     report.cells(board, tables.get("best_per_model"), ok)
+    report.add("## Where the best saved model looks\n\nGrad-CAM heatmaps (red: high) of the saved model `predict` "
+               "uses, on its most confident test mistakes (red frames) and hits (green); see `run_benchmark.py explain`.\n")
+    report.add(report.figure(gradcam_grid, "gradcam", run_dir, alt="Grad-CAM of test images"))
     report.dataset(ok)
     report.environment(ok)
     class_names = ok[0]["class_names"] if ok else []

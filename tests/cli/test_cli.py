@@ -65,6 +65,15 @@ def test_predict_classifies_with_the_best_saved_model(finished_run, tmp_path):
     assert ((table["prob_1"] >= table["prob_2"]) & (table["prob_1"] <= 1)).all()
 
 
+def test_explain_writes_one_heatmap_per_image_and_the_report_has_the_grid(finished_run, tmp_path):
+    data, run_dir, _ = finished_run
+    images = sorted((data / "paper").iterdir())[:3]
+    done = run_cli("explain", str(run_dir), *map(str, images), "--out", str(tmp_path / "maps"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(f"{p.stem}.gradcam.png" for p in images)
+    assert "gradcam.png" in (run_dir / "report.md").read_text() and (run_dir / "plots" / "gradcam.png").is_file()
+
+
 def one_line_error(done: subprocess.CompletedProcess) -> str:
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("run_benchmark:")]
