@@ -34,8 +34,8 @@ from benchmark.records import (
     write_json_atomic, write_text_atomic,
 )
 from data_pipeline import (
-    AugmentConfig, SplitTable, caption_leak_fraction, damped_class_weights, make_dataset, read_split_file, sample_data_dir, scan_dataset,
-    split_dataset, write_split_file,
+    AugmentConfig, SplitTable, cache_location, caption_leak_fraction, damped_class_weights, make_dataset, read_split_file,
+    sample_data_dir, scan_dataset, split_dataset, write_split_file,
 )
 from benchmark.late_fusion import choose_image_weight, confidence_selection, weighted_average
 from models import (
@@ -138,17 +138,23 @@ def build_spec(config: RunConfig, num_classes: int) -> BuildSpec:
 
 @dataclass
 class CellInputs:
-    """How the data pipeline must feed one model: its size, preprocessing and text tokenizer."""
+    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and cache folder.
+
+    `cache_dir` receives a split's decoded images when they are too large for memory (`cache_location`).
+    """
 
     image_size: int
     preprocess: object
     modality: str
+    cache_dir: Path
     tokenizer: object = None
     sequence_length: int = 32
 
     def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
-        return make_dataset(split.subset(part), split.class_names, image_size=self.image_size, batch_size=batch_size,
-                            preprocess=self.preprocess, cache="memory", inputs=self.modality,
+        frame = split.subset(part)
+        cache = cache_location(len(frame), self.image_size, self.cache_dir / part)
+        return make_dataset(frame, split.class_names, image_size=self.image_size, batch_size=batch_size,
+                            preprocess=self.preprocess, cache=cache, inputs=self.modality,
                             tokenizer=self.tokenizer, sequence_length=self.sequence_length, **kwargs)
 
 
@@ -172,6 +178,7 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto") -> dic
         built = build_model(cell.model, build_spec(config, len(split.class_names)))
         inputs = CellInputs(image_size=config.image_size or entry.input_size,
                             preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
+                            cache_dir=cache_dir(ctx.run_dir, cell.cell_id),
                             tokenizer=built.tokenizer, sequence_length=config.sequence_length)
         train_frame = split.subset("train")
         train_labels = split.label_indices("train")
@@ -342,6 +349,7 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
             save_model_if_wanted(ctx, record, model)
         write_json_atomic(record_path(ctx.run_dir, cell.cell_id), record)  # the record is the commit point
         shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+        shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
         elapsed = time.perf_counter() - start
         eta = elapsed / position * (len(todo) - position)
         if record["status"] == "ok":
@@ -371,6 +379,11 @@ def finish_late_fusion(run_dir: Path) -> int:
 def work_dir(run_dir: Path, cell_id: str) -> Path:
     """A cell's per-epoch backups while it trains (see `benchmark.backup`)."""
     return run_dir / "work" / cell_id
+
+
+def cache_dir(run_dir: Path, cell_id: str) -> Path:
+    """Where a cell's decoded images spill when they do not fit in memory; removed with its backups."""
+    return run_dir / "cache" / cell_id
 
 
 def _clock(seconds: float) -> str:

@@ -267,8 +267,9 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
 def trial_data(context: SearchContext, config: RunConfig, built: BuiltModel, batch_size: int) -> TrialData:
     """Train and validation data fed as `run_cell` feeds them: per-sample weights damped by the trial's alpha."""
     entry, split, seed, alpha = get_entry(context.model), context.split, config.seeds[0], config.alphas[0]
-    inputs = CellInputs(image_size=config.image_size or entry.input_size,
-                        preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
+    image_size = config.image_size or entry.input_size
+    inputs = CellInputs(image_size=image_size, preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
+                        cache_dir=context.out / "cache" / f"{image_size}px",  # trials run one after another
                         tokenizer=built.tokenizer, sequence_length=config.sequence_length)
     counts = np.bincount(split.label_indices("train"), minlength=len(split.class_names))
     class_weights = damped_class_weights(counts, alpha)

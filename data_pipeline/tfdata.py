@@ -6,6 +6,7 @@ decode + resize (parallel) -> cache (so each epoch re-reads no file) -> shuffle 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,34 @@ from data_pipeline.errors import DataError
 from data_pipeline.text_inputs import make_tokenize
 
 INPUTS = ("image", "text", "image+text")
+# Decoded images may take this share of physical memory in a memory cache; beyond it they spill to a file.
+# A quarter, because the train, val and test caches live beside the model, its optimizer and TF's buffers.
+MEMORY_CACHE_FRACTION = 0.25
+
+
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cache_location(num_images: int, image_size: int | tuple[int, int], spill_file: Path,
+                   *, memory_budget: int | None = None) -> str | Path:
+    """`"memory"` when `num_images` decoded float32 images fit the budget, else `spill_file` for `make_dataset`.
+
+    The budget defaults to `MEMORY_CACHE_FRACTION` of physical memory: TrashNet at 224 px (1.1 GB
+    for its training split) stays in memory on a laptop, a 12k-image dataset at 224 px (7 GB) spills.
+    A spill file that was never finished (its writer was killed; tf.data then leaves a lock file
+    and refuses to write again) is removed, so the next run simply rebuilds it.
+    """
+    height, width = image_hw(image_size)
+    budget = MEMORY_CACHE_FRACTION * physical_memory_bytes() if memory_budget is None else memory_budget
+    if num_images * height * width * 3 * 4 <= budget:
+        return "memory"
+    spill_file = Path(spill_file)
+    if not Path(f"{spill_file}.index").is_file():
+        for leftover in spill_file.parent.glob(f"{spill_file.name}*"):
+            leftover.unlink()
+    spill_file.parent.mkdir(parents=True, exist_ok=True)
+    return spill_file
 
 
 def _label_indices(frame: pd.DataFrame, class_names: list[str]) -> np.ndarray:
@@ -65,7 +94,8 @@ def make_dataset(
         sample_weights: one weight per class; each element gets the weight of its label.
         shuffle_seed: reshuffles every epoch with this seed; None keeps file order (val/test: predictions
             are matched to paths by order).
-        cache: None, "memory", or a file path for `Dataset.cache`; holds decoded, resized, un-augmented images.
+        cache: None, "memory", or a file path for `Dataset.cache` (see `cache_location`); holds decoded,
+            resized, un-augmented images (and token ids).
         inputs: "image" (x is the image batch), "text" (`{"token_ids", "padding_mask"}`) or "image+text" (both, plus "image").
         tokenizer: a keras-hub style tokenizer for text inputs (strings -> token ids).
         sequence_length: token ids per caption after padding/truncation.

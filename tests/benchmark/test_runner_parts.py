@@ -30,21 +30,31 @@ def split(tmp_path_factory):
     return split_dataset(scan_dataset(root), ratios=(0.5, 0.25, 0.25), seed=0)
 
 
-def first_batch(split, model_name: str) -> np.ndarray:
+def first_batch(split, model_name: str, tmp_path) -> np.ndarray:
     entry = get_entry(model_name)
-    inputs = CellInputs(image_size=SIZE, preprocess=preprocess_function(entry.preprocess), modality="image")
+    inputs = CellInputs(image_size=SIZE, preprocess=preprocess_function(entry.preprocess), modality="image",
+                        cache_dir=tmp_path / model_name)
     return np.asarray(next(iter(inputs.dataset(split, "train", 64)))[0])
 
 
-def test_each_family_gets_its_own_preprocessing_through_the_pipeline(split):
-    raw = first_batch(split, "simple_cnn")
+def test_each_family_gets_its_own_preprocessing_through_the_pipeline(split, tmp_path):
+    raw = first_batch(split, "simple_cnn", tmp_path)
     assert raw.min() >= 0 and raw.max() > 200  # 0..255 pixels: the model rescales them itself
     for name in ("mobilenet_v3_small", "efficientnet_b0"):
-        np.testing.assert_allclose(first_batch(split, name), raw)  # raw contract: rescaled inside the model
+        np.testing.assert_allclose(first_batch(split, name, tmp_path), raw)  # raw contract: rescaled inside the model
     for name in ("mobilenet", "mobilenet_v2", "resnet152v2"):
-        np.testing.assert_allclose(first_batch(split, name), raw / 127.5 - 1, atol=1e-5)  # "tf" contract, applied once
-    caffe = first_batch(split, "resnet50")  # RGB -> BGR, ImageNet means subtracted, no scaling
+        np.testing.assert_allclose(first_batch(split, name, tmp_path), raw / 127.5 - 1, atol=1e-5)  # "tf" contract, applied once
+    caffe = first_batch(split, "resnet50", tmp_path)  # RGB -> BGR, ImageNet means subtracted, no scaling
     np.testing.assert_allclose(caffe[..., 0], raw[..., 2] - 103.939, atol=1e-3)
+
+
+def test_a_split_too_large_for_memory_spills_to_the_cells_cache_folder(split, tmp_path, monkeypatch):
+    monkeypatch.setattr("data_pipeline.tfdata.MEMORY_CACHE_FRACTION", 0.0)
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cell")
+    first = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]
+    assert (tmp_path / "cell" / "val.index").is_file()
+    again = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]  # a new dataset reads the finished file
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
 
 
 def stand_in_pretrained(seed: int = 0) -> BuiltModel:
@@ -62,7 +72,7 @@ def stand_in_pretrained(seed: int = 0) -> BuiltModel:
 def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_path):
     built = stand_in_pretrained()
     assert supports_cached_features(built)
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image")
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
     cache = tmp_path / "features.npy"
     features = cached_features(built, inputs.dataset(split, "train", 4), cache)
     images = np.concatenate([np.asarray(x) for x, _ in inputs.dataset(split, "train", 64)])
@@ -75,7 +85,7 @@ def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_
 
 def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
     """Same seed, no augmentation: phase 1 on stored features ends where phase 1 on images does."""
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image")
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
     labels = {part: split.label_indices(part) for part in ("train", "val")}
     settings = RecipeSettings(initial_epochs=6, fine_tune_epochs=0, initial_lr=1e-2, patience=10)
     scores = {}

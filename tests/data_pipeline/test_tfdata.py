@@ -1,4 +1,6 @@
 """make_dataset: shapes, value ranges, order, preprocessing once, augmentation, weights, caching; decoding formats."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +8,7 @@ import tensorflow as tf
 
 from dp_helpers import write_image
 from data_pipeline.images import decode_rgb
-from data_pipeline import AugmentConfig, DataError, make_dataset, make_prediction_batch, scan_dataset, split_dataset
+from data_pipeline import AugmentConfig, DataError, cache_location, make_dataset, make_prediction_batch, scan_dataset, split_dataset
 
 
 @pytest.fixture
@@ -112,3 +114,24 @@ def test_prediction_batch_rejects_an_unreadable_file(tmp_path):
     bad.write_text("hello")
     with pytest.raises(DataError, match=r"cannot read image .*bad.jpg \(not an image\)"):
         make_prediction_batch([bad], 16)
+
+
+def test_cache_location_keeps_what_fits_in_memory_and_spills_the_rest(tmp_path):
+    spill = tmp_path / "cache" / "train"
+    one_image = 224 * 224 * 3 * 4  # float32 pixels
+    assert cache_location(10, 224, spill, memory_budget=10 * one_image) == "memory"
+    assert cache_location(11, 224, spill, memory_budget=10 * one_image) == spill
+    assert spill.parent.is_dir()
+    assert cache_location(10, (224, 112), spill, memory_budget=5 * one_image) == "memory"
+
+
+def test_an_unfinished_spill_file_is_cleared_and_a_finished_one_kept(split, tmp_path):
+    spill = tmp_path / "train"
+    Path(f"{spill}_0.lockfile").write_text("")  # what a killed writer leaves behind
+    assert cache_location(1, 8, spill, memory_budget=0) == spill
+    assert not list(tmp_path.glob("train*"))
+    frame = split.subset("train")
+    first = [np.asarray(b[0]) for b in make_dataset(frame, split.class_names, image_size=8, batch_size=4, cache=spill)]
+    assert cache_location(1, 8, spill, memory_budget=0) == spill and Path(f"{spill}.index").is_file()
+    again = [np.asarray(b[0]) for b in make_dataset(frame, split.class_names, image_size=8, batch_size=4, cache=spill)]
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
