@@ -12,8 +12,8 @@ writes RUN_DIR/slurm/:
 
 Each task writes only its own record, atomically (`benchmark.records`), so tasks never corrupt each
 other. A task asks for `--requeue` and for SIGUSR1 two minutes before its time limit: the script
-stops the cell and requeues itself; the requeued task runs the cell again from its start (the
-runner keeps no mid-cell checkpoint yet; it resumes from the last finished epoch once it does).
+stops the cell and requeues itself; the requeued task resumes the cell from its last finished
+epoch and phase (the per-epoch backup in `RUN_DIR/work/<cell>/`, `benchmark.backup`).
 With nothing left to run, nothing is submitted (not even the merge): `report RUN_DIR` rebuilds the
 tables.
 """
@@ -204,7 +204,7 @@ def _array_script(context, options: SlurmOptions, pending: list[int], run_dir: P
 # Written by `run_benchmark.py slurm`: array task I trains grid cell I of {run_dir} ({len(context.cells)} cells).
 # Cells already finished ("ok" record) are not in --array; resubmit with the same command to fill holes.
 # Near the time limit Slurm sends SIGUSR1 to this script (--signal=B:USR1@{lead}); the trap stops the cell and
-# requeues this task, which runs the cell again (from the last finished epoch where the runner supports it).
+# requeues this task, which resumes the cell from its last finished epoch.
 set -u
 export TF_CPP_MIN_LOG_LEVEL="${{TF_CPP_MIN_LOG_LEVEL:-2}}"
 cd {shlex.quote(str(PROJECT_ROOT))}
