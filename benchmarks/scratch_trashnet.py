@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.errors import USER_ERRORS
     from benchmark.records import record_path
     from benchmark.runner import prepare_run, run_grid
+    from models import SimpleCNNConfig
 
     started = time.perf_counter()
     try:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = record["timings"]["total_seconds"] if already else wall
     counts = ctx.split.counts()
     print(f"data: {args.data} ({', '.join(f'{part} {sum(n.values())}' for part, n in counts.items())} images)")
-    print(f"model: simple_cnn {record['config']['simple_cnn']}, {record['params']['total']:,} parameters, "
+    print(f"model: {SimpleCNNConfig(**record['config']['simple_cnn'])}, {record['params']['total']:,} parameters, "
           f"{record['image_size']} px, batch {record['config']['batch_size']}")
     print(f"epochs: {epochs} of {record['config']['initial_epochs'] + record['config']['fine_tune_epochs']} "
           f"(best {phase['best_epoch']}, early stopping on {record['config']['monitor']})")
