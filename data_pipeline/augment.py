@@ -91,7 +91,6 @@ class RandomAffine(keras.layers.Layer):
         if self.zoom[0] <= -1:
             raise ValueError(f"zoom must stay above -1 (a scale of 1 + zoom > 0), got {zoom!r}")
         self.flip = flip
-        self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
     def transforms(self, batch_size: int, height: float, width: float):
@@ -157,7 +156,6 @@ class RandomBrightnessContrast(keras.layers.Layer):
     def __init__(self, brightness: float = 0.0, contrast: float = 0.0, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.brightness, self.contrast = brightness, contrast
-        self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training: bool = True):
