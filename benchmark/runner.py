@@ -150,6 +150,13 @@ class CellInputs:
     tokenizer: object = None
     sequence_length: int = 32
 
+    @classmethod
+    def for_model(cls, config: RunConfig, entry, built, cache_dir: Path) -> CellInputs:
+        """How `config` feeds the registry `entry` built as `built` (its tokenizer, if any)."""
+        return cls(image_size=config.image_size or entry.input_size, preprocess=preprocess_function(entry.preprocess),
+                   modality=entry.modality, cache_dir=cache_dir, tokenizer=built.tokenizer,
+                   sequence_length=config.sequence_length)
+
     def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
         frame = split.subset(part)
         cache = cache_location(len(frame), self.image_size, self.cache_dir / part)
@@ -176,10 +183,7 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto") -> dic
 
     with strategy.scope():  # build and compile inside the scope so variables are mirrored
         built = build_model(cell.model, build_spec(config, len(split.class_names)))
-        inputs = CellInputs(image_size=config.image_size or entry.input_size,
-                            preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
-                            cache_dir=cache_dir(ctx.run_dir, cell.cell_id),
-                            tokenizer=built.tokenizer, sequence_length=config.sequence_length)
+        inputs = CellInputs.for_model(config, entry, built, cache_dir(ctx.run_dir, cell.cell_id))
         train_frame = split.subset("train")
         train_labels = split.label_indices("train")
         class_weights = damped_class_weights(np.bincount(train_labels, minlength=len(split.class_names)), cell.alpha)

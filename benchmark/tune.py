@@ -48,7 +48,7 @@ from benchmark.runner import (
 from benchmark.tune_results import importance_table, rank_trials, write_plots, write_tables
 from benchmark.tune_space import Param, apply_values, default_space_path, load_space, to_hyperparameters, trial_values
 from data_pipeline import AugmentConfig, SplitTable, damped_class_weights
-from models import BuiltModel, build_model, get_entry, preprocess_function, resolve_model_names
+from models import BuiltModel, build_model, get_entry, resolve_model_names
 
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "val_macro_f1": "max"}
 TUNERS = ("random", "bayesian", "hyperband")
@@ -267,10 +267,9 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
 def trial_data(context: SearchContext, config: RunConfig, built: BuiltModel, batch_size: int) -> TrialData:
     """Train and validation data fed as `run_cell` feeds them: per-sample weights damped by the trial's alpha."""
     entry, split, seed, alpha = get_entry(context.model), context.split, config.seeds[0], config.alphas[0]
-    image_size = config.image_size or entry.input_size
-    inputs = CellInputs(image_size=image_size, preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
-                        cache_dir=context.out / "cache" / f"{image_size}px",  # trials run one after another
-                        tokenizer=built.tokenizer, sequence_length=config.sequence_length)
+    # One spill folder per image size: trials run one after another, and a size may be searched over.
+    inputs = CellInputs.for_model(config, entry, built,
+                                  context.out / "cache" / f"{config.image_size or entry.input_size}px")
     counts = np.bincount(split.label_indices("train"), minlength=len(split.class_names))
     class_weights = damped_class_weights(counts, alpha)
     augment = AugmentConfig(strength=config.augment_strength) if config.augment and entry.modality != "text" else None
