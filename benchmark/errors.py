@@ -9,3 +9,14 @@ class UsageError(ValueError):
 
 # Every error the CLI turns into one line on stderr and exit status 2, without a traceback.
 USER_ERRORS = (UsageError, DataError, ModelError)
+
+
+def first_line(error: BaseException, *, limit: int = 160, default: str | None = None) -> str:
+    """An exception as one line for a message or a table cell: its first line, cut to `limit` characters.
+
+    An exception with no message gives `default`, or its type name when no default is given.
+    """
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__ if default is None else default
+    return text.splitlines()[0][:limit]

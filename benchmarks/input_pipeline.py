@@ -24,7 +24,7 @@ IMAGE_SIZE, BATCH = 224, 32
 
 def images_per_second(ds, epochs: int = 1) -> float:
     """Images/s of the last of `epochs` full passes (earlier passes fill a cache)."""
-    for epoch in range(epochs):
+    for _ in range(epochs):
         started, count = time.perf_counter(), 0
         for batch in ds:
             count += int(batch[0].shape[0])

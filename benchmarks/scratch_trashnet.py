@@ -2,7 +2,7 @@
 
     python benchmarks/scratch_trashnet.py [--data DIR] [--output DIR] [--config FILE]
 
-Runs the shipped preset `benchmark/presets/scratch_trashnet.yaml` (one cell: simple_cnn, alpha 0,
+Runs the shipped preset `benchmark/config/presets/scratch_trashnet.yaml` (one cell: simple_cnn, alpha 0,
 seed 0, no pretrained weights) on the runner's stratified, leak-free 70/15/15 split and reads the
 cell record. Test accuracy is the runner's test metric; settings were chosen on validation accuracy.
 `--config` layers a YAML/JSON file of run-configuration keys over the preset (for trying variants).
@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scratch_trashnet: skipped, no TrashNet folder at {args.data} (pass --data DIR)")
         return 0
 
-    from benchmark.config import resolve_config
+    from benchmark.config.run_config import RunConfig, resolve_config
     from benchmark.errors import USER_ERRORS
-    from benchmark.records import record_path
-    from benchmark.runner import prepare_run, run_grid
-    from models import SimpleCNNConfig
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import record_path
 
     started = time.perf_counter()
     try:
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = record["timings"]["total_seconds"] if already else wall
     counts = ctx.split.counts()
     print(f"data: {args.data} ({', '.join(f'{part} {sum(n.values())}' for part, n in counts.items())} images)")
-    print(f"model: {SimpleCNNConfig(**record['config']['simple_cnn'])}, {record['params']['total']:,} parameters, "
+    print(f"model: {RunConfig(**record['config']).simple_cnn_config()}, {record['params']['total']:,} parameters, "
           f"{record['image_size']} px, batch {record['config']['batch_size']}")
     print(f"epochs: {epochs} of {record['config']['initial_epochs'] + record['config']['fine_tune_epochs']} "
           f"(best {phase['best_epoch']}, early stopping on {record['config']['monitor']})")

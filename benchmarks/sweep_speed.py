@@ -31,8 +31,8 @@ ALPHAS = [0.0, 0.2, 0.5, 0.8, 1.0]
 
 def backbone_weights(model: str, image_size: int, folder: Path) -> tuple[str, str]:
     """("imagenet", note) when cached, else a random-init weights file of the headless backbone."""
-    from benchmark.fetch_weights import check_weights_available
     from benchmark.errors import UsageError
+    from benchmark.run.fetch_weights import check_weights_available
     from models import BuildSpec, build_model
 
     try:
@@ -47,9 +47,10 @@ def backbone_weights(model: str, image_size: int, folder: Path) -> tuple[str, st
 
 def run_sweep(args, weights: str, head_features: str, run_dir: Path) -> tuple[float, list[float]]:
     """Seconds of `run_grid` and the validation accuracy of each alpha cell."""
-    from benchmark.config import resolve_config
-    from benchmark.records import load_records
-    from benchmark.runner import prepare_run, run_grid
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import load_records
 
     config = resolve_config(None, None, {
         "models": [args.model], "alphas": ALPHAS, "data": str(args.data), "weights": weights,
@@ -63,8 +64,8 @@ def run_sweep(args, weights: str, head_features: str, run_dir: Path) -> tuple[fl
     seconds = time.perf_counter() - started
     if failed:
         raise SystemExit(f"{failed} cell(s) failed; see {run_dir / 'cells'}")
-    records = sorted(load_records(run_dir), key=lambda r: r["alpha"])
-    return seconds, [r["metrics"]["val"]["accuracy"] for r in records]
+    records = sorted(load_records(run_dir), key=lambda r: r.alpha)
+    return seconds, [r.split_metrics("val")["accuracy"] for r in records]
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ def caption_leak_fraction(table: pd.DataFrame, class_names: list[str]) -> float:
     what a caption can tell. `class_names` limits the check to known classes.
     """
     known = set(class_names)
-    pairs = [(str(c), str(l)) for c, l in zip(table["caption"].fillna(""), table["label"]) if str(c).strip() and l in known]
+    pairs = [(str(c), str(label)) for c, label in zip(table["caption"].fillna(""), table["label"]) if str(c).strip() and label in known]
     if not pairs:
         return 0.0
     return sum(_mentions(caption, label) for caption, label in pairs) / len(pairs)

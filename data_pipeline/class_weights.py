@@ -34,8 +34,8 @@ def validate_alpha(alpha: float) -> float:
         value = float(alpha)
     except (TypeError, ValueError):
         raise DataError(f"--alphas takes numbers, got {alpha!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise DataError(f"--alphas values must be finite and >= 0, got {alpha!r}; use e.g. 0, 0.5, 1")
+    if isinstance(alpha, bool) or not math.isfinite(value) or value < 0:
+        raise DataError(f"--alphas value {alpha!r} is not a finite number >= 0; use e.g. 0, 0.5, 1")
     if value > 1:
         logger.warning("class-weight alpha %g > 1 over-weights minority classes beyond balance", value)
     return value

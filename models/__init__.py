@@ -1,15 +1,31 @@
-"""Model registry and builders: which backbones exist, what input they want, how they are built."""
+"""Model registry and builders: which backbones exist, what input they want, how they are built.
+
+As in timm, this package imports its model modules, whose decorators and tables fill the registry;
+`registry.py` itself imports none of them. Fusion entries are derived last, from the image models.
+"""
+import models.applications  # noqa: F401  (registers the Keras applications)
+import models.simple_cnn  # noqa: F401  (registers simple_cnn)
+import models.text  # noqa: F401  (registers text_bert)
 from models.errors import ModelError
+from models.fusion import register_fusion_models
 from models.head import HeadConfig, attach_head
 from models.preprocessing import preprocess_function
 from models.registry import (
-    ModelEntry, add_entry, get_entry, list_image_models, list_models, register_model, resolve_model_names,
+    ModelEntry,
+    add_entry,
+    get_entry,
+    list_image_models,
+    list_models,
+    register_model,
+    resolve_model_names,
 )
 from models.simple_cnn_config import SimpleCNNConfig
 from models.spec import BuildSpec, BuiltModel, build_model
 from models.text import load_text_encoder, transformer_layers
 from models.text_config import DEFAULT_TEXT_ENCODER, TextConfig
 from models.weights import keras_cache_dir
+
+register_fusion_models()
 
 __all__ = [
     "BuildSpec",

@@ -84,6 +84,5 @@ for _app in APPLICATIONS:
             preprocess=_app.preprocess,
             fine_tune_layers=_app.fine_tune_layers,
             keras_class=_app.keras_class,
-            description=f"Keras {_app.keras_class}",
         )
     )

@@ -53,11 +53,9 @@ def register_fusion_models() -> None:
             name=f"fusion_{image_name}", family=f"fusion_{image.family}", builder=_fusion_builder(image_name),
             input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=image.fine_tune_layers,
             modality="image+text", image_model=image_name,
-            description=f"early fusion of {image_name} and a BERT-family text encoder",
         ))
         add_entry(ModelEntry(
             name=f"late_fusion_{image_name}", family=f"late_fusion_{image.family}", builder=None,
             input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=0, modality="image+text",
             components=(image_name, "text_bert"),
-            description=f"late fusion of trained {image_name} and text_bert predictions",
         ))

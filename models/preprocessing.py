@@ -5,7 +5,7 @@ model rescales inside itself and must receive 0..255 pixels untouched.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from models.errors import ModelError
 
@@ -41,16 +42,24 @@ class ModelEntry:
 
     name: str
     family: str
-    builder: Callable[["BuildSpec"], "BuiltModel"] | None
+    builder: Callable[[BuildSpec], BuiltModel] | None
     input_size: int = 224
     preprocess: str = "raw"
     fine_tune_layers: int = 30
     modality: str = "image"
     pretrained: bool = True
     keras_class: str | None = None
-    description: str = ""
     components: tuple[str, ...] = ()  # late fusion: the trained models it combines
     image_model: str | None = None  # early fusion: the image model whose backbone it uses
+
+    def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS_CONTRACTS:
+            raise ValueError(f"{self.name}: unknown preprocess contract {self.preprocess!r}; "
+                             f"expected one of {PREPROCESS_CONTRACTS}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"{self.name}: unknown modality {self.modality!r}; expected one of {MODALITIES}")
+        if self.builder is None and not self.components:
+            raise ValueError(f"{self.name}: an entry without a builder must name the components it combines")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -68,11 +77,7 @@ def register_model(
     keras_class: str | None = None,
     name: str | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator that registers a builder under its function name (or `name`)."""
-    if preprocess not in PREPROCESS_CONTRACTS:
-        raise ValueError(f"unknown preprocess contract {preprocess!r}; expected one of {PREPROCESS_CONTRACTS}")
-    if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+    """Decorator that registers a builder under its function name (or `name`); `ModelEntry` checks the values."""
 
     def decorate(builder: Callable) -> Callable:
         entry = ModelEntry(
@@ -85,7 +90,6 @@ def register_model(
             modality=modality,
             pretrained=pretrained,
             keras_class=keras_class,
-            description=(builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else "",
         )
         add_entry(entry)
         return builder
@@ -94,7 +98,7 @@ def register_model(
 
 
 def add_entry(entry: ModelEntry) -> None:
-    """Registers an entry built elsewhere (used for generated families such as `fusion_*`)."""
+    """Registers an entry built elsewhere (table-driven families such as Keras applications and `fusion_*`)."""
     if entry.name in _REGISTRY:
         raise ValueError(f"model {entry.name!r} is registered twice")
     _REGISTRY[entry.name] = entry
@@ -109,7 +113,6 @@ def _natural_key(name: str) -> list:
 
 def list_models(pattern: str = "*", exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Registry names matching an fnmatch wildcard, minus `exclude` patterns, in natural order."""
-    _load_builtin_models()
     names = [n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower())]
     names = [n for n in names if not any(fnmatch.fnmatch(n, ex) for ex in exclude)]
     return sorted(names, key=_natural_key)
@@ -117,7 +120,6 @@ def list_models(pattern: str = "*", exclude: list[str] | tuple[str, ...] = ()) -
 
 def get_entry(name: str) -> ModelEntry:
     """Looks a model up by registry name or Keras class alias (case-insensitive)."""
-    _load_builtin_models()
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key in _REGISTRY:
@@ -150,22 +152,4 @@ def resolve_model_names(patterns: list[str]) -> list[str]:
 
 def list_image_models() -> list[str]:
     """Registered image-only models (the ones fusion models can be built on)."""
-    _load_builtin_models()
     return sorted((n for n, e in _REGISTRY.items() if e.modality == "image"), key=_natural_key)
-
-
-_LOADED = False
-
-
-def _load_builtin_models() -> None:
-    """Imports the modules whose decorators fill the registry, then derives the fusion entries (once)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import models.applications  # noqa: F401
-    import models.simple_cnn  # noqa: F401
-    import models.text  # noqa: F401
-    from models.fusion import register_fusion_models
-
-    register_fusion_models()

@@ -54,11 +54,11 @@ class BuiltModel:
         tokenizer: the encoder's tokenizer, which the runner hands to the data pipeline.
     """
 
-    model: "keras.Model"
-    backbone: "keras.Model | None"
-    entry: "ModelEntry"
+    model: keras.Model
+    backbone: keras.Model | None
+    entry: ModelEntry
     weights: str
-    text_backbone: "keras.Model | None" = None
+    text_backbone: keras.Model | None = None
     tokenizer: object = None
 
     @property

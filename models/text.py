@@ -18,7 +18,6 @@ from models.registry import register_model
 from models.spec import BuildSpec, BuiltModel
 
 
-
 def kerashub_cache_dir() -> Path:
     """Where keras-hub (through kagglehub) keeps downloaded presets."""
     return Path(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub")

@@ -8,8 +8,8 @@ no table.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from models.errors import ModelError
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from benchmark.config import RunConfig, differing_keys, list_presets, read_config_file, resolve_config
+from benchmark.config.run_config import RunConfig, differing_keys, list_presets, read_config_file, resolve_config
 from benchmark.errors import UsageError
 
 
@@ -47,3 +47,20 @@ def test_differing_keys_ignores_yaml_number_and_list_spelling():
     saved = RunConfig(alphas=[0, 1]).to_dict()
     assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0]).to_dict()) == []
     assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0], batch_size=8).to_dict()) == ["batch_size"]
+
+
+def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
+    """One definition: flag destinations are RunConfig fields, and choice flags offer exactly CHOICES."""
+    import dataclasses
+
+    from benchmark.config.choices import CHOICES
+    from benchmark.config.flags import grid_keys
+    from run_benchmark import build_run_parser, build_slurm_parser, build_tune_parser
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):
+        keys = grid_keys(parser)
+        assert len(keys) == 33 and set(keys) <= fields
+        for action in parser._actions:
+            if action.dest in CHOICES:
+                assert tuple(action.choices) == CHOICES[action.dest]

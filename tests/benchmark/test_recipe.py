@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark.recipe import RecipeSettings, freeze, train_two_phase, unfreeze_top
-from models import BuildSpec, BuiltModel, HeadConfig, attach_head, build_model, get_entry
+from benchmark.training.recipe import RecipeSettings, freeze, train_two_phase, unfreeze_top
+from models import BuildSpec, BuiltModel, HeadConfig, attach_head, build_model
 
 SIZE = 16
 

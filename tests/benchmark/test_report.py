@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.evaluate import classification_metrics
-from benchmark.report import best_cell, write_report
-from benchmark.results import best_per_model, build_tables
+from benchmark.results.report import best_cell, write_report
+from benchmark.results.tables import best_per_model, build_tables
+from benchmark.run.records import CellRecord
+from benchmark.training.metrics import classification_metrics
 
 CLASSES = ["cardboard_box", "glass", "metal"]
 MODELS = {"tiny_a": "family_a", "tiny_b": "family_b"}
@@ -174,7 +175,7 @@ def test_report_with_only_failed_cells_and_trashnet_credit(tmp_path):
 
 
 def test_trashnet_credit(tmp_path, monkeypatch):
-    import benchmark.report as report_module
+    import benchmark.results.report as report_module
 
     monkeypatch.setattr(report_module, "TRASHNET_CLASSES", sorted(CLASSES))
     run_dir = make_run(tmp_path, failed=False)
@@ -185,5 +186,6 @@ def test_best_cell_picks_best_seed_by_validation():
     records = [{"model": "m", "alpha": 0.5, "seed": s, "status": "ok", "cell_id": f"s{s}",
                 "metrics": {"val": {"accuracy": acc, "macro_f1": 0.5}}} for s, acc in enumerate([0.7, 0.9, 0.8])]
     records.append({"model": "m", "alpha": 0.5, "seed": 9, "status": "failed", "cell_id": "bad"})
-    assert best_cell(records, "m", 0.5)["cell_id"] == "s1"
+    records = [CellRecord.from_json(r) for r in records]
+    assert best_cell(records, "m", 0.5).cell_id == "s1"
     assert best_cell(records, "m", 1.0) is None

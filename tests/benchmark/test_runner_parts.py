@@ -6,11 +6,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from benchmark.devices import resolve_precision
-from benchmark.head_features import cached_features, feature_dataset, head_model, supports_cached_features
-from benchmark.late_fusion import choose_image_weight, confidence_selection, weighted_average
-from benchmark.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
-from benchmark.runner import CellInputs
+from benchmark.run.cell import CellInputs
+from benchmark.run.devices import resolve_precision
+from benchmark.run.late_fusion import choose_image_weight, confidence_selection, weighted_average
+from benchmark.training.head_features import cached_features, feature_dataset, head_model, supports_cached_features
+from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import scan_dataset, split_dataset
 from models import BuiltModel, HeadConfig, attach_head, get_entry, preprocess_function
 
@@ -79,7 +79,7 @@ def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_
     expected = np.asarray(built.backbone(images, training=False)).mean(axis=(1, 2))
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
     cache.write_bytes(b"")  # a second call must read the file, not recompute: an empty file cannot be loaded
-    with pytest.raises(Exception):
+    with pytest.raises(EOFError):  # numpy on an empty file
         cached_features(built, inputs.dataset(split, "train", 4), cache)
 
 
@@ -88,7 +88,7 @@ def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
     inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
     labels = {part: split.label_indices(part) for part in ("train", "val")}
     settings = RecipeSettings(initial_epochs=6, fine_tune_epochs=0, initial_lr=1e-2, patience=10)
-    scores = {}
+    probabilities = {}
     for mode in ("online", "cached"):
         built = stand_in_pretrained(seed=3)
         train = inputs.dataset(split, "train", 6, shuffle_seed=0)
@@ -100,9 +100,9 @@ def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
                                      train=feature_dataset(parts["train"], labels["train"], 3, 6, shuffle_seed=0),
                                      val=feature_dataset(parts["val"], labels["val"], 3, 6))
         train_two_phase(built, train, val, settings, steps_per_epoch=3, verbose=0, cached_head=cached)
-        probabilities = built.model.predict(val, verbose=0)  # the full model, head weights from either path
-        scores[mode] = np.mean(probabilities.argmax(1) == labels["val"])
-    assert abs(scores["online"] - scores["cached"]) <= 0.2, scores
+        probabilities[mode] = built.model.predict(val, verbose=0)  # the full model, head weights from either path
+    # The same batches in the same order reach the same head: only float summation order may differ.
+    np.testing.assert_allclose(probabilities["cached"], probabilities["online"], atol=1e-4)
 
 
 def test_confidence_selection_takes_the_surer_model_and_ties_go_to_the_image():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from benchmark.stats import (
+from benchmark.results.stats import (
     bootstrap_ci,
     compare_to_best,
     format_ci,

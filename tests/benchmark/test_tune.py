@@ -12,13 +12,13 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import benchmark.tune as tune  # noqa: E402
-from benchmark.config import RunConfig, resolve_config  # noqa: E402
+import benchmark.tune.search as tune  # noqa: E402
+from benchmark.config.run_config import RunConfig, resolve_config  # noqa: E402
 from benchmark.errors import UsageError  # noqa: E402
-from benchmark.tune import TuneOptions, tune_command  # noqa: E402
-from benchmark.tune_results import importance_table  # noqa: E402
-from benchmark.runner import build_spec, recipe_settings  # noqa: E402
-from benchmark.tune_space import apply_values, default_space_path, load_space, to_hyperparameters  # noqa: E402
+from benchmark.run.cell import build_spec, recipe_settings  # noqa: E402
+from benchmark.tune.search import TuneOptions, tune_command  # noqa: E402
+from benchmark.tune.space import apply_values, default_space_path, load_space, to_hyperparameters  # noqa: E402
+from benchmark.tune.trials import importance_table  # noqa: E402
 from data_pipeline import SplitTable  # noqa: E402
 
 CLASSES = ("glass", "paper", "plastic")

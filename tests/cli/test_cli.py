@@ -5,7 +5,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from cli_helpers import TINY_FLAGS, make_images, run_cli
 
 

@@ -3,10 +3,8 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
-from PIL import Image
-
 from cli_helpers import run_cli
+from PIL import Image
 
 # The image tells "jars" (reddish) from the rest; only the caption tells "bags" from "cans".
 CAPTIONS = {"bags": ["crumpled plastic sack", "shopping sack with handles", "thin plastic sack"],

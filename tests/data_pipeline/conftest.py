@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from dp_helpers import TRASHNET_DIR, write_classes
 
 

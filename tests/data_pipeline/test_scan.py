@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from dp_helpers import write_classes, write_image
 from PIL import Image
 
-from dp_helpers import write_classes, write_image
 from data_pipeline import DataError, scan_dataset
 
 

@@ -1,7 +1,7 @@
 """split_dataset: stratified, seeded, group-aware; given splits are kept; too-small classes are rejected."""
 import pytest
-
 from dp_helpers import write_classes, write_image
+
 from data_pipeline import DataError, scan_dataset, split_dataset
 from data_pipeline.splits import split_targets
 

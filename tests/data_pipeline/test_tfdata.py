@@ -5,10 +5,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-
 from dp_helpers import write_image
+
+from data_pipeline import (
+    AugmentConfig,
+    DataError,
+    cache_location,
+    make_dataset,
+    make_prediction_batch,
+    scan_dataset,
+    split_dataset,
+)
 from data_pipeline.images import decode_rgb
-from data_pipeline import AugmentConfig, DataError, cache_location, make_dataset, make_prediction_batch, scan_dataset, split_dataset
 
 
 @pytest.fixture

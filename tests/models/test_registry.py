@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 
 from models import (
-    BuildSpec, ModelEntry, ModelError, add_entry, build_model, get_entry, list_image_models, list_models, resolve_model_names,
+    BuildSpec,
+    ModelEntry,
+    ModelError,
+    add_entry,
+    build_model,
+    get_entry,
+    list_image_models,
+    list_models,
+    resolve_model_names,
 )
 from models.registry import _REGISTRY
 

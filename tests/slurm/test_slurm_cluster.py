@@ -1,4 +1,4 @@
-"""benchmark/slurm.py against a real single-node Slurm (the `slurm_cluster` fixture), not a mock of sbatch."""
+"""benchmark/run/slurm.py against a real single-node Slurm (the `slurm_cluster` fixture), not a mock of sbatch."""
 import json
 import subprocess
 import sys
@@ -9,8 +9,8 @@ import pandas as pd
 from PIL import Image
 
 import run_benchmark
-from benchmark.config import resolve_config
-from benchmark.slurm import PROJECT_ROOT, SlurmOptions, SlurmPlan, slurm_command, submit
+from benchmark.config.run_config import resolve_config
+from benchmark.run.slurm import PROJECT_ROOT, SlurmOptions, SlurmPlan, slurm_command, submit_plan
 
 
 def test_submit_waits_for_the_array_and_the_merge_runs_after_a_failed_task(slurm_cluster, tmp_path, capsys):
@@ -29,7 +29,7 @@ if [ "$SLURM_ARRAY_TASK_ID" = 0 ]; then echo '{{"cell_id": "a", "status": "ok"}}
     merge.write_text(f"#!/bin/bash\n#SBATCH --output={logs}/merge_%j.out\nls {cells} > {tmp_path}/merged.txt\n")
     plan = SlurmPlan(tmp_path, tmp_path / "slurm", tmp_path / "slurm" / "config.yaml", array, merge, logs, [0, 1],
                      ["a", "b"], [])
-    result = submit(plan, wait=True)
+    result = submit_plan(plan, wait=True)
     assert result.waited and result.merge_exit_code == 0
     assert result.failed_cells == ["b"] and not result.ok
     assert (tmp_path / "merged.txt").read_text().split() == ["a.json"]

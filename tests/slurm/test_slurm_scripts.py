@@ -1,4 +1,4 @@
-"""Script generation of benchmark/slurm.py: no Slurm needed (a hand-made run folder, no training)."""
+"""Script generation of benchmark/run/slurm.py: no Slurm needed (a hand-made run folder, no training)."""
 import json
 import os
 import signal
@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.config import RunConfig
+from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
-from benchmark.grid import build_grid
-from benchmark.runner import RunContext
-from benchmark.slurm import PROJECT_ROOT, SlurmOptions, array_spec, slurm_command, submit, time_limit_seconds, \
-    write_slurm_scripts
+from benchmark.run.folder import RunContext
+from benchmark.run.grid import build_grid
+from benchmark.run.slurm import (
+    PROJECT_ROOT,
+    SlurmOptions,
+    array_spec,
+    slurm_command,
+    submit_plan,
+    time_limit_seconds,
+    write_slurm_scripts,
+)
 
 
 def make_context(run_dir: Path, alphas=(0.0, 0.5, 1.0), finished=(), failed=()) -> RunContext:
@@ -130,7 +137,7 @@ def test_submit_without_sbatch_on_path_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     plan = write_slurm_scripts(make_context(tmp_path), SlurmOptions())
     with pytest.raises(UsageError, match="sbatch not found on PATH; run this on a Slurm login node or drop --submit"):
-        submit(plan, wait=False)
+        submit_plan(plan, wait=False)
     with pytest.raises(UsageError, match="sbatch not found"):
         slurm_command(RunConfig(models=["simple_cnn"], weights="none"), tmp_path, SlurmOptions(), submit=True)
 

@@ -1,0 +1,125 @@
+"""What each command-line subcommand does, so `run_benchmark.py` only parses flags."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from benchmark.config.run_config import resolve_config
+from benchmark.deployment.run_costs import print_notes, profile_run
+from benchmark.errors import UsageError
+from benchmark.results.report import write_report
+from benchmark.results.tables import build_tables, to_markdown
+from benchmark.run.fetch_weights import check_weights_available
+from benchmark.run.folder import prepare_run
+from benchmark.run.loop import finish_late_fusion, run_grid
+from benchmark.run.records import finished_cell_ids
+from models import get_entry, list_models
+
+
+def list_models_command() -> int:
+    """Prints the registry: name, family, parameters, default input size, preprocessing.
+
+    Parameters are counted on a randomly initialised build (the count does not depend on the
+    weights); text and fusion models are left blank, as theirs depend on `--text-encoder`.
+    """
+    from models import BuildSpec, build_model
+
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        params = ""
+        if entry.modality == "image":
+            params = f"{build_model(name, BuildSpec(num_classes=6, weights='none')).model.count_params() / 1e6:.2f}"
+        rows.append([name, entry.family, params, entry.input_size, entry.preprocess, entry.fine_tune_layers,
+                     "yes" if entry.pretrained else "no", entry.modality])
+    print(tabulate(rows, headers=["model", "family", "params_m", "input", "preprocess", "fine_tune_layers",
+                                  "pretrained", "modality"], tablefmt="github"))
+    return 0
+
+
+def default_output() -> Path:
+    return Path("results") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_command(*, preset, config_file, overrides, output, force, cell, dry_run, quiet) -> int:
+    """Runs (or, with `dry_run`, describes) the grid; exit 1 if any cell failed."""
+    config = resolve_config(preset, config_file, overrides)
+    run_dir = Path(output) if output else default_output()
+    context = prepare_run(config, run_dir, force=force, write=not dry_run)
+    models = sorted({cell.model for cell in context.cells}, key=[c.model for c in context.cells].index)
+    check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
+    if dry_run:
+        print_dry_run(context)
+        return 0
+    if cell is not None and not 0 <= cell < len(context.cells):
+        raise UsageError(f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}")
+    print(f"run folder: {run_dir} ({len(context.cells)} cells)")
+    failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet)
+    if context.config.profile and cell is None:  # a single --cell (a Slurm task) leaves profiling to the merge job
+        print_notes(profile_run(run_dir, quiet=quiet))
+    tables = build_tables(run_dir)
+    report = write_report(run_dir, tables)
+    print_leaderboard(tables["leaderboard"])
+    print(f"tables and {report.name} written to {run_dir}")
+    if failed:
+        print(f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}")
+    return 1 if failed else 0
+
+
+def print_leaderboard(board) -> None:
+    """The leaderboard's headline columns (leaderboard.csv/.md have them all)."""
+    print("\nleaderboard (ranked by validation accuracy; test shown, never used to rank):")
+    print(to_markdown(board[["rank", "model", "alpha", "val_accuracy", "val_macro_f1", "test_accuracy", "test_accuracy_ci",
+                             "test_macro_f1", "tied_with_best", "infer_ms_b1", "status"]]))
+
+
+def print_dry_run(context) -> None:
+    split = context.split
+    counts = split.counts()
+    print(f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
+          f"x {len(context.config.seeds)} seeds")
+    done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()
+    print(tabulate([[c.index, c.model, f"{c.alpha:g}", c.seed, "finished" if c.cell_id in done else ""] for c in context.cells],
+                   headers=["cell", "model", "alpha", "seed", "status"], tablefmt="github"))
+    print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
+    parts = [p for p in ("train", "val", "test") if p in counts]
+    rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in split.class_names]
+    rows.append(["total", *[sum(counts[p].values()) for p in parts]])
+    print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
+    print(f"\nleak check: {split.leaks.summary()}")
+
+
+def report_command(run_dir: str) -> int:
+    """Rebuilds the tables of a run folder from its cell records."""
+    path = Path(run_dir)
+    if not (path / "cells").is_dir():
+        raise UsageError(f"{run_dir!r} is not a run folder (no cells/ inside); pass the --output of a run")
+    finish_late_fusion(path)
+    config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
+    if config.get("profile", True):
+        print_notes(profile_run(path))
+    tables = build_tables(path)
+    report = write_report(path, tables)
+    print_leaderboard(tables["leaderboard"])
+    print(f"tables and {report.name} written to {path}")
+    return 0
+
+
+def predict_command(target: str, paths: list[str], *, top_k: int, csv: str | None, caption: str | None) -> int:
+    """Prints file, top-k labels and probabilities; unreadable files are reported and skipped."""
+    from benchmark.inference.predict import load_saved_model, predict_files
+
+    saved = load_saved_model(target)
+    print(f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})")
+    table, problems = predict_files(saved, paths, top_k=top_k, caption=caption)
+    if not table.empty:
+        print(tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"))
+    for problem in problems:
+        print(f"skipped unreadable file {problem}")
+    if csv:
+        table.to_csv(csv, index=False)
+        print(f"predictions written to {csv}")
+    return 0 if not table.empty else 1

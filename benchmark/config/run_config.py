@@ -1,0 +1,220 @@
+"""The run configuration: one plain dataclass, filled from defaults < preset < config file < flags.
+
+Every key a config file or preset may hold is a field here, so a misspelt key fails at once with
+its name, and the resolved configuration saved in the run folder says exactly what was run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.config.choices import CHOICES
+from benchmark.errors import UsageError, first_line
+from benchmark.training.recipe import RecipeSettings
+from data_pipeline import DataError, validate_alpha, validate_ratios
+from models import HeadConfig, ModelError, SimpleCNNConfig, TextConfig
+
+_RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+DEFAULT_MODELS = (
+    "resnet152v2", "resnet101v2", "mobilenet_v2", "mobilenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
+)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a benchmark run (grid, data, training recipe, outputs).
+
+    Training defaults follow the Keras transfer-learning guide: a head trained at 1e-3 on a frozen
+    backbone, then fine-tuning at 1e-5 so phase 2 nudges rather than overwrites ImageNet features.
+    """
+
+    # Grid
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    alphas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.5, 0.8, 1.0])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    # Data
+    data: str | None = None  # class-folder root, pre-split root or CSV manifest; None = embedded sample
+    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    split_seed: int = 0
+    split_file: str | None = None
+    skip_corrupt: bool = False
+    # Model
+    weights: str = "imagenet"
+    image_size: int | None = None  # None = each model's own default input size
+    head_units: list[int] = field(default_factory=lambda: list(_HEAD.units))
+    dropout: float = _HEAD.dropout
+    simple_cnn: dict[str, Any] = field(default_factory=dict)  # SimpleCNNConfig overrides
+    # Text branch (text_bert, fusion_*, late_fusion_*)
+    text_encoder: str = _TEXT.encoder  # keras-hub preset name, preset folder or Hugging Face folder
+    sequence_length: int = _TEXT.sequence_length
+    text_fine_tune_layers: int = _TEXT.fine_tune_layers
+    text_pooling: str = _TEXT.pooling
+    fusion_units: int = _TEXT.branch_units
+    fusion_dropout: float = _TEXT.branch_dropout
+    # Training recipe
+    batch_size: int = 32
+    initial_epochs: int = _RECIPE.initial_epochs
+    fine_tune_epochs: int = _RECIPE.fine_tune_epochs
+    initial_lr: float = _RECIPE.initial_lr
+    fine_tune_lr: float = _RECIPE.fine_tune_lr
+    fine_tune_layers: int | str | None = None  # None = the model's default; "all"; 0 skips phase 2
+    weight_decay: float = _RECIPE.weight_decay
+    label_smoothing: float = _RECIPE.label_smoothing
+    lr_schedule: str = _RECIPE.lr_schedule  # "constant" or "cosine" (decay over each phase's epoch budget)
+    warmup_epochs: int = _RECIPE.warmup_epochs
+    patience: int = _RECIPE.patience
+    monitor: str = _RECIPE.monitor
+    augment: bool = True
+    augment_strength: float = 1.0
+    head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    # Devices
+    precision: str = "auto"  # float32, mixed_float16, mixed_bfloat16; auto = float32 on CPU, mixed on GPU
+    strategy: str = "auto"  # mirrored, none; auto = MirroredStrategy when several GPUs are visible
+    # Outputs
+    save_models: str = "best"  # best (per model), all, none
+    profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks values a user can get wrong, naming the flag."""
+        if not self.models:
+            raise UsageError("--models names no model")
+        if not self.alphas:
+            raise UsageError("--alphas is empty; give e.g. 0,0.5,1")
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
+            raise UsageError(f"--seeds must be a list of integers, got {self.seeds!r}")
+        try:  # the data pipeline owns the rules for alphas and split ratios
+            for alpha in self.alphas:
+                validate_alpha(alpha)
+            validate_ratios(self.split)
+        except DataError as err:
+            raise UsageError(str(err)) from None
+        if self.split[1] <= 0:  # a run also needs validation images: early stopping and ranking read them
+            raise UsageError(f"--split needs non-zero train and val ratios, got {self.split}")
+        positive = ("batch_size", "initial_lr", "fine_tune_lr")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise UsageError(f"--{key.replace('_', '-')} must be positive, got {getattr(self, key)}")
+        for key in ("initial_epochs", "fine_tune_epochs", "patience", "warmup_epochs"):
+            if getattr(self, key) < 0:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
+        if self.image_size is not None and self.image_size < 32:
+            raise UsageError(f"--image-size must be at least 32, got {self.image_size}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.fine_tune_layers, str) and self.fine_tune_layers != "all":
+            raise UsageError(f"--fine-tune-layers must be a number or 'all', got {self.fine_tune_layers!r}")
+        if isinstance(self.fine_tune_layers, int) and self.fine_tune_layers < 0:
+            raise UsageError(f"--fine-tune-layers must be >= 0, got {self.fine_tune_layers}")
+        if self.sequence_length < 4 or self.text_fine_tune_layers < 0:
+            raise UsageError("--sequence-length must be >= 4 and --text-fine-tune-layers >= 0")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        self.simple_cnn_config()
+
+    def simple_cnn_config(self) -> SimpleCNNConfig:
+        """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming it."""
+        if not isinstance(self.simple_cnn, dict):
+            raise UsageError(f"simple_cnn must be a mapping of SimpleCNNConfig knobs, got {self.simple_cnn!r}")
+        try:
+            return SimpleCNNConfig(**self.simple_cnn)
+        except TypeError as err:
+            known = ", ".join(f.name for f in dataclasses.fields(SimpleCNNConfig))
+            unknown = sorted(set(self.simple_cnn) - {f.name for f in dataclasses.fields(SimpleCNNConfig)})
+            raise UsageError(f"simple_cnn has unknown knobs {', '.join(unknown) or err}; known: {known}") from err
+        except (ValueError, ModelError) as err:
+            raise UsageError(f"simple_cnn: {err}") from err
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML or JSON config file; unknown keys are an error naming them."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise UsageError(f"config file {str(path)!r} is not valid {kind}: {first_line(err, limit=300)}") from err
+    data = data or {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {str(path)!r} must hold a mapping of keys to values")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise UsageError(f"config file {str(path)!r} has unknown keys: {', '.join(unknown)}")
+    return data
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UsageError(f"unknown --preset {name!r}; available: {', '.join(list_presets())}")
+    return path
+
+
+def resolve_config(preset: str | None = None, config_file: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Merges defaults < preset < config file < flags (flags given as non-None overrides)."""
+    merged: dict[str, Any] = {}
+    if preset:
+        merged.update(read_config_file(preset_path(preset)))
+    if config_file:
+        merged.update(read_config_file(config_file))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(merged) - set(CONFIG_KEYS))
+    if unknown:
+        raise UsageError(f"unknown configuration keys: {', '.join(unknown)}")
+    try:
+        return RunConfig(**merged)
+    except TypeError as err:
+        raise UsageError(f"bad configuration: {err}") from err
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuilds a saved configuration (the run folder's `config.yaml`)."""
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise UsageError(f"saved configuration has unknown keys: {', '.join(unknown)}")
+    return RunConfig(**data)
+
+
+# Keys that change what a run writes around its results, not the results: a resume may change them.
+OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models"})
+
+
+def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys that change results and differ between a run folder's saved config and the requested one."""
+    keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
+    return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))
+
+
+def _normal(value: Any) -> Any:
+    """Compares lists and tuples alike, and 1 and 1.0 alike, as YAML round trips them."""
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value

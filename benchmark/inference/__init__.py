@@ -1,0 +1,1 @@
+"""Using a trained model: predictions on new images and Grad-CAM explanations."""

@@ -1,0 +1,131 @@
+"""`predict`: classify new images with a benchmarked model, using its own preprocessing and classes.
+
+A saved model is self-describing: `saved_models/<name>.keras` has a `<name>.json` beside it with
+the class names, the preprocessing contract, the input size and (for text models) the encoder.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.errors import UsageError, first_line
+from benchmark.run.records import SavedModelInfo, load_records, validation_rank_key
+from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, make_prediction_batch
+from models import preprocess_function
+
+
+@dataclass
+class SavedModel:
+    """A loaded Keras model and the sidecar that says how to feed it."""
+
+    model: object
+    path: Path
+    info: SavedModelInfo
+
+
+def best_model_file(run_dir: Path) -> Path:
+    """The saved model of the run's top-ranked cell (by validation, as the leaderboard ranks)."""
+    records = [r for r in load_records(run_dir) if r.ok]
+    if not records:
+        raise UsageError(f"run folder {str(run_dir)!r} has no finished cells to predict with")
+    ranked = sorted(records, key=validation_rank_key, reverse=True)
+    saved = run_dir / "saved_models"
+    for record in ranked:
+        for stem in (record.cell_id, record.model):
+            sidecar = saved / f"{stem}.json"
+            if sidecar.is_file() and json.loads(sidecar.read_text()).get("cell_id") == record.cell_id:
+                return sidecar.with_suffix(".keras")
+        break
+    raise UsageError(
+        f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}; re-run with --save-models best "
+        "(the default) or all, or pass a MODEL.keras file"
+    )
+
+
+def load_saved_model(target: str) -> SavedModel:
+    """`target` is a run folder (its best cell) or a `.keras` file with its `.json` sidecar."""
+    import keras
+
+    path = Path(target)
+    if path.is_dir():
+        path = best_model_file(path)
+    if path.suffix != ".keras" or not path.is_file():
+        raise UsageError(f"{target!r} is neither a run folder nor a .keras model file")
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise UsageError(f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict")
+    import keras_hub  # noqa: F401  (registers keras-hub layers so text and fusion models deserialize)
+
+    try:
+        info = SavedModelInfo.read(sidecar)
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the model again") from err
+    return SavedModel(model=keras.saving.load_model(path, compile=False), path=path, info=info)
+
+
+def collect_images(paths: list[str]) -> list[Path]:
+    """Image files named directly or found under folders (recursively), in a stable order."""
+    found: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"{item!r} does not exist")
+    if not found:
+        raise UsageError(f"no images found in {', '.join(paths)}")
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def caption_tokenizer(encoder: str, sequence_length: int):
+    """The encoder's tokenizer and a packer to `sequence_length`, loaded once per encoder (not once per file)."""
+    import keras_hub
+
+    tokenizer = keras_hub.models.Tokenizer.from_preset(encoder)
+    packer = keras_hub.layers.StartEndPacker(sequence_length=sequence_length, start_value=tokenizer.start_token_id,
+                                             end_value=tokenizer.end_token_id, pad_value=tokenizer.pad_token_id,
+                                             return_padding_mask=True)
+    return tokenizer, packer
+
+
+def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
+    """The model's inputs for `files`: preprocessed pixels and, for text models, tokenized captions."""
+    info = saved.info
+    modality = info.modality
+    inputs = {}
+    if modality != "text":
+        inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess))
+    if modality != "image":
+        tokenizer, packer = caption_tokenizer(info.text_encoder, info.sequence_length)
+        captions = [caption if caption is not None else caption_from_filename(f) for f in files]
+        token_ids, mask = packer(tokenizer(captions))
+        inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))
+    return inputs["image"] if list(inputs) == ["image"] else inputs
+
+
+def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Top-k labels and probabilities per readable file; unreadable files are reported, not fatal."""
+    classes = saved.info.class_names
+    top_k = max(1, min(top_k, len(classes)))
+    rows, problems = [], []
+    for file in collect_images(paths):
+        try:
+            probabilities = np.asarray(saved.model.predict(model_inputs(saved, [file], caption), verbose=0))[0]
+        except Exception as err:  # an unreadable image must not stop the others
+            problems.append(f"{file}: {first_line(err)}")
+            continue
+        order = np.argsort(probabilities)[::-1][:top_k]
+        row = {"file": str(file)}
+        for rank, index in enumerate(order, 1):
+            row[f"label_{rank}"] = classes[index]
+            row[f"prob_{rank}"] = float(probabilities[index])
+        rows.append(row)
+    return pd.DataFrame(rows), problems

@@ -1,0 +1,57 @@
+"""Writing files so that a kill at any moment leaves either the old file or the new one, never half.
+
+Every record, table, report, backup and stored feature array goes through `replace_atomically`:
+it writes a temporary file in the target's own folder (so the rename never crosses file systems)
+and renames it over the target, which POSIX makes atomic. The temporary name carries the process
+id, so parallel Slurm tasks writing the same target never share a temporary file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def replace_atomically(path: Path, write: Callable[[str], object], *, suffix: str = "") -> Path:
+    """Calls `write(temporary_path)`, then renames the temporary file over `path`.
+
+    The temporary name ends in `.tmp` (so no `*.json` glob reads a half-written record) plus `suffix`,
+    for writers that infer the format from the name (Keras' `.keras` and `.weights.h5`, numpy's `.npz`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        write(str(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, default=_json_default))
+
+
+def write_csv_atomic(path: Path, frame: pd.DataFrame) -> Path:
+    return replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a record")

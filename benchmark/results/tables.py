@@ -1,0 +1,241 @@
+"""Ranked tables built from the cell records: leaderboard, best alpha per model, alpha sweep.
+
+Ranking uses validation accuracy (ties: validation macro-F1) and nothing else: the test split
+is shown, with its uncertainty, but never used to pick a winner. Failed cells stay in the
+leaderboard as rows at the bottom, so a reader sees what is missing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from tabulate import tabulate
+
+from benchmark.results import stats
+from benchmark.deployment.run_costs import cost_columns, deployment_frame
+from benchmark.run.records import CellRecord, load_predictions, load_records
+from benchmark.io import write_csv_atomic, write_text_atomic
+
+LEADERBOARD_COLUMNS = [
+    "rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1", "test_accuracy",
+    "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "test_weighted_f1", "p_vs_best", "tied_with_best",
+    "worst_class", "worst_class_f1", "val_accuracy_std", "test_accuracy_std", "test_accuracy_seed_ci", "params_m",
+    "train_seconds", "epochs_phase1", "epochs_phase2", "weights", "status", "error",
+]
+
+
+def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pooled (y_true, y_pred) of `split` over a group's seeds, or None when a record lacks them."""
+    trues, preds = [], []
+    for record in records:
+        frame = load_predictions(run_dir, record)
+        if frame is None:
+            return None
+        part = frame[frame["split"] == split]
+        trues.append(part["true"].to_numpy(int))
+        preds.append(part["pred"].to_numpy(int))
+    return (np.concatenate(trues), np.concatenate(preds)) if trues else None
+
+
+def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord]) -> dict:
+    """One leaderboard row for a model x alpha: means over seeds, intervals from the predictions."""
+    ok = [r for r in group if r.ok]
+    row: dict = {"model": model, "alpha": alpha, "seeds": len(ok)}
+    if not ok:
+        row.update(status="failed", error="; ".join(sorted({r.error for r in group}))[:300])
+        return row
+
+    def metric(split: str, key: str) -> np.ndarray:
+        return np.array([r.split_metrics(split).get(key, np.nan) for r in ok], dtype=float)
+
+    num_classes = len(ok[0].class_names)
+    for split in ("val", "test"):
+        for key in ("accuracy", "macro_f1", "weighted_f1"):
+            row[f"{split}_{key}"] = float(np.nanmean(metric(split, key)))
+    seed = int(ok[0].seed)
+    for split, key in (("val", "accuracy"), ("test", "accuracy"), ("test", "macro_f1")):
+        pooled = _split_predictions(run_dir, ok, split)
+        if pooled is not None and len(pooled[0]):
+            low, high = stats.bootstrap_ci(pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes)
+            row[f"{split}_{key}_ci"] = stats.format_ci(low, high)
+    if len(ok) > 1:
+        for split in ("val", "test"):
+            row[f"{split}_accuracy_std"] = float(np.std(metric(split, "accuracy"), ddof=1))
+        _, _, low, high = stats.t_interval(metric("test", "accuracy"))
+        row["test_accuracy_seed_ci"] = stats.format_ci(low, high)
+    test_pooled = _split_predictions(run_dir, ok, "test")
+    if test_pooled is not None and len(test_pooled[0]):
+        worst, f1 = stats.worst_class_f1(test_pooled[0], test_pooled[1], num_classes)
+        row.update(worst_class=ok[0].class_names[worst], worst_class_f1=float(f1))
+    phases = ok[0].phases
+    row.update(
+        # Late fusion trains nothing and has no network of its own: no parameters or training time.
+        params_m=ok[0].params["total"] / 1e6 if ok[0].params else None,
+        train_seconds=float(np.mean([r.timings["train_seconds"] for r in ok])) if ok[0].timings else None,
+        epochs_phase1=phases[0]["epochs"] if phases else None,
+        epochs_phase2=phases[1]["epochs"] if len(phases) > 1 else 0,
+        weights=ok[0].weights,
+        status="ok" if len(ok) == len(group) else f"{len(group) - len(ok)} seed(s) failed",
+        error="",
+    )
+    return row
+
+
+def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -> list[np.ndarray | None]:
+    """Per row, the pooled per-image correctness on test (aligned by seed and path) for McNemar."""
+    vectors = []
+    for key in keys:
+        ok = [r for r in records_by_group[key] if r.ok]
+        frames = []
+        for record in sorted(ok, key=lambda r: r.seed):
+            frame = load_predictions(run_dir, record)
+            if frame is None:
+                frames = None
+                break
+            part = frame[frame["split"] == "test"].sort_values("path")
+            frames.append((part["true"].to_numpy() == part["pred"].to_numpy()))
+        vectors.append(np.concatenate(frames) if frames else None)
+    lengths = {len(v) for v in vectors if v is not None}
+    if len(lengths) > 1:  # rows with different seed counts cannot be paired image by image
+        return [v if v is not None and len(v) == max(lengths) else None for v in vectors]
+    return vectors
+
+
+def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.DataFrame:
+    """The ranked model x alpha table (see LEADERBOARD_COLUMNS)."""
+    records = load_records(run_dir) if records is None else records
+    groups: dict[tuple, list[CellRecord]] = {}
+    for record in records:
+        groups.setdefault((record.model, float(record.alpha)), []).append(record)
+    rows = [_group_row(run_dir, model, alpha, group) for (model, alpha), group in groups.items()]
+    frame = pd.DataFrame(rows, columns=[c for c in LEADERBOARD_COLUMNS if c != "rank"])
+    frame["_ok"] = frame["status"] != "failed"
+    frame["_first_cell"] = [min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])]
+    # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
+    frame = frame.sort_values(["_ok", "val_accuracy", "val_macro_f1", "_first_cell"], ascending=[False, False, False, True],
+                              na_position="last")
+    frame = frame.drop(columns=["_ok", "_first_cell"]).reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    keys = list(zip(frame["model"], frame["alpha"]))
+    if len(frame) and frame.loc[0, "status"] != "failed":
+        vectors = _correct_vectors(run_dir, groups, keys)
+        comparisons = stats.compare_to_best(vectors, best_index=0)
+        frame["p_vs_best"] = [p for p, _ in comparisons]
+        frame["tied_with_best"] = [tied for _, tied in comparisons]
+    return frame[LEADERBOARD_COLUMNS]
+
+
+def best_per_model(board: pd.DataFrame) -> pd.DataFrame:
+    """Each model's best alpha by validation (the leaderboard is already ranked)."""
+    ok = board[board["status"] != "failed"]
+    return ok.drop_duplicates("model", keep="first").reset_index(drop=True)
+
+
+def alpha_sweep(board: pd.DataFrame) -> pd.DataFrame:
+    """Models as rows, alphas as columns: `val_acc@alpha` and `test_acc@alpha` per cell."""
+    ok = board[board["status"] != "failed"]
+    if ok.empty:
+        return pd.DataFrame(columns=["model"])
+    tables = []
+    for metric, label in (("val_accuracy", "val"), ("test_accuracy", "test")):
+        pivot = ok.pivot_table(index="model", columns="alpha", values=metric, aggfunc="mean")
+        pivot.columns = [f"{label}@{alpha:g}" for alpha in pivot.columns]
+        tables.append(pivot)
+    sweep = pd.concat(tables, axis=1).reset_index()
+    order = {model: i for i, model in enumerate(best_per_model(board)["model"])}
+    return sweep.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+ALPHA_EFFECT_COLUMNS = [
+    "model", "best_alpha", "test_accuracy_alpha0", "test_accuracy_best", "delta_test_accuracy", "p_mcnemar",
+    "significant", "worst_class_alpha0", "worst_class_f1_alpha0", "worst_class_f1_best", "delta_worst_class_f1", "note",
+]
+
+
+def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[CellRecord]) -> pd.DataFrame:
+    """Per model, did damping help? Its best alpha (by validation) against alpha 0 on the same test images.
+
+    `p_mcnemar` is the exact paired test of the two rows' per-image correctness; `worst_class_*`
+    follow the class that alpha 0 served worst, because damping exists to lift the rare class.
+    """
+    groups: dict[tuple, list[CellRecord]] = {}
+    for record in records:
+        if record.ok:
+            groups.setdefault((record.model, float(record.alpha)), []).append(record)
+    rows = []
+    for model, best_alpha in zip(best_per_model(board)["model"], best_per_model(board)["alpha"]):
+        row = {"model": model, "best_alpha": float(best_alpha)}
+        baseline, best = (model, 0.0), (model, float(best_alpha))
+        if baseline not in groups:
+            rows.append({**row, "note": "alpha 0 is not in the grid"})
+            continue
+        class_names = groups[baseline][0].class_names
+        f1, accuracy = {}, {}
+        for key in {baseline, best}:
+            pooled = _split_predictions(run_dir, groups[key], "test")
+            if pooled is not None and len(pooled[0]):
+                f1[key] = f1_score(pooled[0], pooled[1], labels=range(len(class_names)), average=None, zero_division=0)
+                accuracy[key] = float(np.mean(pooled[0] == pooled[1]))
+        if baseline not in f1 or best not in f1:
+            rows.append({**row, "note": "no saved test predictions"})
+            continue
+        row.update(test_accuracy_alpha0=accuracy[baseline], test_accuracy_best=accuracy[best])
+        worst = int(np.argmin(f1[baseline]))
+        row.update(delta_test_accuracy=row["test_accuracy_best"] - row["test_accuracy_alpha0"],
+                   worst_class_alpha0=class_names[worst], worst_class_f1_alpha0=float(f1[baseline][worst]),
+                   worst_class_f1_best=float(f1[best][worst]),
+                   delta_worst_class_f1=float(f1[best][worst] - f1[baseline][worst]))
+        if best == baseline:
+            rows.append({**row, "note": "alpha 0 is already the best by validation"})
+            continue
+        correct_baseline, correct_best = _correct_vectors(run_dir, groups, [baseline, best])
+        if correct_baseline is None or correct_best is None:
+            rows.append({**row, "note": "seed counts differ: no paired test"})
+            continue
+        row["p_mcnemar"] = stats.mcnemar_exact(correct_baseline, correct_best)
+        row["significant"] = bool(row["p_mcnemar"] < 0.05)
+        rows.append({**row, "note": ""})
+    return pd.DataFrame(rows, columns=ALPHA_EFFECT_COLUMNS)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """GitHub markdown, four decimals, blanks for missing values, alpha written as given (0.5, not 0.5000)."""
+    shown = frame.astype(object).where(frame.notna(), "")
+    keep_as_text = []
+    for index, column in enumerate(frame.columns):
+        if column.endswith("alpha") and not frame.empty:  # tabulate rejects column options on an empty table
+            shown[column] = [f"{a:g}" if pd.notna(a) else "" for a in frame[column]]
+            keep_as_text.append(index)
+    return tabulate(shown.values.tolist(), headers=list(frame.columns), tablefmt="github", floatfmt=".4f",
+                    disable_numparse=keep_as_text) + "\n"
+
+
+def with_cost_columns(board: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
+    """Adds each model's deployment figures (one profile per model: cost does not depend on alpha) after `params_m`."""
+    columns = [c for c in cost.columns if c != "model"]
+    merged = board.merge(cost, on="model", how="left") if not cost.empty else board.assign(**{c: np.nan for c in columns})
+    order = list(board.columns)
+    at = order.index("params_m") + 1
+    return merged[order[:at] + columns + order[at:]]
+
+
+def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Writes `<name>.csv` and `<name>.md` for each table, atomically."""
+    for name, frame in tables.items():
+        write_csv_atomic(run_dir / f"{name}.csv", frame)
+        write_text_atomic(run_dir / f"{name}.md", to_markdown(frame))
+
+
+def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """All tables of a run folder, rebuilt from its records (what `report RUN_DIR` does)."""
+    records = load_records(run_dir)
+    board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
+    tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board),
+              "alpha_effect": alpha_effect(run_dir, board, records)}
+    deployment = deployment_frame(run_dir)
+    if not deployment.empty:
+        tables["deployment"] = deployment
+    write_tables(run_dir, tables)
+    return tables

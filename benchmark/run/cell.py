@@ -1,0 +1,212 @@
+"""One cell from configuration to trained model: the one path a grid cell and a tune trial both take.
+
+`prepare_cell` seeds, chooses precision and strategy, builds the model and its datasets (damped
+class weights, augmentation, stored phase-1 features where allowed); `run_cell` trains the prepared
+cell with the two-phase recipe and evaluates it into a `CellRecord`. The tuner calls
+`prepare_cell` too, so a trial is trained exactly as a grid cell is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config.run_config import RunConfig
+from benchmark.errors import first_line
+from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
+from benchmark.run.environment import environment_info
+from benchmark.run.evaluation import evaluation_record
+from benchmark.run.folder import RunContext, cache_dir, split_file, work_dir
+from benchmark.run.grid import Cell
+from benchmark.run.records import CellRecord
+from benchmark.training.checkpoint import PhaseCheckpoint
+from benchmark.training.head_features import (
+    cached_features,
+    feature_dataset,
+    features_key,
+    head_model,
+    supports_cached_features,
+)
+from benchmark.training.metrics import predict_probabilities
+from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
+from data_pipeline import AugmentConfig, SplitTable, cache_location, damped_class_weights, make_dataset
+from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, get_entry, preprocess_function
+
+# RunConfig key -> TextConfig field: the text branch's knobs carry a `text_`/`fusion_` prefix on the command line.
+TEXT_KEYS = {"text_encoder": "encoder", "sequence_length": "sequence_length", "text_fine_tune_layers": "fine_tune_layers",
+             "text_pooling": "pooling", "fusion_units": "branch_units", "fusion_dropout": "branch_dropout"}
+
+
+def recipe_settings(config: RunConfig, model_name: str) -> RecipeSettings:
+    """The recipe's knobs for one model: the configuration's values, and the model's own fine-tune depth."""
+    names = {f.name for f in dataclasses.fields(RecipeSettings)} - {"fine_tune_layers", "jit_compile"}
+    layers = get_entry(model_name).fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
+    return RecipeSettings(**{name: getattr(config, name) for name in names}, fine_tune_layers=layers,
+                          jit_compile=jit_compile_setting())
+
+
+def build_spec(config: RunConfig, num_classes: int) -> BuildSpec:
+    return BuildSpec(
+        num_classes=num_classes, image_size=config.image_size, weights=config.weights,
+        head=HeadConfig(units=tuple(config.head_units), dropout=config.dropout),
+        simple_cnn=config.simple_cnn_config(),
+        text=TextConfig(**{field: getattr(config, key) for key, field in TEXT_KEYS.items()}),
+    )
+
+
+@dataclass
+class CellInputs:
+    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and cache folder.
+
+    `cache_dir` receives a split's decoded images when they are too large for memory (`cache_location`).
+    """
+
+    image_size: int
+    preprocess: object
+    modality: str
+    cache_dir: Path
+    tokenizer: object = None
+    sequence_length: int = 32
+
+    @classmethod
+    def for_model(cls, config: RunConfig, entry, built, cache_dir: Path) -> CellInputs:
+        """How `config` feeds the registry `entry` built as `built` (its tokenizer, if any)."""
+        return cls(image_size=config.image_size or entry.input_size, preprocess=preprocess_function(entry.preprocess),
+                   modality=entry.modality, cache_dir=cache_dir, tokenizer=built.tokenizer,
+                   sequence_length=config.sequence_length)
+
+    def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
+        frame = split.subset(part)
+        cache = cache_location(len(frame), self.image_size, self.cache_dir / part)
+        return make_dataset(frame, split.class_names, image_size=self.image_size, batch_size=batch_size,
+                            preprocess=self.preprocess, cache=cache, inputs=self.modality,
+                            tokenizer=self.tokenizer, sequence_length=self.sequence_length, **kwargs)
+
+
+@dataclass
+class PreparedCell:
+    """A built model and the data it trains on, ready for `train_two_phase` inside `strategy.scope()`."""
+
+    model_name: str
+    built: BuiltModel
+    inputs: CellInputs
+    class_weights: np.ndarray
+    train: object
+    val: object
+    steps_per_epoch: int
+    batch_size: int
+    cached_head: CachedHeadPhase | None
+    precision: str
+    strategy: object
+
+
+def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed: int, alpha: float, run_dir: Path,
+                 cache: Path) -> PreparedCell:
+    """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
+
+    `run_dir` holds the split file and the stored phase-1 features (`run_dir/features`, shared by every
+    alpha of a model); `cache` receives decoded images that do not fit in memory.
+    """
+    import keras
+
+    entry = get_entry(model_name)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    precision = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = resolve_strategy(config.strategy)
+    batch_size = config.batch_size * strategy.num_replicas_in_sync  # global batch: per-replica x replicas
+    with strategy.scope():  # build inside the scope so variables are mirrored
+        built = build_model(model_name, build_spec(config, len(split.class_names)))
+        inputs = CellInputs.for_model(config, entry, built, cache)
+        counts = np.bincount(split.label_indices("train"), minlength=len(split.class_names))
+        class_weights = damped_class_weights(counts, alpha)
+        augment = AugmentConfig(strength=config.augment_strength) if config.augment and entry.modality != "text" else None
+        train = inputs.dataset(split, "train", batch_size, augment=augment, sample_weights=class_weights,
+                               shuffle_seed=seed)
+        cached_head = None
+        if use_cached_features(config, built):
+            cached_head = cached_head_phase(split, model_name, built, inputs, batch_size, class_weights,
+                                            seed=seed, run_dir=run_dir)
+    return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
+                        val=inputs.dataset(split, "val", batch_size),
+                        steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
+                        cached_head=cached_head, precision=precision, strategy=strategy)
+
+
+def use_cached_features(config: RunConfig, built) -> bool:
+    """`cached` where the model allows it; `auto` only without augmentation (augmented images change every epoch)."""
+    wanted = config.head_features == "cached" or (config.head_features == "auto" and not config.augment)
+    return wanted and supports_cached_features(built)
+
+
+def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInputs, batch_size: int,
+                      class_weights: np.ndarray, *, seed: int, run_dir: Path) -> CachedHeadPhase:
+    """Phase-1 data from the backbone features stored in the run folder (computed by the first alpha cell)."""
+    parts = {}
+    for part in ("train", "val"):
+        key = features_key(model_name, inputs.image_size, built.weights, split_file(run_dir), part)
+        parts[part] = cached_features(built, inputs.dataset(split, part, batch_size), run_dir / "features" / f"{key}.npy")
+    num_classes = len(split.class_names)
+    return CachedHeadPhase(
+        model=head_model(built),
+        train=feature_dataset(parts["train"], split.label_indices("train"), num_classes, batch_size,
+                              sample_weights=class_weights, shuffle_seed=seed),
+        val=feature_dataset(parts["val"], split.label_indices("val"), num_classes, batch_size),
+    )
+
+
+def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
+    """Trains and evaluates one cell; returns its (successful) record and the trained Keras model."""
+    config, split = ctx.config, ctx.split
+    entry = get_entry(cell.model)
+    started = time.perf_counter()
+    prepared = prepare_cell(config, cell.model, split, seed=cell.seed, alpha=cell.alpha, run_dir=ctx.run_dir,
+                            cache=cache_dir(ctx.run_dir, cell.cell_id))
+    built, strategy = prepared.built, prepared.strategy
+    work = work_dir(ctx.run_dir, cell.cell_id)
+    if work.is_dir():
+        print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
+    with strategy.scope():  # compile and train inside the scope the variables were created in
+        training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
+                                   steps_per_epoch=prepared.steps_per_epoch, verbose=verbose,
+                                   cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work))
+
+    eval_start = time.perf_counter()
+    probabilities = {part: predict_probabilities(built.model, prepared.inputs.dataset(split, part, prepared.batch_size))
+                     for part in ("val", "test") if not split.subset(part).empty}
+    record = evaluation_record(ctx, cell, probabilities)
+    trained_images = len(split.subset("train")) * sum(p.epochs for p in training.phases)
+    record = dataclasses.replace(
+        record,
+        weights=built.weights if (entry.pretrained or entry.modality != "image") else "none (trained from scratch)",
+        image_size=prepared.inputs.image_size if entry.modality != "text" else None,
+        preprocess=entry.preprocess,
+        class_weights=[float(w) for w in prepared.class_weights],
+        head_features="cached" if prepared.cached_head is not None else "online",
+        precision=prepared.precision,
+        strategy=type(strategy).__name__,
+        replicas=strategy.num_replicas_in_sync,
+        phases=[{k: v for k, v in dataclasses.asdict(p).items() if k != "history"} for p in training.phases],
+        phase2_note=training.phase2_note,
+        params={"total": int(built.model.count_params()), "trainable_by_phase": [p.trainable_params for p in training.phases]},
+        timings={
+            "train_seconds": training.seconds,
+            "train_images_per_second": trained_images / training.seconds if training.seconds else None,
+            "eval_seconds": time.perf_counter() - eval_start,
+            "total_seconds": time.perf_counter() - started,
+        },
+        history={**training.history, "phase_boundary": training.phase_boundary},
+    )
+    return record, built.model
+
+
+def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> CellRecord:
+    return CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model, alpha=cell.alpha, seed=cell.seed,
+                      status="failed", error=f"{type(error).__name__}: {first_line(error, default='')}"[:500],
+                      traceback=traceback.format_exc(), config=ctx.config.to_dict(), environment=environment_info())

@@ -1,0 +1,48 @@
+"""A cell's metrics and saved predictions from its class probabilities per split."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmark.io import write_csv_atomic
+from benchmark.run.environment import environment_info
+from benchmark.run.folder import RunContext
+from benchmark.run.grid import Cell
+from benchmark.run.records import CellRecord, predictions_path
+from benchmark.training.metrics import classification_metrics
+from models import get_entry
+
+
+def evaluation_record(ctx: RunContext, cell: Cell, probabilities: dict[str, np.ndarray], *, variant: str = "") -> CellRecord:
+    """Metrics and saved predictions of one cell from its class probabilities per split.
+
+    `variant` names a second row the same cell produces (late fusion's confidence rule): it gets
+    its own cell id, model label and predictions file, while `registry_name` keeps the entry.
+    """
+    split = ctx.split
+    entry = get_entry(cell.model)
+    cell_id = f"{cell.cell_id}-{variant}" if variant else cell.cell_id
+    metrics, frames = {}, []
+    for part, probs in probabilities.items():
+        y_true = split.label_indices(part)
+        metrics[part] = classification_metrics(y_true, probs, split.class_names)
+        frames.append(prediction_frame(part, split.subset(part), y_true, probs, split.class_names))
+    predictions_file = predictions_path(ctx.run_dir, cell_id)
+    write_csv_atomic(predictions_file, pd.concat(frames, ignore_index=True))
+    return CellRecord(
+        cell_id=cell_id, index=cell.index, model=f"{cell.model} ({variant})" if variant else cell.model,
+        registry_name=cell.model, family=entry.family, modality=entry.modality, alpha=cell.alpha, seed=cell.seed,
+        class_names=split.class_names, metrics=metrics, best_val_score=metrics.get("val", {}).get("accuracy"),
+        predictions_file=str(predictions_file.relative_to(ctx.run_dir)), config=ctx.config.to_dict(),
+        environment=environment_info(),
+        caption_warning=ctx.caption_warning if entry.modality != "image" else "",
+    )
+
+
+def prediction_frame(part: str, frame: pd.DataFrame, y_true, probabilities: np.ndarray, class_names) -> pd.DataFrame:
+    """One row per image: split, path, true and predicted class index, and every class probability."""
+    out = pd.DataFrame({"split": part, "path": frame["path"].to_numpy(), "true": y_true,
+                        "pred": probabilities.argmax(axis=1)})
+    for i, name in enumerate(class_names):
+        out[f"prob_{name}"] = probabilities[:, i]
+    return out

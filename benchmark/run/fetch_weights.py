@@ -1,0 +1,70 @@
+"""`fetch-weights`: fill the Keras and keras-hub caches on a connected machine (a login node).
+
+Cluster compute nodes often have no network; jobs then find the weights in the cache
+(`KERAS_HOME`/models, `KAGGLEHUB_CACHE`) that this command filled.
+"""
+from __future__ import annotations
+
+from benchmark.run.grid import expand_components
+from models import BuildSpec, TextConfig, build_model, get_entry, keras_cache_dir, load_text_encoder, resolve_model_names
+from models.text import kerashub_cache_dir
+
+
+def image_backbones(model_names: list[str]) -> list[str]:
+    """The pretrained image models whose ImageNet weights the named models need (fusion uses its image model's)."""
+    backbones: list[str] = []
+    for name in model_names:
+        entry = get_entry(name)
+        candidate = entry.image_model or (name if entry.modality == "image" else None)
+        if candidate and get_entry(candidate).pretrained and candidate not in backbones:
+            backbones.append(candidate)
+    return backbones
+
+
+def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
+    """Downloads ImageNet weights of every image backbone named (and the text encoder if any model needs it)."""
+    names = expand_components(resolve_model_names(model_patterns)) if model_patterns else []
+    needs_text = text_encoder is not None or any(get_entry(n).modality != "image" for n in names)
+    for name in image_backbones(names):
+        build_model(name, BuildSpec(num_classes=2, weights="imagenet"))  # raises a one-line ModelError offline
+        print(f"{name}: ImageNet weights in {keras_cache_dir()}")
+    if needs_text:
+        encoder = text_encoder or TextConfig().encoder
+        load_text_encoder(encoder)
+        print(f"text encoder {encoder}: in {kerashub_cache_dir()}")
+    return 0
+
+
+def check_weights_available(model_names: list[str], weights: str, text_encoder: str, image_size: int | None) -> None:
+    """Before any training: every pretrained weight the grid needs is cached or downloadable.
+
+    Builds each backbone once (Keras reads its cache, or downloads); all the missing ones are
+    listed in one message, so a user pre-fetches them in one go.
+    """
+    from benchmark.errors import UsageError
+    from models import ModelError
+
+    missing = []
+    needs_text = any(get_entry(name).modality != "image" for name in model_names)
+    for name in image_backbones(model_names) if weights == "imagenet" else []:
+        try:
+            build_model(name, BuildSpec(num_classes=2, weights="imagenet", image_size=image_size))
+        except ModelError:
+            missing.append(name)
+    text_missing = False
+    if needs_text:
+        try:
+            load_text_encoder(text_encoder)
+        except ModelError:
+            text_missing = True
+    if missing or text_missing:
+        parts = []
+        if missing:
+            parts.append(f"ImageNet weights for {', '.join(missing)} are not in {keras_cache_dir()} and cannot be downloaded")
+        if text_missing:
+            parts.append(f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} and cannot be downloaded")
+        fetch = " ".join(["python run_benchmark.py fetch-weights --models", ",".join(missing or model_names)])
+        raise UsageError(
+            f"{'; '.join(parts)}: pre-fetch on a connected machine ({fetch}), point KERAS_HOME/KAGGLEHUB_CACHE at a "
+            "filled cache, or pass --weights none; --preset smoke tries the suite offline"
+        )

@@ -1,0 +1,186 @@
+"""Cell records and saved-model sidecars: typed on the way in, plain JSON on disk.
+
+One JSON file per cell (`RUN_DIR/cells/<cell_id>.json`), written atomically, is the commit point of
+a cell: a kill loses at most the cell in progress. `CellRecord` is the one shape every writer
+builds and every reader (tables, report, predict, deployment cost, Slurm) gets back, so a key is
+spelt in one place. `from_json` reads the records earlier versions of the suite wrote: keys it does
+not know are kept in `extra` and written back unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.io import write_json_atomic
+
+OK, FAILED = "ok", "failed"
+
+
+@dataclass
+class CellRecord:
+    """What one grid cell trained and measured (or why it failed).
+
+    `model` is the leaderboard label; `registry_name` the registry entry it was built from (they differ
+    for the second row late fusion writes, `late_fusion_x (confidence)`). `metrics` holds one dict per
+    evaluated split (`val`, `test`) as `training.metrics.classification_metrics` returns it.
+    """
+
+    cell_id: str
+    index: int
+    model: str
+    alpha: float
+    seed: int
+    status: str = OK
+    error: str = ""
+    registry_name: str = ""
+    family: str = ""
+    modality: str = "image"
+    class_names: list[str] = field(default_factory=list)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    best_val_score: float | None = None
+    predictions_file: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    # How the cell was trained.
+    weights: str = ""
+    image_size: int | None = None
+    preprocess: str = ""
+    class_weights: list[float] = field(default_factory=list)
+    head_features: str = ""
+    precision: str = ""
+    strategy: str = ""
+    replicas: int = 1
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    phase2_note: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)
+    # Text, fusion and late fusion only.
+    caption_warning: str = ""
+    late_fusion_rule: str = ""
+    image_weight: float | None = None
+    components: list[str] = field(default_factory=list)
+    # Failed cells only: the full traceback (the table shows `error`, one line).
+    traceback: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.registry_name = self.registry_name or self.model
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def split_metrics(self, split: str) -> dict[str, Any]:
+        """The metrics of one split (`val`, `test`), empty when the cell did not evaluate it."""
+        return self.metrics.get(split) or {}
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellRecord:
+        """Rebuilds a record; a missing identifying key raises `KeyError` naming it."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        missing = [key for key in ("cell_id", "model", "alpha", "seed") if key not in data]
+        if missing:
+            raise KeyError(f"record lacks {', '.join(missing)}")
+        values = {key: value for key, value in data.items() if key in known}
+        values.setdefault("index", 0)
+        return cls(**values, extra={key: value for key, value in data.items() if key not in known})
+
+
+SIDECAR_FIELDS = ("cell_id", "model", "class_names", "preprocess", "image_size", "alpha", "seed", "weights",
+                  "val_accuracy", "modality", "text_encoder", "sequence_length")
+
+
+@dataclass
+class SavedModelInfo:
+    """The `.json` sidecar beside a saved `.keras` model: everything needed to feed it new images."""
+
+    cell_id: str
+    model: str
+    class_names: list[str]
+    preprocess: str
+    image_size: int | None
+    # Provenance: shown to the user, not needed to feed the model.
+    alpha: float | None = None
+    seed: int | None = None
+    weights: str = ""
+    val_accuracy: float | None = None
+    modality: str = "image"
+    text_encoder: str = ""
+    sequence_length: int = 32
+
+    @classmethod
+    def for_record(cls, record: CellRecord, *, text_encoder: str, sequence_length: int) -> SavedModelInfo:
+        return cls(cell_id=record.cell_id, model=record.model, class_names=record.class_names,
+                   preprocess=record.preprocess, image_size=record.image_size, alpha=record.alpha, seed=record.seed,
+                   weights=record.weights, val_accuracy=record.best_val_score, modality=record.modality,
+                   text_encoder=text_encoder, sequence_length=sequence_length)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedModelInfo:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    @classmethod
+    def read(cls, path: Path) -> SavedModelInfo:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def cells_dir(run_dir: Path) -> Path:
+    return run_dir / "cells"
+
+
+def record_path(run_dir: Path, cell_id: str) -> Path:
+    return cells_dir(run_dir) / f"{cell_id}.json"
+
+
+def predictions_path(run_dir: Path, cell_id: str) -> Path:
+    return cells_dir(run_dir) / f"{cell_id}.predictions.csv"
+
+
+def write_record(run_dir: Path, record: CellRecord) -> Path:
+    return write_json_atomic(record_path(run_dir, record.cell_id), record.to_json())
+
+
+def load_records(run_dir: Path) -> list[CellRecord]:
+    """Every readable cell record of a run, in grid order (unreadable files are skipped)."""
+    records = []
+    for path in sorted(cells_dir(run_dir).glob("*.json")):
+        try:
+            records.append(CellRecord.from_json(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(records, key=lambda r: r.index)
+
+
+def finished_cell_ids(run_dir: Path) -> set[str]:
+    """Cells whose record says they finished ("ok"); failed cells are re-run on resume."""
+    return {r.cell_id for r in load_records(run_dir) if r.ok}
+
+
+def load_predictions(run_dir: Path, record: CellRecord) -> pd.DataFrame | None:
+    """A cell's saved predictions (`split,path,true,pred,prob_*`), or None if it has none."""
+    name = record.predictions_file
+    if not name or not (run_dir / name).is_file():
+        return None
+    return pd.read_csv(run_dir / name)
+
+
+def validation_rank_key(record: CellRecord) -> tuple[float, float, int]:
+    """How one cell ranks (higher is better): validation accuracy, then validation macro-F1, then the
+    earlier grid cell, so ties resolve the same way wherever a best cell is picked (saved model,
+    deployment profile, predict, report)."""
+    val = record.split_metrics("val")
+    return (val.get("accuracy", -1.0), val.get("macro_f1", -1.0), -int(record.index))

@@ -1,0 +1,35 @@
+"""Trained models kept after a run, each with a sidecar that makes it self-describing.
+
+`best` keeps one file per model name, replaced whenever a cell of that model beats it on
+validation; `all` keeps one per cell; `none` keeps none.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.io import replace_atomically, write_json_atomic
+from benchmark.run.folder import RunContext
+from benchmark.run.records import CellRecord, SavedModelInfo, load_records, validation_rank_key
+
+
+def saved_models_dir(run_dir: Path) -> Path:
+    return run_dir / "saved_models"
+
+
+def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> None:
+    """Saves the trained model (`<stem>.keras`) and its sidecar (`<stem>.json`: classes, preprocessing, size)."""
+    policy = ctx.config.save_models
+    if policy == "none" or not record.ok:
+        return
+    if policy == "best":
+        rivals = [r for r in load_records(ctx.run_dir) if r.model == record.model and r.ok and r.cell_id != record.cell_id]
+        if any(validation_rank_key(r) > validation_rank_key(record) for r in rivals):
+            return
+        stem = record.model
+    else:
+        stem = record.cell_id
+    target = saved_models_dir(ctx.run_dir) / f"{stem}.keras"
+    replace_atomically(target, model.save, suffix=".keras")
+    info = SavedModelInfo.for_record(record, text_encoder=ctx.config.text_encoder,
+                                     sequence_length=ctx.config.sequence_length)
+    write_json_atomic(target.with_suffix(".json"), info.to_json())

@@ -1,0 +1,99 @@
+"""Per-epoch backups so a preempted or killed cell continues where it stopped instead of starting over.
+
+`keras.callbacks.BackupAndRestore` keeps only the weights and the epoch: the resumed run would
+start AdamW's moments and step count (and with them the cosine schedule) from zero, and early
+stopping would forget its best epoch. `EpochBackup` saves all four after every epoch, and
+`PhaseCheckpoint` marks a finished phase so a re-run skips it. A cell's backups live in
+`RUN_DIR/work/<cell_id>/` and are removed once its record is written.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from benchmark.io import replace_atomically, write_text_atomic
+
+STATE = "state.json"
+WEIGHTS = "weights.weights.h5"
+OPTIMIZER = "optimizer.npz"
+BEST = "best_weights.npz"
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one phase.
+
+    Place it after the `EarlyStopping` it mirrors: callbacks run in list order, and the stopper's own
+    `on_train_begin` resets what this one restores.
+    """
+
+    def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping):
+        super().__init__()
+        self.folder = Path(folder)
+        self.stopper = stopper
+        self.history: dict[str, list[float]] = {}
+        self.resumed_from_epoch = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        state_file = self.folder / STATE
+        if not state_file.is_file():
+            return
+        state = json.loads(state_file.read_text())
+        self.model.load_weights(self.folder / WEIGHTS)
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        saved = np.load(self.folder / OPTIMIZER)
+        for index, variable in enumerate(optimizer.variables):
+            variable.assign(saved[f"v{index}"])
+        self.stopper.wait, self.stopper.best, self.stopper.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        if (self.folder / BEST).is_file():
+            best = np.load(self.folder / BEST)
+            self.stopper.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
+        self.history = state["history"]
+        self.resumed_from_epoch = state["epoch"] + 1
+        # An early stop that was already decided stays decided: no epochs are left to run.
+        self.model._initial_epoch = state["epochs"] if state["stopped"] else self.resumed_from_epoch
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        replace_atomically(self.folder / WEIGHTS, self.model.save_weights, suffix=".weights.h5")
+        optimizer_state = {f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
+        replace_atomically(self.folder / OPTIMIZER, lambda path: np.savez(path, **optimizer_state), suffix=".npz")
+        if self.stopper.best_weights is not None:
+            best_weights = {f"w{i}": w for i, w in enumerate(self.stopper.best_weights)}
+            replace_atomically(self.folder / BEST, lambda path: np.savez(path, **best_weights), suffix=".npz")
+        best = self.stopper.best
+        state = {"epoch": epoch, "epochs": self.params.get("epochs", epoch + 1), "history": self.history,
+                 "wait": self.stopper.wait, "best": None if best is None else float(best),
+                 "best_epoch": self.stopper.best_epoch, "stopped": bool(self.model.stop_training)}
+        # The state file is written last: it is the commit point that says the files beside it are whole.
+        write_text_atomic(self.folder / STATE, json.dumps(state))
+
+
+class PhaseCheckpoint:
+    """The finished phases of one cell: the phase's summary and the whole model's weights after it."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def epoch_backup(self, phase: str, stopper: keras.callbacks.EarlyStopping) -> EpochBackup:
+        return EpochBackup(self.folder / phase, stopper)
+
+    def finished(self, phase: str, model: keras.Model) -> dict | None:
+        """The saved summary of `phase`, with `model` set to the weights it ended with; None if it never finished."""
+        summary = self.folder / f"{phase}.done.json"
+        if not summary.is_file():
+            return None
+        model.load_weights(self.folder / f"{phase}.done.weights.h5")
+        return json.loads(summary.read_text())
+
+    def mark_finished(self, phase: str, model: keras.Model, summary: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        replace_atomically(self.folder / f"{phase}.done.weights.h5", model.save_weights, suffix=".weights.h5")
+        write_text_atomic(self.folder / f"{phase}.done.json", json.dumps(summary))
+

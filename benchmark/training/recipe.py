@@ -1,0 +1,228 @@
+"""The two-phase transfer-learning recipe, top to bottom.
+
+Phase 1 trains a new head on frozen pretrained parts (image backbone, text encoder, or both for
+fusion); phase 2 unfreezes the top layers of each (BatchNormalization layers stay frozen, and the
+backbone stays in inference mode because the head calls it with `training=False`) and fine-tunes
+at a low learning rate. Both phases use AdamW and early stopping with the best weights restored.
+A model without pretrained weights (simple_cnn, or a registry backbone under `--weights none`) has
+nothing to freeze, so it trains whole, in one phase with the budget of both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import keras
+
+from benchmark.training.checkpoint import PhaseCheckpoint
+from models import BuiltModel, transformer_layers
+
+
+@dataclass
+class RecipeSettings:
+    """The recipe's knobs for one cell (taken from the run configuration)."""
+
+    initial_epochs: int = 10
+    fine_tune_epochs: int = 10
+    initial_lr: float = 1e-3
+    fine_tune_lr: float = 1e-5
+    fine_tune_layers: int | str = 30  # "all" unfreezes everything; 0 skips phase 2
+    text_fine_tune_layers: int = 2  # top transformer layers of a text encoder unfrozen in phase 2
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    patience: int = 3
+    monitor: str = "val_loss"
+    jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
+
+
+@dataclass
+class PhaseResult:
+    """What one phase did: epochs run, wall time, parameter counts and its history."""
+
+    name: str
+    epochs: int
+    seconds: float
+    trainable_params: int
+    total_params: int
+    best_epoch: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    unfrozen_layers: int = 0
+    resumed_from_epoch: int = 0  # > 0 when a backup let a re-run continue this phase
+
+
+@dataclass
+class CachedHeadPhase:
+    """Phase 1 on cached backbone features: a head-only model sharing the full model's head layers."""
+
+    model: keras.Model
+    train: object
+    val: object
+
+
+@dataclass
+class TrainingResult:
+    """Both phases; `history` is one curve with `phase_boundary` epochs of phase 1 first."""
+
+    phases: list[PhaseResult]
+    phase2_note: str = ""
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        merged: dict[str, list[float]] = {}
+        for phase in self.phases:
+            for key, values in phase.history.items():
+                merged.setdefault(key, []).extend(float(v) for v in values)
+        return merged
+
+    @property
+    def phase_boundary(self) -> int:
+        return self.phases[0].epochs
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+
+def freeze(backbone: keras.Model) -> None:
+    """Freezes the whole backbone (phase 1)."""
+    backbone.trainable = False
+
+
+def unfreeze_top(backbone: keras.Model, layers: int | str) -> int:
+    """Unfreezes the top `layers` layers ("all" for every layer), keeping BatchNormalization frozen.
+
+    Frozen BatchNormalization keeps the ImageNet moving statistics: updating them from a few
+    small batches of waste photos would wreck the features the head was trained on.
+    Returns the number of layers that hold trainable weights afterwards.
+    """
+    backbone.trainable = True
+    count = len(backbone.layers) if layers == "all" else int(layers)
+    boundary = len(backbone.layers) - count
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
+
+
+def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> int:
+    """Unfreezes the top `layers` transformer blocks of a text encoder; embeddings stay frozen."""
+    text_backbone.trainable = True
+    blocks = transformer_layers(text_backbone)
+    chosen = set(id(layer) for layer in blocks[len(blocks) - layers:]) if layers > 0 else set()
+    for layer in text_backbone.layers:
+        layer.trainable = id(layer) in chosen
+    return len(chosen)
+
+
+def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int):
+    """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget."""
+    if schedule == "cosine" and epochs > 0:
+        warmup_steps = min(warmup_epochs, max(epochs - 1, 0)) * steps_per_epoch
+        decay_steps = max(epochs * steps_per_epoch - warmup_steps, 1)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr / 10 if warmup_steps else lr,
+            decay_steps=decay_steps,
+            warmup_target=lr if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    else:
+        learning_rate = lr
+    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+
+
+def compile_model(model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False) -> None:
+    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+
+
+def _count(weights) -> int:
+    return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in weights))
+
+
+def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: RecipeSettings, callbacks, verbose,
+              checkpoint: PhaseCheckpoint | None = None) -> PhaseResult:
+    """Compiles and fits one phase with early stopping (best weights restored).
+
+    With a `checkpoint`, a phase that already finished is skipped (its weights reloaded) and an
+    interrupted one continues from its last finished epoch.
+    """
+    compile_model(model, optimizer, settings.label_smoothing, settings.jit_compile)
+    if checkpoint is not None and (done := checkpoint.finished(name, model)) is not None:
+        return PhaseResult(**done)
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=settings.monitor, patience=settings.patience, restore_best_weights=True,
+        mode="min" if settings.monitor == "val_loss" else "max",
+    )
+    backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
+    start = time.perf_counter()
+    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
+                       callbacks=[stopper, *([backup] if backup else []), *callbacks])
+    history = backup.history if backup is not None else fitted.history
+    ran = len(history.get("loss", []))
+    result = PhaseResult(
+        name=name,
+        epochs=ran,
+        seconds=time.perf_counter() - start,
+        trainable_params=_count(model.trainable_weights),
+        total_params=_count(model.weights),
+        best_epoch=(stopper.best_epoch + 1) if ran else 0,
+        history={k: [float(v) for v in vals] for k, vals in history.items()},
+        resumed_from_epoch=backup.resumed_from_epoch if backup is not None else 0,
+    )
+    if checkpoint is not None:
+        checkpoint.mark_finished(name, model, dataclasses.asdict(result))
+    return result
+
+
+def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
+                    callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
+                    checkpoint: PhaseCheckpoint | None = None) -> TrainingResult:
+    """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
+
+    With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
+    are shared, so phase 2 starts from exactly those weights. With `checkpoint`, every epoch is
+    backed up and a re-run resumes (see `benchmark.training.checkpoint`).
+    """
+    model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
+
+    if built.from_scratch:
+        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with the budget of both.
+        if backbone is not None:
+            backbone.trainable = True
+        epochs = settings.initial_epochs + settings.fine_tune_epochs
+        optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
+                                   steps_per_epoch, settings.warmup_epochs)
+        only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
+        return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
+
+    for pretrained in (backbone, text_backbone):
+        if pretrained is not None:
+            freeze(pretrained)
+    optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule,
+                               settings.initial_epochs, steps_per_epoch, settings.warmup_epochs)
+    if cached_head is not None:
+        head = run_phase("head", cached_head.model, cached_head.train, cached_head.val, settings.initial_epochs, optimizer,
+                         settings, callbacks, verbose, checkpoint)
+    else:
+        head = run_phase("head", model, train_ds, val_ds, settings.initial_epochs, optimizer, settings, callbacks, verbose, checkpoint)
+
+    if settings.fine_tune_layers in (0, "0") or settings.fine_tune_epochs == 0:
+        return TrainingResult([head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)")
+
+    unfrozen = unfreeze_top(backbone, settings.fine_tune_layers) if backbone is not None else 0
+    if text_backbone is not None:
+        unfrozen += unfreeze_top_transformer_layers(text_backbone, settings.text_fine_tune_layers)
+    # `trainable` changed, so the model must be compiled again for it to take effect.
+    optimizer = make_optimizer(settings.fine_tune_lr, settings.weight_decay, settings.lr_schedule,
+                               settings.fine_tune_epochs, steps_per_epoch, 0)
+    tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer, settings, callbacks, verbose, checkpoint)
+    tune.unfrozen_layers = unfrozen
+    return TrainingResult([head, tune])

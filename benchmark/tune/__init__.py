@@ -1,0 +1,1 @@
+"""KerasTuner searches over the benchmark recipe: spaces as data, trials, importance."""

@@ -1,0 +1,63 @@
+"""Typed cell records and sidecars: the JSON that commit 60ee30d's runner wrote still loads and round-trips."""
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.results.tables import leaderboard
+from benchmark.run.records import CellRecord, SavedModelInfo, load_records, record_path, validation_rank_key, write_record
+
+DATA = Path(__file__).parent / "data"
+
+
+def old_run_folder(tmp_path: Path) -> Path:
+    """A run folder holding one finished and one failed record, byte for byte as the untyped runner wrote them."""
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    for name in ("ok", "failed"):
+        data = json.loads((DATA / f"record_60ee30d_{name}.json").read_text())
+        shutil.copy(DATA / f"record_60ee30d_{name}.json", cells / f"{data['cell_id']}.json")
+    pd.DataFrame({"split": ["val"] * 4 + ["test"] * 4, "path": [f"x{i}.png" for i in range(8)],
+                  "true": [0, 0, 1, 1] * 2, "pred": [0, 0, 1, 0, 0, 1, 1, 0],
+                  "prob_a": [0.9, 0.8, 0.2, 0.6] * 2, "prob_b": [0.1, 0.2, 0.8, 0.4] * 2}).to_csv(
+        cells / "simple_cnn__alpha0__seed0.predictions.csv", index=False)
+    return tmp_path
+
+
+def test_old_records_load_as_typed_records(tmp_path):
+    ok, failed = load_records(old_run_folder(tmp_path))
+    assert ok.ok and not failed.ok
+    assert ok.registry_name == "simple_cnn" and ok.split_metrics("val")["accuracy"] == 0.75
+    assert ok.params["total"] == 120 and ok.phases[0]["name"] == "single" and ok.history["phase_boundary"] == 1
+    assert failed.error.startswith("ResourceExhaustedError") and failed.registry_name == "simple_cnn"
+    assert validation_rank_key(ok) == pytest.approx((0.75, 0.70, 0))
+    board = leaderboard(tmp_path)
+    assert list(board["status"]) == ["ok", "failed"] and board.loc[0, "val_accuracy"] == 0.75
+
+
+@pytest.mark.parametrize("name", ["ok", "failed"])
+def test_a_rewritten_old_record_keeps_every_key_and_value(tmp_path, name):
+    original = json.loads((DATA / f"record_60ee30d_{name}.json").read_text())
+    record = CellRecord.from_json({**original, "a_key_from_the_future": [1, 2]})
+    write_record(tmp_path, record)
+    rewritten = json.loads(record_path(tmp_path, record.cell_id).read_text())
+    assert {k: rewritten[k] for k in original} == original
+    assert rewritten["a_key_from_the_future"] == [1, 2]
+    assert CellRecord.from_json(rewritten) == record
+
+
+def test_a_record_without_its_identity_is_refused_by_name():
+    with pytest.raises(KeyError, match="cell_id, model, alpha, seed"):
+        CellRecord.from_json({"status": "ok"})
+
+
+def test_old_sidecar_loads_and_an_incomplete_one_is_an_error(tmp_path):
+    info = SavedModelInfo.read(DATA / "sidecar_60ee30d.json")
+    assert info.class_names == ["a", "b"] and info.preprocess == "raw" and info.image_size == 32
+    assert info.to_json() == json.loads((DATA / "sidecar_60ee30d.json").read_text())
+    older = {k: v for k, v in info.to_json().items() if k not in ("modality", "text_encoder", "sequence_length")}
+    assert SavedModelInfo.from_json(older).modality == "image"
+    with pytest.raises(TypeError):
+        SavedModelInfo.from_json({"cell_id": "x"})
