@@ -92,18 +92,35 @@ class CellRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellRecord:
-        """Rebuilds a record; a missing identifying key raises `KeyError` naming it."""
+        """Rebuilds a record; one without a `cell_id` raises `KeyError`.
+
+        Model, alpha and seed missing from an old or hand-written record are read from its cell id.
+        """
+        if not isinstance(data, dict) or "cell_id" not in data:
+            raise KeyError("record lacks cell_id")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        missing = [key for key in ("cell_id", "model", "alpha", "seed") if key not in data]
-        if missing:
-            raise KeyError(f"record lacks {', '.join(missing)}")
         values = {key: value for key, value in data.items() if key in known}
+        model, alpha, seed = parse_cell_id(str(data["cell_id"]))
+        values.setdefault("model", model)
+        values.setdefault("alpha", alpha)
+        values.setdefault("seed", seed)
         values.setdefault("index", 0)
         return cls(**values, extra={key: value for key, value in data.items() if key not in known})
 
 
-SIDECAR_FIELDS = ("cell_id", "model", "class_names", "preprocess", "image_size", "alpha", "seed", "weights",
-                  "val_accuracy", "modality", "text_encoder", "sequence_length")
+def parse_cell_id(cell_id: str) -> tuple[str, float, int]:
+    """`model__alpha0.5__seed0` (as `Cell.cell_id` writes it) -> ("model", 0.5, 0); missing parts give nan / -1."""
+    parts = cell_id.split("__")
+    model, alpha, seed = parts[0], float("nan"), -1
+    for part in parts[1:]:
+        try:
+            if part.startswith("alpha"):
+                alpha = float(part[5:])
+            elif part.startswith("seed"):
+                seed = int(part[4:].split("-")[0])
+        except ValueError:
+            pass
+    return model, alpha, seed
 
 
 @dataclass

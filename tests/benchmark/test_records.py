@@ -48,9 +48,11 @@ def test_a_rewritten_old_record_keeps_every_key_and_value(tmp_path, name):
     assert CellRecord.from_json(rewritten) == record
 
 
-def test_a_record_without_its_identity_is_refused_by_name():
-    with pytest.raises(KeyError, match="cell_id, model, alpha, seed"):
+def test_a_record_without_its_identity_is_refused_and_a_minimal_one_reads_its_cell_id():
+    with pytest.raises(KeyError, match="cell_id"):
         CellRecord.from_json({"status": "ok"})
+    record = CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok"})
+    assert (record.model, record.alpha, record.seed, record.index) == ("mobilenet_v2", 0.5, 3, 0)
 
 
 def test_old_sidecar_loads_and_an_incomplete_one_is_an_error(tmp_path):
