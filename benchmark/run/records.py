@@ -200,21 +200,6 @@ def unreadable_record(path: Path, err: BaseException) -> CellRecord:
                       error=f"{path.name} is unreadable ({type(err).__name__}: {reason})")
 
 
-def parse_cell_id(cell_id: str) -> tuple[str, float, int]:
-    """`model__alpha0.5__seed0` (as `Cell.cell_id` writes it) -> ("model", 0.5, 0); unknown parts give nan / -1."""
-    parts = cell_id.split("__")
-    model, alpha, seed = parts[0], float("nan"), -1
-    for part in parts[1:]:
-        try:
-            if part.startswith("alpha"):
-                alpha = float(part[5:])
-            elif part.startswith("seed"):
-                seed = int(part[4:].split("-")[0])
-        except ValueError:
-            pass
-    return model, alpha, seed
-
-
 def finished_cell_ids(run_dir: Path) -> set[str]:
     """Cells whose record says they finished ("ok"); failed cells are re-run on resume."""
     return {r.cell_id for r in load_records(run_dir) if r.ok}
