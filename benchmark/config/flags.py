@@ -77,6 +77,9 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     device.add_argument("--save-models", choices=CHOICES["save_models"])
     device.add_argument("--no-profile", dest="profile", action="store_false", default=None,
                         help="skip the deployment-cost figures")
+    device.add_argument("--isolate-cells", choices=CHOICES["isolate_cells"],
+                        help="train each cell in a child process, so memory cannot grow over a long grid "
+                             "(auto: when 10 or more cells are to train)")
     for action in parser._actions[before:]:
         action.grid_flag = action.dest not in ("preset", "config")  # those two choose files, not keys
 

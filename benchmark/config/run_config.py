@@ -84,6 +84,7 @@ class RunConfig:
     # Outputs
     save_models: str = "best"  # best (per model), all, none
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
+    isolate_cells: str = "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
 
     def __post_init__(self) -> None:
         self.validate()
@@ -224,7 +225,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 # Keys that change what a run writes around its results, not the results: a resume may change them.
-OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models"})
+OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells"})
 # Keys that choose which cells a grid has, not how one cell trains.
 GRID_AXES = frozenset({"models", "alphas", "seeds"})
 

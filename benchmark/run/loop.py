@@ -19,6 +19,7 @@ from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
 from benchmark.run.folder import RunContext, cache_dir, check_one_split, prepare_run, work_dir
 from benchmark.run.grid import Cell
+from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, load_records, write_record
 from benchmark.run.saved_models import save_model_if_wanted
@@ -51,6 +52,9 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
     if len(todo) < len(cells):
         print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
+    isolate = should_isolate(ctx.config.isolate_cells, sum(not get_entry(c.model).components for c in todo))
+    if isolate:
+        print("each cell trains in its own process (--isolate-cells): memory stays flat over the grid")
     failed, busy, start = 0, [], time.perf_counter()
     for position, cell in enumerate(todo, 1):
         with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
@@ -60,7 +64,10 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
                       f"(lock {lock_path(ctx.run_dir, cell.cell_id)})", flush=True)
                 continue
             print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
-            record = _train_and_record(ctx, cell, verbose)
+            if isolate and not get_entry(cell.model).components:
+                record = _record_from_child(ctx, cell, verbose)
+            else:
+                record = _train_and_record(ctx, cell, verbose)
         failed += not record.ok
         elapsed = time.perf_counter() - start
         eta = elapsed / position * (len(todo) - position)
@@ -91,6 +98,18 @@ def _train_and_record(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
     shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
     shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
     return record
+
+
+def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
+    """`_train_and_record` in a child process; a child that dies leaves a failed record written here."""
+    try:
+        return run_in_child(_train_and_record, ctx, cell, verbose)
+    except USER_ERRORS:
+        raise
+    except ChildProcessError as err:
+        record = failed_record(cell, ctx, err)
+        write_record(ctx.run_dir, record)
+        return record
 
 
 def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext) -> set[str]:

@@ -247,3 +247,20 @@ def test_every_training_subcommand_takes_the_run_flags(subcommand):
     parser = {"tune": run_benchmark.build_tune_parser, "slurm": run_benchmark.build_slurm_parser}[subcommand]()
     args = parser.parse_args(["--output", "x", "--quiet", "--verbose", "--force", *(["--model", "m"] if subcommand == "tune" else [])])
     assert args.quiet and args.verbose and args.force and args.output == "x"
+
+
+def _die_hard():
+    os._exit(9)
+
+
+def test_an_isolated_cell_trains_in_a_child_and_a_dead_child_is_named(tiny_run, capsys):
+    from benchmark.run.isolation import run_in_child, should_isolate
+
+    assert should_isolate("auto", 10) and not should_isolate("auto", 9) and should_isolate("on", 1)
+    tiny_run.config.isolate_cells = "on"
+    assert run_grid(tiny_run, quiet=True) == 0
+    (record,) = load_records(tiny_run.run_dir)
+    assert record.ok and record.split_metrics("val")["accuracy"] >= 0
+    assert "each cell trains in its own process" in capsys.readouterr().out
+    with pytest.raises(ChildProcessError, match="exited with code 9"):
+        run_in_child(_die_hard)
