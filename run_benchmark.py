@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from benchmark.config.flags import add_grid_flags, csv_list, grid_keys
+from benchmark.config.flags import add_grid_flags, add_run_flags, add_verbose_flag, csv_list, grid_keys
 
 SUBCOMMANDS = ("run", "report", "predict", "explain", "fetch-weights", "slurm", "tune")
 
@@ -32,19 +32,18 @@ def build_run_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog=f"subcommands: {', '.join(SUBCOMMANDS)} (run '<subcommand> --help')")
     add_grid_flags(parser)
-    run = parser.add_argument_group("run")
-    run.add_argument("--output", help="run folder (default results/<timestamp>); reusing one resumes it")
-    run.add_argument("--force", action="store_true", help="continue a run folder whose configuration changed")
-    run.add_argument("--cell", type=int, help="run only grid cell I (0-based, as --dry-run lists)")
-    run.add_argument("--dry-run", action="store_true", help="print the grid and dataset summary, train nothing")
-    run.add_argument("--list-models", action="store_true", help="print the model registry and exit")
-    run.add_argument("--quiet", action="store_true", help="no per-epoch progress (CI logs)")
+    add_run_flags(parser, output_help="run folder (default results/<timestamp>); reusing one resumes it")
+    only = parser.add_argument_group("run only")
+    only.add_argument("--cell", type=int, help="run only grid cell I (0-based, as --dry-run lists)")
+    only.add_argument("--dry-run", action="store_true", help="print the grid and dataset summary, train nothing")
+    only.add_argument("--list-models", action="store_true", help="print the model registry and exit")
     return parser
 
 
 def build_report_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="run_benchmark.py report", description="Rebuild the tables and report of a run folder.")
     parser.add_argument("run_dir")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -56,6 +55,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", help="also write the predictions to this CSV file")
     parser.add_argument("--caption", help="caption for text and fusion models (default: from each file name)")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -66,6 +66,7 @@ def build_explain_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--out", help="folder for the PNGs, one per image (default: explanations)")
     parser.add_argument("--layer", help="layer to explain at, also inside a nested backbone (default: the last feature map)")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -74,6 +75,7 @@ def build_fetch_parser() -> argparse.ArgumentParser:
                            description="Download ImageNet weights and text encoders into the caches (on a connected machine).")
     parser.add_argument("--models", type=csv_list(str), default=[], help="comma list of registry names or wildcards")
     parser.add_argument("--text-encoder", help="text encoder preset to fetch as well")
+    add_verbose_flag(parser)
     return parser
 
 
@@ -81,9 +83,7 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="run_benchmark.py slurm",
                            description="Write (and with --submit, submit) the grid as a Slurm job array plus a merge job.")
     add_grid_flags(parser)
-    run = parser.add_argument_group("run")
-    run.add_argument("--output", help="run folder on a file system the compute nodes share (required)")
-    run.add_argument("--force", action="store_true", help="continue a run folder whose configuration changed")
+    add_run_flags(parser, output_help="run folder on a file system the compute nodes share (required)")
     slurm = parser.add_argument_group("slurm")
     slurm.add_argument("--partition")
     slurm.add_argument("--account")
@@ -104,6 +104,8 @@ def build_tune_parser() -> argparse.ArgumentParser:
                            description="Search one model's hyperparameters with KerasTuner, each trial trained by the "
                                        "benchmark's two-phase recipe and scored on the validation split (never test).")
     add_grid_flags(parser)
+    add_run_flags(parser, output_required=True, output_help="tune folder; re-running the same command resumes it "
+                                                            "(--force starts afresh when the search request changed)")
     tune = parser.add_argument_group("tune")
     tune.add_argument("--model", required=True, help="the one registry model to tune (--models is ignored)")
     tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random",
@@ -114,18 +116,29 @@ def build_tune_parser() -> argparse.ArgumentParser:
     tune.add_argument("--objective", choices=("val_accuracy", "val_loss", "val_macro_f1"), default="val_accuracy")
     tune.add_argument("--space", help="search-space YAML/JSON "
                                       "(default: benchmark/tune/spaces/simple_cnn.yaml or transfer.yaml)")
-    tune.add_argument("--output", required=True, help="tune folder; re-running the same command resumes it")
-    tune.add_argument("--force", action="store_true", help="start afresh in a tune folder whose search request changed")
     return parser
+
+
+def start(args) -> list[str]:
+    """After the flags parsed: import TensorFlow (quietly unless --verbose); returns the visible GPUs."""
+    from benchmark.quiet import quiet_startup
+
+    gpus = quiet_startup(verbose=args.verbose)
+    if gpus:
+        print(f"device: {len(gpus)} GPU(s) visible ({', '.join(gpus)})", file=sys.stderr)
+    return gpus
 
 
 def cmd_run(argv: list[str]) -> int:
     parser = build_run_parser()
     args = parser.parse_args(argv)
+    if args.list_models:
+        from benchmark.listing import list_models_command
+
+        return list_models_command()
+    start(args)
     from benchmark import commands
 
-    if args.list_models:
-        return commands.list_models_command()
     overrides = {key: getattr(args, key) for key in grid_keys(parser)}
     return commands.run_command(
         preset=args.preset, config_file=args.config, overrides=overrides, output=args.output, force=args.force,
@@ -135,6 +148,7 @@ def cmd_run(argv: list[str]) -> int:
 
 def cmd_report(argv: list[str]) -> int:
     args = build_report_parser().parse_args(argv)
+    start(args)
     from benchmark import commands
 
     return commands.report_command(args.run_dir)
@@ -142,6 +156,7 @@ def cmd_report(argv: list[str]) -> int:
 
 def cmd_predict(argv: list[str]) -> int:
     args = build_predict_parser().parse_args(argv)
+    start(args)
     from benchmark import commands
 
     return commands.predict_command(args.model, args.paths, top_k=args.top_k, csv=args.csv, caption=args.caption)
@@ -149,6 +164,7 @@ def cmd_predict(argv: list[str]) -> int:
 
 def cmd_explain(argv: list[str]) -> int:
     args = build_explain_parser().parse_args(argv)
+    start(args)
     from benchmark.inference.explain import explain_command
 
     return explain_command(args.model, args.paths, args.out, args.layer)
@@ -156,6 +172,7 @@ def cmd_explain(argv: list[str]) -> int:
 
 def cmd_fetch_weights(argv: list[str]) -> int:
     args = build_fetch_parser().parse_args(argv)
+    start(args)
     from benchmark.run.fetch_weights import fetch_weights
 
     return fetch_weights(args.models, args.text_encoder)
@@ -164,6 +181,7 @@ def cmd_fetch_weights(argv: list[str]) -> int:
 def cmd_slurm(argv: list[str]) -> int:
     parser = build_slurm_parser()
     args = parser.parse_args(argv)
+    start(args)
     from benchmark.config.run_config import resolve_config
     from benchmark.run.slurm import SlurmOptions, slurm_command
 
@@ -177,13 +195,14 @@ def cmd_slurm(argv: list[str]) -> int:
 def cmd_tune(argv: list[str]) -> int:
     parser = build_tune_parser()
     args = parser.parse_args(argv)
+    start(args)
     from benchmark.config.run_config import resolve_config
     from benchmark.tune.search import TuneOptions, tune_command
 
     config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in grid_keys(parser)})
     options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,
                           objective=args.objective, space=args.space)
-    return tune_command(config, options, args.output, args.force)
+    return tune_command(config, options, args.output, args.force, quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,16 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "explain": cmd_explain,
                 "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
-    from benchmark.errors import USER_ERRORS
-
     try:
         return handlers[command](argv)
-    except USER_ERRORS as err:
-        print(f"run_benchmark: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("run_benchmark: interrupted; finished cells are kept, re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # imported only now: parsing a flag must not wait for TensorFlow
+        from benchmark.errors import USER_ERRORS
+
+        if isinstance(err, USER_ERRORS):
+            print(f"run_benchmark: {err}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

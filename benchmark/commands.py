@@ -16,28 +16,6 @@ from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finish_late_fusion, run_grid
 from benchmark.run.records import finished_cell_ids
-from models import get_entry, list_models
-
-
-def list_models_command() -> int:
-    """Prints the registry: name, family, parameters, default input size, preprocessing.
-
-    Parameters are counted on a randomly initialised build (the count does not depend on the
-    weights); text and fusion models are left blank, as theirs depend on `--text-encoder`.
-    """
-    from models import BuildSpec, build_model
-
-    rows = []
-    for name in list_models():
-        entry = get_entry(name)
-        params = ""
-        if entry.modality == "image":
-            params = f"{build_model(name, BuildSpec(num_classes=6, weights='none')).model.count_params() / 1e6:.2f}"
-        rows.append([name, entry.family, params, entry.input_size, entry.preprocess, entry.fine_tune_layers,
-                     "yes" if entry.pretrained else "no", entry.modality])
-    print(tabulate(rows, headers=["model", "family", "params_m", "input", "preprocess", "fine_tune_layers",
-                                  "pretrained", "modality"], tablefmt="github"))
-    return 0
 
 
 def default_output() -> Path:

@@ -20,3 +20,24 @@ def first_line(error: BaseException, *, limit: int = 160, default: str | None = 
     if not text:
         return type(error).__name__ if default is None else default
     return text.splitlines()[0][:limit]
+
+
+# Lines TensorFlow puts before or around the message that says what went wrong.
+_BOILERPLATE = ("graph execution error", "detected at node", "defined at", "file \"", "stack trace", "[[", "traceback")
+
+
+def error_summary(error: BaseException, *, limit: int = 300) -> str:
+    """The line of an exception's message that names the cause, for a table cell.
+
+    TensorFlow's op errors start with `Graph execution error:` and a node location; the cause
+    (`OOM when allocating tensor with shape[...]`) comes later. Prefers an out-of-memory line, then
+    the first line that is not such boilerplate.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "OOM" in line or "out of memory" in line.lower():
+            return line[:limit]
+    for line in lines:
+        if not line.lower().startswith(_BOILERPLATE):
+            return line[:limit]
+    return first_line(error, limit=limit, default="")

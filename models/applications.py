@@ -10,8 +10,10 @@ a prior project fed 1/255 input to MobileNetV3 and got 25-42 % accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    pass
 
 from models.head import attach_head
 from models.registry import ModelEntry, add_entry
@@ -59,6 +61,7 @@ APPLICATIONS: tuple[Application, ...] = (
 
 def _builder_for(app: Application):
     def build(spec: BuildSpec) -> BuiltModel:
+        import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
         constructor = getattr(keras.applications, app.keras_class)
         shape = spec.input_shape(app.input_size)
         backbone = build_with_weights(

@@ -7,7 +7,10 @@ time, so its entry only names its components and the runner does the combining.
 """
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
 
 from models.registry import ModelEntry, add_entry, get_entry, list_image_models
 from models.spec import BuildSpec, BuiltModel, build_model
@@ -15,11 +18,13 @@ from models.text import encode_text, load_text_encoder, text_inputs
 
 
 def l2_normalize(x, name: str):
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     return keras.layers.UnitNormalization(axis=-1, name=name)(x)
 
 
 def _fusion_builder(image_name: str):
     def build(spec: BuildSpec) -> BuiltModel:
+        import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
         image_part = build_model(image_name, spec)
         if image_part.backbone is None:
             raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")

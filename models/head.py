@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ SCRATCH_BN_MOMENTUM = 0.9
 
 def classification_head(features, num_classes: int, config: HeadConfig, prefix: str = HEAD_PREFIX):
     """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable loss."""
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     x = features
     for i, units in enumerate(config.units):
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}dense_{i}")(x)
@@ -55,6 +58,7 @@ def attach_head(backbone: keras.Model, num_classes: int, config: HeadConfig, nam
     A randomly initialised one (`pretrained=False`) has no statistics worth keeping and is trained
     from scratch, so its BatchNormalization must learn them like any network's.
     """
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     if not pretrained:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -5,7 +5,10 @@ results record says so). It rescales 0..255 input itself, so its contract is "ra
 """
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
 
 from models.head import HEAD_PREFIX, SCRATCH_BN_MOMENTUM
 from models.registry import register_model
@@ -15,6 +18,7 @@ from models.spec import BuildSpec, BuiltModel
 @register_model(family="scratch", input_size=128, preprocess="raw", fine_tune_layers=0, pretrained=False)
 def simple_cnn(spec: BuildSpec) -> BuiltModel:
     """From-scratch CNN baseline (conv blocks -> global pooling -> dense -> softmax)."""
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     cfg = spec.simple_cnn
     inputs = keras.Input(shape=spec.input_shape(128), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)

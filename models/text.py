@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 from models.errors import ModelError
 from models.head import classification_head
@@ -47,6 +49,7 @@ def load_text_encoder(encoder: str):
 
 def text_inputs() -> dict:
     """The symbolic inputs the data pipeline feeds for captions."""
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     return {
         "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
         "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
@@ -55,6 +58,7 @@ def text_inputs() -> dict:
 
 def encode_text(backbone: keras.Model, inputs: dict, pooling: str):
     """One vector per caption from a BERT-family backbone, kept in inference mode (see head.py)."""
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     feed = {"token_ids": inputs["token_ids"], "padding_mask": inputs["padding_mask"]}
     if "segment_ids" in backbone.input:
         # Single-sentence input: every token is segment 0 (DistilBERT has no segments at all).
@@ -75,6 +79,7 @@ def transformer_layers(backbone: keras.Model) -> list:
 @register_model(family="text", input_size=0, preprocess="raw", fine_tune_layers=2, modality="text")
 def text_bert(spec: BuildSpec) -> BuiltModel:
     """Text-only classifier: BERT-family [CLS] embedding -> dense head -> softmax."""
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
     backbone, tokenizer = load_text_encoder(spec.text.encoder)
     inputs = text_inputs()
     features = encode_text(backbone, inputs, spec.text.pooling)

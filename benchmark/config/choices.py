@@ -11,4 +11,5 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     "strategy": ("auto", "mirrored", "none"),
     "save_models": ("best", "all", "none"),
+    "isolate_cells": ("auto", "on", "off"),
 }

@@ -77,6 +77,9 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     device.add_argument("--save-models", choices=CHOICES["save_models"])
     device.add_argument("--no-profile", dest="profile", action="store_false", default=None,
                         help="skip the deployment-cost figures")
+    device.add_argument("--isolate-cells", choices=CHOICES["isolate_cells"],
+                        help="train each cell in a child process, so memory cannot grow over a long grid "
+                             "(auto: when 10 or more cells are to train)")
     for action in parser._actions[before:]:
         action.grid_flag = action.dest not in ("preset", "config")  # those two choose files, not keys
 
@@ -84,3 +87,18 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
 def grid_keys(parser: argparse.ArgumentParser) -> list[str]:
     """The `RunConfig` keys the grid flags of `parser` set (their argparse destinations)."""
     return [action.dest for action in parser._actions if getattr(action, "grid_flag", False)]
+
+
+def add_run_flags(parser: argparse.ArgumentParser, *, output_help: str, output_required: bool = False) -> None:
+    """The flags every subcommand that trains shares (run, slurm, tune): where, resume rules, how much it says."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", required=output_required, help=output_help)
+    run.add_argument("--force", action="store_true", help="continue a folder whose configuration changed "
+                                                          "(cells trained under other settings are trained again)")
+    run.add_argument("--quiet", action="store_true", help="no per-epoch progress (CI logs)")
+    add_verbose_flag(run)
+
+
+def add_verbose_flag(parser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up logs and library warnings (hidden by default)")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from benchmark.config.choices import CHOICES
+from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
 from benchmark.training.recipe import RecipeSettings
 from data_pipeline import DataError, validate_alpha, validate_ratios
@@ -22,6 +23,8 @@ from models import HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 _RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+# Beyond this a square float32 batch of 32 images alone needs over 6 GB: almost certainly a typo.
+MAX_IMAGE_SIZE = 4096
 
 DEFAULT_MODELS = (
     "resnet152v2", "resnet101v2", "mobilenet_v2", "mobilenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
@@ -81,12 +84,24 @@ class RunConfig:
     # Outputs
     save_models: str = "best"  # best (per model), all, none
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
+    isolate_cells: str = "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Checks values a user can get wrong, naming the flag."""
+        """Checks values a user can get wrong, naming the key or flag; normalises -0.0 alphas to 0."""
+        annotations = {f.name: f.type for f in dataclasses.fields(self)}
+        problems = type_errors({key: getattr(self, key) for key in annotations}, annotations)
+        if problems:
+            raise UsageError(f"bad configuration: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        self.alphas = [float(alpha) + 0.0 for alpha in self.alphas]  # -0.0 + 0.0 is 0.0: one cell id, not two
+        for key, values in (("alphas", self.alphas), ("seeds", self.seeds)):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise UsageError(f"--{key} repeats {', '.join(f'{v:g}' for v in repeated)}; give each value once")
+        if any(seed < 0 for seed in self.seeds) or self.split_seed < 0:
+            raise UsageError(f"--seeds and --split-seed must be >= 0, got {self.seeds} and {self.split_seed}")
         if not self.models:
             raise UsageError("--models names no model")
         if not self.alphas:
@@ -101,6 +116,10 @@ class RunConfig:
             raise UsageError(str(err)) from None
         if self.split[1] <= 0:  # a run also needs validation images: early stopping and ranking read them
             raise UsageError(f"--split needs non-zero train and val ratios, got {self.split}")
+        bad_numbers = non_finite_keys({key: getattr(self, key) for key in annotations})
+        if bad_numbers:
+            key = bad_numbers[0]
+            raise UsageError(f"--{key.replace('_', '-')} must be finite, got {getattr(self, key)!r}")
         positive = ("batch_size", "initial_lr", "fine_tune_lr")
         for key in positive:
             if getattr(self, key) <= 0:
@@ -108,8 +127,14 @@ class RunConfig:
         for key in ("initial_epochs", "fine_tune_epochs", "patience", "warmup_epochs"):
             if getattr(self, key) < 0:
                 raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
-        if self.image_size is not None and self.image_size < 32:
-            raise UsageError(f"--image-size must be at least 32, got {self.image_size}")
+        if self.image_size is not None and not 32 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise UsageError(f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
+        for key in ("weight_decay", "augment_strength"):
+            if getattr(self, key) < 0:
+                raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.label_smoothing < 1 or not 0 <= self.fusion_dropout < 1:
+            raise UsageError("--label-smoothing and --fusion-dropout must be in [0, 1), "
+                             f"got {self.label_smoothing} and {self.fusion_dropout}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.fine_tune_layers, str) and self.fine_tune_layers != "all":
@@ -200,7 +225,9 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 # Keys that change what a run writes around its results, not the results: a resume may change them.
-OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models"})
+OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells"})
+# Keys that choose which cells a grid has, not how one cell trains.
+GRID_AXES = frozenset({"models", "alphas", "seeds"})
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -52,6 +52,8 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
     from benchmark.deployment.profile import profile_model
 
     run_dir = Path(run_dir)
+    if not (run_dir / "splits.csv").is_file():
+        return ["deployment cost not profiled: the run folder has no splits.csv (its test images are unknown)"]
     split = read_split_file(run_dir / "splits.csv")
     stored = {p["model"]: p for p in load_profiles(run_dir)}
     notes = []

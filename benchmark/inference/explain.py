@@ -121,12 +121,14 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
 
     Returns 0 when at least one image was explained, 1 when none could be read.
     """
+    out_dir = Path(out or DEFAULT_OUT)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"explain --out {str(out_dir)!r} is an existing file; give a folder for the PNGs")
     saved = load_saved_model(target)
     cam = gradcam_for(saved, layer)
     class_names = saved.info.class_names
     labels = split_labels(saved)
     files = collect_images(paths)
-    out_dir = Path(out or DEFAULT_OUT)
     print(f"model: {saved.path} ({saved.info.cell_id}); Grad-CAM at layer {cam.layer_name}")
     written, started = 0, time.perf_counter()
     for file, png in zip(files, output_paths(files, out_dir)):

@@ -42,8 +42,9 @@ def best_model_file(run_dir: Path) -> Path:
                 return sidecar.with_suffix(".keras")
         break
     raise UsageError(
-        f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}; re-run with --save-models best "
-        "(the default) or all, or pass a MODEL.keras file"
+        f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}: models are saved only while a cell "
+        "trains, so re-running this finished run saves nothing; train it again into a new --output with --save-models "
+        "best (the default) or all, or pass a MODEL.keras file"
     )
 
 

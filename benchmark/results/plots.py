@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.ticker
 
+from benchmark.run.records import NOT_RANKED
 from benchmark.figures import RIGHT, WRONG, plt, save_figure
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def _errors(frame: pd.DataFrame, value_col: str, ci_col: str) -> np.ndarray | No
 
 
 def _ok_rows(board: pd.DataFrame) -> pd.DataFrame:
-    ok = board[board["status"] != "failed"] if "status" in board.columns else board
+    ok = board[~board["status"].isin(NOT_RANKED)] if "status" in board.columns else board
     return ok[ok["test_accuracy"].notna()] if "test_accuracy" in ok.columns else ok
 
 

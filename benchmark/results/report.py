@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.results import plots
 from benchmark.inference.explain import gradcam_grid
-from benchmark.run.records import CellRecord, load_predictions, load_records, validation_rank_key
+from benchmark.run.records import NOT_RANKED, CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.io import write_text_atomic
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
 
@@ -109,7 +109,7 @@ class _Report:
 
     def leaderboard(self, board: pd.DataFrame, best: pd.DataFrame | None, records: list[CellRecord]) -> None:
         self.add(f"## Leaderboard (top {TOP})\n")
-        ok = board[board["status"] != "failed"]
+        ok = board[~board["status"].isin(NOT_RANKED)]
         shown = ok.head(TOP)[[c for c in BOARD_COLUMNS if c in board.columns]].copy()
         self.add(to_markdown(shown) if not shown.empty else "No cell finished.\n")
         self.add("Full tables: [leaderboard.md](leaderboard.md), [leaderboard.csv](leaderboard.csv).\n")
@@ -117,7 +117,7 @@ class _Report:
             self.add(self.figure(plots.leaderboard_dots, "leaderboard", board, top=TOP,
                                  title=f"Top {min(TOP, len(ok))} rows: test accuracy with 95 % CI",
                                  alt="leaderboard test accuracy with intervals"))
-        failed = [r for r in records if r.status == "failed"]
+        failed = [r for r in records if not r.ok]
         if failed:
             self.add(f"### Failed cells ({len(failed)})\n")
             self.add("\n".join(f"- `{r.cell_id}`: {_escape(r.error)}" for r in failed) + "\n")
@@ -131,7 +131,7 @@ class _Report:
             self.add(to_markdown(frame.reset_index(drop=True)))
 
     def sweeps(self, board: pd.DataFrame, effect: pd.DataFrame | None = None) -> None:
-        ok = board[board["status"] != "failed"]
+        ok = board[~board["status"].isin(NOT_RANKED)]
         if ok.empty:
             return
         self.add("## Alpha sweep\n")
@@ -171,7 +171,7 @@ class _Report:
     def cells(self, board: pd.DataFrame, best: pd.DataFrame | None, ok: list[CellRecord]) -> None:
         if not ok:
             return
-        top = board[board["status"] != "failed"].head(1)
+        top = board[~board["status"].isin(NOT_RANKED)].head(1)
         winner = best_cell(ok, top["model"].iloc[0], top["alpha"].iloc[0]) if not top.empty else None
         if winner is not None:
             self.add(f"## Best cell: `{winner.cell_id}`\n")

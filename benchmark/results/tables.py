@@ -6,6 +6,7 @@ leaderboard as rows at the bottom, so a reader sees what is missing.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from tabulate import tabulate
 
 from benchmark.results import stats
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
-from benchmark.run.records import CellRecord, load_predictions, load_records
+from benchmark.run.folder import check_one_split, split_file, split_fingerprint
+from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
 from benchmark.io import write_csv_atomic, write_text_atomic
 
 LEADERBOARD_COLUMNS = [
@@ -44,7 +46,8 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     ok = [r for r in group if r.ok]
     row: dict = {"model": model, "alpha": alpha, "seeds": len(ok)}
     if not ok:
-        row.update(status="failed", error="; ".join(sorted({r.error for r in group}))[:300])
+        status = UNREADABLE if all(r.status == UNREADABLE for r in group) else "failed"
+        row.update(status=status, error="; ".join(sorted({r.error for r in group}))[:300])
         return row
 
     def metric(split: str, key: str) -> np.ndarray:
@@ -111,7 +114,7 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
         groups.setdefault((record.model, float(record.alpha)), []).append(record)
     rows = [_group_row(run_dir, model, alpha, group) for (model, alpha), group in groups.items()]
     frame = pd.DataFrame(rows, columns=[c for c in LEADERBOARD_COLUMNS if c != "rank"])
-    frame["_ok"] = frame["status"] != "failed"
+    frame["_ok"] = ~frame["status"].isin(NOT_RANKED)
     frame["_first_cell"] = [min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])]
     # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
     frame = frame.sort_values(["_ok", "val_accuracy", "val_macro_f1", "_first_cell"], ascending=[False, False, False, True],
@@ -119,7 +122,7 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     frame = frame.drop(columns=["_ok", "_first_cell"]).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     keys = list(zip(frame["model"], frame["alpha"]))
-    if len(frame) and frame.loc[0, "status"] != "failed":
+    if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
         vectors = _correct_vectors(run_dir, groups, keys)
         comparisons = stats.compare_to_best(vectors, best_index=0)
         frame["p_vs_best"] = [p for p, _ in comparisons]
@@ -129,13 +132,13 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
 
 def best_per_model(board: pd.DataFrame) -> pd.DataFrame:
     """Each model's best alpha by validation (the leaderboard is already ranked)."""
-    ok = board[board["status"] != "failed"]
+    ok = board[~board["status"].isin(NOT_RANKED)]
     return ok.drop_duplicates("model", keep="first").reset_index(drop=True)
 
 
 def alpha_sweep(board: pd.DataFrame) -> pd.DataFrame:
     """Models as rows, alphas as columns: `val_acc@alpha` and `test_acc@alpha` per cell."""
-    ok = board[board["status"] != "failed"]
+    ok = board[~board["status"].isin(NOT_RANKED)]
     if ok.empty:
         return pd.DataFrame(columns=["model"])
     tables = []
@@ -229,8 +232,18 @@ def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
 
 
 def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
-    """All tables of a run folder, rebuilt from its records (what `report RUN_DIR` does)."""
+    """All tables of a run folder, rebuilt from its records (what `report RUN_DIR` does).
+
+    Refuses a folder whose finished cells come from different splits; names every unreadable record
+    on stderr (they stay in the leaderboard as `unreadable record` rows).
+    """
     records = load_records(run_dir)
+    if split_file(run_dir).is_file():
+        check_one_split(records, split_fingerprint(run_dir))
+    for record in records:
+        if record.status == UNREADABLE:
+            print(f"warning: {record.error}; its cell is shown as {UNREADABLE!r} and a re-run trains it again",
+                  file=sys.stderr)
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
     tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board),
               "alpha_effect": alpha_effect(run_dir, board, records)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.config.run_config import RunConfig
-from benchmark.errors import first_line
+from benchmark.errors import error_summary
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
@@ -36,6 +37,8 @@ from benchmark.training.metrics import predict_probabilities
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, SplitTable, cache_location, damped_class_weights, make_dataset
 from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, get_entry, preprocess_function
+
+MIN_BATCH_SIZE = 1  # out-of-memory halving stops here
 
 # RunConfig key -> TextConfig field: the text branch's knobs carry a `text_`/`fusion_` prefix on the command line.
 TEXT_KEYS = {"text_encoder": "encoder", "sequence_length": "sequence_length", "text_fine_tune_layers": "fine_tune_layers",
@@ -162,8 +165,28 @@ def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInp
 
 
 def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
-    """Trains and evaluates one cell; returns its (successful) record and the trained Keras model."""
-    config, split = ctx.config, ctx.split
+    """Trains and evaluates one cell; returns its (successful) record and the trained Keras model.
+
+    Out of device memory, the cell starts again at half the batch size, down to `MIN_BATCH_SIZE`
+    (as timm's `--batch-size` search does); the record keeps the batch size it finally used.
+    """
+    import tensorflow as tf
+
+    batch_size = ctx.config.batch_size
+    while True:
+        try:
+            return _train_cell(ctx, cell, batch_size, verbose)
+        except tf.errors.ResourceExhaustedError as err:
+            if batch_size <= MIN_BATCH_SIZE:
+                raise MemoryError(f"out of memory even at batch size {batch_size}: {error_summary(err)}") from err
+            print(f"{cell.cell_id}: out of memory at batch size {batch_size} ({error_summary(err)}); "
+                  f"retrying at {batch_size // 2}", flush=True)
+            batch_size //= 2
+            shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)  # backups of the larger batch
+
+
+def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose):
+    config, split = dataclasses.replace(ctx.config, batch_size=batch_size), ctx.split
     entry = get_entry(cell.model)
     started = time.perf_counter()
     prepared = prepare_cell(config, cell.model, split, seed=cell.seed, alpha=cell.alpha, run_dir=ctx.run_dir,
@@ -192,6 +215,7 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
         precision=prepared.precision,
         strategy=type(strategy).__name__,
         replicas=strategy.num_replicas_in_sync,
+        batch_size=batch_size,
         phases=[{k: v for k, v in dataclasses.asdict(p).items() if k != "history"} for p in training.phases],
         phase2_note=training.phase2_note,
         params={"total": int(built.model.count_params()), "trainable_by_phase": [p.trainable_params for p in training.phases]},
@@ -208,5 +232,5 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
 
 def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> CellRecord:
     return CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model, alpha=cell.alpha, seed=cell.seed,
-                      status="failed", error=f"{type(error).__name__}: {first_line(error, default='')}"[:500],
+                      status="failed", error=f"{type(error).__name__}: {error_summary(error)}"[:500],
                       traceback=traceback.format_exc(), config=ctx.config.to_dict(), environment=environment_info())

@@ -33,7 +33,8 @@ def evaluation_record(ctx: RunContext, cell: Cell, probabilities: dict[str, np.n
         cell_id=cell_id, index=cell.index, model=f"{cell.model} ({variant})" if variant else cell.model,
         registry_name=cell.model, family=entry.family, modality=entry.modality, alpha=cell.alpha, seed=cell.seed,
         class_names=split.class_names, metrics=metrics, best_val_score=metrics.get("val", {}).get("accuracy"),
-        predictions_file=str(predictions_file.relative_to(ctx.run_dir)), config=ctx.config.to_dict(),
+        predictions_file=str(predictions_file.relative_to(ctx.run_dir)), split_fingerprint=ctx.split_fingerprint,
+        config=ctx.config.to_dict(),
         environment=environment_info(),
         caption_warning=ctx.caption_warning if entry.modality != "image" else "",
     )

@@ -8,6 +8,8 @@ per-epoch backups and `cache/<cell>/` its decoded images when they do not fit in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +42,14 @@ class RunContext:
     split: SplitTable
     cells: list[Cell]
     caption_warning: str = ""
+    split_fingerprint: str = ""  # of `splits.csv`, stamped on every record this run writes
 
 
 def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True) -> RunContext:
     """Resolves model names and the split, and checks or saves the run folder's configuration."""
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     run_dir = Path(run_dir)
+    check_output_folder(run_dir)
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
         saved = yaml.safe_load(config_file.read_text()) or {}
@@ -59,7 +63,17 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     caption_warning = check_captions(config, split)
     if write:
         write_text_atomic(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return RunContext(config, run_dir, split, build_grid(config), caption_warning)
+    fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
+    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint)
+
+
+def check_output_folder(run_dir: Path) -> None:
+    """`--output` must be a folder this process can create or write into (checked before any training)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder (a new one, or a run to resume)")
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:
@@ -103,6 +117,26 @@ def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> Sp
 def split_file(run_dir: Path) -> Path:
     """The run's one split; stored backbone features are keyed by its content."""
     return run_dir / "splits.csv"
+
+
+def split_fingerprint(run_dir: Path) -> str:
+    """sha1 of the run's `splits.csv`: two cells with different fingerprints were trained on different splits."""
+    return hashlib.sha1(split_file(run_dir).read_bytes()).hexdigest()[:16]
+
+
+def check_one_split(records, fingerprint: str) -> None:
+    """Refuses a run folder whose finished cells were trained on another split than `fingerprint`.
+
+    That happens when `splits.csv` was deleted and the data changed: a resume would train the
+    missing cells on a new split and rank them beside cells scored on other test images.
+    """
+    others = sorted(r.cell_id for r in records if r.ok and r.split_fingerprint and r.split_fingerprint != fingerprint)
+    if fingerprint and others:
+        raise UsageError(
+            f"{len(others)} finished cell(s) ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) were trained on "
+            f"another split than this run folder's splits.csv (it was rewritten); restore the original splits.csv, "
+            "or start a new --output"
+        )
 
 
 def work_dir(run_dir: Path, cell_id: str) -> Path:

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.config.run_config import config_from_dict
+from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.run.cell import failed_record, run_cell
-from benchmark.run.folder import RunContext, cache_dir, prepare_run, work_dir
+from benchmark.run.claims import claim_cell, lock_path
+from benchmark.run.folder import RunContext, cache_dir, check_one_split, prepare_run, work_dir
 from benchmark.run.grid import Cell
+from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
-from benchmark.run.records import finished_cell_ids, write_record
+from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, load_records, write_record
 from benchmark.run.saved_models import save_model_if_wanted
 from models import get_entry
 
@@ -32,42 +34,114 @@ def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str):
 
 
 def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False) -> int:
-    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells."""
+    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells.
+
+    A cell whose record is finished under the same settings and split is skipped; one another process
+    is training (its lock is held) is skipped with a note; everything else trains.
+    """
     cells = ctx.cells
     if only is not None:
         outside = [i for i in only if not 0 <= i < len(cells)]
         if outside:
             raise UsageError(f"--cell {outside[0]} is out of range; this grid has cells 0..{len(cells) - 1}")
         cells = [cells[i] for i in only]
-    done = finished_cell_ids(ctx.run_dir)
+    records = {r.cell_id: r for r in load_records(ctx.run_dir)}
+    check_one_split(records.values(), ctx.split_fingerprint)
+    done = finished_here(records, cells, ctx)
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):
         print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
-    failed, start = 0, time.perf_counter()
+    isolate = should_isolate(ctx.config.isolate_cells, sum(not get_entry(c.model).components for c in todo))
+    if isolate:
+        print("each cell trains in its own process (--isolate-cells): memory stays flat over the grid")
+    failed, busy, start = 0, [], time.perf_counter()
     for position, cell in enumerate(todo, 1):
-        print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
-        model = None
-        try:
-            record, model = train_or_combine(ctx, cell, verbose=verbose)
-        except USER_ERRORS:
-            raise
-        except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
-            failed += 1
-            record = failed_record(cell, ctx, err)
-            print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
-        if model is not None:
-            save_model_if_wanted(ctx, record, model)
-        write_record(ctx.run_dir, record)  # the record is the commit point
-        shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
-        shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+        with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
+            if not claimed or _finished_meanwhile(ctx, cell):
+                busy.append(cell.cell_id)
+                print(f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or has trained it "
+                      f"(lock {lock_path(ctx.run_dir, cell.cell_id)})", flush=True)
+                continue
+            print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
+            if isolate and not get_entry(cell.model).components:
+                record = _record_from_child(ctx, cell, verbose)
+            else:
+                record = _train_and_record(ctx, cell, verbose)
+        failed += not record.ok
         elapsed = time.perf_counter() - start
         eta = elapsed / position * (len(todo) - position)
         if record.ok:
             val = record.split_metrics("val").get("accuracy", float("nan"))
             print(f"[{position}/{len(todo)}] done {cell.cell_id}: val_accuracy {val:.4f} "
                   f"(elapsed {_clock(elapsed)}, ETA {_clock(eta)})", flush=True)
+        else:
+            print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
+    if busy:
+        print(f"{len(busy)} cell(s) were left to another process; `run_benchmark.py report {ctx.run_dir}` "
+              "rebuilds the tables once it has finished")
     return failed
+
+
+def _train_and_record(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
+    """Trains (or combines) one claimed cell and commits its record; an exception becomes a failed record."""
+    model = None
+    try:
+        record, model = train_or_combine(ctx, cell, verbose=verbose)
+    except USER_ERRORS:
+        raise
+    except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
+        record = failed_record(cell, ctx, err)
+    if model is not None:
+        save_model_if_wanted(ctx, record, model)
+    write_record(ctx.run_dir, record)  # the record is the commit point
+    shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+    shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+    return record
+
+
+def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
+    """`_train_and_record` in a child process; a child that dies leaves a failed record written here."""
+    try:
+        return run_in_child(_train_and_record, ctx, cell, verbose)
+    except USER_ERRORS:
+        raise
+    except ChildProcessError as err:
+        record = failed_record(cell, ctx, err)
+        write_record(ctx.run_dir, record)
+        return record
+
+
+def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext) -> set[str]:
+    """The cells of `cells` with a finished record trained under this configuration; says why the others retrain.
+
+    After `--force` a cell trained under other settings is trained again, so the folder's `config.yaml`
+    always describes every cell in it. The grid axes (models, alphas, seeds) and output-only keys may
+    differ: they choose which cells exist, not how a cell trains.
+    """
+    current = ctx.config.to_dict()
+    done, stale = set(), {}
+    for cell in cells:
+        record = records.get(cell.cell_id)
+        if record is None:
+            continue
+        if record.status == UNREADABLE:
+            print(f"{record.error}; training {cell.cell_id} again")
+        elif record.ok:
+            changed = [k for k in differing_keys(record.config, current) if k not in GRID_AXES] if record.config else []
+            if changed:
+                stale[cell.cell_id] = changed
+            else:
+                done.add(cell.cell_id)
+    if stale:
+        keys = sorted({k for changed in stale.values() for k in changed})
+        print(f"retraining {len(stale)} finished cell(s) trained under other settings ({', '.join(keys)})")
+    return done
+
+
+def _finished_meanwhile(ctx: RunContext, cell: Cell) -> bool:
+    """Whether another process committed this cell's record after this run listed the folder."""
+    return cell.cell_id in finished_here({r.cell_id: r for r in load_records(ctx.run_dir)}, [cell], ctx)
 
 
 def late_fusion_indices(ctx: RunContext) -> list[int]:

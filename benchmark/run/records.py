@@ -19,6 +19,10 @@ import pandas as pd
 from benchmark.io import write_json_atomic
 
 OK, FAILED = "ok", "failed"
+# A record file that does not parse, or lacks the keys that say which cell it is: it stays visible
+# as a leaderboard row with this status, and its cell is trained again on the next run.
+UNREADABLE = "unreadable record"
+NOT_RANKED = (FAILED, UNREADABLE)  # leaderboard rows with these statuses sit at the bottom, unranked
 
 
 @dataclass
@@ -44,6 +48,7 @@ class CellRecord:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     best_val_score: float | None = None
     predictions_file: str = ""
+    split_fingerprint: str = ""  # sha1 of the run's splits.csv: cells of one table must share it
     config: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     # How the cell was trained.
@@ -55,6 +60,7 @@ class CellRecord:
     precision: str = ""
     strategy: str = ""
     replicas: int = 1
+    batch_size: int | None = None  # per replica, after any out-of-memory halving
     phases: list[dict[str, Any]] = field(default_factory=list)
     phase2_note: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -172,14 +178,26 @@ def write_record(run_dir: Path, record: CellRecord) -> Path:
 
 
 def load_records(run_dir: Path) -> list[CellRecord]:
-    """Every readable cell record of a run, in grid order (unreadable files are skipped)."""
+    """Every cell record of a run, in grid order.
+
+    A file that cannot be read or lacks the keys naming its cell becomes an `UNREADABLE` record
+    (named after the file, its error saying why), so tables show it instead of silently dropping it.
+    """
     records = []
     for path in sorted(cells_dir(run_dir).glob("*.json")):
         try:
             records.append(CellRecord.from_json(json.loads(path.read_text())))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            records.append(unreadable_record(path, err))
     return sorted(records, key=lambda r: r.index)
+
+
+def unreadable_record(path: Path, err: BaseException) -> CellRecord:
+    """A stand-in for a record file that did not load; model, alpha and seed come from the file name."""
+    model, alpha, seed = parse_cell_id(path.stem)
+    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    return CellRecord(cell_id=path.stem, index=10**9, model=model, alpha=alpha, seed=seed, status=UNREADABLE,
+                      error=f"{path.name} is unreadable ({type(err).__name__}: {reason})")
 
 
 def finished_cell_ids(run_dir: Path) -> set[str]:

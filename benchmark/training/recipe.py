@@ -10,6 +10,7 @@ nothing to freeze, so it trains whole, in one phase with the budget of both.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -146,6 +147,27 @@ def _count(weights) -> int:
     return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in weights))
 
 
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite batch loss and remembers where.
+
+    Early stopping would otherwise restore the best weights and the cell would be recorded `ok`
+    and ranked, hiding that its recipe diverged.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.where = 0, ""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and not self.where:
+            self.where = f"loss {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+
 def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: RecipeSettings, callbacks, verbose,
               checkpoint: PhaseCheckpoint | None = None) -> PhaseResult:
     """Compiles and fits one phase with early stopping (best weights restored).
@@ -161,10 +183,13 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
         mode="min" if settings.monitor == "val_loss" else "max",
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
+    guard = DivergenceGuard()
     start = time.perf_counter()
     # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
     fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                       callbacks=[stopper, *([backup] if backup else []), *callbacks])
+                       callbacks=[guard, stopper, *([backup] if backup else []), *callbacks])
+    if guard.where:
+        raise FloatingPointError(f"training diverged in phase {name!r} ({guard.where}); try a lower learning rate")
     history = backup.history if backup is not None else fitted.history
     ran = len(history.get("loss", []))
     result = PhaseResult(

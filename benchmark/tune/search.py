@@ -133,7 +133,7 @@ class RecipeTuner(keras_tuner.Tuner):
         return {context.objective: metrics[context.objective]}
 
 
-def tune_command(config: RunConfig, options: TuneOptions, output: str | None, force: bool) -> int:
+def tune_command(config: RunConfig, options: TuneOptions, output: str | None, force: bool, *, quiet: bool = False) -> int:
     """Searches, then writes the tables, importance, plots and best configuration; exit 1 if no trial finished."""
     model = single_model(options.model)
     base = dataclasses.replace(config, models=[model])
@@ -152,7 +152,7 @@ def tune_command(config: RunConfig, options: TuneOptions, output: str | None, fo
     check_captions(base, split)
     write_text_atomic(out / REQUEST_FILE, yaml.safe_dump(request, sort_keys=False))
     context = SearchContext(base, model, split, out, options.objective, options.max_epochs,
-                            verbose=1 if sys.stdout.isatty() else 2)
+                            verbose=0 if quiet else (1 if sys.stdout.isatty() else 2))
     tuner = make_tuner(options, context, to_hyperparameters(space, base, model), overwrite=bool(changed))
     print(f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters from {space_file}; "
           f"up to {tuner.remaining_trials} trial(s) to run)")
