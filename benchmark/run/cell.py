@@ -161,8 +161,11 @@ def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInp
     )
 
 
-def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
-    """Trains and evaluates one cell; returns its (successful) record and the trained Keras model."""
+def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
+    """Trains and evaluates one cell; returns its (successful) record and the trained Keras model.
+
+    `callbacks` (the experiment tracker's epoch loggers) run in both phases.
+    """
     config, split = ctx.config, ctx.split
     entry = get_entry(cell.model)
     started = time.perf_counter()
@@ -174,7 +177,7 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
         print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
-                                   steps_per_epoch=prepared.steps_per_epoch, verbose=verbose,
+                                   steps_per_epoch=prepared.steps_per_epoch, verbose=verbose, callbacks=list(callbacks),
                                    cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work))
 
     eval_start = time.perf_counter()

@@ -21,18 +21,24 @@ from benchmark.run.grid import Cell
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.records import finished_cell_ids, write_record
 from benchmark.run.saved_models import save_model_if_wanted
+from benchmark.run.tracking import GridTracker
 from models import get_entry
 
 
-def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str):
+def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str, callbacks=()):
     """A late-fusion cell combines its components' predictions; every other cell trains."""
     if get_entry(cell.model).components:
         return run_late_fusion_cell(ctx, cell), None
-    return run_cell(ctx, cell, verbose=verbose)
+    return run_cell(ctx, cell, verbose=verbose, callbacks=callbacks)
 
 
-def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False) -> int:
-    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells."""
+def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False,
+             tracker: GridTracker | None = None) -> int:
+    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells.
+
+    `tracker` mirrors each cell into an experiment tracker (MLflow, TensorBoard); None tracks nothing.
+    """
+    tracker = tracker or GridTracker()
     cells = ctx.cells
     if only is not None:
         outside = [i for i in only if not 0 <= i < len(cells)]
@@ -45,19 +51,21 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
         print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     failed, start = 0, time.perf_counter()
+    if todo:
+        tracker.start_grid(ctx)
     for position, cell in enumerate(todo, 1):
         print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
         model = None
         try:
-            record, model = train_or_combine(ctx, cell, verbose=verbose)
+            record, model = train_or_combine(ctx, cell, verbose=verbose, callbacks=tracker.start_cell(ctx, cell))
         except USER_ERRORS:
             raise
         except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
             failed += 1
             record = failed_record(cell, ctx, err)
             print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
-        if model is not None:
-            save_model_if_wanted(ctx, record, model)
+        saved = save_model_if_wanted(ctx, record, model) if model is not None else None
+        tracker.finish_cell(ctx, record, saved)
         write_record(ctx.run_dir, record)  # the record is the commit point
         shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
         shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
