@@ -4,7 +4,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
-BENCHMARK_ORDER = ["commands", "tune", "results", "inference", "deployment", "run", "config", "training",
+BENCHMARK_ORDER = ["commands", "tune", "tracking", "results", "inference", "deployment", "run", "config", "training",
                    "figures", "io", "errors"]
 
 
