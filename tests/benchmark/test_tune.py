@@ -194,7 +194,7 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir, m
 
 
 def test_a_user_error_inside_a_trial_stops_the_search_as_itself(tmp_path, data_dir, monkeypatch):
-    def needs_a_fix(context, config, max_epochs):
+    def needs_a_fix(context, config, max_epochs, **kwargs):
         raise UsageError("--weights file 'w.h5' does not exist")
 
     monkeypatch.setattr(tune, "train_trial", needs_a_fix)
