@@ -2,7 +2,7 @@
 
 Checked through MLflow's own client: one parent run per grid and one child per cell, the cell's params,
 per-epoch metric histories, final metrics and artifacts; a killed cell resumed against a server still
-has one run whose epochs are each logged once; an unreachable tracker is one warning and the run goes on.
+has one run whose epochs are each logged once. (An unreachable tracker: tests/benchmark/test_tracking_parts.py.)
 """
 import json
 import os
@@ -51,7 +51,8 @@ def data(tmp_path_factory):
     return make_images(tmp_path_factory.mktemp("tracking") / "data")
 
 
-def test_local_store_has_a_run_per_cell_with_params_curves_metrics_artifacts_and_tensorboard(data, tmp_path):
+def test_local_store_has_a_run_per_cell_with_params_curves_metrics_artifacts_and_tensorboard(data, tmp_path, server):
+    """(`server` only boots meanwhile, for the next test.)"""
     run_dir = tmp_path / "grid"
     done = run_cli(*TINY_FLAGS, "--initial-epochs", "2", "--no-profile", "--data", str(data), "--output", str(run_dir),
                    "--mlflow", "--tensorboard")
@@ -86,35 +87,45 @@ def test_local_store_has_a_run_per_cell_with_params_curves_metrics_artifacts_and
     assert "model/simple_cnn.keras" in saved  # the best cell's saved model
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free localhost port (sqlite backend, served artifacts), stopped after."""
-    root = tmp_path_factory.mktemp("server")
-    port = free_port()
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
+class Server:
+    """A real `mlflow server` on a free localhost port (sqlite backend, served artifacts).
+
+    It boots (half a minute here) while the local-store test trains; `uri()` waits until it answers.
+    """
+
+    def __init__(self, root):
+        self.root, self.port = root, free_port()
+        self.log = open(root / "server.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1"], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def uri(self) -> str:
+        uri, deadline = f"http://127.0.0.1:{self.port}", time.monotonic() + 180
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=2).read()
-                break
+                return uri
             except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            server.wait(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    started = Server(tmp_path_factory.mktemp("server"))
+    yield started
+    started.stop()
 
 
 EPOCHS = 15
@@ -123,7 +134,8 @@ RESUME_FLAGS = ("--models", "simple_cnn", "--alphas", "0", "--weights", "none", 
                 "--no-profile", "--quiet")
 
 
-def test_a_killed_cell_resumes_its_run_on_a_server_with_every_epoch_logged_once(data, tmp_path, mlflow_server):
+def test_a_killed_cell_resumes_its_run_on_a_server_with_every_epoch_logged_once(data, tmp_path, server):
+    mlflow_server = server.uri()
     run_dir = tmp_path / "resume"
     flags = [*RESUME_FLAGS, "--data", str(data), "--output", str(run_dir), "--mlflow", mlflow_server,
              "--mlflow-experiment", "resume-test"]
@@ -155,20 +167,3 @@ def test_a_killed_cell_resumes_its_run_on_a_server_with_every_epoch_logged_once(
     assert steps == list(range(EPOCHS)), "each epoch once, numbering continued across the kill"
     assert run.data.params["initial_epochs"] == str(EPOCHS) and run.data.metrics["epochs_trained"] == EPOCHS
     assert {a.path for a in client.list_artifacts(run.info.run_id, "record")} >= {"record/simple_cnn__alpha0__seed0.json"}
-
-
-def test_an_unreachable_tracker_is_one_warning_and_the_run_goes_on(data, tmp_path):
-    closed = free_port()  # nothing listens there
-    run_dir = tmp_path / "offline"
-    started = time.monotonic()
-    done = run_cli(*TINY_FLAGS, "--alphas", "0", "--save-models", "none", "--no-profile", "--data", str(data),
-                   "--output", str(run_dir), "--mlflow", f"http://127.0.0.1:{closed}")
-    assert done.returncode == 0, done.stdout + done.stderr
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:") and "MLflow" in line]
-    assert len(warnings) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert (run_dir / "cells" / "simple_cnn__alpha0__seed0.json").is_file() and not (run_dir / "mlruns").exists()
-
-    from benchmark.tracking.store import MlflowStore
-
-    store, started = MlflowStore(f"http://127.0.0.1:{closed}"), time.monotonic()
-    assert store.connect() is False and time.monotonic() - started < 10
