@@ -16,6 +16,7 @@ from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finish_late_fusion, run_grid
 from benchmark.run.records import finished_cell_ids
+from benchmark.tracking import make_tracker
 
 
 def default_output() -> Path:
@@ -35,13 +36,15 @@ def run_command(*, preset, config_file, overrides, output, force, cell, dry_run,
     if cell is not None and not 0 <= cell < len(context.cells):
         raise UsageError(f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}")
     print(f"run folder: {run_dir} ({len(context.cells)} cells)")
-    failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet)
+    tracker = make_tracker(context.config, run_dir)
+    failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet, tracker=tracker)
     if context.config.profile and cell is None:  # a single --cell (a Slurm task) leaves profiling to the merge job
         print_notes(profile_run(run_dir, quiet=quiet))
     tables = build_tables(run_dir)
     report = write_report(run_dir, tables)
     print_leaderboard(tables["leaderboard"])
     print(f"tables and {report.name} written to {run_dir}")
+    tracker.end_grid(context, failed)
     if failed:
         print(f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}")
     return 1 if failed else 0

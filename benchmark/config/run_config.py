@@ -85,6 +85,10 @@ class RunConfig:
     save_models: str = "best"  # best (per model), all, none
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
     isolate_cells: str = "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
+    # Experiment tracking (benchmark/tracking/): where results are mirrored, never what they are.
+    mlflow: bool | str | None = None  # None/False off; True or "local" = RUN_DIR/mlruns; else a tracking URI
+    mlflow_experiment: str | None = None  # None = named after the run folder
+    tensorboard: bool = False  # Keras TensorBoard logs in RUN_DIR/tensorboard/<cell>
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,6 +150,10 @@ class RunConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if not (self.mlflow is None or isinstance(self.mlflow, (bool, str))) or self.mlflow == "":
+            raise UsageError(f"--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), got {self.mlflow!r}")
+        if self.mlflow_experiment is not None and not str(self.mlflow_experiment).strip():
+            raise UsageError("--mlflow-experiment must not be empty")
         self.simple_cnn_config()
 
     def simple_cnn_config(self) -> SimpleCNNConfig:
@@ -225,7 +233,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 # Keys that change what a run writes around its results, not the results: a resume may change them.
-OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells"})
+OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells", "mlflow", "mlflow_experiment", "tensorboard"})
 # Keys that choose which cells a grid has, not how one cell trains.
 GRID_AXES = frozenset({"models", "alphas", "seeds"})
 

@@ -164,18 +164,19 @@ def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInp
     )
 
 
-def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
+def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
     """Trains and evaluates one cell; returns its (successful) record and the trained Keras model.
 
     Out of device memory, the cell starts again at half the batch size, down to `MIN_BATCH_SIZE`
     (as timm's `--batch-size` search does); the record keeps the batch size it finally used.
+    `callbacks` (the experiment tracker's epoch loggers) run in both phases.
     """
     import tensorflow as tf
 
     batch_size = ctx.config.batch_size
     while True:
         try:
-            return _train_cell(ctx, cell, batch_size, verbose)
+            return _train_cell(ctx, cell, batch_size, verbose, callbacks)
         except tf.errors.ResourceExhaustedError as err:
             if batch_size <= MIN_BATCH_SIZE:
                 raise MemoryError(f"out of memory even at batch size {batch_size}: {error_summary(err)}") from err
@@ -185,7 +186,7 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto"):
             shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)  # backups of the larger batch
 
 
-def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose):
+def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks=()):
     config, split = dataclasses.replace(ctx.config, batch_size=batch_size), ctx.split
     entry = get_entry(cell.model)
     started = time.perf_counter()
@@ -197,7 +198,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose):
         print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
-                                   steps_per_epoch=prepared.steps_per_epoch, verbose=verbose,
+                                   steps_per_epoch=prepared.steps_per_epoch, verbose=verbose, callbacks=list(callbacks),
                                    cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work))
 
     eval_start = time.perf_counter()

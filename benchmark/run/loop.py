@@ -23,22 +23,26 @@ from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, load_records, write_record
 from benchmark.run.saved_models import save_model_if_wanted
+from benchmark.run.tracking import GridTracker
 from models import get_entry
 
 
-def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str):
+def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str, callbacks=()):
     """A late-fusion cell combines its components' predictions; every other cell trains."""
     if get_entry(cell.model).components:
         return run_late_fusion_cell(ctx, cell), None
-    return run_cell(ctx, cell, verbose=verbose)
+    return run_cell(ctx, cell, verbose=verbose, callbacks=callbacks)
 
 
-def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False) -> int:
+def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False,
+             tracker: GridTracker | None = None) -> int:
     """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells.
 
     A cell whose record is finished under the same settings and split is skipped; one another process
-    is training (its lock is held) is skipped with a note; everything else trains.
+    is training (its lock is held) is skipped with a note; everything else trains. `tracker` mirrors
+    each cell into an experiment tracker (MLflow, TensorBoard); None tracks nothing.
     """
+    tracker = tracker or GridTracker()
     cells = ctx.cells
     if only is not None:
         outside = [i for i in only if not 0 <= i < len(cells)]
@@ -53,9 +57,14 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
         print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     isolate = should_isolate(ctx.config.isolate_cells, sum(not get_entry(c.model).components for c in todo))
+    if isolate and tracker.active:
+        isolate = False  # the tracker's open runs and epoch loggers live in this process
+        print("cells train in this process: experiment tracking is on (it logs from here)")
     if isolate:
         print("each cell trains in its own process (--isolate-cells): memory stays flat over the grid")
     failed, busy, start = 0, [], time.perf_counter()
+    if todo:
+        tracker.start_grid(ctx)
     for position, cell in enumerate(todo, 1):
         with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
             if not claimed or _finished_meanwhile(ctx, cell):
@@ -67,7 +76,7 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
             if isolate and not get_entry(cell.model).components:
                 record = _record_from_child(ctx, cell, verbose)
             else:
-                record = _train_and_record(ctx, cell, verbose)
+                record = _train_and_record(ctx, cell, verbose, tracker)
         failed += not record.ok
         elapsed = time.perf_counter() - start
         eta = elapsed / position * (len(todo) - position)
@@ -83,17 +92,18 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
     return failed
 
 
-def _train_and_record(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
+def _train_and_record(ctx: RunContext, cell: Cell, verbose, tracker: GridTracker | None = None) -> CellRecord:
     """Trains (or combines) one claimed cell and commits its record; an exception becomes a failed record."""
+    tracker = tracker or GridTracker()
     model = None
     try:
-        record, model = train_or_combine(ctx, cell, verbose=verbose)
+        record, model = train_or_combine(ctx, cell, verbose=verbose, callbacks=tracker.start_cell(ctx, cell))
     except USER_ERRORS:
         raise
     except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
         record = failed_record(cell, ctx, err)
-    if model is not None:
-        save_model_if_wanted(ctx, record, model)
+    saved = save_model_if_wanted(ctx, record, model) if model is not None else None
+    tracker.finish_cell(ctx, record, saved)
     write_record(ctx.run_dir, record)  # the record is the commit point
     shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
     shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)

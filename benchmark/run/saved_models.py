@@ -16,15 +16,18 @@ def saved_models_dir(run_dir: Path) -> Path:
     return run_dir / "saved_models"
 
 
-def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> None:
-    """Saves the trained model (`<stem>.keras`) and its sidecar (`<stem>.json`: classes, preprocessing, size)."""
+def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> Path | None:
+    """Saves the trained model (`<stem>.keras`) and its sidecar (`<stem>.json`: classes, preprocessing, size).
+
+    Returns the saved `.keras` file, or None when the policy keeps no model of this cell.
+    """
     policy = ctx.config.save_models
     if policy == "none" or not record.ok:
-        return
+        return None
     if policy == "best":
         rivals = [r for r in load_records(ctx.run_dir) if r.model == record.model and r.ok and r.cell_id != record.cell_id]
         if any(validation_rank_key(r) > validation_rank_key(record) for r in rivals):
-            return
+            return None
         stem = record.model
     else:
         stem = record.cell_id
@@ -33,3 +36,4 @@ def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> None:
     info = SavedModelInfo.for_record(record, text_encoder=ctx.config.text_encoder,
                                      sequence_length=ctx.config.sequence_length)
     write_json_atomic(target.with_suffix(".json"), info.to_json())
+    return target

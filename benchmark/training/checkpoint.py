@@ -92,6 +92,10 @@ class PhaseCheckpoint:
         model.load_weights(self.folder / f"{phase}.done.weights.h5")
         return json.loads(summary.read_text())
 
+    def finished_epochs(self) -> list[int]:
+        """Epochs each finished phase ran, read without touching a model: where a resumed cell's timeline stands."""
+        return [int(json.loads(path.read_text())["epochs"]) for path in sorted(self.folder.glob("*.done.json"))]
+
     def mark_finished(self, phase: str, model: keras.Model, summary: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         replace_atomically(self.folder / f"{phase}.done.weights.h5", model.save_weights, suffix=".weights.h5")

@@ -39,6 +39,7 @@ from benchmark.io import write_json_atomic, write_text_atomic
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import check_captions, resolve_split
+from benchmark.tracking.tracker import TrialTracker
 from benchmark.training.metrics import classification_metrics, predict_probabilities
 from benchmark.training.recipe import RecipeSettings, train_two_phase
 from benchmark.tune.space import Param, apply_values, default_space_path, load_space, to_hyperparameters, trial_values
@@ -99,6 +100,7 @@ class SearchContext:
     objective: str
     max_epochs: int | None
     verbose: int
+    tracker: TrialTracker | None = None  # MLflow / TensorBoard, when the configuration asks for them
 
 
 class RecipeTuner(keras_tuner.Tuner):
@@ -119,17 +121,25 @@ class RecipeTuner(keras_tuner.Tuner):
         budget = trial.hyperparameters.values.get("tuner/epochs", context.max_epochs)  # hyperband's budget this round
         outcome_file = Path(self.get_trial_dir(trial.trial_id)) / OUTCOME_FILE
         started = time.perf_counter()
+        tracker = context.tracker
+        callbacks = tracker.start_trial(trial.trial_id, values) if tracker else []
         try:
-            metrics, epochs = train_trial(context, apply_values(context.base, values), budget)
+            metrics, epochs = train_trial(context, apply_values(context.base, values), budget, callbacks=callbacks)
         except USER_ERRORS as err:  # a file or flag to fix: every trial would fail the same way
             raise keras_tuner.errors.FatalError(str(err)) from err
         except Exception as err:  # out of memory, NaN loss, ...: this trial fails, the search goes on
             error = f"{type(err).__name__}: {first_line(err, default='')}"[:500]
+            seconds = time.perf_counter() - started
             write_json_atomic(outcome_file, {"status": "failed", "error": error, "epochs": 0,
-                                             "seconds": time.perf_counter() - started, "metrics": {}})
+                                             "seconds": seconds, "metrics": {}})
+            if tracker:
+                tracker.finish_trial(trial.trial_id, metrics={}, epochs=0, seconds=seconds, error=error)
             raise keras_tuner.errors.FailedTrialError(error) from err
+        seconds = time.perf_counter() - started
         write_json_atomic(outcome_file, {"status": "ok", "error": "", "epochs": epochs,
-                                         "seconds": time.perf_counter() - started, "metrics": metrics})
+                                         "seconds": seconds, "metrics": metrics})
+        if tracker:
+            tracker.finish_trial(trial.trial_id, metrics=metrics, epochs=epochs, seconds=seconds)
         return {context.objective: metrics[context.objective]}
 
 
@@ -151,13 +161,19 @@ def tune_command(config: RunConfig, options: TuneOptions, output: str | None, fo
     split = resolve_split(base, out)
     check_captions(base, split)
     write_text_atomic(out / REQUEST_FILE, yaml.safe_dump(request, sort_keys=False))
+    tracker = TrialTracker(base, out) if base.mlflow or base.tensorboard else None
     context = SearchContext(base, model, split, out, options.objective, options.max_epochs,
-                            verbose=0 if quiet else (1 if sys.stdout.isatty() else 2))
+                            verbose=0 if quiet else (1 if sys.stdout.isatty() else 2), tracker=tracker)
     tuner = make_tuner(options, context, to_hyperparameters(space, base, model), overwrite=bool(changed))
     print(f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters from {space_file}; "
           f"up to {tuner.remaining_trials} trial(s) to run)")
+    if tracker:
+        tracker.start(model=model, tuner=options.tuner, objective=options.objective)
     search(tuner)
-    return write_outputs(tuner, context, space, options)
+    status = write_outputs(tuner, context, space, options)
+    if tracker:
+        tracker.end()
+    return status
 
 
 def single_model(name: str) -> str:
@@ -223,10 +239,11 @@ def search(tuner: RecipeTuner) -> None:
         raise
 
 
-def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | None) -> tuple[dict[str, float], int]:
+def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | None,
+                callbacks=()) -> tuple[dict[str, float], int]:
     """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on validation (never test).
 
-    Returns the validation metrics and the epochs trained. Stored phase-1 features live in
+    Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch loggers. Stored phase-1 features live in
     `DIR/features`, shared by all trials; decoded images spill into one folder per image size, since
     trials run one after another and a size may be searched over.
     """
@@ -241,7 +258,7 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
     with prepared.strategy.scope():
         training = train_two_phase(built, prepared.train, prepared.val, settings,
                                    steps_per_epoch=prepared.steps_per_epoch,
-                                   callbacks=[keras.callbacks.TerminateOnNaN()], verbose=context.verbose,
+                                   callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks], verbose=context.verbose,
                                    cached_head=prepared.cached_head)
     probabilities = predict_probabilities(built.model, prepared.val)
     if not np.isfinite(training.history.get("loss", [])).all() or not np.isfinite(probabilities).all():

@@ -100,10 +100,10 @@ def test_rerun_with_more_trials_adds_one_and_never_reads_the_test_split(searched
     before = pd.read_csv(out / "trials.csv").set_index("trial_id")
     parts, train_trial, subset = [], tune.train_trial, SplitTable.subset
 
-    def spying_train_trial(context, config, max_epochs):
+    def spying_train_trial(context, config, max_epochs, **kwargs):
         with monkeypatch.context() as patch:
             patch.setattr(SplitTable, "subset", lambda self, part: parts.append(part) or subset(self, part))
-            return train_trial(context, config, max_epochs)
+            return train_trial(context, config, max_epochs, **kwargs)
 
     monkeypatch.setattr(tune, "train_trial", spying_train_trial)
     assert tune_command(base_config(data_dir), options(space, max_trials=4), str(out), force=False) == 0
@@ -172,7 +172,7 @@ def fake_training(failures: int, budgets: list):
     """Stands in for training: the first `failures` trials run out of memory, the rest score by learning rate."""
     calls = []
 
-    def train_trial(context, config, max_epochs):
+    def train_trial(context, config, max_epochs, **kwargs):
         calls.append(config)
         budgets.append(max_epochs)
         if len(calls) <= failures:
@@ -194,7 +194,7 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir, m
 
 
 def test_a_user_error_inside_a_trial_stops_the_search_as_itself(tmp_path, data_dir, monkeypatch):
-    def needs_a_fix(context, config, max_epochs):
+    def needs_a_fix(context, config, max_epochs, **kwargs):
         raise UsageError("--weights file 'w.h5' does not exist")
 
     monkeypatch.setattr(tune, "train_trial", needs_a_fix)
