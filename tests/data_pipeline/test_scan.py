@@ -37,7 +37,8 @@ def test_gif_is_read_by_its_first_frame(tmp_path):
     assert hashes["anim.gif"] == hashes["still.gif"]
 
 
-@pytest.mark.parametrize("names", [("train", "val", "test"), ("CVPR_2024_dataset_Train", "CVPR_2024_dataset_Val", "CVPR_2024_dataset_TEST")])
+@pytest.mark.parametrize("names", [("train", "val", "test"),
+                                   ("CVPR_2024_dataset_Train", "CVPR_2024_dataset_Val", "CVPR_2024_dataset_TEST")])
 def test_presplit_folders_are_used_as_given(tmp_path, names):
     for seed, split_dir in enumerate(names):
         write_classes(tmp_path / split_dir, {"cat": 2, "dog": 1}, start_seed=10 * seed)
