@@ -91,9 +91,22 @@ def _list_presplit(root: Path, split_dirs: dict[str, Path], warnings: list[str])
         missing = [s for s in split_dirs if (name, s) not in present]
         if len(missing) == len(split_dirs):
             _warn(warnings, f"class {name!r} has no images in any split folder under {root}; it is left out")
-        elif missing:
+        elif missing and "train" not in missing:  # no train images at all is an error (check_training_classes)
             _warn(warnings, f"class {name!r} has no {'/'.join(missing)} images under {root}; its scores there are undefined")
     return rows
+
+
+def check_training_classes(table: pd.DataFrame, where: str | Path) -> None:
+    """Raises DataError naming each class of a given split that has no train images.
+
+    Such a class could never be learned, and before this check it surfaced only later, as an
+    unnamed failure after the run folder had been written.
+    """
+    trained = set(table.loc[table["split"] == "train", "label"])
+    for name in sorted(set(table["label"]) - trained):
+        present = [s for s in SPLITS if ((table["label"] == name) & (table["split"] == s)).any()]
+        raise DataError(f"class {name!r} has no train images (only {'/'.join(present)}) under {where}; "
+                        "a class needs training images: add some to its train split, or remove the class")
 
 
 def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:

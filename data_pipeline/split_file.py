@@ -10,7 +10,7 @@ import pandas as pd
 from data_pipeline.captions import caption_from_filename
 from data_pipeline.errors import DataError
 from data_pipeline.leaks import check_split_leaks
-from data_pipeline.sources import SPLITS
+from data_pipeline.sources import SPLITS, check_training_classes
 from data_pipeline.splits import SPLIT_COLUMNS, SplitTable, make_split_table
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def read_split_file(path: str | Path) -> SplitTable:
                         "restore them or make a new split")
     if "caption" not in table.columns:
         table["caption"] = [caption_from_filename(p) for p in table["path"]]
+    check_training_classes(table, path)
     check_split_leaks(table, path)
     class_names = sorted(table["label"].unique())
     if len(class_names) < 2:

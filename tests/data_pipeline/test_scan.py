@@ -155,3 +155,24 @@ def test_identical_images_with_different_labels_are_warned_about(tmp_path):
     scanned = scan_dataset(tmp_path)
     assert any("cat/cat0.png = dog/twin.png" in w for w in scanned.warnings)
 
+
+
+@pytest.mark.parametrize("only_in", [("test",), ("val",), ("val", "test")])
+def test_presplit_class_without_training_images_is_named(tmp_path, only_in):
+    write_classes(tmp_path / "train", {"cat": 2, "dog": 2})
+    for seed, split in enumerate(("val", "test")):
+        write_classes(tmp_path / split, {"cat": 1, "dog": 1}, start_seed=10 + 10 * seed)
+    for seed, split in enumerate(only_in):
+        write_classes(tmp_path / split, {"eel": 1}, start_seed=50 + seed)
+    with pytest.raises(DataError, match=rf"class 'eel' has no train images \(only {'/'.join(only_in)}\) under {tmp_path}; "
+                                        r"a class needs training images"):
+        scan_dataset(tmp_path)
+
+
+def test_manifest_class_without_training_rows_is_named(tmp_path):
+    write_classes(tmp_path, {"cat": 2, "dog": 2, "eel": 1})
+    pd.DataFrame({"path": ["cat/cat0.png", "cat/cat1.png", "dog/dog0.png", "dog/dog1.png", "eel/eel0.png"],
+                  "label": ["cat", "cat", "dog", "dog", "eel"],
+                  "split": ["train", "val", "train", "val", "val"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(DataError, match=r"class 'eel' has no train images \(only val\) under .*m.csv"):
+        scan_dataset(tmp_path / "m.csv")
