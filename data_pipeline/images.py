@@ -144,3 +144,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
         return decode_rgb(path), ""
     except _READ_ERRORS as err:
         return None, read_error(err)
+
+
+def image_problem(path: str | Path) -> str:
+    """Why `path` is not a readable image ("not an image", "image file is truncated", ...), or "" when it is."""
+    return read_image(path)[1]
