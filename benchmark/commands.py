@@ -90,17 +90,19 @@ def report_command(run_dir: str) -> int:
 
 
 def predict_command(target: str, paths: list[str], *, top_k: int, csv: str | None, caption: str | None) -> int:
-    """Prints file, top-k labels and probabilities; unreadable files are reported and skipped."""
+    """Prints file, top-k labels and probabilities; unreadable files are reported and skipped.
+
+    Not one readable image is a UsageError from `predict_files` (one line on stderr, exit 2).
+    """
     from benchmark.inference.predict import load_saved_model, predict_files
 
     saved = load_saved_model(target)
     print(f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})")
     table, problems = predict_files(saved, paths, top_k=top_k, caption=caption)
-    if not table.empty:
-        print(tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"))
+    print(tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"))
     for problem in problems:
         print(f"skipped unreadable file {problem}")
     if csv:
         table.to_csv(csv, index=False)
         print(f"predictions written to {csv}")
-    return 0 if not table.empty else 1
+    return 0

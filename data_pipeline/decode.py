@@ -1,19 +1,20 @@
-"""Decoding and resizing inside TensorFlow, shared by the training pipeline and prediction on new files.
+"""Decoding and resizing for TensorFlow, shared by the training pipeline and prediction on new files.
 
+Every format is decoded by `images.decode_rgb` (PIL), the decoder the scan hashes with: EXIF
+orientation, 16-bit PNGs and huge images are then handled once, and a content hash describes the
+very pixels a model trains on. tf.io's decoders would do none of the three, and its JPEG default
+(fast integer DCT) differs from PIL's by up to ~9 levels. PIL releases the GIL while decoding, so
+tf.data's parallel calls still decode in parallel: 200 TrashNet JPEGs took 0.28 s this way against
+0.27 s with tf.io.decode_image (two threads), and PIL's output equals tf.io's INTEGER_ACCURATE DCT.
 Both paths resize with the same call (`resize_image`), so a model sees the same pixels at
 prediction time as it saw in training.
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import tensorflow as tf
 
 from data_pipeline.images import decode_rgb
-
-# Magic bytes of the formats tf.io.decode_image reads; anything else goes through PIL.
-_TF_SIGNATURES = ((0, b"\xff\xd8\xff"), (0, b"\x89PNG"), (0, b"GIF8"), (0, b"BM"), (8, b"WEBP"))
 
 
 def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -29,23 +30,13 @@ def resize_image(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
 
 
-def _tf_can_decode(contents: tf.Tensor) -> tf.Tensor:
-    checks = [tf.equal(tf.strings.substr(contents, start, len(magic)), magic) for start, magic in _TF_SIGNATURES]
-    return tf.reduce_any(tf.stack(checks))
-
-
-def _pil_decode(contents: bytes | np.ndarray) -> np.ndarray:
-    """`contents` arrives from tf.numpy_function as bytes in tf.data, as a 0-d object array when eager."""
-    return decode_rgb(io.BytesIO(contents.item() if isinstance(contents, np.ndarray) else contents))
+def _decode_path(path: bytes | np.ndarray) -> np.ndarray:
+    """`path` arrives from tf.numpy_function as bytes in tf.data, as a 0-d object array when eager."""
+    return decode_rgb((path.item() if isinstance(path, np.ndarray) else path).decode())
 
 
 def decode_file(path: tf.Tensor) -> tf.Tensor:
-    """First frame of an image file as uint8 RGB: tf.io for jpeg/png/gif/bmp/webp, PIL for the rest (e.g. TIFF)."""
-    contents = tf.io.read_file(path)
-    image = tf.cond(
-        _tf_can_decode(contents),
-        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
-        lambda: tf.numpy_function(_pil_decode, [contents], tf.uint8, stateful=False),
-    )
+    """An image file as upright uint8 RGB (first frame), exactly as the scan decoded it (`images.decode_rgb`)."""
+    image = tf.numpy_function(_decode_path, [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
     return image

@@ -13,7 +13,7 @@ from data_pipeline.captions import caption_from_filename
 from data_pipeline.errors import DataError, record_warning
 from data_pipeline.images import inspect_image
 from data_pipeline.leaks import check_split_leaks, conflict_warning, find_leaks
-from data_pipeline.sources import Listing, list_source
+from data_pipeline.sources import Listing, check_training_classes, list_source
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False) -> ScannedDa
     if report.label_conflicts:
         _warn(warnings, conflict_warning(report, base))
     if (table["split"] != "").all():
+        check_training_classes(table, source)
         check_split_leaks(table, source)
     return ScannedDataset(source, listing.layout, class_names, table, skipped, warnings)
 

@@ -5,7 +5,10 @@ Layouts: class folders (`ROOT/<class>/<image>`), pre-split folders (`ROOT/<..tra
 """
 from __future__ import annotations
 
+import errno
+import io
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +53,72 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Image files anywhere below `folder`, skipping hidden folders; other files (README, .DS_Store) are ignored."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and is_image_file(p) and all(_visible(Path(d)) for d in p.relative_to(folder).parts[:-1]))
+def is_symlink_loop(path: Path) -> bool:
+    """Whether `path` is a symlink that never reaches a file or folder (it points, via others, at itself)."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop this way
+        return True
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
+def _loop_warning(path: Path, target: Path | None = None) -> str:
+    where = f"back to {target}" if target else "to itself"
+    return f"{path} is a symlink loop (it leads {where}); it is skipped"
+
+
+def _report_loops(folder: Path, warnings: list[str]) -> None:
+    """Warns about looping symlinks directly in `folder` (a class or split folder that can never be read)."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and _visible(entry) and is_symlink_loop(entry):
+            _warn(warnings, _loop_warning(entry))
+
+
+def _folder_key(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def _images_under(folder: Path, warnings: list[str], outer: tuple[Path, ...] = ()) -> list[Path]:
+    """Image files anywhere below `folder`, following symlinked folders; hidden folders and other files are skipped.
+
+    A symlink that leads back to a folder being walked (or to `outer`, the dataset and split
+    folders above) would list the same images forever, or under the wrong class: it is named in a
+    warning and skipped. A folder reached twice through different links is listed once.
+    """
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def walk(directory: Path, key: tuple[int, int], ancestors: dict[tuple[int, int], Path]) -> None:
+        seen.add(key)
+        ancestors = {**ancestors, key: directory}
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            path = Path(entry.path)
+            if not _visible(path):
+                continue
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:  # a looping link raises ELOOP here
+                is_dir = is_file = False
+            if not (is_dir or is_file):
+                if entry.is_symlink() and is_symlink_loop(path):
+                    _warn(warnings, _loop_warning(path))
+            elif is_file:
+                if is_image_file(path):
+                    found.append(path)
+            elif (key := _folder_key(path)) in ancestors:
+                _warn(warnings, _loop_warning(path, ancestors[key]))
+            elif key not in seen:
+                walk(path, key, ancestors)
+
+    above = {_folder_key(p): p for p in outer}
+    if (key := _folder_key(folder)) in above:
+        _warn(warnings, _loop_warning(folder, above[key]))
+        return []
+    walk(folder, key, above)
+    return sorted(found)
 
 
 def split_of_folder(name: str) -> str | None:
@@ -62,18 +127,20 @@ def split_of_folder(name: str) -> str | None:
     return _SPLIT_NAMES[match.group(1).lower()] if match else None
 
 
-def _class_rows(class_dir: Path, split: str) -> list[dict]:
-    return [{"path": str(p.resolve()), "label": class_dir.name, "split": split, "caption": ""}
-            for p in _images_under(class_dir)]
+def _class_rows(class_dir: Path, split: str, warnings: list[str], outer: tuple[Path, ...]) -> list[dict]:
+    """One row per distinct file (two links to one file are one image)."""
+    paths = dict.fromkeys(str(p.resolve()) for p in _images_under(class_dir, warnings, outer))
+    return [{"path": path, "label": class_dir.name, "split": split, "caption": ""} for path in paths]
 
 
 def _list_folders(root: Path, warnings: list[str]) -> list[dict]:
     loose = [p for p in root.iterdir() if p.is_file() and is_image_file(p)]
     if loose:
         _warn(warnings, f"{len(loose)} images directly under {root} are ignored; put them in a folder named after their class")
+    _report_loops(root, warnings)
     rows = []
     for class_dir in _subdirs(root):
-        found = _class_rows(class_dir, "")
+        found = _class_rows(class_dir, "", warnings, (root,))
         if not found:
             _warn(warnings, f"class folder {class_dir} has no images ({_EXTENSIONS_TEXT}); it is left out")
         rows.extend(found)
@@ -82,18 +149,33 @@ def _list_folders(root: Path, warnings: list[str]) -> list[dict]:
 
 def _list_presplit(root: Path, split_dirs: dict[str, Path], warnings: list[str]) -> list[dict]:
     rows = []
+    _report_loops(root, warnings)
     for split, split_dir in split_dirs.items():
+        _report_loops(split_dir, warnings)
         for class_dir in _subdirs(split_dir):
-            rows.extend(_class_rows(class_dir, split))
+            rows.extend(_class_rows(class_dir, split, warnings, (root, split_dir)))
     classes = {name for d in split_dirs.values() for name in (c.name for c in _subdirs(d))}
     present = {(r["label"], r["split"]) for r in rows}
     for name in sorted(classes):
         missing = [s for s in split_dirs if (name, s) not in present]
         if len(missing) == len(split_dirs):
             _warn(warnings, f"class {name!r} has no images in any split folder under {root}; it is left out")
-        elif missing:
+        elif missing and "train" not in missing:  # no train images at all is an error (check_training_classes)
             _warn(warnings, f"class {name!r} has no {'/'.join(missing)} images under {root}; its scores there are undefined")
     return rows
+
+
+def check_training_classes(table: pd.DataFrame, where: str | Path) -> None:
+    """Raises DataError naming each class of a given split that has no train images.
+
+    Such a class could never be learned, and before this check it surfaced only later, as an
+    unnamed failure after the run folder had been written.
+    """
+    trained = set(table.loc[table["split"] == "train", "label"])
+    for name in sorted(set(table["label"]) - trained):
+        present = [s for s in SPLITS if ((table["label"] == name) & (table["split"] == s)).any()]
+        raise DataError(f"class {name!r} has no train images (only {'/'.join(present)}) under {where}; "
+                        "a class needs training images: add some to its train split, or remove the class")
 
 
 def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
@@ -117,10 +199,26 @@ def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
     return {s: by_split[s] for s in SPLITS if s in by_split}
 
 
-def _read_manifest(csv_path: Path) -> pd.DataFrame:
+def utf8_text(path: Path, what: str) -> str:
+    """The file's text, or a DataError naming the first byte that is not UTF-8 and its line.
+
+    Spreadsheets often save CSVs in a legacy code page (é as byte 0xe9); the fix is to save again
+    as UTF-8, not to change the header. A UTF-8 byte-order mark is accepted.
+    """
+    data = path.read_bytes()
     try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{what} {path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); "
+                        "re-save it as UTF-8 (in a spreadsheet: CSV UTF-8)") from err
+
+
+def _read_manifest(csv_path: Path) -> pd.DataFrame:
+    text = utf8_text(csv_path, "manifest")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"manifest {csv_path} is not a readable CSV ({str(err).splitlines()[0]}); "
                         "write it with a header row path,label[,split][,caption]") from err
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -192,6 +290,8 @@ def _few(items: list, limit: int = 10) -> str:
 def list_source(source: str | Path) -> Listing:
     """Finds the dataset's files and labels; raises DataError for a missing or empty source."""
     path = Path(source).expanduser()
+    if path.is_symlink() and is_symlink_loop(path):
+        raise DataError(f"dataset {path} is a symlink loop (it leads back to itself); point it at a real folder or manifest")
     if not path.exists():
         raise DataError(f"dataset {path} does not exist; pass a class-folder root, a pre-split root or a CSV manifest")
     warnings: list[str] = []

@@ -1,6 +1,7 @@
 """`splits.csv`: the split as a file, so every model, seed and resumed run uses the same images."""
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 from data_pipeline.captions import caption_from_filename
 from data_pipeline.errors import DataError
 from data_pipeline.leaks import check_split_leaks
-from data_pipeline.sources import SPLITS
+from data_pipeline.sources import SPLITS, check_training_classes, utf8_text
 from data_pipeline.splits import SPLIT_COLUMNS, SplitTable, make_split_table
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ def read_split_file(path: str | Path) -> SplitTable:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"split file {path} does not exist; pass an existing splits.csv, or leave --split-file out to split anew")
+    text = utf8_text(path, "split file")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"split file {path} is not a readable CSV ({str(err).splitlines()[0]}); write it again") from err
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
@@ -56,6 +58,7 @@ def read_split_file(path: str | Path) -> SplitTable:
                         "restore them or make a new split")
     if "caption" not in table.columns:
         table["caption"] = [caption_from_filename(p) for p in table["path"]]
+    check_training_classes(table, path)
     check_split_leaks(table, path)
     class_names = sorted(table["label"].unique())
     if len(class_names) < 2:

@@ -19,7 +19,7 @@ import pandas as pd
 from benchmark.errors import UsageError, first_line
 from benchmark.figures import RIGHT, WRONG, plt, save_figure
 from benchmark.inference.gradcam import Explanation, GradCam, upsample
-from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs
+from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs, no_readable_image
 from benchmark.run.records import predictions_path
 from data_pipeline import make_prediction_batch
 
@@ -119,7 +119,8 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
 def explain_command(target: str, paths: list[str], out: str | None, layer: str | None) -> int:
     """Writes one Grad-CAM PNG per readable image and prints where; unreadable files are reported and skipped.
 
-    Returns 0 when at least one image was explained, 1 when none could be read.
+    Returns 0 when at least one image was explained; raises UsageError when none could be read
+    (`no_readable_image`: one line on stderr and exit 2, with no skipped-file lines before it).
     """
     out_dir = Path(out or DEFAULT_OUT)
     if out_dir.exists() and not out_dir.is_dir():
@@ -130,21 +131,24 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
     labels = split_labels(saved)
     files = collect_images(paths)
     print(f"model: {saved.path} ({saved.info.cell_id}); Grad-CAM at layer {cam.layer_name}")
-    written, started = 0, time.perf_counter()
+    written, started, unreadable = 0, time.perf_counter(), []
     for file, png in zip(files, output_paths(files, out_dir)):
         try:
             inputs, pixels = read_image(saved, file)
         except Exception as err:  # an unreadable image must not stop the others
-            print(f"skipped unreadable file {file}: {first_line(err)}")
+            unreadable.append((file, err))
             continue
         item = Explained(file, pixels, cam.explain(inputs), true_label(file, labels, class_names))
         draw_explanation(item, class_names, cam.layer_name, png)
         written += 1
         print(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
-    if written:
-        seconds = (time.perf_counter() - started) / written
-        print(f"{written} explanation(s) written to {out_dir} ({seconds:.2f} s per image)")
-    return 0 if written else 1
+    if not written:
+        raise no_readable_image(paths, unreadable)
+    for file, err in unreadable:
+        print(f"skipped unreadable file {file}: {first_line(err)}")
+    seconds = (time.perf_counter() - started) / written
+    print(f"{written} explanation(s) written to {out_dir} ({seconds:.2f} s per image)")
+    return 0
 
 
 def _grid_candidates(predictions: pd.DataFrame, class_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

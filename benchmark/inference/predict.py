@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.errors import UsageError, first_line
 from benchmark.run.records import SavedModelInfo, load_records, validation_rank_key
-from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, make_prediction_batch
+from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
 from models import preprocess_function
 
 
@@ -85,6 +85,18 @@ def collect_images(paths: list[str]) -> list[Path]:
     return found
 
 
+def no_readable_image(paths: list[str], unreadable: list[tuple[Path, BaseException]]) -> UsageError:
+    """The error when not one of the files found could be read: one line naming what was passed and why.
+
+    A folder of non-images is a mistake in the command (exit 2), not a prediction that failed; a
+    few unreadable files among good ones are only reported and skipped.
+    """
+    reasons = [f"{file.name} ({image_problem(file) or first_line(err)})" for file, err in unreadable[:5]]
+    more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+    return UsageError(f"no readable image in {', '.join(paths)} ({', '.join(reasons)}{more}); "
+                      "pass jpg, jpeg, png, bmp, gif or webp images or folders of them")
+
+
 @functools.lru_cache(maxsize=4)
 def caption_tokenizer(encoder: str, sequence_length: int):
     """The encoder's tokenizer and a packer to `sequence_length`, loaded once per encoder (not once per file)."""
@@ -113,15 +125,19 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
 
 
 def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Top-k labels and probabilities per readable file; unreadable files are reported, not fatal."""
+    """Top-k labels and probabilities per readable file; unreadable files are reported, not fatal.
+
+    When no file at all is readable, a UsageError (`no_readable_image`).
+    """
     classes = saved.info.class_names
     top_k = max(1, min(top_k, len(classes)))
-    rows, problems = [], []
+    rows, problems, unreadable = [], [], []
     for file in collect_images(paths):
         try:
             probabilities = np.asarray(saved.model.predict(model_inputs(saved, [file], caption), verbose=0))[0]
         except Exception as err:  # an unreadable image must not stop the others
             problems.append(f"{file}: {first_line(err)}")
+            unreadable.append((file, err))
             continue
         order = np.argsort(probabilities)[::-1][:top_k]
         row = {"file": str(file)}
@@ -129,4 +145,6 @@ def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, captio
             row[f"label_{rank}"] = classes[index]
             row[f"prob_{rank}"] = float(probabilities[index])
         rows.append(row)
+    if not rows:
+        raise no_readable_image(paths, unreadable)
     return pd.DataFrame(rows), problems

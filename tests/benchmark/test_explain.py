@@ -214,3 +214,17 @@ def test_fusion_model_explains_its_image_branch(minilm_path, tmp_path):
     assert cam.path[0] is built.backbone and pixels.shape == (64, 64, 3)
     assert explanation.heatmap.shape == tuple(built.backbone.output.shape[1:3])
     np.testing.assert_allclose(explanation.probabilities, built.model(inputs, training=False)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("command", ["explain", "predict"])
+def test_a_folder_without_a_readable_image_is_one_line_on_stderr_and_exit_2(run_dir, tmp_path, capsys, command):
+    from run_benchmark import main
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.jpg").write_text("hello")
+    (folder / "b.png").write_bytes(b"")
+    assert main([command, str(run_dir / "saved_models" / "simple_cnn.keras"), str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"run_benchmark: no readable image in {folder}")
+    assert "a.jpg (not an image)" in captured.err and "skipped" not in captured.out

@@ -155,3 +155,59 @@ def test_identical_images_with_different_labels_are_warned_about(tmp_path):
     scanned = scan_dataset(tmp_path)
     assert any("cat/cat0.png = dog/twin.png" in w for w in scanned.warnings)
 
+
+
+@pytest.mark.parametrize("only_in", [("test",), ("val",), ("val", "test")])
+def test_presplit_class_without_training_images_is_named(tmp_path, only_in):
+    write_classes(tmp_path / "train", {"cat": 2, "dog": 2})
+    for seed, split in enumerate(("val", "test")):
+        write_classes(tmp_path / split, {"cat": 1, "dog": 1}, start_seed=10 + 10 * seed)
+    for seed, split in enumerate(only_in):
+        write_classes(tmp_path / split, {"eel": 1}, start_seed=50 + seed)
+    with pytest.raises(DataError, match=rf"class 'eel' has no train images \(only {'/'.join(only_in)}\) under {tmp_path}; "
+                                        r"a class needs training images"):
+        scan_dataset(tmp_path)
+
+
+def test_manifest_class_without_training_rows_is_named(tmp_path):
+    write_classes(tmp_path, {"cat": 2, "dog": 2, "eel": 1})
+    pd.DataFrame({"path": ["cat/cat0.png", "cat/cat1.png", "dog/dog0.png", "dog/dog1.png", "eel/eel0.png"],
+                  "label": ["cat", "cat", "dog", "dog", "eel"],
+                  "split": ["train", "val", "train", "val", "val"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(DataError, match=r"class 'eel' has no train images \(only val\) under .*m.csv"):
+        scan_dataset(tmp_path / "m.csv")
+
+
+def test_a_manifest_that_is_not_utf8_is_named_with_its_byte_and_line(tmp_path):
+    write_classes(tmp_path, {"cat": 1, "dog": 1})
+    (tmp_path / "m.csv").write_bytes("path,label\ncat/cat0.png,cat\ndog/dog0.png,chien fid\xe8le\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"manifest .*m.csv is not UTF-8 text \(byte 0xe8 on line 3\); re-save it as UTF-8"):
+        scan_dataset(tmp_path / "m.csv")
+
+
+def test_a_utf8_manifest_with_a_byte_order_mark_reads(tmp_path):
+    write_classes(tmp_path, {"cat": 1, "dog": 1})
+    (tmp_path / "m.csv").write_bytes("path,label\ncat/cat0.png,chat\ndog/dog0.png,chien fidèle\n".encode("utf-8-sig"))
+    assert scan_dataset(tmp_path / "m.csv").class_names == ["chat", "chien fidèle"]
+
+
+def test_a_dataset_root_that_is_a_symlink_loop_is_named(tmp_path):
+    (tmp_path / "data").symlink_to(tmp_path / "other")
+    (tmp_path / "other").symlink_to(tmp_path / "data")
+    with pytest.raises(DataError, match=rf"dataset {tmp_path}/data is a symlink loop"):
+        scan_dataset(tmp_path / "data")
+
+
+def test_symlink_loops_inside_the_dataset_are_named_and_skipped(tmp_path):
+    write_classes(tmp_path, {"cat": 2, "dog": 2})
+    (tmp_path / "cat" / "again").symlink_to(tmp_path)  # back to the root: would list every class under cat
+    (tmp_path / "dog" / "self.png").symlink_to(tmp_path / "dog" / "self.png")
+    (tmp_path / "eel").symlink_to(tmp_path / "eel")
+    linked = write_classes(tmp_path.parent / f"{tmp_path.name}_extra", {"more": 1}, start_seed=20)
+    (tmp_path / "dog" / "linked").symlink_to(linked / "more")  # a plain linked folder is followed
+    scanned = scan_dataset(tmp_path)
+    assert sorted(scanned.table["path"].map(lambda p: Path(p).name)) == ["cat0.png", "cat1.png", "dog0.png", "dog1.png", "more0.png"]
+    loops = [w for w in scanned.warnings if "symlink loop" in w]
+    assert len(loops) == 3, scanned.warnings
+    assert any(f"{tmp_path}/cat/again" in w for w in loops) and any(f"{tmp_path}/dog/self.png" in w for w in loops)
+    assert any(f"{tmp_path}/eel " in w for w in loops)

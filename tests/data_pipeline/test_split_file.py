@@ -63,3 +63,17 @@ def test_identical_images_across_splits_are_a_leak(split_csv):
     table.to_csv(split_csv, index=False)
     with pytest.raises(DataError, match=r"identical images in different splits: .*\(train\) = .*\(val\)"):
         read_split_file(split_csv)
+
+
+def test_a_class_without_train_rows_is_named(split_csv):
+    table = pd.read_csv(split_csv)
+    table.loc[(table["label"] == "eel") & (table["split"] == "train"), "split"] = "test"
+    table.to_csv(split_csv, index=False)
+    with pytest.raises(DataError, match=r"class 'eel' has no train images \(only val/test\) under .*splits.csv"):
+        read_split_file(split_csv)
+
+
+def test_a_split_file_that_is_not_utf8_says_so(split_csv):
+    split_csv.write_bytes(split_csv.read_bytes() + b"x.png,caf\xe9,train,0,\n")
+    with pytest.raises(DataError, match=r"split file .*splits.csv is not UTF-8 text \(byte 0xe9 on line 26\); re-save it as UTF-8"):
+        read_split_file(split_csv)
