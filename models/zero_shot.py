@@ -59,10 +59,14 @@ def class_text_embeddings(encode: Callable[[list[str]], np.ndarray], class_names
     return np.stack(rows).astype("float32")
 
 
-def clip_prompt_encoder(clip_backbone, tokenizer, sequence_length: int = CLIP_SEQUENCE_LENGTH):
-    """`encode(prompts) -> (n, D)` through the preset's tokenizer, text tower, pooler and projection."""
+def clip_prompt_encoder(clip_backbone, tokenizer, sequence_length: int | None = None):
+    """`encode(prompts) -> (n, D)` through the preset's tokenizer, text tower, pooler and projection.
+
+    Prompts are packed to the text tower's own length (77 for the CLIP presets) unless told otherwise.
+    """
     import keras_hub
 
+    sequence_length = sequence_length or getattr(clip_backbone.text_encoder, "max_sequence_length", CLIP_SEQUENCE_LENGTH)
     packer = keras_hub.layers.StartEndPacker(start_value=tokenizer.start_token_id, end_value=tokenizer.end_token_id,
                                              pad_value=tokenizer.pad_token_id, sequence_length=sequence_length)
 

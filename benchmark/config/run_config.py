@@ -17,7 +17,7 @@ from benchmark.config.choices import CHOICES
 from benchmark.errors import UsageError, first_line
 from benchmark.training.recipe import RecipeSettings
 from data_pipeline import DataError, validate_alpha, validate_ratios
-from models import HeadConfig, ModelError, SimpleCNNConfig, TextConfig
+from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 
 _RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
 
@@ -59,6 +59,8 @@ class RunConfig:
     text_pooling: str = _TEXT.pooling
     fusion_units: int = _TEXT.branch_units
     fusion_dropout: float = _TEXT.branch_dropout
+    # Zero-shot rows (zeroshot_*): prompt templates, each holding "{class}"; a class's prompts are averaged
+    zero_shot_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_PROMPTS))
     # Training recipe
     batch_size: int = 32
     initial_epochs: int = _RECIPE.initial_epochs
@@ -121,6 +123,10 @@ class RunConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if (not isinstance(self.zero_shot_prompts, list) or not self.zero_shot_prompts
+                or any(not isinstance(t, str) or "{class}" not in t for t in self.zero_shot_prompts)):
+            raise UsageError("zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
+                             f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}")
         self.simple_cnn_config()
 
     def simple_cnn_config(self) -> SimpleCNNConfig:
