@@ -76,6 +76,7 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
 
 def _profile_saved(saved: Path, record: CellRecord, split, profile_model) -> dict:
     import keras
+    import keras_hub  # noqa: F401  (registers keras-hub layers so hub_* and zeroshot_* models deserialize)
 
     model = keras.saving.load_model(saved, compile=False)
     preprocess = preprocess_function(record.preprocess)

@@ -84,3 +84,18 @@ def test_zero_shot_rows_are_registered_without_training():
         assert f"fusion_{name}" not in list_models("fusion_*")
     with pytest.raises(ModelError, match="zero-shot row"):
         build_model("zeroshot_clip_vit_base_patch16", BuildSpec(num_classes=3))
+
+
+def test_hub_and_zero_shot_models_round_trip_through_keras_files(tmp_path):
+    """Saved models are reloaded by predict and the cost profiler: the custom layers must deserialize."""
+    from models.hub import hub_image_model
+    from tests.models.test_hub import SPEC, tiny_encoder
+
+    x = np.random.default_rng(4).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    vectors = np.eye(3, PROJECTION, dtype="float32")
+    for model in (zero_shot_model(tiny_clip(), tiny_converter("clip"), SIZE, vectors, name="zs"),
+                  hub_image_model(tiny_encoder("siglip"), tiny_converter("siglip"), SIZE, SPEC, name="hub")):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        again = keras.saving.load_model(path, compile=False)
+        np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
