@@ -2,7 +2,8 @@
 
 It imports neither TensorFlow nor Keras: the registry is plain data, and parameter counts are
 registry data too (`models.parameter_counts`, checked against real builds by a test), so nothing
-is built. Text and fusion models are left blank, as their counts depend on `--text-encoder`.
+is built. Huge backbones (ConvNeXt Base and up) carry their own `params_m`; text, fusion, keras-hub
+and zero-shot rows are blank, as their counts depend on `--text-encoder` or on the preset's config.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def registry_rows() -> list[list]:
     for name in list_models():
         entry = get_entry(name)
         count = PARAMETER_COUNTS.get(name) if entry.modality == "image" else None
-        rows.append([name, entry.family, f"{count / 1e6:.2f}" if count else "", entry.input_size, entry.preprocess,
+        millions = entry.params_m if entry.params_m is not None else (count / 1e6 if count else None)
+        rows.append([name, entry.family, f"{millions:.2f}" if millions is not None else "", entry.input_size, entry.preprocess,
                      entry.fine_tune_layers, "yes" if entry.pretrained else "no", entry.modality])
     return rows
 

@@ -4,8 +4,10 @@ As in timm, this package imports its model modules, whose decorators and tables 
 `registry.py` itself imports none of them. Fusion entries are derived last, from the image models.
 """
 import models.applications  # noqa: F401  (registers the Keras applications)
+import models.hub  # noqa: F401  (registers the keras-hub image encoders, hub_*)
 import models.simple_cnn  # noqa: F401  (registers simple_cnn)
 import models.text  # noqa: F401  (registers text_bert)
+import models.zero_shot  # noqa: F401  (registers the zero-shot rows, zeroshot_*)
 from models.errors import ModelError
 from models.fusion import register_fusion_models
 from models.head import HeadConfig, attach_head
@@ -24,12 +26,22 @@ from models.spec import BuildSpec, BuiltModel, build_model
 from models.text import load_text_encoder, transformer_layers
 from models.text_config import DEFAULT_TEXT_ENCODER, TextConfig
 from models.weights import keras_cache_dir
+from models.zero_shot import DEFAULT_PROMPTS, build_zero_shot
 
 register_fusion_models()
 
+
+
+def register_custom_layers() -> None:
+    """Registers the suite's own layers with Keras: call before loading a saved hub or zero-shot model."""
+    import models.custom_layers  # noqa: F401
+
+
 __all__ = [
+    "register_custom_layers",
     "BuildSpec",
     "BuiltModel",
+    "DEFAULT_PROMPTS",
     "DEFAULT_TEXT_ENCODER",
     "HeadConfig",
     "ModelEntry",
@@ -39,6 +51,7 @@ __all__ = [
     "add_entry",
     "attach_head",
     "build_model",
+    "build_zero_shot",
     "get_entry",
     "keras_cache_dir",
     "list_image_models",

@@ -4,7 +4,9 @@ Each row declares the Keras class, its native input size and its preprocessing c
 contracts are Keras facts (keras 3.15): MobileNetV3 (`include_preprocessing=True`) and
 EfficientNet/EfficientNetV2 rescale inside the model and want raw 0..255 pixels; MobileNet,
 MobileNetV2 and the ResNet V2 family want `preprocess_input` ("tf": x / 127.5 - 1); ResNet50 (V1)
-wants "caffe" (BGR, ImageNet mean subtracted). Feeding the wrong scale is the classic silent bug:
+wants "caffe" (BGR, ImageNet mean subtracted), as does VGG16; DenseNet wants "torch" (x / 255, then
+ImageNet mean/std); ConvNeXt normalises inside the model (raw 0..255); Xception, InceptionV3,
+InceptionResNetV2 and NASNet want "tf" (Xception and the Inceptions at 299 px). Feeding the wrong scale is the classic silent bug:
 a prior project fed 1/255 input to MobileNetV3 and got 25-42 % accuracy.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Application:
     preprocess: str
     fine_tune_layers: int
     extra_kwargs: tuple[tuple[str, object], ...] = ()
+    min_size: int = 32  # smallest side Keras accepts (Xception 71, the Inceptions 75)
+    params_m: float | None = None  # headless parameters (millions), for models too slow to build for --list-models
 
 
 # fine_tune_layers: roughly the last one or two stages of each backbone, so phase 2 adapts
@@ -56,6 +60,19 @@ APPLICATIONS: tuple[Application, ...] = (
                     (("include_preprocessing", True),))
         for variant, size in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300), ("s", 384), ("m", 480), ("l", 480))
     ),
+    # DenseNet: fine-tune the last ~7 dense layers of conv5 (each is BN-ReLU-Conv-BN-ReLU-Conv-Concat).
+    *(Application(f"densenet{depth}", f"DenseNet{depth}", "densenet", 224, "torch", 50) for depth in (121, 169, 201)),
+    # ConvNeXt: the last stage (3 blocks); include_preprocessing=True is Keras's default (Normalization inside).
+    *(
+        Application(f"convnext_{variant.lower()}", f"ConvNeXt{variant}", "convnext", 224, "raw", 30,
+                    (("include_preprocessing", True),), params_m=params)
+        for variant, params in (("Tiny", None), ("Small", None), ("Base", 87.57), ("Large", 196.23), ("XLarge", 348.15))
+    ),
+    Application("xception", "Xception", "xception", 299, "tf", 20, min_size=71),
+    Application("inception_v3", "InceptionV3", "inception", 299, "tf", 62, min_size=75),  # mixed9 and mixed10
+    Application("inception_resnet_v2", "InceptionResNetV2", "inception", 299, "tf", 40, min_size=75),
+    Application("nasnet_mobile", "NASNetMobile", "nasnet", 224, "tf", 40),
+    Application("vgg16", "VGG16", "vgg", 224, "caffe", 4),  # block5: three convs and the pool
 )
 
 
@@ -87,5 +104,7 @@ for _app in APPLICATIONS:
             preprocess=_app.preprocess,
             fine_tune_layers=_app.fine_tune_layers,
             keras_class=_app.keras_class,
+            min_input_size=_app.min_size,
+            params_m=_app.params_m,
         )
     )

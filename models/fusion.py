@@ -29,9 +29,15 @@ def _fusion_builder(image_name: str):
         if image_part.backbone is None:
             raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")
         text_backbone, tokenizer = load_text_encoder(spec.text.encoder)
-        image_input = keras.Input(shape=image_part.backbone.input_shape[1:], name="image")
-        image_features = keras.layers.GlobalAveragePooling2D(name="fusion_image_pool")(
-            image_part.backbone(image_input, training=False))
+        image_input = keras.Input(shape=image_part.model.input_shape[1:], name="image")
+        if image_part.blocks is not None:
+            # keras-hub encoder: its converter scale/offset, encoder and token pooling, up to `head_pool`.
+            pooled = keras.Model(image_part.model.input, image_part.model.get_layer("head_pool").output,
+                                 name="fusion_image_features")
+            image_features = pooled(image_input)
+        else:
+            image_features = keras.layers.GlobalAveragePooling2D(name="fusion_image_pool")(
+                image_part.backbone(image_input, training=False))
         inputs = {"image": image_input, **text_inputs()}
         text_features = encode_text(text_backbone, inputs, spec.text.pooling)
         branches = []
@@ -43,7 +49,7 @@ def _fusion_builder(image_name: str):
         outputs = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32", name="head_softmax")(joined)
         model = keras.Model(inputs, outputs, name=f"fusion_{image_name}")
         return BuiltModel(model=model, backbone=image_part.backbone, entry=None, weights=image_part.weights,
-                          text_backbone=text_backbone, tokenizer=tokenizer)
+                          text_backbone=text_backbone, tokenizer=tokenizer, blocks=image_part.blocks)
 
     return build
 
@@ -52,12 +58,12 @@ def register_fusion_models() -> None:
     """Adds `fusion_<m>` and `late_fusion_<m>` for every pretrained image model in the registry."""
     for image_name in list_image_models():
         image = get_entry(image_name)
-        if not image.pretrained:
+        if not image.pretrained or image.zero_shot:  # nothing to fuse into a model that is never trained
             continue
         add_entry(ModelEntry(
             name=f"fusion_{image_name}", family=f"fusion_{image.family}", builder=_fusion_builder(image_name),
             input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=image.fine_tune_layers,
-            modality="image+text", image_model=image_name,
+            modality="image+text", image_model=image_name, min_input_size=image.min_input_size, preset=image.preset,
         ))
         add_entry(ModelEntry(
             name=f"late_fusion_{image_name}", family=f"late_fusion_{image.family}", builder=None,

@@ -7,6 +7,11 @@ image model, add its count: `build_model(name, BuildSpec(num_classes=6, weights=
 """
 
 PARAMETER_COUNTS: dict[str, int] = {
+    "convnext_small": 49685222,
+    "convnext_tiny": 28050662,
+    "densenet121": 7333574,
+    "densenet169": 13102790,
+    "densenet201": 18847430,
     "efficientnet_b0": 4411177,
     "efficientnet_b1": 6936845,
     "efficientnet_b2": 8162943,
@@ -22,13 +27,18 @@ PARAMETER_COUNTS: dict[str, int] = {
     "efficientnet_v2_l": 118108454,
     "efficientnet_v2_m": 53511994,
     "efficientnet_v2_s": 20692966,
+    "inception_resnet_v2": 54763878,
+    "inception_v3": 22360998,
     "mobilenet": 3524934,
     "mobilenet_v2": 2619590,
     "mobilenet_v3_large": 3276038,
     "mobilenet_v3_small": 1120502,
+    "nasnet_mobile": 4573978,
     "resnet50": 24145926,
     "resnet50v2": 24123014,
     "resnet101v2": 43184774,
     "resnet152v2": 58889862,
     "simple_cnn": 1048038,
+    "vgg16": 14879686,
+    "xception": 21419694,
 }

@@ -38,6 +38,13 @@ class ModelEntry:
         modality: "image", "text" or "image+text" (which inputs the data pipeline builds).
         pretrained: whether the model has a pretrained backbone (else training is one phase).
         keras_class: the Keras application class name, accepted as a case-insensitive alias.
+        components: late fusion: the trained models it combines.
+        image_model: early fusion: the image model whose backbone it uses.
+        min_input_size: the smallest `--image-size` the architecture accepts.
+        params_m: parameters in millions when known without building (huge models, keras-hub presets).
+        preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`, `zeroshot_<preset>`);
+            it is also accepted as an alias (`hub:<preset>`).
+        zero_shot: scored against text prompts without any training (no builder, see `models.zero_shot`).
     """
 
     name: str
@@ -51,6 +58,10 @@ class ModelEntry:
     keras_class: str | None = None
     components: tuple[str, ...] = ()  # late fusion: the trained models it combines
     image_model: str | None = None  # early fusion: the image model whose backbone it uses
+    min_input_size: int = 32
+    params_m: float | None = None
+    preset: str | None = None
+    zero_shot: bool = False
 
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_CONTRACTS:
@@ -58,8 +69,11 @@ class ModelEntry:
                              f"expected one of {PREPROCESS_CONTRACTS}")
         if self.modality not in MODALITIES:
             raise ValueError(f"{self.name}: unknown modality {self.modality!r}; expected one of {MODALITIES}")
-        if self.builder is None and not self.components:
-            raise ValueError(f"{self.name}: an entry without a builder must name the components it combines")
+        if self.builder is None and not self.components and not self.zero_shot:
+            raise ValueError(f"{self.name}: an entry without a builder must name the components it combines "
+                             "or be a zero-shot row")
+        if self.zero_shot and not self.preset:
+            raise ValueError(f"{self.name}: a zero-shot row needs the keras-hub preset it scores with")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -104,6 +118,8 @@ def add_entry(entry: ModelEntry) -> None:
     _REGISTRY[entry.name] = entry
     if entry.keras_class:
         _ALIASES[entry.keras_class.lower()] = entry.name
+    if entry.preset and entry.name.startswith("hub_"):
+        _ALIASES[f"hub:{entry.preset}".lower()] = entry.name
 
 
 def _natural_key(name: str) -> list:

@@ -52,6 +52,8 @@ class BuiltModel:
         text_backbone: the BERT-family encoder of text and fusion models (frozen in phase 1,
             its top `text.fine_tune_layers` transformer layers unfrozen in phase 2).
         tokenizer: the encoder's tokenizer, which the runner hands to the data pipeline.
+        blocks: the transformer blocks of a keras-hub image encoder, bottom to top: phase 2 unfreezes
+            the top `fine_tune_layers` of these rather than the top layers of `backbone.layers`.
     """
 
     model: keras.Model
@@ -60,6 +62,7 @@ class BuiltModel:
     weights: str
     text_backbone: keras.Model | None = None
     tokenizer: object = None
+    blocks: list | None = None
 
     @property
     def from_scratch(self) -> bool:
@@ -77,6 +80,9 @@ def build_model(name: str, spec: BuildSpec) -> BuiltModel:
     from models.registry import get_entry
 
     entry = get_entry(name)
+    if entry.zero_shot:
+        raise ModelError(f"{entry.name} is a zero-shot row: it is scored against class prompts, not built for training "
+                         "(models.zero_shot.build_zero_shot)")
     if entry.builder is None:
         raise ModelError(f"{entry.name} is combined from trained {' and '.join(entry.components)} cells, not built")
     built = entry.builder(spec)

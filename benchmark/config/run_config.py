@@ -18,7 +18,7 @@ from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
 from benchmark.training.recipe import RecipeSettings
 from data_pipeline import DataError, validate_alpha, validate_ratios
-from models import HeadConfig, ModelError, SimpleCNNConfig, TextConfig
+from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 
 _RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
 
@@ -62,6 +62,8 @@ class RunConfig:
     text_pooling: str = _TEXT.pooling
     fusion_units: int = _TEXT.branch_units
     fusion_dropout: float = _TEXT.branch_dropout
+    # Zero-shot rows (zeroshot_*): prompt templates, each holding "{class}"; a class's prompts are averaged
+    zero_shot_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_PROMPTS))
     # Training recipe
     batch_size: int = 32
     initial_epochs: int = _RECIPE.initial_epochs
@@ -154,6 +156,10 @@ class RunConfig:
             raise UsageError(f"--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), got {self.mlflow!r}")
         if self.mlflow_experiment is not None and not str(self.mlflow_experiment).strip():
             raise UsageError("--mlflow-experiment must not be empty")
+        if (not isinstance(self.zero_shot_prompts, list) or not self.zero_shot_prompts
+                or any(not isinstance(t, str) or "{class}" not in t for t in self.zero_shot_prompts)):
+            raise UsageError("zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
+                             f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}")
         self.simple_cnn_config()
 
     def simple_cnn_config(self) -> SimpleCNNConfig:

@@ -34,7 +34,7 @@ def value_matches(value: Any, annotation: str) -> bool:
 
 def type_errors(values: dict[str, Any], annotations: dict[str, str]) -> list[str]:
     """One message per key whose value does not fit its annotation."""
-    return [f"{key} must be {annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
+    return [f"{key} (--{key.replace('_', '-')}) must be {annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
             for key, annotation in annotations.items() if not value_matches(values[key], annotation)]
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from benchmark.io import write_json_atomic
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
 from data_pipeline import make_dataset, read_split_file
-from models import get_entry, preprocess_function
+from models import get_entry, preprocess_function, register_custom_layers
 
 REPRESENTATIVE_IMAGES = 64  # int8_full calibration images from the training split
 
@@ -78,7 +78,9 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
 
 def _profile_saved(saved: Path, record: CellRecord, split, profile_model) -> dict:
     import keras
+    import keras_hub  # noqa: F401  (registers keras-hub layers so hub_* and zeroshot_* models deserialize)
 
+    register_custom_layers()
     model = keras.saving.load_model(saved, compile=False)
     preprocess = preprocess_function(record.preprocess)
 

@@ -16,7 +16,7 @@ import pandas as pd
 from benchmark.errors import UsageError, first_line
 from benchmark.run.records import SavedModelInfo, load_records, validation_rank_key
 from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
-from models import preprocess_function
+from models import preprocess_function, register_custom_layers
 
 
 @dataclass
@@ -66,6 +66,7 @@ def load_saved_model(target: str) -> SavedModel:
         info = SavedModelInfo.read(sidecar)
     except (OSError, ValueError, TypeError) as err:
         raise UsageError(f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the model again") from err
+    register_custom_layers()
     return SavedModel(model=keras.saving.load_model(path, compile=False), path=path, info=info)
 
 

@@ -6,12 +6,43 @@ Cluster compute nodes often have no network; jobs then find the weights in the c
 from __future__ import annotations
 
 from benchmark.run.grid import expand_components
-from models import BuildSpec, TextConfig, build_model, get_entry, keras_cache_dir, load_text_encoder, resolve_model_names
+from models import (
+    DEFAULT_PROMPTS,
+    BuildSpec,
+    TextConfig,
+    build_model,
+    build_zero_shot,
+    get_entry,
+    keras_cache_dir,
+    load_text_encoder,
+    resolve_model_names,
+)
 from models.text import kerashub_cache_dir
 
 
+def load_pretrained(name: str, image_size: int | None = None) -> None:
+    """Builds one pretrained image model once, so Keras or keras-hub reads its cache or downloads it.
+
+    keras-hub encoders and zero-shot rows load their preset at its own size (a wrong `--image-size`
+    is reported by the cell itself, not mistaken for missing weights); a zero-shot row also loads its
+    tokenizer and text tower.
+    """
+    entry = get_entry(name)
+    if entry.zero_shot:
+        build_zero_shot(name, ["paper", "glass"], DEFAULT_PROMPTS)
+    else:
+        build_model(name, BuildSpec(num_classes=2, weights="imagenet", image_size=None if entry.preset else image_size))
+
+
+def cache_of(name: str):
+    return kerashub_cache_dir() if get_entry(name).preset else keras_cache_dir()
+
+
 def image_backbones(model_names: list[str]) -> list[str]:
-    """The pretrained image models whose ImageNet weights the named models need (fusion uses its image model's)."""
+    """The pretrained image models whose weights (ImageNet or keras-hub preset) the named models need.
+
+    Fusion uses its image model's.
+    """""
     backbones: list[str] = []
     for name in model_names:
         entry = get_entry(name)
@@ -26,8 +57,9 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
     names = expand_components(resolve_model_names(model_patterns)) if model_patterns else []
     needs_text = text_encoder is not None or any(get_entry(n).modality != "image" for n in names)
     for name in image_backbones(names):
-        build_model(name, BuildSpec(num_classes=2, weights="imagenet"))  # raises a one-line ModelError offline
-        print(f"{name}: ImageNet weights in {keras_cache_dir()}")
+        load_pretrained(name)  # raises a one-line ModelError offline
+        kind = f"keras-hub preset {get_entry(name).preset}" if get_entry(name).preset else "ImageNet weights"
+        print(f"{name}: {kind} in {cache_of(name)}")
     if needs_text:
         encoder = text_encoder or TextConfig().encoder
         load_text_encoder(encoder)
@@ -48,7 +80,7 @@ def check_weights_available(model_names: list[str], weights: str, text_encoder: 
     needs_text = any(get_entry(name).modality != "image" for name in model_names)
     for name in image_backbones(model_names) if weights == "imagenet" else []:
         try:
-            build_model(name, BuildSpec(num_classes=2, weights="imagenet", image_size=image_size))
+            load_pretrained(name, image_size)
         except ModelError:
             missing.append(name)
     text_missing = False
@@ -60,7 +92,8 @@ def check_weights_available(model_names: list[str], weights: str, text_encoder: 
     if missing or text_missing:
         parts = []
         if missing:
-            parts.append(f"ImageNet weights for {', '.join(missing)} are not in {keras_cache_dir()} and cannot be downloaded")
+            caches = " / ".join(sorted({str(cache_of(name)) for name in missing}))
+            parts.append(f"pretrained weights for {', '.join(missing)} are not in {caches} and cannot be downloaded")
         if text_missing:
             parts.append(f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} and cannot be downloaded")
         fetch = " ".join(["python run_benchmark.py fetch-weights --models", ",".join(missing or model_names)])

@@ -37,11 +37,14 @@ def expand_components(models: list[str]) -> list[str]:
 def build_grid(config: RunConfig) -> list[Cell]:
     """Cells in model-major order, so one model's alpha sweep runs back to back.
 
-    A late-fusion model combines trained cells, so its components join the grid ahead of it.
+    A late-fusion model combines trained cells, so its components join the grid ahead of it. A
+    zero-shot row trains nothing, so neither class-weight damping nor a training seed can change it:
+    it gets one cell, at the first alpha and seed (its record says that they do not apply).
     """
     cells = []
     for model in expand_components(config.models):
-        for alpha in config.alphas:
-            for seed in config.seeds:
+        zero_shot = get_entry(model).zero_shot
+        for alpha in config.alphas[:1] if zero_shot else config.alphas:
+            for seed in config.seeds[:1] if zero_shot else config.seeds:
                 cells.append(Cell(len(cells), model, float(alpha), int(seed)))
     return cells

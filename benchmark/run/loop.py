@@ -24,13 +24,17 @@ from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, load_records, write_record
 from benchmark.run.saved_models import save_model_if_wanted
 from benchmark.run.tracking import GridTracker
+from benchmark.run.zero_shot import run_zero_shot_cell
 from models import get_entry
 
 
 def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str, callbacks=()):
-    """A late-fusion cell combines its components' predictions; every other cell trains."""
-    if get_entry(cell.model).components:
+    """A late-fusion cell combines its components' predictions, a zero-shot cell scores prompts; every other cell trains."""
+    entry = get_entry(cell.model)
+    if entry.components:
         return run_late_fusion_cell(ctx, cell), None
+    if entry.zero_shot:
+        return run_zero_shot_cell(ctx, cell)
     return run_cell(ctx, cell, verbose=verbose, callbacks=callbacks)
 
 

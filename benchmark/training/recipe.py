@@ -117,6 +117,32 @@ def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> 
     return len(chosen)
 
 
+def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -> int:
+    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole encoder).
+
+    Everything outside the chosen blocks stays frozen: patch and position embeddings, the final
+    LayerNorm and pooling, as the text encoder's embeddings do (`unfreeze_top_transformer_layers`).
+    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders) never.
+    Returns the number of blocks unfrozen.
+    """
+    if layers == "all":
+        unfreeze_top(encoder, "all")
+        return len(blocks)
+    count = min(int(layers), len(blocks))
+    chosen = blocks[len(blocks) - count:] if count > 0 else []
+    encoder.trainable = False  # every variable of every sublayer frozen ...
+    encoder._trainable = True  # ... then the containers on the path open again, without touching variables
+    for container in encoder._flatten_layers(include_self=False, recursive=True):
+        if any(block in container._flatten_layers(include_self=False, recursive=True) for block in chosen):
+            container._trainable = True
+    for block in chosen:
+        block.trainable = True
+        for layer in block._flatten_layers(include_self=True, recursive=True):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    return len(chosen)
+
+
 def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int):
     """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget."""
     if schedule == "cosine" and epochs > 0:
@@ -242,7 +268,12 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
     if settings.fine_tune_layers in (0, "0") or settings.fine_tune_epochs == 0:
         return TrainingResult([head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)")
 
-    unfrozen = unfreeze_top(backbone, settings.fine_tune_layers) if backbone is not None else 0
+    if backbone is None:
+        unfrozen = 0
+    elif built.blocks is not None:  # keras-hub image encoder: count transformer blocks
+        unfrozen = unfreeze_top_blocks(backbone, built.blocks, settings.fine_tune_layers)
+    else:
+        unfrozen = unfreeze_top(backbone, settings.fine_tune_layers)
     if text_backbone is not None:
         unfrozen += unfreeze_top_transformer_layers(text_backbone, settings.text_fine_tune_layers)
     # `trainable` changed, so the model must be compiled again for it to take effect.
