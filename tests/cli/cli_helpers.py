@@ -29,3 +29,25 @@ def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subproce
     """`python run_benchmark.py ARGS` from the project root, output captured."""
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args], capture_output=True,
                           text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env or {**os.environ})
+
+
+def kill_when_epoch_backed_up(args: list[str], state_file: Path, epoch: int = 2) -> int:
+    """Starts `python run_benchmark.py ARGS`, SIGKILLs it once the cell's backup (`state_file`) has
+    reached `epoch` (like a preempted node: no chance to clean up), and returns its exit status."""
+    import json
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args], cwd=PROJECT_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= epoch:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode

@@ -1,11 +1,8 @@
 """A cell killed mid-training continues from its last finished epoch when the same command runs again."""
 import json
 import signal
-import subprocess
-import sys
-import time
 
-from cli_helpers import PROJECT_ROOT, make_images, run_cli
+from cli_helpers import kill_when_epoch_backed_up, make_images, run_cli
 
 EPOCHS = 40
 FLAGS = ("--models", "simple_cnn", "--alphas", "0", "--weights", "none", "--image-size", "32", "--batch-size", "4",
@@ -16,21 +13,10 @@ FLAGS = ("--models", "simple_cnn", "--alphas", "0", "--weights", "none", "--imag
 def test_killed_cell_resumes_without_repeating_epochs(tmp_path):
     data = make_images(tmp_path / "data", per_class=12)
     run_dir = tmp_path / "run"
-    args = [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *FLAGS, "--data", str(data), "--output", str(run_dir),
-            "--cell", "0"]
+    args = [*FLAGS, "--data", str(data), "--output", str(run_dir), "--cell", "0"]
     state = run_dir / "work" / "simple_cnn__alpha0__seed0" / "single" / "state.json"
-    process = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and process.poll() is None:
-            if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
-                process.send_signal(signal.SIGKILL)  # like a preempted node: no chance to clean up
-                break
-            time.sleep(0.02)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == -signal.SIGKILL, "the cell finished before it could be killed; raise EPOCHS"
+    returncode = kill_when_epoch_backed_up(args, state)
+    assert returncode == -signal.SIGKILL, "the cell finished before it could be killed; raise EPOCHS"
     killed_at = json.loads(state.read_text())["epoch"]
     assert not (run_dir / "cells" / "simple_cnn__alpha0__seed0.json").exists()
 

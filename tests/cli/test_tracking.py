@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from cli_helpers import PROJECT_ROOT, TINY_FLAGS, make_images, run_cli
+from cli_helpers import TINY_FLAGS, kill_when_epoch_backed_up, make_images, run_cli
 
 pytest.importorskip("mlflow")
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the run folder's own store is a folder store
@@ -140,19 +140,8 @@ def test_a_killed_cell_resumes_its_run_on_a_server_with_every_epoch_logged_once(
     flags = [*RESUME_FLAGS, "--data", str(data), "--output", str(run_dir), "--mlflow", mlflow_server,
              "--mlflow-experiment", "resume-test"]
     state = run_dir / "work" / "simple_cnn__alpha0__seed0" / "single" / "state.json"
-    process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *flags], cwd=PROJECT_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and process.poll() is None:
-            if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
-                process.send_signal(signal.SIGKILL)  # a preempted node
-                break
-            time.sleep(0.02)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == -signal.SIGKILL, "the cell finished before it could be killed; raise EPOCHS"
+    returncode = kill_when_epoch_backed_up(flags, state)
+    assert returncode == -signal.SIGKILL, "the cell finished before it could be killed; raise EPOCHS"
     client = client_for(mlflow_server)
     _, cells = runs_of(client, "resume-test")
     assert cells["simple_cnn__alpha0__seed0"].info.status == "RUNNING"
