@@ -16,16 +16,21 @@ from tabulate import tabulate
 
 from benchmark.results import stats
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
+from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_one_split, split_file, split_fingerprint
 from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
 from benchmark.io import write_csv_atomic, write_text_atomic
 
 LEADERBOARD_COLUMNS = [
     "rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1", "test_accuracy",
-    "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "test_weighted_f1", "p_vs_best", "tied_with_best",
-    "worst_class", "worst_class_f1", "val_accuracy_std", "test_accuracy_std", "test_accuracy_seed_ci", "params_m",
-    "train_seconds", "epochs_phase1", "epochs_phase2", "weights", "status", "error",
+    "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "test_weighted_f1", "test_ece", "test_brier", "temperature",
+    "test_ece_scaled", "p_vs_best", "tied_with_best", "worst_class", "worst_class_f1", "val_accuracy_std",
+    "test_accuracy_std", "test_accuracy_seed_ci", "params_m", "train_seconds", "epochs_phase1", "epochs_phase2", "tta",
+    "weights", "status", "error",
 ]
+# Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
+CALIBRATION_COLUMNS = {"test_ece": ("test", "ece"), "test_brier": ("test", "brier"), "temperature": (None, "temperature"),
+                       "test_ece_scaled": ("test", "ece_scaled")}
 
 
 def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -63,6 +68,12 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
         if pooled is not None and len(pooled[0]):
             low, high = stats.bootstrap_ci(pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes)
             row[f"{split}_{key}_ci"] = stats.format_ci(low, high)
+    for column, (split, key) in CALIBRATION_COLUMNS.items():  # means over seeds, like the accuracies
+        figures = [(r.calibration.get(split) or {}) if split else r.calibration for r in ok]
+        values = [figure.get(key) for figure in figures]
+        values = [float(v) for v in values if v is not None]
+        if values:
+            row[column] = float(np.mean(values))
     if len(ok) > 1:
         for split in ("val", "test"):
             row[f"{split}_accuracy_std"] = float(np.std(metric(split, "accuracy"), ddof=1))
@@ -79,6 +90,7 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
         train_seconds=float(np.mean([r.timings["train_seconds"] for r in ok])) if ok[0].timings else None,
         epochs_phase1=phases[0]["epochs"] if phases else None,
         epochs_phase2=phases[1]["epochs"] if len(phases) > 1 else 0,
+        tta=int(ok[0].tta),
         weights=ok[0].weights,
         status="ok" if len(ok) == len(group) else f"{len(group) - len(ok)} seed(s) failed",
         error="",
@@ -107,8 +119,9 @@ def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -
 
 
 def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.DataFrame:
-    """The ranked model x alpha table (see LEADERBOARD_COLUMNS)."""
+    """The ranked model x alpha table (see LEADERBOARD_COLUMNS); calibration of old records comes from their predictions."""
     records = load_records(run_dir) if records is None else records
+    records = [with_calibration(run_dir, record) for record in records]
     groups: dict[tuple, list[CellRecord]] = {}
     for record in records:
         groups.setdefault((record.model, float(record.alpha)), []).append(record)

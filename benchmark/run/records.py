@@ -66,6 +66,13 @@ class CellRecord:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
+    # How the cell was evaluated. `metrics` and the predictions file hold what the leaderboard ranks: the
+    # average over `tta` test-time views when tta > 0, and then `metrics_plain` holds the single-view figures.
+    tta: int = 0
+    metrics_plain: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # `training.calibration.calibration_summary` of the saved probabilities (temperature fitted on val);
+    # empty in records written before it, which `run.calibrated.with_calibration` completes from the predictions.
+    calibration: dict[str, Any] = field(default_factory=dict)
     # Text, fusion and late fusion only.
     caption_warning: str = ""
     late_fusion_rule: str = ""
@@ -140,13 +147,18 @@ class SavedModelInfo:
     modality: str = "image"
     text_encoder: str = ""
     sequence_length: int = 32
+    # How the cell's figures were made, so a model file copied out of its run folder is shown as ranked:
+    # test-time views averaged (0: one) and the temperature its probabilities are divided by (None: none).
+    tta: int = 0
+    temperature: float | None = None
 
     @classmethod
     def for_record(cls, record: CellRecord, *, text_encoder: str, sequence_length: int) -> SavedModelInfo:
         return cls(cell_id=record.cell_id, model=record.model, class_names=record.class_names,
                    preprocess=record.preprocess, image_size=record.image_size, alpha=record.alpha, seed=record.seed,
                    weights=record.weights, val_accuracy=record.best_val_score, modality=record.modality,
-                   text_encoder=text_encoder, sequence_length=sequence_length)
+                   text_encoder=text_encoder, sequence_length=sequence_length, tta=record.tta,
+                   temperature=record.calibration.get("temperature"))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

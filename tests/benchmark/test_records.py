@@ -37,6 +37,19 @@ def test_old_records_load_as_typed_records(tmp_path):
     assert list(board["status"]) == ["ok", "failed"] and board.loc[0, "val_accuracy"] == 0.75
 
 
+def test_an_old_record_gets_its_calibration_from_its_saved_predictions(tmp_path):
+    """Written before calibration existed: the leaderboard computes it from the predictions CSV, writing nothing."""
+    run_dir = old_run_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in (run_dir / "cells").iterdir()}
+    board = leaderboard(run_dir)
+    # Confidences 0.9 (right), 0.8 (right), 0.8 (right), 0.6 (wrong) in bins 14, 12, 12, 9 of 15:
+    # ECE = (0.1 + 2 * 0.2 + 0.6) / 4; Brier = (0.02 + 0.08 + 0.08 + 0.72) / 4.
+    assert board.loc[0, "test_ece"] == pytest.approx(0.275)
+    assert board.loc[0, "test_brier"] == pytest.approx(0.225)
+    assert 0 < board.loc[0, "temperature"] and board.loc[0, "test_ece_scaled"] >= 0 and board.loc[0, "tta"] == 0
+    assert {p.name: p.read_bytes() for p in (run_dir / "cells").iterdir()} == before
+
+
 @pytest.mark.parametrize("name", ["ok", "failed"])
 def test_a_rewritten_old_record_keeps_every_key_and_value(tmp_path, name):
     original = json.loads((DATA / f"record_60ee30d_{name}.json").read_text())
@@ -58,7 +71,9 @@ def test_a_record_without_its_identity_is_refused_and_a_minimal_one_reads_its_ce
 def test_old_sidecar_loads_and_an_incomplete_one_is_an_error(tmp_path):
     info = SavedModelInfo.read(DATA / "sidecar_60ee30d.json")
     assert info.class_names == ["a", "b"] and info.preprocess == "raw" and info.image_size == 32
-    assert info.to_json() == json.loads((DATA / "sidecar_60ee30d.json").read_text())
+    old = json.loads((DATA / "sidecar_60ee30d.json").read_text())
+    assert {k: v for k, v in info.to_json().items() if k in old} == old
+    assert info.tta == 0 and info.temperature is None  # written before TTA and calibration: neither applies
     older = {k: v for k, v in info.to_json().items() if k not in ("modality", "text_encoder", "sequence_length")}
     assert SavedModelInfo.from_json(older).modality == "image"
     with pytest.raises(TypeError):
