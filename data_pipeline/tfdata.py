@@ -2,7 +2,8 @@
 
 Order of work, and why:
 decode + resize (parallel) -> cache (so each epoch re-reads no file) -> shuffle (per epoch, seeded)
--> batch -> augment (training only, on 0..255) -> `preprocess` exactly once -> prefetch.
+-> batch -> augment (training only, on 0..255) or a test-time view (evaluation only, on 0..255)
+-> `preprocess` exactly once -> prefetch.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from data_pipeline.augment import AugmentConfig, build_augmenter
 from data_pipeline.decode import decode_file, image_hw, resize_image
 from data_pipeline.errors import DataError
 from data_pipeline.text_inputs import make_tokenize
+from data_pipeline.tta import tta_view
 
 INPUTS = ("image", "text", "image+text")
 # Decoded images may take this share of physical memory in a memory cache; beyond it they spill to a file.
@@ -81,6 +83,7 @@ def make_dataset(
     inputs: str = "image",
     tokenizer: Callable | None = None,
     sequence_length: int = 32,
+    view: int = 0,
 ) -> tf.data.Dataset:
     """Batches of `(x, y_onehot)`, or `(x, y_onehot, w)` when per-class `sample_weights` are given.
 
@@ -99,6 +102,7 @@ def make_dataset(
         inputs: "image" (x is the image batch), "text" (`{"token_ids", "padding_mask"}`) or "image+text" (both, plus "image").
         tokenizer: a keras-hub style tokenizer for text inputs (strings -> token ids).
         sequence_length: token ids per caption after padding/truncation.
+        view: the test-time view of every image (`tta.VIEWS`; 0 = the image itself), made on 0..255 before `preprocess`.
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
     size = image_hw(image_size)
@@ -131,6 +135,8 @@ def make_dataset(
 
     def finish(batch: dict[str, tf.Tensor]) -> tuple:
         features = {key: batch[key] for key in ("image", "token_ids", "padding_mask") if key in batch}
+        if use_image and view:
+            features["image"] = tta_view(features["image"], view)
         if use_image and preprocess is not None:
             features["image"] = preprocess(features["image"])
         x = features["image"] if inputs == "image" else features
