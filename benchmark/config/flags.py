@@ -62,6 +62,11 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     train.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     train.add_argument("--augment-strength", type=float)
+    train.add_argument("--ema", action="store_true", default=None,
+                       help="average the weights (AdamW's exponential moving average); validate, keep and evaluate the average")
+    train.add_argument("--ema-momentum", type=float, help="per-step momentum of the weight average (default 0.99)")
+    train.add_argument("--tta", type=int, metavar="N",
+                       help="average the softmax over N fixed test-time views (flip, crops) for val and test; 0 = off (default)")
     train.add_argument("--head-features", choices=CHOICES["head_features"],
                        help="phase 1 on stored backbone features (auto: cached when augmentation is off)")
     text = parser.add_argument_group("text and fusion models")

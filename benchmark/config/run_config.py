@@ -17,7 +17,7 @@ from benchmark.config.choices import CHOICES
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
 from benchmark.training.recipe import RecipeSettings
-from data_pipeline import DataError, validate_alpha, validate_ratios
+from data_pipeline import DataError, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 
 _RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
@@ -77,9 +77,13 @@ class RunConfig:
     warmup_epochs: int = _RECIPE.warmup_epochs
     patience: int = _RECIPE.patience
     monitor: str = _RECIPE.monitor
+    ema: bool = _RECIPE.ema  # weight averaging: AdamW's EMA of the weights is what is validated, kept and evaluated
+    ema_momentum: float = _RECIPE.ema_momentum
     augment: bool = True
     augment_strength: float = 1.0
     head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    # Evaluation
+    tta: int = 0  # test-time views averaged for val and test (data_pipeline.tta.VIEWS); 0 = off
     # Devices
     precision: str = "auto"  # float32, mixed_float16, mixed_bfloat16; auto = float32 on CPU, mixed on GPU
     strategy: str = "auto"  # mirrored, none; auto = MirroredStrategy when several GPUs are visible
@@ -118,6 +122,7 @@ class RunConfig:
             for alpha in self.alphas:
                 validate_alpha(alpha)
             validate_ratios(self.split)
+            validate_tta(self.tta)
         except DataError as err:
             raise UsageError(str(err)) from None
         if self.split[1] <= 0:  # a run also needs validation images: early stopping and ranking read them
@@ -141,6 +146,8 @@ class RunConfig:
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.fusion_dropout < 1:
             raise UsageError("--label-smoothing and --fusion-dropout must be in [0, 1), "
                              f"got {self.label_smoothing} and {self.fusion_dropout}")
+        if not 0 <= self.ema_momentum < 1:
+            raise UsageError(f"--ema-momentum must be in [0, 1), got {self.ema_momentum}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.fine_tune_layers, str) and self.fine_tune_layers != "all":

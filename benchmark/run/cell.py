@@ -202,9 +202,8 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
                                    cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work))
 
     eval_start = time.perf_counter()
-    probabilities = {part: predict_probabilities(built.model, prepared.inputs.dataset(split, part, prepared.batch_size))
-                     for part in ("val", "test") if not split.subset(part).empty}
-    record = evaluation_record(ctx, cell, probabilities)
+    record = evaluation_record(ctx, cell, **evaluated_probabilities(built.model, prepared.inputs, split, prepared.batch_size,
+                                                                    config.tta))
     trained_images = len(split.subset("train")) * sum(p.epochs for p in training.phases)
     record = dataclasses.replace(
         record,
@@ -229,6 +228,23 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
         history={**training.history, "phase_boundary": training.phase_boundary},
     )
     return record, built.model
+
+
+def evaluated_probabilities(model, inputs: CellInputs, split: SplitTable, batch_size: int, tta: int) -> dict:
+    """Val and test probabilities as `evaluation_record` takes them: the plain view, or averaged over `tta` views.
+
+    Both splits get exactly the same views (`data_pipeline.tta`, made on 0..255 before the model's
+    preprocessing). View 0 is the image itself, so the plain figures come from the first pass and cost
+    nothing extra. A text-only model has no image to vary: it is evaluated once and records tta 0.
+    """
+    parts = [part for part in ("val", "test") if not split.subset(part).empty]
+    plain = {part: predict_probabilities(model, inputs.dataset(split, part, batch_size)) for part in parts}
+    views = tta if inputs.modality != "text" else 0
+    if views < 1:
+        return {"probabilities": plain}
+    averaged = {part: np.mean([plain[part], *(predict_probabilities(model, inputs.dataset(split, part, batch_size, view=view))
+                                              for view in range(1, views))], axis=0) for part in parts}
+    return {"probabilities": averaged, "plain_probabilities": plain, "tta": views}
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> CellRecord:

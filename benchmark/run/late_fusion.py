@@ -56,12 +56,15 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
                                 for part in ("val", "test")})
     image, text = component_probs
     weight = choose_image_weight(image["val"], text["val"], ctx.split.label_indices("val"))
-    record = evaluation_record(ctx, cell, {p: weighted_average(image[p], text[p], weight) for p in image if len(image[p])})
+    # The image component's saved probabilities are averaged over its test-time views when TTA is on: say so.
+    tta = ctx.config.tta
+    record = evaluation_record(ctx, cell, {p: weighted_average(image[p], text[p], weight) for p in image if len(image[p])},
+                               tta=tta)
     record = dataclasses.replace(record, weights=f"image weight {weight:g} (chosen on val)",
                                  late_fusion_rule="weighted_average", image_weight=weight,
                                  components=list(entry.components))
     confidence = evaluation_record(ctx, cell, {p: confidence_selection(image[p], text[p]) for p in image if len(image[p])},
-                                   variant="confidence")
+                                   variant="confidence", tta=tta)
     confidence = dataclasses.replace(confidence, weights="more confident model per sample",
                                      late_fusion_rule="confidence_selection", components=list(entry.components))
     write_record(ctx.run_dir, confidence)

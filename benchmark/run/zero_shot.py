@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from benchmark.run.cell import CellInputs
+from benchmark.run.cell import CellInputs, evaluated_probabilities
 from benchmark.run.devices import resolve_precision
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, cache_dir
 from benchmark.run.grid import Cell
 from benchmark.run.records import CellRecord
-from benchmark.training.metrics import predict_probabilities
 from models import build_zero_shot, get_entry
 
 NOTE = "zero-shot: no training (alpha and seed do not apply; one cell per run)"
@@ -40,11 +39,10 @@ def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]
     inputs = CellInputs.for_model(config, entry, built, cache_dir(ctx.run_dir, cell.cell_id))
     build_seconds = time.perf_counter() - started
     eval_start = time.perf_counter()
-    probabilities = {part: predict_probabilities(built.model, inputs.dataset(split, part, config.batch_size))
-                     for part in ("val", "test") if not split.subset(part).empty}
+    evaluated = evaluated_probabilities(built.model, inputs, split, config.batch_size, config.tta)
     eval_seconds = time.perf_counter() - eval_start
-    scored = sum(len(split.subset(part)) for part in probabilities)
-    record = evaluation_record(ctx, cell, probabilities)
+    scored = sum(len(split.subset(part)) for part in evaluated["probabilities"]) * max(1, evaluated.get("tta", 1))
+    record = evaluation_record(ctx, cell, **evaluated)
     record = dataclasses.replace(
         record,
         weights=f"keras-hub preset {entry.preset} ({config.weights}), zero-shot",

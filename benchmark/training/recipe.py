@@ -36,6 +36,8 @@ class RecipeSettings:
     warmup_epochs: int = 0
     patience: int = 3
     monitor: str = "val_loss"
+    ema: bool = False  # evaluate (and early-stop on) an exponential moving average of the weights
+    ema_momentum: float = 0.99  # per step: the average forgets a step's weights over about 1 / (1 - momentum) steps
     jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
 
 

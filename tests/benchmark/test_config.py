@@ -33,6 +33,10 @@ def test_bad_values_name_the_flag():
         RunConfig(split=[0.5, 0.5, 0.5])
     with pytest.raises(UsageError, match="--fine-tune-layers"):
         RunConfig(fine_tune_layers="some")
+    with pytest.raises(UsageError, match="--tta"):
+        RunConfig(tta=9)
+    with pytest.raises(UsageError, match="--ema-momentum"):
+        RunConfig(ema_momentum=1.0)
     with pytest.raises(UsageError, match="unknown --preset 'fast'"):
         resolve_config("fast")
 
@@ -41,6 +45,18 @@ def test_presets_ship_and_load():
     assert {"smoke", "full"} <= set(list_presets())
     for name in list_presets():
         resolve_config(name)
+
+
+def test_tta_and_ema_come_from_flags_files_and_presets(tmp_path):
+    from run_benchmark import build_run_parser
+
+    args = vars(build_run_parser().parse_args(["--tta", "3", "--ema", "--ema-momentum", "0.9"]))
+    assert (args["tta"], args["ema"], args["ema_momentum"]) == (3, True, 0.9)
+    assert (RunConfig().tta, RunConfig().ema, RunConfig().ema_momentum) == (0, False, 0.99)
+    config_file = tmp_path / "levers.yaml"
+    config_file.write_text("tta: 2\nema: true\n")
+    config = resolve_config("scratch_trashnet", str(config_file))
+    assert (config.tta, config.ema, config.initial_epochs) == (2, True, 75)
 
 
 def test_differing_keys_ignores_yaml_number_and_list_spelling():
@@ -60,7 +76,7 @@ def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):
         keys = grid_keys(parser)
-        assert len(keys) == 37 and set(keys) <= fields
+        assert len(keys) == 40 and set(keys) <= fields
         for action in parser._actions:
             if action.dest in CHOICES:
                 assert tuple(action.choices) == CHOICES[action.dest]
