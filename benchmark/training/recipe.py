@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
 from models import BuiltModel, transformer_layers
 
@@ -145,8 +146,13 @@ def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -
     return len(chosen)
 
 
-def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int):
-    """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget."""
+def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int,
+                   *, ema: bool = False, ema_momentum: float = 0.99):
+    """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget.
+
+    With `ema`, AdamW also keeps a moving average of the weights; `run_phase` makes it the weights
+    that are validated and kept (`training.averaging`).
+    """
     if schedule == "cosine" and epochs > 0:
         warmup_steps = min(warmup_epochs, max(epochs - 1, 0)) * steps_per_epoch
         decay_steps = max(epochs * steps_per_epoch - warmup_steps, 1)
@@ -158,7 +164,8 @@ def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, s
         )
     else:
         learning_rate = lr
-    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, use_ema=ema,
+                                  ema_momentum=ema_momentum)
 
 
 def compile_model(model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False) -> None:
@@ -201,7 +208,8 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
     """Compiles and fits one phase with early stopping (best weights restored).
 
     With a `checkpoint`, a phase that already finished is skipped (its weights reloaded) and an
-    interrupted one continues from its last finished epoch.
+    interrupted one continues from its last finished epoch. With an averaging optimizer (`--ema`),
+    validation, early stopping and the weights the phase ends with are the average's.
     """
     compile_model(model, optimizer, settings.label_smoothing, settings.jit_compile)
     if checkpoint is not None and (done := checkpoint.finished(name, model)) is not None:
@@ -212,10 +220,12 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
     guard = DivergenceGuard()
+    # The backup must follow the stopper (it saves the stopper's state) and the average's swap back out.
+    stopping = AveragedWeights().around(stopper) if getattr(optimizer, "use_ema", False) else [stopper]
     start = time.perf_counter()
     # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
     fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                       callbacks=[guard, stopper, *([backup] if backup else []), *callbacks])
+                       callbacks=[guard, *stopping, *([backup] if backup else []), *callbacks])
     if guard.where:
         raise FloatingPointError(f"training diverged in phase {name!r} ({guard.where}); try a lower learning rate")
     history = backup.history if backup is not None else fitted.history
@@ -235,6 +245,10 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
     return result
 
 
+def _averaging(settings: RecipeSettings) -> dict:
+    return {"ema": settings.ema, "ema_momentum": settings.ema_momentum}
+
+
 def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
                     callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
                     checkpoint: PhaseCheckpoint | None = None) -> TrainingResult:
@@ -252,7 +266,7 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
             backbone.trainable = True
         epochs = settings.initial_epochs + settings.fine_tune_epochs
         optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
-                                   steps_per_epoch, settings.warmup_epochs)
+                                   steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
         only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
         return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
 
@@ -260,7 +274,7 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
         if pretrained is not None:
             freeze(pretrained)
     optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule,
-                               settings.initial_epochs, steps_per_epoch, settings.warmup_epochs)
+                               settings.initial_epochs, steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
     if cached_head is not None:
         head = run_phase("head", cached_head.model, cached_head.train, cached_head.val, settings.initial_epochs, optimizer,
                          settings, callbacks, verbose, checkpoint)
@@ -280,7 +294,7 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
         unfrozen += unfreeze_top_transformer_layers(text_backbone, settings.text_fine_tune_layers)
     # `trainable` changed, so the model must be compiled again for it to take effect.
     optimizer = make_optimizer(settings.fine_tune_lr, settings.weight_decay, settings.lr_schedule,
-                               settings.fine_tune_epochs, steps_per_epoch, 0)
+                               settings.fine_tune_epochs, steps_per_epoch, 0, **_averaging(settings))
     tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer, settings, callbacks, verbose, checkpoint)
     tune.unfrozen_layers = unfrozen
     return TrainingResult([head, tune])
