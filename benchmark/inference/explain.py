@@ -5,9 +5,12 @@ background bottles happen to be photographed on; a heatmap over the image can. I
 exactly as `predict` feeds them (`benchmark.inference.predict.model_inputs`: the sidecar's preprocessing
 contract and input size, and for fusion models a caption from the file name), and the map is
 drawn over the pixels the model was given. `benchmark/inference/gradcam.py` holds the math.
+The probability in a caption is calibrated as `predict` shows it (`run.calibrated.shown_probabilities`)
+but of the image as given: Grad-CAM explains one image, so a cell's test-time views are not averaged here.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from benchmark.errors import UsageError, first_line
 from benchmark.figures import RIGHT, WRONG, plt, save_figure
 from benchmark.inference.gradcam import Explanation, GradCam, upsample
 from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs, no_readable_image
+from benchmark.run.calibrated import shown_probabilities
 from benchmark.run.records import predictions_path
 from data_pipeline import make_prediction_batch
 
@@ -42,6 +46,13 @@ def gradcam_for(saved: SavedModel, layer: str | None) -> GradCam:
     if saved.info.modality == "text":
         raise UsageError(f"{str(saved.path)!r} is a text-only model; Grad-CAM explains models that see images")
     return GradCam(saved.model, layer)
+
+
+def explain_image(saved: SavedModel, cam: GradCam, inputs) -> Explanation:
+    """Grad-CAM of one image, its probabilities calibrated with the cell's temperature (the class is the same)."""
+    explanation = cam.explain(inputs)
+    shown = shown_probabilities(saved.record, explanation.probabilities[None])[0]
+    return dataclasses.replace(explanation, probabilities=shown)
 
 
 def split_labels(saved: SavedModel) -> dict[Path, str]:
@@ -138,7 +149,7 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
         except Exception as err:  # an unreadable image must not stop the others
             unreadable.append((file, err))
             continue
-        item = Explained(file, pixels, cam.explain(inputs), true_label(file, labels, class_names))
+        item = Explained(file, pixels, explain_image(saved, cam, inputs), true_label(file, labels, class_names))
         draw_explanation(item, class_names, cam.layer_name, png)
         written += 1
         print(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
@@ -171,7 +182,7 @@ def _explain_rows(saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: in
             inputs, pixels = read_image(saved, Path(path))
         except Exception:  # a moved or deleted image only leaves a gap the next candidate fills
             continue
-        items.append(Explained(Path(path), pixels, cam.explain(inputs), names[int(true)]))
+        items.append(Explained(Path(path), pixels, explain_image(saved, cam, inputs), names[int(true)]))
     return items
 
 

@@ -2,11 +2,15 @@
 
 A saved model is self-describing: `saved_models/<name>.keras` has a `<name>.json` beside it with
 the class names, the preprocessing contract, the input size and (for text models) the encoder.
+Its probabilities are shown as its cell was scored: averaged over the cell's test-time views and
+divided by the temperature fitted on the cell's validation split (`run.calibrated.shown_probabilities`),
+read from the run's cell record when the model sits in a run folder, else from the sidecar.
 """
 from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,18 +18,43 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import UsageError, first_line
-from benchmark.run.records import SavedModelInfo, load_records, validation_rank_key
+from benchmark.run.calibrated import shown_probabilities, with_calibration
+from benchmark.run.records import CellRecord, SavedModelInfo, load_records, record_path, validation_rank_key
 from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
 from models import preprocess_function, register_custom_layers
 
 
 @dataclass
 class SavedModel:
-    """A loaded Keras model and the sidecar that says how to feed it."""
+    """A loaded Keras model, the sidecar that says how to feed it, and its cell's record (how it was scored)."""
 
     model: object
     path: Path
     info: SavedModelInfo
+    record: CellRecord | None = None
+
+    def __post_init__(self) -> None:
+        if self.record is None:
+            self.record = cell_record(self.path, self.info)
+
+
+def cell_record(path: Path, info: SavedModelInfo) -> CellRecord:
+    """The record of the cell a saved model came from, calibration included (completed for old runs).
+
+    A model in a run folder's `saved_models/` reads its run's `cells/<cell_id>.json`; a model file
+    copied elsewhere gets a record made from its sidecar (its test-time views and temperature).
+    """
+    run_dir = Path(path).parent.parent
+    record_file = record_path(run_dir, info.cell_id)
+    if Path(path).parent.name == "saved_models" and record_file.is_file():
+        try:
+            return with_calibration(run_dir, CellRecord.from_json(json.loads(record_file.read_text())))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable record: the sidecar still says how the model was scored
+    calibration = {} if info.temperature is None else {"temperature": info.temperature}
+    return CellRecord(cell_id=info.cell_id, index=0, model=info.model, alpha=math.nan if info.alpha is None else info.alpha,
+                      seed=-1 if info.seed is None else info.seed, class_names=info.class_names, modality=info.modality,
+                      tta=info.tta, calibration=calibration)
 
 
 def best_model_file(run_dir: Path) -> Path:
@@ -110,19 +139,27 @@ def caption_tokenizer(encoder: str, sequence_length: int):
     return tokenizer, packer
 
 
-def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
-    """The model's inputs for `files`: preprocessed pixels and, for text models, tokenized captions."""
+def model_inputs(saved: SavedModel, files: list[Path], caption: str | None, view: int = 0):
+    """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text models, tokenized captions."""
     info = saved.info
     modality = info.modality
     inputs = {}
     if modality != "text":
-        inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess))
+        inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess), view=view)
     if modality != "image":
         tokenizer, packer = caption_tokenizer(info.text_encoder, info.sequence_length)
         captions = [caption if caption is not None else caption_from_filename(f) for f in files]
         token_ids, mask = packer(tokenizer(captions))
         inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))
     return inputs["image"] if list(inputs) == ["image"] else inputs
+
+
+def file_probabilities(saved: SavedModel, files: list[Path], caption: str | None = None) -> np.ndarray:
+    """What the user is shown for `files`: the softmax averaged over the cell's test-time views, then calibrated."""
+    views = saved.record.tta if saved.info.modality != "text" else 0
+    raw = np.mean([np.asarray(saved.model.predict(model_inputs(saved, files, caption, view), verbose=0), dtype=np.float64)
+                   for view in range(max(views, 1))], axis=0)
+    return shown_probabilities(saved.record, raw)
 
 
 def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -135,7 +172,7 @@ def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, captio
     rows, problems, unreadable = [], [], []
     for file in collect_images(paths):
         try:
-            probabilities = np.asarray(saved.model.predict(model_inputs(saved, [file], caption), verbose=0))[0]
+            probabilities = file_probabilities(saved, [file], caption)[0]
         except Exception as err:  # an unreadable image must not stop the others
             problems.append(f"{file}: {first_line(err)}")
             unreadable.append((file, err))
