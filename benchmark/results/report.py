@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.results import plots
+from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.inference.explain import gradcam_grid
+from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import NOT_RANKED, CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.io import write_text_atomic
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
@@ -23,7 +25,8 @@ COST_COLUMNS = ("infer_ms_b1", "gflops")
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 BOARD_COLUMNS = ["rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1", "test_accuracy",
                  "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "tied_with_best", "p_vs_best", "worst_class",
-                 "worst_class_f1", "params_m", *COST_COLUMNS, "train_seconds", "status"]
+                 "worst_class_f1", "test_ece", "temperature", "test_ece_scaled", "params_m", *COST_COLUMNS, "train_seconds",
+                 "tta", "status"]
 
 
 def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -> Path:
@@ -178,6 +181,7 @@ class _Report:
             self.add(f"Rank 1 ({winner.model}, alpha {winner.alpha:g}); of its seeds, the best by validation "
                      "accuracy.\n")
             self.add(self.cell_detail(winner, grid=True))
+            self.add(self.calibration(winner))
         best = best_per_model(board) if best is None else best
         others = [best_cell(ok, m, a) for m, a in zip(best["model"], best["alpha"])]
         others = [r for r in others if r is not None and (winner is None or r.cell_id != winner.cell_id)]
@@ -195,6 +199,23 @@ class _Report:
         self.add(f"<details><summary>All {len(ok)} cells</summary>\n")
         self.add("\n".join(f"- `{r.cell_id}`\n\n  {self.curves(r)}" for r in ok))
         self.add("</details>\n")
+
+    def calibration(self, record: CellRecord) -> str:
+        """The best cell's calibration figures and its reliability diagram, before and after temperature scaling."""
+        record = with_calibration(self.run_dir, record)
+        test, temperature = record.calibration.get("test"), record.calibration.get("temperature")
+        parts = ["### Calibration\n"]
+        if test and temperature is not None:
+            parts.append(f"On test, expected calibration error (15 bins) {test['ece']:.4f}, Brier {test['brier']:.4f}, "
+                         f"NLL {test['nll']:.4f}; after dividing the logits by T = {temperature:.3f} (fitted on validation "
+                         f"NLL only): ECE {test['ece_scaled']:.4f}, Brier {test['brier_scaled']:.4f}, NLL "
+                         f"{test['nll_scaled']:.4f}. T > 1 means the model was overconfident, T < 1 underconfident; "
+                         "accuracy is the same either way (T never changes the predicted class).\n")
+        else:
+            parts.append("No temperature: the cell has no saved validation predictions to fit one on.\n")
+        parts.append(self.figure(cell_reliability_diagram, f"reliability_{record.cell_id}", self.run_dir, record,
+                                 alt=f"reliability diagram {record.cell_id}"))
+        return "\n".join(parts)
 
     def curves(self, record: CellRecord) -> str:
         if not record.history:

@@ -101,3 +101,17 @@ def test_prediction_grid_skips_unreadable_and_limits(tmp_path):
     assert_png(plots.prediction_grid(items, tmp_path / "grid.png", title="mobilenet_v2, alpha 0.5"))
     assert plots.prediction_grid(items[:2], tmp_path / "none.png", title="x") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_reliability_diagram_draws_before_and_after_scaling(tmp_path):
+    from PIL import Image
+
+    from benchmark.results.reliability import reliability_diagram
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4) * 0.3, size=200)
+    labels = rng.integers(0, 4, 200)
+    both = reliability_diagram(probs, labels, 1.7, tmp_path / "both.png", title="t")
+    plain = reliability_diagram(probs, labels, None, tmp_path / "plain.png")
+    with Image.open(both) as wide, Image.open(plain) as narrow:
+        assert wide.size[0] > 1.6 * narrow.size[0]  # two panels against one

@@ -128,6 +128,7 @@ def test_best_cell_sections(built):
     assert f"plots/confusion_{winner}.png" in text
     assert f"plots/predictions_{winner}.png" in text
     assert f"plots/curves_{winner}.png" in text
+    assert f"plots/reliability_{winner}.png" in text and "### Calibration" in text and "after dividing the logits by T" in text
     for record in tables["best_per_model"].itertuples():  # every model's best alpha has its confusion matrix
         assert f"plots/confusion_{record.model}__alpha{record.alpha:g}__seed0.png" in text
     assert "| class" in text and "cardboard_box" in text
