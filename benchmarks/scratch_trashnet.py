@@ -80,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"val:  accuracy {val['accuracy']:.4f}  macro-F1 {val['macro_f1']:.4f}")
     print(f"test: accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  (worst class {test['worst_class']} "
           f"F1 {test['worst_class_f1']:.3f})")
+    plain = record.get("metrics_plain") or {}
+    if record.get("tta"):  # the ranked figures above average the test-time views; these are the single view's
+        print(f"without TTA ({record['tta']} views above): val accuracy {plain['val']['accuracy']:.4f}, "
+              f"test accuracy {plain['test']['accuracy']:.4f}")
+    calibration = record.get("calibration") or {}
+    if calibration.get("test"):
+        print(f"calibration: test ECE {calibration['test']['ece']:.4f} -> {calibration['test']['ece_scaled']:.4f} "
+              f"at T = {calibration['temperature']:.3f} (fitted on val), Brier {calibration['test']['brier']:.4f}")
     print(f"time: training {record['timings']['train_seconds']:.0f} s, cell {record['timings']['total_seconds']:.0f} s, "
           f"{'recorded earlier' if already else 'wall ' + format(wall, '.0f') + ' s'}; run folder {ctx.run_dir}")
     print(f"scratch_trashnet test_accuracy={test['accuracy']:.4f} macro_f1={test['macro_f1']:.4f} "

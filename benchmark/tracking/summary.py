@@ -41,7 +41,7 @@ def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:
 
 
 def final_metrics(record: CellRecord, run_dir: Path) -> dict[str, float]:
-    """Final val/test scores, per-class F1, 95% bootstrap intervals, timings, parameters and epochs."""
+    """Final val/test scores (and without TTA), per-class F1, calibration, 95% bootstrap intervals, timings, parameters, epochs."""
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
         scores = record.split_metrics(split)
@@ -49,6 +49,14 @@ def final_metrics(record: CellRecord, run_dir: Path) -> dict[str, float]:
         for name, per_class in (scores.get("per_class") or {}).items():
             if _number(per_class.get("f1")):
                 metrics[f"final_{split}_f1.{METRIC_UNSAFE.sub('_', str(name))}"] = per_class["f1"]
+    for split in ("val", "test"):
+        scores = record.metrics_plain.get(split) or {}  # the single view's figures when TTA ranks the cell
+        metrics.update({f"final_{split}_{key}_no_tta": scores[key] for key in ("accuracy", "macro_f1")
+                        if _number(scores.get(key))})
+        figures = record.calibration.get(split) or {}
+        metrics.update({f"final_{split}_{key}": value for key, value in figures.items() if _number(value)})
+    if _number(record.calibration.get("temperature")):
+        metrics["temperature"] = record.calibration["temperature"]
     metrics.update(intervals(record, run_dir))
     metrics.update({f"timing_{key}": value for key, value in (record.timings or {}).items() if _number(value)})
     if _number((record.params or {}).get("total")):

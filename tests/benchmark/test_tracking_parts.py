@@ -132,3 +132,16 @@ def test_tensorboard_puts_both_fits_of_a_cell_on_one_epoch_axis(tmp_path):
     for part in ("train", "validation"):
         events = EventAccumulator(str(tmp_path / "tb" / part), size_guidance={"tensors": 0}).Reload()
         assert sorted(e.step for e in events.Tensors("epoch_loss")) == [0, 1, 2, 3], part
+
+
+def test_final_metrics_carry_calibration_and_the_figures_without_tta(tmp_path):
+    from benchmark.run.records import CellRecord
+    from benchmark.tracking.summary import final_metrics
+
+    record = CellRecord(cell_id="m__alpha0__seed0", index=0, model="m", alpha=0.0, seed=0, tta=2,
+                        metrics={"test": {"accuracy": 0.8, "macro_f1": 0.7}},
+                        metrics_plain={"test": {"accuracy": 0.75, "macro_f1": 0.65}},
+                        calibration={"temperature": 1.5, "test": {"ece": 0.1, "ece_scaled": 0.04, "brier": 0.3}})
+    metrics = final_metrics(record, tmp_path)
+    assert metrics["final_test_accuracy"] == 0.8 and metrics["final_test_accuracy_no_tta"] == 0.75
+    assert metrics["temperature"] == 1.5 and metrics["final_test_ece"] == 0.1 and metrics["final_test_ece_scaled"] == 0.04
