@@ -75,3 +75,27 @@ def test_the_epoch_backup_holds_the_raw_weights_and_the_average_in_the_optimizer
     for saved, raw in zip(weights_of(restored), raw_at_epoch_end[-1]):
         np.testing.assert_array_equal(saved, raw)
     assert any(not np.allclose(a, b) for a, b in zip(weights_of(model), raw_at_epoch_end[-1]))  # kept: the average
+
+
+def test_both_phases_of_a_pretrained_model_average_and_end_on_the_average(data):
+    from tests.benchmark.test_recipe import tiny_built
+
+    built = tiny_built()
+    settings = RecipeSettings(initial_epochs=1, fine_tune_epochs=1, fine_tune_layers=2, patience=5, ema=True)
+    result = train_two_phase(built, *data, settings, steps_per_epoch=5, verbose=0)
+    assert [p.name for p in result.phases] == ["head", "fine_tune"]
+    assert built.model.optimizer.use_ema  # the phase-2 optimizer averages too
+    for weight, average in zip(weights_of(built.model), average_variables(built.model)):
+        np.testing.assert_array_equal(weight, keras.ops.convert_to_numpy(average))
+
+
+def test_mixed_precision_averages_inside_the_loss_scale_optimizer(data):
+    """On a GPU the optimizer is wrapped in a LossScaleOptimizer; the average lives in the inner one."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model, _ = train(data, ema=True, epochs=1)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        for weight, average in zip(weights_of(model), average_variables(model)):
+            np.testing.assert_array_equal(weight, keras.ops.convert_to_numpy(average))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
