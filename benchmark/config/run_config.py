@@ -251,8 +251,16 @@ OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells", "mlflow
 GRID_AXES = frozenset({"models", "alphas", "seeds"})
 
 
+# Keys added after run folders were already written, whose defaults do exactly what the suite did before
+# them: a saved configuration (`config.yaml`, a record's `config`) that lacks one ran with its default, so
+# an old folder resumes, and its finished cells count, without `--force`.
+ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum"})
+
+
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys that change results and differ between a run folder's saved config and the requested one."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
+    saved = {**defaults, **saved}
     keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
     return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))
 

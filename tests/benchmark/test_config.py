@@ -59,6 +59,12 @@ def test_tta_and_ema_come_from_flags_files_and_presets(tmp_path):
     assert (config.tta, config.ema, config.initial_epochs) == (2, True, 75)
 
 
+def test_a_saved_config_from_before_tta_and_ema_ran_without_them():
+    old = {k: v for k, v in RunConfig().to_dict().items() if k not in ("tta", "ema", "ema_momentum")}
+    assert differing_keys(old, RunConfig().to_dict()) == []
+    assert differing_keys(old, RunConfig(tta=2, ema=True).to_dict()) == ["ema", "tta"]
+
+
 def test_differing_keys_ignores_yaml_number_and_list_spelling():
     saved = RunConfig(alphas=[0, 1]).to_dict()
     assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0]).to_dict()) == []
