@@ -72,8 +72,12 @@ def _reading_paragraph(run_dir: Path) -> str:
     return ("## Reading the leaderboard\n\n`val_accuracy` ranks the rows; `*_ci` columns are 95 % stratified bootstrap "
             "intervals over the test (or validation) images, so two rows whose intervals overlap may not differ. "
             "`tied_with_best` says whether an exact McNemar test (Holm-corrected) finds the row indistinguishable "
-            "from rank 1 on the same test images, and `p_vs_best` is that test's p-value. "
-            f"See [Reading the leaderboard]({link}#reading-the-leaderboard) in the README.\n")
+            "from rank 1 on the same test images, and `p_vs_best` is that test's p-value. `test_ece` (15-bin expected "
+            "calibration error) and `test_brier` say how far the stated confidences can be trusted; `temperature` is "
+            "fitted on validation and `test_ece_scaled` is the ECE after it (it never changes accuracy); `tta` > 0 "
+            "means the figures average that many test-time views. "
+            f"See [Reading the leaderboard]({link}#reading-the-leaderboard) and [Calibration]({link}#calibration) "
+            "in the README.\n")
 
 
 def best_cell(records: list[CellRecord], model: str, alpha: float) -> CellRecord | None:
