@@ -103,3 +103,19 @@ def test_a_failed_fold_is_said_in_the_status(run_dir):
     c = leaderboard(run_dir).set_index("model").loc["c"]
     assert c["status"] == "1 cell(s) failed; fold(s) 1, 2 missing: means over 1 of 3 folds"
     assert c["folds"] == 1 and pd.isna(c["val_accuracy_fold_std"])
+
+
+def test_the_report_shows_the_fold_aggregate_and_the_leaders_folds(run_dir):
+    from benchmark.results.report import write_report
+
+    for fold in range(3):  # the fold files, as a K-fold run writes them
+        (run_dir / "splits").mkdir(exist_ok=True)
+        pd.DataFrame({"path": [f"/data/x{fold}_{i}.png" for i in range(3)], "label": "glass",
+                      "split": ["train", "val", "test"], "content_hash": [f"h{fold}{i}" for i in range(3)],
+                      "caption": ""}).to_csv(run_dir / "splits" / f"fold{fold}.csv", index=False)
+    text = write_report(run_dir).read_text()
+    assert "## Cross-validation (3 folds)" in text and "val_accuracy_fold_ci" in text
+    assert "0.6516-1.1484" in text  # model a's validation t-interval, in both the leaderboard and the aggregate
+    assert "Rank 1 (a, alpha 0) fold by fold" in text
+    assert "3 images in 3 folds (`splits/fold<k>.csv`)" in text
+    assert "## Best cell: `a__alpha0__seed0__fold2`" in text and "of its seeds and folds" in text
