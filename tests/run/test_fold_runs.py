@@ -136,3 +136,12 @@ def test_slurm_writes_the_fold_files_before_the_array_and_indexes_every_fold_cel
     task = prepare_run(RunConfig(data=str(data), folds=3, **TINY), run_dir)  # what each array task does: read only
     assert task.cells[4].cell_id == "simple_cnn__alpha1__seed0__fold1"
     assert task.fold_fingerprints == [split_fingerprint(run_dir, k) for k in range(3)]
+
+
+def test_explain_reads_the_true_labels_from_a_fold_file(fold_run):
+    from types import SimpleNamespace
+
+    from benchmark.inference.explain import split_labels
+
+    labels = split_labels(SimpleNamespace(path=fold_run.run_dir / "saved_models" / "simple_cnn.keras"))
+    assert len(labels) == 24 and set(labels.values()) == {"glass", "paper", "plastic"}
