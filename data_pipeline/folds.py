@@ -20,9 +20,13 @@ from data_pipeline.scan import ScannedDataset
 from data_pipeline.splits import SPLIT_COLUMNS, SplitTable, make_split_table, split_targets
 
 
-def even_targets(n: int, parts: int) -> list[int]:
-    """`n` images over `parts` equal shares: sizes differ by at most one, the larger shares first."""
-    return [n // parts + (i < n % parts) for i in range(parts)]
+def even_targets(n: int, parts: int, start: int = 0) -> list[int]:
+    """`n` images over `parts` equal shares: sizes differ by at most one, the larger shares from share `start` on.
+
+    Passing each class the share after the previous class's last larger one spreads the remainders
+    round-robin, so whole folds differ by at most one image too when no image has a duplicate.
+    """
+    return [n // parts + ((i - start) % parts < n % parts) for i in range(parts)]
 
 
 def deal_groups(sizes: pd.Series, targets: list[int], rng: np.random.Generator) -> dict[str, int]:
@@ -70,14 +74,16 @@ def fold_splits(scanned: ScannedDataset, k: int, *, seed: int = 0, val_ratio: fl
     groups = table.groupby("content_hash").agg(size=("path", "size"), label=("label", lambda s: s.value_counts().index[0]))
     needed = minimum_groups(k)
     test_fold: dict[str, int] = {}
+    start = 0
     for index, name in enumerate(scanned.class_names):
         own = groups[groups["label"] == name]
         if len(own) < needed:
             raise DataError(f"class {name!r} of {scanned.source} has {len(own)} distinct image(s), too few for --folds {k} "
                             f"(it needs {needed}: one in each test fold, and one each in every fold's train and val part); "
                             "use fewer folds or add images")
-        test_fold.update(deal_groups(own["size"], even_targets(int(own["size"].sum()), k),
-                                     np.random.default_rng([seed, index, k])))
+        images = int(own["size"].sum())
+        test_fold.update(deal_groups(own["size"], even_targets(images, k, start), np.random.default_rng([seed, index, k])))
+        start = (start + images) % k
     folds = []
     for fold in range(k):
         assignment = {digest: "test" for digest, i in test_fold.items() if i == fold}

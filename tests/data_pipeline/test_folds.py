@@ -50,8 +50,8 @@ def test_validation_is_carved_from_each_folds_training_part(with_copies):
         assert all(counts[part][name] >= 1 for part in ("train", "val", "test") for name in fold.class_names)
 
 
-def test_folds_are_stratified_by_class():
-    assert even_targets(10, 3) == [4, 3, 3] and even_targets(2, 3) == [1, 1, 0]
+def test_even_shares_differ_by_at_most_one_and_rotate_their_remainder():
+    assert even_targets(10, 3) == [4, 3, 3] and even_targets(2, 3) == [1, 1, 0] and even_targets(2, 3, start=2) == [1, 0, 1]
 
 
 def test_test_folds_of_distinct_images_split_each_class_evenly(tmp_path):
@@ -60,6 +60,8 @@ def test_test_folds_of_distinct_images_split_each_class_evenly(tmp_path):
     for name, n in (("cat", 10), ("dog", 7), ("eel", 4)):
         sizes = sorted(f.counts()["test"][name] for f in folds)
         assert sum(sizes) == n and sizes[-1] - sizes[0] <= 1
+    totals = [sum(f.counts()["test"].values()) for f in folds]
+    assert sorted(totals) == [7, 7, 7]  # the classes' remainders go to different folds
 
 
 def test_folds_are_seeded(with_copies):
