@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,8 +188,9 @@ def write_fold_files(folds: list[SplitTable], run_dir: Path) -> None:
 
     When another process renamed its (identical: same data and seed) set first, that set stands.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix="splits.", suffix=".partial", dir=run_dir))
+    partial = run_dir / f".splits.{os.getpid()}.partial"  # per process, like benchmark.io; mkdir keeps the umask
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed process that had this id
+    partial.mkdir(parents=True)
     for k, fold in enumerate(folds):
         write_split_file(fold, partial / split_file(run_dir, k).name)
     try:

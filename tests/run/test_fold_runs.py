@@ -1,5 +1,6 @@
 """A K-fold run folder without training: the fold files, cell ids, per-fold views and fingerprints, what a
 resume refuses, late fusion within one fold, and Slurm arrays whose fold files exist before submission."""
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,12 @@ TINY = dict(models=["simple_cnn"], alphas=[0.0, 1.0], weights="none", image_size
             fine_tune_epochs=0, profile=False, save_models="none")
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @pytest.fixture
 def data(tmp_path):
     return make_images(tmp_path / "data", per_class=8, size=32)
@@ -38,7 +45,8 @@ def fold_run(data, tmp_path):
 def test_a_fold_run_writes_one_split_file_per_fold_and_cells_per_fold(fold_run):
     run_dir = fold_run.run_dir
     assert sorted(p.name for p in (run_dir / "splits").iterdir()) == ["fold0.csv", "fold1.csv"]
-    assert not (run_dir / "splits.csv").exists() and not list(run_dir.glob("splits.*.partial"))
+    assert not (run_dir / "splits.csv").exists() and not list(run_dir.glob(".splits.*.partial"))
+    assert (run_dir / "splits").stat().st_mode & 0o777 == 0o777 & ~_umask()  # colleagues on a shared folder read it
     assert [c.cell_id for c in fold_run.cells] == ["simple_cnn__alpha0__seed0__fold0", "simple_cnn__alpha0__seed0__fold1",
                                                    "simple_cnn__alpha1__seed0__fold0", "simple_cnn__alpha1__seed0__fold1"]
     assert fold_run.split is None and len(fold_run.fold_splits) == 2
