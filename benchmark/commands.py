@@ -58,19 +58,26 @@ def print_leaderboard(board) -> None:
 
 
 def print_dry_run(context) -> None:
-    split = context.split
-    counts = split.counts()
+    folds = context.config.folds
     print(f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
-          f"x {len(context.config.seeds)} seeds")
+          f"x {len(context.config.seeds)} seeds" + (f" x {folds} folds" if folds else ""))
     done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()
-    print(tabulate([[c.index, c.model, f"{c.alpha:g}", c.seed, "finished" if c.cell_id in done else ""] for c in context.cells],
-                   headers=["cell", "model", "alpha", "seed", "status"], tablefmt="github"))
+    fold_column = [[] if folds is None else [c.fold] for c in context.cells]
+    print(tabulate([[c.index, c.model, f"{c.alpha:g}", c.seed, *fold, "finished" if c.cell_id in done else ""]
+                    for c, fold in zip(context.cells, fold_column)],
+                   headers=["cell", "model", "alpha", "seed", *(["fold"] if folds else []), "status"], tablefmt="github"))
+    split = context.any_split()
     print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
-    parts = [p for p in ("train", "val", "test") if p in counts]
-    rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in split.class_names]
-    rows.append(["total", *[sum(counts[p].values()) for p in parts]])
-    print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
-    print(f"\nleak check: {split.leaks.summary()}")
+    for fold, table in [(None, context.split)] if folds is None else list(enumerate(context.fold_splits)):
+        counts = table.counts()
+        parts = [p for p in ("train", "val", "test") if p in counts]
+        rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in table.class_names]
+        rows.append(["total", *[sum(counts[p].values()) for p in parts]])
+        if fold is not None:
+            print(f"\nfold {fold}:")
+        print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
+    note = " in every fold; the test folds partition the images" if folds else ""
+    print(f"\nleak check: {split.leaks.summary()}{note}")
 
 
 def report_command(run_dir: str) -> int:

@@ -6,6 +6,7 @@ from data_pipeline.augment import AugmentConfig, build_augmenter
 from data_pipeline.captions import caption_from_filename, caption_leak_fraction
 from data_pipeline.class_weights import balanced_class_weights, damped_class_weights, validate_alpha
 from data_pipeline.errors import DataError
+from data_pipeline.folds import check_fold_partition, fold_splits, fold_summary, validation_share
 from data_pipeline.images import IMAGE_EXTENSIONS, image_problem
 from data_pipeline.leaks import LeakReport
 from data_pipeline.prediction import make_prediction_batch
@@ -21,7 +22,8 @@ from data_pipeline.tta import tta_view, validate_tta
 __all__ = [
     "IMAGE_EXTENSIONS", "AugmentConfig", "DataError", "LeakReport", "ScannedDataset", "SplitTable",
     "balanced_class_weights", "build_augmenter", "cache_location", "caption_from_filename", "caption_leak_fraction",
-    "damped_class_weights", "image_problem", "make_dataset", "make_prediction_batch", "read_split_file", "sample_data_dir",
-    "scan_dataset", "split_dataset", "validate_alpha", "validate_ratios", "write_split_file",
+    "check_fold_partition", "damped_class_weights", "fold_splits", "fold_summary", "image_problem", "make_dataset",
+    "make_prediction_batch", "read_split_file", "sample_data_dir",
+    "scan_dataset", "split_dataset", "validate_alpha", "validate_ratios", "validation_share", "write_split_file",
     "MAX_TTA_VIEWS", "TTA_VIEWS", "tta_view", "validate_tta",
 ]

@@ -46,6 +46,8 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--split", type=csv_list(float), help="train,val,test ratios (default 0.7,0.15,0.15)")
     data.add_argument("--split-seed", type=int, help="seed of the split (default 0)")
     data.add_argument("--split-file", help="reuse the splits.csv of another run")
+    data.add_argument("--folds", type=int, metavar="K",
+                      help="K-fold cross-validation: every cell once per fold, the test folds partition the data (default off)")
     data.add_argument("--skip-corrupt", action="store_true", default=None, help="skip unreadable images, listing them")
     train = parser.add_argument_group("training")
     train.add_argument("--weights", help="imagenet (default), none, or a backbone weights file")

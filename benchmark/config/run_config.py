@@ -48,6 +48,7 @@ class RunConfig:
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_seed: int = 0
     split_file: str | None = None
+    folds: int | None = None  # K-fold cross-validation: K splits (splits/fold<k>.csv), every cell once per fold; None = one split
     skip_corrupt: bool = False
     # Model
     weights: str = "imagenet"
@@ -127,6 +128,11 @@ class RunConfig:
             raise UsageError(str(err)) from None
         if self.split[1] <= 0:  # a run also needs validation images: early stopping and ranking read them
             raise UsageError(f"--split needs non-zero train and val ratios, got {self.split}")
+        if self.folds is not None and self.folds < 2:
+            raise UsageError(f"--folds must be at least 2 (K-fold cross-validation), got {self.folds}; leave it out for one split")
+        if self.folds is not None and self.split_file:
+            raise UsageError("--split-file and --folds exclude each other: --folds makes its own K splits; "
+                             "drop one of them")
         bad_numbers = non_finite_keys({key: getattr(self, key) for key in annotations})
         if bad_numbers:
             key = bad_numbers[0]

@@ -5,6 +5,7 @@ cell the leaderboard ranks first for it) feeds every row of that model. Quantise
 scored on that cell's test split, which is why the profile needs the trained weights: it reads
 `saved_models/<model>.keras` (written by the default `--save-models best`). Profiles are stored as
 `deployment/<model>.json` and redone only when a better cell of the model has been saved since.
+In a K-fold run the best cell is scored on its own fold's test images (`splits/fold<k>.csv`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import write_json_atomic
+from benchmark.run.folder import split_file
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
 from data_pipeline import make_dataset, read_split_file
 from models import get_entry, preprocess_function, register_custom_layers
@@ -52,9 +54,8 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
     from benchmark.deployment.profile import profile_model
 
     run_dir = Path(run_dir)
-    if not (run_dir / "splits.csv").is_file():
+    if not split_file(run_dir).is_file() and not split_file(run_dir, 0).is_file():
         return ["deployment cost not profiled: the run folder has no splits.csv (its test images are unknown)"]
-    split = read_split_file(run_dir / "splits.csv")
     stored = {p["model"]: p for p in load_profiles(run_dir)}
     notes = []
     for model_name, record in best_cells(run_dir).items():
@@ -71,7 +72,7 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
             continue
         if not quiet:
             print(f"profiling deployment cost of {model_name} ({record.cell_id})", flush=True)
-        profile = _profile_saved(saved, record, split, profile_model)
+        profile = _profile_saved(saved, record, read_split_file(split_file(run_dir, record.fold)), profile_model)
         write_json_atomic(profile_dir(run_dir) / f"{model_name}.json", profile)
     return notes
 

@@ -24,6 +24,7 @@ from benchmark.figures import RIGHT, WRONG, plt, save_figure
 from benchmark.inference.gradcam import Explanation, GradCam, upsample
 from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs, no_readable_image
 from benchmark.run.calibrated import shown_probabilities
+from benchmark.run.folder import split_file
 from benchmark.run.records import predictions_path
 from data_pipeline import make_prediction_batch
 
@@ -56,11 +57,13 @@ def explain_image(saved: SavedModel, cam: GradCam, inputs) -> Explanation:
 
 
 def split_labels(saved: SavedModel) -> dict[Path, str]:
-    """Labels of the images in the run's `splits.csv` when the model sits in a run folder's `saved_models/`."""
-    split_file = saved.path.parent.parent / "splits.csv"
-    if saved.path.parent.name != "saved_models" or not split_file.is_file():
+    """Labels of the images in the run's `splits.csv` (a K-fold run: its fold 0 file, which lists every image too)
+    when the model sits in a run folder's `saved_models/`."""
+    run_dir = saved.path.parent.parent
+    files = [f for f in (split_file(run_dir), split_file(run_dir, 0)) if f.is_file()]
+    if saved.path.parent.name != "saved_models" or not files:
         return {}
-    table = pd.read_csv(split_file, keep_default_na=False, dtype=str)
+    table = pd.read_csv(files[0], keep_default_na=False, dtype=str)
     return {Path(path).resolve(): label for path, label in zip(table["path"], table["label"])}
 
 

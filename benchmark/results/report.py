@@ -1,7 +1,7 @@
 """`RUN_DIR/report.md`: one markdown page per run, with its figures in `RUN_DIR/plots/`.
 
-Rebuilt from the run folder alone (cell records, predictions, `splits.csv`), so `report RUN_DIR`
-can redraw it at any time. A figure that cannot be drawn becomes a note in the report rather
+Rebuilt from the run folder alone (cell records, predictions, `splits.csv` or the fold splits
+`splits/fold<k>.csv`), so `report RUN_DIR` can redraw it at any time. A figure that cannot be drawn becomes a note in the report rather
 than an error: the report is written at the end of every run and must not lose the run.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from benchmark.results import plots
 from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.inference.explain import gradcam_grid
 from benchmark.run.calibrated import with_calibration
+from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
 from benchmark.run.records import NOT_RANKED, CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.io import write_text_atomic
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
@@ -23,8 +24,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmark/<part>/<module>.
 TOP = 20
 COST_COLUMNS = ("infer_ms_b1", "gflops")
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
-BOARD_COLUMNS = ["rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1", "test_accuracy",
-                 "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "tied_with_best", "p_vs_best", "worst_class",
+# The report's leaderboard; the fold columns are there only in a K-fold run's leaderboard.
+BOARD_COLUMNS = ["rank", "model", "alpha", "seeds", "folds", "val_accuracy", "val_accuracy_ci", "val_accuracy_fold_ci",
+                 "val_macro_f1", "test_accuracy", "test_accuracy_ci", "test_accuracy_fold_ci", "test_macro_f1",
+                 "test_macro_f1_ci", "test_macro_f1_fold_ci", "tied_with_best", "p_vs_best", "worst_class",
                  "worst_class_f1", "test_ece", "temperature", "test_ece_scaled", "params_m", *COST_COLUMNS, "train_seconds",
                  "tta", "status"]
 
@@ -48,6 +51,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
                "used to pick a winner.\n")
     report.add(_reading_paragraph(run_dir))
     report.leaderboard(board, tables.get("best_per_model"), records)
+    report.add(cross_validation_section(board, records))
     report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
     report.cells(board, tables.get("best_per_model"), ok)
@@ -182,8 +186,8 @@ class _Report:
         winner = best_cell(ok, top["model"].iloc[0], top["alpha"].iloc[0]) if not top.empty else None
         if winner is not None:
             self.add(f"## Best cell: `{winner.cell_id}`\n")
-            self.add(f"Rank 1 ({winner.model}, alpha {winner.alpha:g}); of its seeds, the best by validation "
-                     "accuracy.\n")
+            self.add(f"Rank 1 ({winner.model}, alpha {winner.alpha:g}); of its "
+                     f"{'seeds and folds' if winner.fold is not None else 'seeds'}, the best by validation accuracy.\n")
             self.add(self.cell_detail(winner, grid=True))
             self.add(self.calibration(winner))
         best = best_per_model(board) if best is None else best
@@ -225,14 +229,14 @@ class _Report:
         if not record.history:
             return "*(no training history)*\n"
         return self.figure(plots.training_curves, f"curves_{record.cell_id}", record.history,
-                           title=f"Training curves: {record.model}, alpha {record.alpha:g}, seed {record.seed}",
+                           title=f"Training curves: {cell_label(record)}",
                            alt=f"training curves {record.cell_id}")
 
     def cell_detail(self, record: CellRecord, *, grid: bool) -> str:
         """Confusion matrices and the per-class table of one cell's test split (plus the image grid)."""
         test = record.split_metrics("test")
         names = record.class_names
-        label = f"{record.model}, alpha {record.alpha:g}, seed {record.seed}"
+        label = cell_label(record)
         parts = [f"Test accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f}.\n"]
         if test.get("confusion_matrix"):
             parts.append(self.figure(plots.confusion_matrices, f"confusion_{record.cell_id}", test["confusion_matrix"],
@@ -267,7 +271,14 @@ class _Report:
     def dataset(self, ok: list[dict]) -> None:
         self.add("## Dataset\n")
         split_file = self.run_dir / "splits.csv"
-        if not split_file.is_file():
+        folds = fold_split_tables(self.run_dir)
+        if folds:
+            self.add(f"{len(folds[0])} images in {len(folds)} folds (`splits/fold<k>.csv`); each image is a test image in "
+                     "exactly one fold, and each fold validates on part of its own training images. Images per fold:\n")
+            self.add(to_markdown(pd.DataFrame([{"fold": k, **{s: int((t["split"] == s).sum()) for s in ("train", "val", "test")}}
+                                               for k, t in enumerate(folds)])))
+            self.add(_duplicates(folds[0]))
+        elif not split_file.is_file():
             self.add("No `splits.csv` in this run folder.\n")
         else:
             table = pd.read_csv(split_file, keep_default_na=False, dtype=str)

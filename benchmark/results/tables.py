@@ -2,7 +2,8 @@
 
 Ranking uses validation accuracy (ties: validation macro-F1) and nothing else: the test split
 is shown, with its uncertainty, but never used to pick a winner. Failed cells stay in the
-leaderboard as rows at the bottom, so a reader sees what is missing.
+leaderboard as rows at the bottom, so a reader sees what is missing. In a K-fold run
+(`--folds K`) a row's scores are means over its folds, with their spread across folds.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from tabulate import tabulate
 
 from benchmark.results import stats
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
+from benchmark.results.folds import FOLD_COLUMNS, fold_aggregate, fold_of, fold_status, uses_folds
 from benchmark.run.calibrated import with_calibration
-from benchmark.run.folder import check_one_split, split_file, split_fingerprint
+from benchmark.run.folder import check_splits, split_fingerprints
 from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
 from benchmark.io import write_csv_atomic, write_text_atomic
 
@@ -31,6 +33,16 @@ LEADERBOARD_COLUMNS = [
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {"test_ece": ("test", "ece"), "test_brier": ("test", "brier"), "temperature": (None, "temperature"),
                        "test_ece_scaled": ("test", "ece_scaled")}
+
+
+def leaderboard_columns(with_folds: bool) -> list[str]:
+    """The leaderboard's columns; a K-fold run adds `folds` after `seeds` and the fold statistics after the seed ones."""
+    if not with_folds:
+        return list(LEADERBOARD_COLUMNS)
+    columns = list(LEADERBOARD_COLUMNS)
+    columns.insert(columns.index("seeds") + 1, "folds")
+    at = columns.index("test_accuracy_seed_ci") + 1
+    return columns[:at] + FOLD_COLUMNS + columns[at:]
 
 
 def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -47,9 +59,10 @@ def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> 
 
 
 def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord]) -> dict:
-    """One leaderboard row for a model x alpha: means over seeds, intervals from the predictions."""
+    """One leaderboard row for a model x alpha: means over seeds (and folds), intervals from the predictions."""
     ok = [r for r in group if r.ok]
-    row: dict = {"model": model, "alpha": alpha, "seeds": len(ok)}
+    folds = uses_folds(group)
+    row: dict = {"model": model, "alpha": alpha, "seeds": len({r.seed for r in ok}) if folds else len(ok)}
     if not ok:
         status = UNREADABLE if all(r.status == UNREADABLE for r in group) else "failed"
         row.update(status=status, error="; ".join(sorted({r.error for r in group}))[:300])
@@ -74,7 +87,9 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
         values = [float(v) for v in values if v is not None]
         if values:
             row[column] = float(np.mean(values))
-    if len(ok) > 1:
+    if folds:  # means over folds replace the means over cells; seed spread is of each seed's mean over folds
+        row.update(fold_aggregate(ok))
+    elif len(ok) > 1:
         for split in ("val", "test"):
             row[f"{split}_accuracy_std"] = float(np.std(metric(split, "accuracy"), ddof=1))
         _, _, low, high = stats.t_interval(metric("test", "accuracy"))
@@ -95,6 +110,8 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
         status="ok" if len(ok) == len(group) else f"{len(group) - len(ok)} seed(s) failed",
         error="",
     )
+    if folds:
+        row["status"] = fold_status(ok, group)
     return row
 
 
@@ -104,7 +121,7 @@ def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -
     for key in keys:
         ok = [r for r in records_by_group[key] if r.ok]
         frames = []
-        for record in sorted(ok, key=lambda r: r.seed):
+        for record in sorted(ok, key=lambda r: (r.seed, fold_of(r))):  # folds test different images: kept apart
             frame = load_predictions(run_dir, record)
             if frame is None:
                 frames = None
@@ -119,14 +136,15 @@ def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -
 
 
 def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.DataFrame:
-    """The ranked model x alpha table (see LEADERBOARD_COLUMNS); calibration of old records comes from their predictions."""
+    """The ranked model x alpha table (see `leaderboard_columns`); calibration of old records comes from their predictions."""
     records = load_records(run_dir) if records is None else records
     records = [with_calibration(run_dir, record) for record in records]
+    columns = leaderboard_columns(uses_folds(records))
     groups: dict[tuple, list[CellRecord]] = {}
     for record in records:
         groups.setdefault((record.model, float(record.alpha)), []).append(record)
     rows = [_group_row(run_dir, model, alpha, group) for (model, alpha), group in groups.items()]
-    frame = pd.DataFrame(rows, columns=[c for c in LEADERBOARD_COLUMNS if c != "rank"])
+    frame = pd.DataFrame(rows, columns=[c for c in columns if c != "rank"])
     frame["_ok"] = ~frame["status"].isin(NOT_RANKED)
     frame["_first_cell"] = [min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])]
     # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
@@ -140,7 +158,7 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
         comparisons = stats.compare_to_best(vectors, best_index=0)
         frame["p_vs_best"] = [p for p, _ in comparisons]
         frame["tied_with_best"] = [tied for _, tied in comparisons]
-    return frame[LEADERBOARD_COLUMNS]
+    return frame[columns]
 
 
 def best_per_model(board: pd.DataFrame) -> pd.DataFrame:
@@ -251,8 +269,7 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     on stderr (they stay in the leaderboard as `unreadable record` rows).
     """
     records = load_records(run_dir)
-    if split_file(run_dir).is_file():
-        check_one_split(records, split_fingerprint(run_dir))
+    check_splits(records, split_fingerprints(run_dir))
     for record in records:
         if record.status == UNREADABLE:
             print(f"warning: {record.error}; its cell is shown as {UNREADABLE!r} and a re-run trains it again",

@@ -109,11 +109,12 @@ class PreparedCell:
 
 
 def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed: int, alpha: float, run_dir: Path,
-                 cache: Path) -> PreparedCell:
+                 cache: Path, fold: int | None = None) -> PreparedCell:
     """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
 
-    `run_dir` holds the split file and the stored phase-1 features (`run_dir/features`, shared by every
-    alpha of a model); `cache` receives decoded images that do not fit in memory.
+    `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
+    (`run_dir/features`, shared by every alpha of a model); `cache` receives decoded images that do
+    not fit in memory.
     """
     import keras
 
@@ -135,7 +136,7 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
         cached_head = None
         if use_cached_features(config, built):
             cached_head = cached_head_phase(split, model_name, built, inputs, batch_size, class_weights,
-                                            seed=seed, run_dir=run_dir)
+                                            seed=seed, run_dir=run_dir, fold=fold)
     return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
                         val=inputs.dataset(split, "val", batch_size),
                         steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
@@ -149,11 +150,11 @@ def use_cached_features(config: RunConfig, built) -> bool:
 
 
 def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInputs, batch_size: int,
-                      class_weights: np.ndarray, *, seed: int, run_dir: Path) -> CachedHeadPhase:
+                      class_weights: np.ndarray, *, seed: int, run_dir: Path, fold: int | None = None) -> CachedHeadPhase:
     """Phase-1 data from the backbone features stored in the run folder (computed by the first alpha cell)."""
     parts = {}
     for part in ("train", "val"):
-        key = features_key(model_name, inputs.image_size, built.weights, split_file(run_dir), part)
+        key = features_key(model_name, inputs.image_size, built.weights, split_file(run_dir, fold), part)
         parts[part] = cached_features(built, inputs.dataset(split, part, batch_size), run_dir / "features" / f"{key}.npy")
     num_classes = len(split.class_names)
     return CachedHeadPhase(
@@ -191,7 +192,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     entry = get_entry(cell.model)
     started = time.perf_counter()
     prepared = prepare_cell(config, cell.model, split, seed=cell.seed, alpha=cell.alpha, run_dir=ctx.run_dir,
-                            cache=cache_dir(ctx.run_dir, cell.cell_id))
+                            cache=cache_dir(ctx.run_dir, cell.cell_id), fold=cell.fold)
     built, strategy = prepared.built, prepared.strategy
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
@@ -249,5 +250,5 @@ def evaluated_probabilities(model, inputs: CellInputs, split: SplitTable, batch_
 
 def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> CellRecord:
     return CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model, alpha=cell.alpha, seed=cell.seed,
-                      status="failed", error=f"{type(error).__name__}: {error_summary(error)}"[:500],
+                      fold=cell.fold, status="failed", error=f"{type(error).__name__}: {error_summary(error)}"[:500],
                       traceback=traceback.format_exc(), config=ctx.config.to_dict(), environment=environment_info())

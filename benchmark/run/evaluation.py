@@ -38,7 +38,7 @@ def evaluation_record(ctx: RunContext, cell: Cell, probabilities: dict[str, np.n
     write_csv_atomic(predictions_file, pd.concat(frames, ignore_index=True))
     return CellRecord(
         cell_id=cell_id, index=cell.index, model=f"{cell.model} ({variant})" if variant else cell.model,
-        registry_name=cell.model, family=entry.family, modality=entry.modality, alpha=cell.alpha, seed=cell.seed,
+        registry_name=cell.model, family=entry.family, modality=entry.modality, alpha=cell.alpha, seed=cell.seed, fold=cell.fold,
         class_names=split.class_names, metrics=metrics, best_val_score=metrics.get("val", {}).get("accuracy"),
         predictions_file=str(predictions_file.relative_to(ctx.run_dir)), split_fingerprint=ctx.split_fingerprint,
         config=ctx.config.to_dict(), tta=tta, metrics_plain=metrics_plain,

@@ -1,17 +1,20 @@
-"""A run folder: its saved configuration, the one split every cell uses, and the grid.
+"""A run folder: its saved configuration, the one split every cell uses (or one per fold), and the grid.
 
 A run folder holds `config.yaml` (the resolved configuration), `splits.csv` (the one split every
-cell uses) and `cells/<cell-id>.json`. Re-running the same command skips finished cells, so a run
-killed at any moment loses at most the cell in progress. `work/<cell>/` holds a training cell's
-per-epoch backups and `cache/<cell>/` its decoded images when they do not fit in memory.
+cell uses) and `cells/<cell-id>.json`. With `--folds K` it holds `splits/fold<k>.csv` instead, one
+split per fold, and each cell uses its fold's (`split_file(run_dir, fold)`). Re-running the same
+command skips finished cells, so a run killed at any moment loses at most the cell in progress.
+`work/<cell>/` holds a training cell's per-epoch backups and `cache/<cell>/` its decoded images
+when they do not fit in memory.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
+import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +27,13 @@ from benchmark.run.grid import Cell, build_grid
 from data_pipeline import (
     SplitTable,
     caption_leak_fraction,
+    check_fold_partition,
+    fold_splits,
     read_split_file,
     sample_data_dir,
     scan_dataset,
     split_dataset,
+    validation_share,
     write_split_file,
 )
 from models import get_entry, resolve_model_names
@@ -35,14 +41,37 @@ from models import get_entry, resolve_model_names
 
 @dataclass
 class RunContext:
-    """A prepared run: its configuration, folder, the one split and the grid."""
+    """A prepared run: its configuration, folder, the one split (or the K fold splits) and the grid.
+
+    In a K-fold run `split` is None and `fold_splits[k]` is fold k's split; `for_fold(cell.fold)`
+    gives the context a cell trains in, whose `split` and `split_fingerprint` are its fold's, so
+    the code that trains, combines or scores one cell reads `ctx.split` either way.
+    """
 
     config: RunConfig
     run_dir: Path
-    split: SplitTable
+    split: SplitTable | None
     cells: list[Cell]
     caption_warning: str = ""
-    split_fingerprint: str = ""  # of `splits.csv`, stamped on every record this run writes
+    split_fingerprint: str = ""  # of `splits.csv` (of the fold's file in a fold view), stamped on every record
+    fold_splits: list[SplitTable] = field(default_factory=list)
+    fold_fingerprints: list[str] = field(default_factory=list)
+
+    def for_fold(self, fold: int | None) -> RunContext:
+        """The run as one fold's cells see it (the run itself for None, a run without folds)."""
+        if fold is None:
+            return self
+        return dataclasses.replace(self, split=self.fold_splits[fold], split_fingerprint=self.fold_fingerprints[fold])
+
+    def fingerprints(self) -> dict[int | None, str]:
+        """Split file fingerprint per fold (None: `splits.csv`); a record must match the one of its fold."""
+        if not self.fold_splits:
+            return {None: self.split_fingerprint}
+        return dict(enumerate(self.fold_fingerprints))
+
+    def any_split(self) -> SplitTable:
+        """A split holding every image (any fold's does): for checks of the images themselves, such as captions."""
+        return self.split if self.split is not None else self.fold_splits[0]
 
 
 def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True) -> RunContext:
@@ -59,12 +88,33 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
                 f"run folder {str(run_dir)!r} was started with a different configuration ({', '.join(changed)}); "
                 "use another --output, or --force to continue with the new one"
             )
-    split = resolve_split(config, run_dir, write=write)
-    caption_warning = check_captions(config, split)
+    check_split_layout(config, run_dir)
+    if config.folds is None:
+        split, folds = resolve_split(config, run_dir, write=write), []
+    else:
+        split, folds = None, resolve_folds(config, run_dir, write=write)
+    caption_warning = check_captions(config, split if split is not None else folds[0])
     if write:
         write_text_atomic(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
     fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
-    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint)
+    fold_fingerprints = [split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else "" for k in range(len(folds))]
+    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint, folds, fold_fingerprints)
+
+
+def check_split_layout(config: RunConfig, run_dir: Path) -> None:
+    """A folder split one way (one `splits.csv`, or K fold files) is never resumed the other way, even with --force:
+    its finished cells would sit beside cells scored on other test images."""
+    fold_files = sorted(split_dir(run_dir).glob("fold*.csv")) if split_dir(run_dir).is_dir() else []
+    if config.folds is None and fold_files:
+        raise UsageError(f"run folder {str(run_dir)!r} holds {len(fold_files)} fold splits ({split_dir(run_dir)}); "
+                         f"add --folds {len(fold_files)} to resume it, or use another --output")
+    if config.folds is not None and split_file(run_dir).is_file():
+        raise UsageError(f"run folder {str(run_dir)!r} holds one split ({split_file(run_dir)}), not folds; "
+                         "leave --folds out to resume it, or use another --output")
+    expected = {split_file(run_dir, k) for k in range(config.folds or 0)}
+    if config.folds is not None and fold_files and set(fold_files) != expected:
+        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits {', '.join(p.name for p in fold_files)}, not the "
+                         f"{config.folds} of --folds {config.folds}; resume it with its own --folds, or use another --output")
 
 
 def check_output_folder(run_dir: Path) -> None:
@@ -114,27 +164,87 @@ def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> Sp
     return split
 
 
-def split_file(run_dir: Path) -> Path:
-    """The run's one split; stored backbone features are keyed by its content."""
-    return run_dir / "splits.csv"
+def resolve_folds(config: RunConfig, run_dir: Path, *, write: bool = True) -> list[SplitTable]:
+    """The K fold splits: the run folder's own `splits/fold<k>.csv` on resume, else K fresh ones.
+
+    They are written together (a folder renamed into place), before any cell trains, so Slurm array
+    tasks and resumed runs only ever read a complete set.
+    """
+    if split_file(run_dir, 0).is_file():
+        folds = [read_split_file(split_file(run_dir, k)) for k in range(config.folds)]
+        check_fold_partition([fold.table for fold in folds], split_dir(run_dir))
+        return folds
+    scanned = scan_dataset(config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt)  # logs its warnings
+    folds = fold_splits(scanned, config.folds, seed=config.split_seed, val_ratio=validation_share(config.split))
+    if write:
+        if scanned.skipped:
+            write_csv_atomic(run_dir / "skipped_files.csv", pd.DataFrame(scanned.skipped, columns=["path", "reason"]))
+        write_fold_files(folds, run_dir)
+    return folds
 
 
-def split_fingerprint(run_dir: Path) -> str:
-    """sha1 of the run's `splits.csv`: two cells with different fingerprints were trained on different splits."""
-    return hashlib.sha1(split_file(run_dir).read_bytes()).hexdigest()[:16]
+def write_fold_files(folds: list[SplitTable], run_dir: Path) -> None:
+    """`splits/fold<k>.csv` for every fold, all or none: written in a temporary folder, then renamed into place.
+
+    When another process renamed its (identical: same data and seed) set first, that set stands.
+    """
+    partial = run_dir / f".splits.{os.getpid()}.partial"  # per process, like benchmark.io; mkdir keeps the umask
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed process that had this id
+    partial.mkdir(parents=True)
+    for k, fold in enumerate(folds):
+        write_split_file(fold, partial / split_file(run_dir, k).name)
+    try:
+        os.rename(partial, split_dir(run_dir))
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not split_file(run_dir, len(folds) - 1).is_file():
+            raise
 
 
-def check_one_split(records, fingerprint: str) -> None:
+def split_dir(run_dir: Path) -> Path:
+    """Where a K-fold run keeps its fold splits."""
+    return run_dir / "splits"
+
+
+def split_file(run_dir: Path, fold: int | None = None) -> Path:
+    """The split a cell of `fold` trains and is scored on: `splits.csv`, or `splits/fold<k>.csv` in a K-fold run.
+
+    Stored backbone features are keyed by its content.
+    """
+    return run_dir / "splits.csv" if fold is None else split_dir(run_dir) / f"fold{fold}.csv"
+
+
+def split_fingerprint(run_dir: Path, fold: int | None = None) -> str:
+    """sha1 of a split file: two cells with different fingerprints were trained on different splits."""
+    return hashlib.sha1(split_file(run_dir, fold).read_bytes()).hexdigest()[:16]
+
+
+def split_fingerprints(run_dir: Path) -> dict[int | None, str]:
+    """Fingerprint of every split file the folder holds, by fold (None: `splits.csv`)."""
+    folds = sorted(int(p.stem[4:]) for p in split_dir(run_dir).glob("fold*.csv") if p.stem[4:].isdigit()) \
+        if split_dir(run_dir).is_dir() else []
+    files = ([None] if split_file(run_dir).is_file() else []) + folds
+    return {fold: split_fingerprint(run_dir, fold) for fold in files}
+
+
+def check_splits(records, fingerprints: dict[int | None, str]) -> None:
+    """`check_one_split` for each fold's records against that fold's split file (None: `splits.csv`)."""
+    records = list(records)
+    for fold, fingerprint in fingerprints.items():
+        check_one_split([r for r in records if r.fold == fold], fingerprint, name=split_file(Path(), fold).as_posix())
+
+
+def check_one_split(records, fingerprint: str, *, name: str = "splits.csv") -> None:
     """Refuses a run folder whose finished cells were trained on another split than `fingerprint`.
 
-    That happens when `splits.csv` was deleted and the data changed: a resume would train the
-    missing cells on a new split and rank them beside cells scored on other test images.
+    That happens when `splits.csv` (`name`) was deleted and the data changed: a resume would train
+    the missing cells on a new split and rank them beside cells scored on other test images.
     """
     others = sorted(r.cell_id for r in records if r.ok and r.split_fingerprint and r.split_fingerprint != fingerprint)
     if fingerprint and others:
         raise UsageError(
             f"{len(others)} finished cell(s) ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) were trained on "
-            f"another split than this run folder's splits.csv (it was rewritten); restore the original splits.csv, "
+            f"another split than this run folder's {name} (it was rewritten); restore the original {name}, "
             "or start a new --output"
         )
 

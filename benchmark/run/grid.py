@@ -1,4 +1,4 @@
-"""The benchmark grid: models x alphas x seeds, in a fixed order that `--cell I` indexes."""
+"""The benchmark grid: models x alphas x seeds (x folds with `--folds K`), in a fixed order that `--cell I` indexes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,17 +9,19 @@ from models import get_entry
 
 @dataclass(frozen=True)
 class Cell:
-    """One trained model: a registry name, a class-weight damping alpha and a seed."""
+    """One trained model: a registry name, a class-weight damping alpha, a seed and, with `--folds`, a fold."""
 
     index: int
     model: str
     alpha: float
     seed: int
+    fold: int | None = None  # None: the run's one split (`splits.csv`)
 
     @property
     def cell_id(self) -> str:
-        """File-name-safe id, stable across runs (`mobilenet_v2__alpha0.5__seed0`)."""
-        return f"{self.model}__alpha{self.alpha:g}__seed{self.seed}"
+        """File-name-safe id, stable across runs (`mobilenet_v2__alpha0.5__seed0`, `...__seed0__fold2` with folds)."""
+        base = f"{self.model}__alpha{self.alpha:g}__seed{self.seed}"
+        return base if self.fold is None else f"{base}__fold{self.fold}"
 
 
 def expand_components(models: list[str]) -> list[str]:
@@ -39,12 +41,15 @@ def build_grid(config: RunConfig) -> list[Cell]:
 
     A late-fusion model combines trained cells, so its components join the grid ahead of it. A
     zero-shot row trains nothing, so neither class-weight damping nor a training seed can change it:
-    it gets one cell, at the first alpha and seed (its record says that they do not apply).
+    it gets one cell, at the first alpha and seed (its record says that they do not apply), per fold.
+    With `--folds K` every cell is repeated for folds 0..K-1, the innermost axis.
     """
+    folds = [None] if config.folds is None else list(range(config.folds))
     cells = []
     for model in expand_components(config.models):
         zero_shot = get_entry(model).zero_shot
         for alpha in config.alphas[:1] if zero_shot else config.alphas:
             for seed in config.seeds[:1] if zero_shot else config.seeds:
-                cells.append(Cell(len(cells), model, float(alpha), int(seed)))
+                for fold in folds:
+                    cells.append(Cell(len(cells), model, float(alpha), int(seed), fold))
     return cells

@@ -40,14 +40,14 @@ def choose_image_weight(image_probs: np.ndarray, text_probs: np.ndarray, y_true:
 
 
 def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
-    """Combines the component cells' saved probabilities (same alpha and seed) by both late-fusion rules.
+    """Combines the component cells' saved probabilities (same alpha, seed and fold) by both late-fusion rules.
 
     Returns the weighted-average row; the confidence-selection row is written beside it as its own record.
     """
     entry = get_entry(cell.model)
     component_probs = []
     for component in entry.components:
-        component_id = Cell(-1, component, cell.alpha, cell.seed).cell_id
+        component_id = Cell(-1, component, cell.alpha, cell.seed, cell.fold).cell_id
         path = predictions_path(ctx.run_dir, component_id)
         if not path.is_file():
             raise RuntimeError(f"component cell {component_id} has no predictions (did it fail?)")

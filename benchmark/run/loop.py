@@ -17,7 +17,7 @@ from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_k
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
-from benchmark.run.folder import RunContext, cache_dir, check_one_split, prepare_run, work_dir
+from benchmark.run.folder import RunContext, cache_dir, check_splits, prepare_run, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
@@ -29,7 +29,11 @@ from models import get_entry
 
 
 def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str, callbacks=()):
-    """A late-fusion cell combines its components' predictions, a zero-shot cell scores prompts; every other cell trains."""
+    """A late-fusion cell combines its components' predictions, a zero-shot cell scores prompts; every other cell trains.
+
+    Each sees the run through its fold (`ctx.split` is the cell's split).
+    """
+    ctx = ctx.for_fold(cell.fold)
     entry = get_entry(cell.model)
     if entry.components:
         return run_late_fusion_cell(ctx, cell), None
@@ -54,7 +58,7 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
             raise UsageError(f"--cell {outside[0]} is out of range; this grid has cells 0..{len(cells) - 1}")
         cells = [cells[i] for i in only]
     records = {r.cell_id: r for r in load_records(ctx.run_dir)}
-    check_one_split(records.values(), ctx.split_fingerprint)
+    check_splits(records.values(), ctx.fingerprints())
     done = finished_here(records, cells, ctx)
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):

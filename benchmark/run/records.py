@@ -39,6 +39,7 @@ class CellRecord:
     model: str
     alpha: float
     seed: int
+    fold: int | None = None  # with --folds: the fold whose split the cell trained and was scored on
     status: str = OK
     error: str = ""
     registry_name: str = ""
@@ -94,14 +95,16 @@ class CellRecord:
         return self.metrics.get(split) or {}
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        """Every field; `fold` only in a K-fold run, so a record of a run without folds has the keys it always had."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "extra" and not (f.name == "fold" and self.fold is None)}
         return {**data, **self.extra}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellRecord:
         """Rebuilds a record; one without a `cell_id` raises `KeyError`.
 
-        Model, alpha and seed missing from an old or hand-written record are read from its cell id.
+        Model, alpha, seed and fold missing from an old or hand-written record are read from its cell id.
         """
         if not isinstance(data, dict) or "cell_id" not in data:
             raise KeyError("record lacks cell_id")
@@ -111,6 +114,7 @@ class CellRecord:
         values.setdefault("model", model)
         values.setdefault("alpha", alpha)
         values.setdefault("seed", seed)
+        values.setdefault("fold", parse_fold(str(data["cell_id"])))
         values.setdefault("index", 0)
         return cls(**values, extra={key: value for key, value in data.items() if key not in known})
 
@@ -128,6 +132,14 @@ def parse_cell_id(cell_id: str) -> tuple[str, float, int]:
         except ValueError:
             pass
     return model, alpha, seed
+
+
+def parse_fold(cell_id: str) -> int | None:
+    """The fold of `model__alpha0.5__seed0__fold2` (and of its `-confidence` variant), None without one."""
+    for part in cell_id.split("__")[1:]:
+        if part.startswith("fold") and part[4:].split("-")[0].isdigit():
+            return int(part[4:].split("-")[0])
+    return None
 
 
 @dataclass
@@ -208,7 +220,8 @@ def unreadable_record(path: Path, err: BaseException) -> CellRecord:
     """A stand-in for a record file that did not load; model, alpha and seed come from the file name."""
     model, alpha, seed = parse_cell_id(path.stem)
     reason = " ".join(str(err).split())[:200] or type(err).__name__
-    return CellRecord(cell_id=path.stem, index=10**9, model=model, alpha=alpha, seed=seed, status=UNREADABLE,
+    return CellRecord(cell_id=path.stem, index=10**9, model=model, alpha=alpha, seed=seed, fold=parse_fold(path.stem),
+                      status=UNREADABLE,
                       error=f"{path.name} is unreadable ({type(err).__name__}: {reason})")
 
 

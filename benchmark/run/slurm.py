@@ -1,8 +1,8 @@
 """The grid as a Slurm job array: one array task per unfinished cell, then a merge job for the tables.
 
 `run_benchmark.py slurm ... --output RUN_DIR` resolves the run once on the login node (the split is
-written to RUN_DIR/splits.csv before anything is submitted, so concurrent tasks only read it), then
-writes RUN_DIR/slurm/:
+written to RUN_DIR/splits.csv, or with `--folds K` all K fold splits to RUN_DIR/splits/fold<k>.csv,
+before anything is submitted, so concurrent tasks only read them), then writes RUN_DIR/slurm/:
 
 - `config.yaml`: the resolved configuration, the same as RUN_DIR/config.yaml; every task reads it.
 - `array.sbatch`: `--array=<unfinished cells>%K`, each task `run_benchmark.py --cell $SLURM_ARRAY_TASK_ID`;
@@ -330,7 +330,7 @@ def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmO
         raise UsageError("--wait needs --submit")
     if submit and shutil.which("sbatch") is None:
         raise UsageError("sbatch not found on PATH; run this on a Slurm login node or drop --submit")
-    context = prepare_run(config, Path(run_dir), force=force)  # writes config.yaml and splits.csv, once
+    context = prepare_run(config, Path(run_dir), force=force)  # writes config.yaml and the split file(s), once
     models = list(dict.fromkeys(cell.model for cell in context.cells))
     check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
     plan = write_slurm_scripts(context, options)

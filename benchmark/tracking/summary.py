@@ -33,6 +33,8 @@ def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:
     entry = get_entry(cell.model)
     params = {key: value for key, value in config.items() if key not in GRID_KEYS}
     params.update(model=cell.model, alpha=cell.alpha, seed=cell.seed, cell_index=cell.index)
+    if getattr(cell, "fold", None) is not None:  # K-fold runs: which fold's split the cell used
+        params["fold"] = cell.fold
     if entry.modality != "text":
         params["image_size"] = config.get("image_size") or entry.input_size
     if config.get("fine_tune_layers") is None:

@@ -145,6 +145,9 @@ class RecipeTuner(keras_tuner.Tuner):
 
 def tune_command(config: RunConfig, options: TuneOptions, output: str | None, force: bool, *, quiet: bool = False) -> int:
     """Searches, then writes the tables, importance, plots and best configuration; exit 1 if no trial finished."""
+    if config.folds is not None:
+        raise UsageError("tune searches on one split; leave --folds out (cross-validate the best configuration "
+                         "afterwards with `run_benchmark.py --config BEST --folds K`)")
     model = single_model(options.model)
     base = dataclasses.replace(config, models=[model])
     space_file = options.space or default_space_path(model)

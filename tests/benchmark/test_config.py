@@ -37,6 +37,12 @@ def test_bad_values_name_the_flag():
         RunConfig(tta=9)
     with pytest.raises(UsageError, match="--ema-momentum"):
         RunConfig(ema_momentum=1.0)
+    with pytest.raises(UsageError, match="--folds must be at least 2"):
+        RunConfig(folds=1)
+    with pytest.raises(UsageError, match="--split-file and --folds exclude each other"):
+        RunConfig(folds=3, split_file="other/splits.csv")
+    with pytest.raises(UsageError, match="folds .* must be int or empty"):
+        RunConfig(folds="five")
     with pytest.raises(UsageError, match="unknown --preset 'fast'"):
         resolve_config("fast")
 
@@ -82,7 +88,7 @@ def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):
         keys = grid_keys(parser)
-        assert len(keys) == 40 and set(keys) <= fields
+        assert len(keys) == 41 and set(keys) <= fields
         for action in parser._actions:
             if action.dest in CHOICES:
                 assert tuple(action.choices) == CHOICES[action.dest]
