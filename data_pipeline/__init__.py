@@ -13,11 +13,11 @@ from data_pipeline.sample import sample_data_dir
 from data_pipeline.scan import ScannedDataset, scan_dataset
 from data_pipeline.split_file import read_split_file, write_split_file
 from data_pipeline.splits import SplitTable, split_dataset, validate_ratios
-from data_pipeline.tfdata import cache_location, make_dataset
+from data_pipeline.tfdata import epoch_seed, fill_shared_cache, make_dataset
 
 __all__ = [
     "IMAGE_EXTENSIONS", "AugmentConfig", "DataError", "LeakReport", "ScannedDataset", "SplitTable",
-    "balanced_class_weights", "build_augmenter", "cache_location", "caption_from_filename", "caption_leak_fraction",
-    "damped_class_weights", "image_problem", "make_dataset", "make_prediction_batch", "read_split_file", "sample_data_dir",
+    "balanced_class_weights", "build_augmenter", "caption_from_filename", "caption_leak_fraction", "damped_class_weights",
+    "epoch_seed", "fill_shared_cache", "image_problem", "make_dataset", "make_prediction_batch", "read_split_file", "sample_data_dir",
     "scan_dataset", "split_dataset", "validate_alpha", "validate_ratios", "write_split_file",
 ]
