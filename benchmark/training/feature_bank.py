@@ -34,11 +34,11 @@ BANK_DTYPE = "float16"  # halves memory and disk; head accuracy measured in benc
 
 
 def bank_key(model_name: str, image_size: int, weights: str, split_file: Path, *, augment, batch_size: int,
-             seed: int, dtype: str = BANK_DTYPE) -> str:
+             seed: int, dtype: str | None = None) -> str:
     """Folder name: everything that decides epoch e's features (the split file's bytes stand for the images)."""
     digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
     recipe = json.dumps({"weights": weights, "augment": dataclasses.asdict(augment), "batch_size": batch_size,
-                         "dtype": dtype}, sort_keys=True)
+                         "dtype": dtype or BANK_DTYPE}, sort_keys=True)
     return f"{model_name}_{image_size}px_{digest}_bank-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
 
 
@@ -50,11 +50,11 @@ class FeatureBank:
     """
 
     def __init__(self, folder: Path, extractor: keras.Model, epoch_images: Callable[[int], tf.data.Dataset],
-                 dtype: str = BANK_DTYPE):
+                 dtype: str | None = None):
         self.folder = Path(folder)
         self.extractor = extractor
         self.epoch_images = epoch_images
-        self.dtype = dtype
+        self.dtype = dtype or BANK_DTYPE
         self.computed: list[int] = []  # epochs this process computed (the rest were read)
         self.seconds = 0.0  # backbone time this process spent filling the bank
 
@@ -82,8 +82,9 @@ class FeatureBank:
         return features, labels
 
 
-def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str = BANK_DTYPE) -> str:
+def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str | None = None) -> str:
     """What a bank of `epochs` epochs holds: one epoch in memory at a time, all of them on disk."""
+    dtype = dtype or BANK_DTYPE
     per_epoch = num_images * feature_dim * np.dtype(dtype).itemsize
     return (f"{epochs} epochs x {num_images} images x {feature_dim} features, {dtype}: "
             f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to {epochs * per_epoch / 2**20:.1f} MiB on disk")

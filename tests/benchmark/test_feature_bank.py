@@ -143,3 +143,31 @@ def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_mu
     assert phase1_mode(RunConfig(), scratch, AUGMENT) == "online"
     with pytest.raises(UsageError, match="--head-features cached"):
         phase1_mode(RunConfig(head_features="cached"), scratch, AUGMENT)
+
+
+@pytest.mark.slow
+def test_an_alpha_sweep_through_the_runner_fills_the_bank_once_and_says_so(tmp_path):
+    """Two alpha cells of a "pretrained" MobileNetV3 (a random backbone saved as a weights file): one bank."""
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import load_records
+    from models import BuildSpec, build_model
+
+    weights = tmp_path / "backbone.weights.h5"
+    build_model("mobilenet_v3_small", BuildSpec(num_classes=2, image_size=32, weights="none")).backbone.save_weights(weights)
+    data = tmp_path / "data"
+    data.mkdir()
+    colour_split(data)
+    config = resolve_config(None, None, {
+        "models": ["mobilenet_v3_small"], "alphas": [0.0, 1.0], "data": str(data), "weights": str(weights),
+        "image_size": 32, "batch_size": 8, "initial_epochs": 2, "fine_tune_epochs": 1, "patience": 5,
+        "save_models": "none", "profile": False,
+    })
+    assert run_grid(prepare_run(config, tmp_path / "run"), quiet=True) == 0
+    records = sorted(load_records(tmp_path / "run"), key=lambda r: r.alpha)
+    assert [r.head_features for r in records] == ["bank", "bank"]
+    assert [r.timings["feature_bank_epochs_computed"] for r in records] == [2, 0]  # the second cell only reads
+    banks = list((tmp_path / "run" / "features").glob("*_bank-*"))
+    assert len(banks) == 1 and sorted(p.name for p in banks[0].iterdir()) == ["epoch000.npz", "epoch001.npz"]
+    assert all(isinstance(r.timings["first_epoch_extra_seconds"][0], float) for r in records)
