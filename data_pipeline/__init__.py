@@ -14,15 +14,16 @@ from data_pipeline.sample import sample_data_dir
 from data_pipeline.scan import ScannedDataset, scan_dataset
 from data_pipeline.split_file import read_split_file, write_split_file
 from data_pipeline.splits import SplitTable, split_dataset, validate_ratios
-from data_pipeline.tfdata import cache_location, make_dataset
+from data_pipeline.tfdata import epoch_seed, fill_shared_cache, make_dataset
 from data_pipeline.tta import MAX_VIEWS as MAX_TTA_VIEWS
 from data_pipeline.tta import VIEWS as TTA_VIEWS
 from data_pipeline.tta import tta_view, validate_tta
 
 __all__ = [
     "IMAGE_EXTENSIONS", "AugmentConfig", "DataError", "LeakReport", "ScannedDataset", "SplitTable",
-    "balanced_class_weights", "build_augmenter", "cache_location", "caption_from_filename", "caption_leak_fraction",
-    "check_fold_partition", "damped_class_weights", "fold_splits", "fold_summary", "image_problem", "make_dataset",
+    "balanced_class_weights", "build_augmenter", "caption_from_filename", "caption_leak_fraction",
+    "check_fold_partition", "damped_class_weights", "epoch_seed",
+    "fill_shared_cache", "fold_splits", "fold_summary", "image_problem", "make_dataset",
     "make_prediction_batch", "read_split_file", "sample_data_dir",
     "scan_dataset", "split_dataset", "validate_alpha", "validate_ratios", "validation_share", "write_split_file",
     "MAX_TTA_VIEWS", "TTA_VIEWS", "tta_view", "validate_tta",

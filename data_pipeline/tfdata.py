@@ -1,7 +1,7 @@
 """`make_dataset`: a split's table as a batched tf.data pipeline for Keras `fit`/`predict`.
 
 Order of work, and why:
-decode + resize (parallel) -> cache (so each epoch re-reads no file) -> shuffle (per epoch, seeded)
+decode + resize (parallel) -> cache (so each epoch, and each cell, re-reads no file) -> shuffle (per epoch, seeded)
 -> batch -> augment (training only, on 0..255) or a test-time view (evaluation only, on 0..255)
 -> `preprocess` exactly once -> prefetch.
 """
@@ -22,34 +22,56 @@ from data_pipeline.text_inputs import make_tokenize
 from data_pipeline.tta import tta_view
 
 INPUTS = ("image", "text", "image+text")
-# Decoded images may take this share of physical memory in a memory cache; beyond it they spill to a file.
-# A quarter, because the train, val and test caches live beside the model, its optimizer and TF's buffers.
-MEMORY_CACHE_FRACTION = 0.25
 
 
-def physical_memory_bytes() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+def _decoded(frame: pd.DataFrame, class_names: list[str], image_size, inputs: str, tokenizer, sequence_length: int):
+    """Elements `{"label", "image"?, "token_ids"?, "padding_mask"?}` in file order: what a cache holds."""
+    size = image_hw(image_size)
+    captions = frame["caption"].fillna("").astype(str) if "caption" in frame.columns else pd.Series([""] * len(frame))
+    columns = {"path": np.asarray(frame["path"], dtype=str), "label": _label_indices(frame, class_names),
+               "caption": np.asarray(captions, dtype=str)}
+    use_image, use_text = inputs != "text", inputs != "image"
+    tokenize = make_tokenize(tokenizer, sequence_length) if use_text else None
+
+    def load(row: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        element = {"label": row["label"]}
+        if use_image:
+            element["image"] = resize_image(decode_file(row["path"]), size)
+        if use_text:
+            element.update(tokenize(row["caption"]))
+        return element
+
+    return tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def cache_location(num_images: int, image_size: int | tuple[int, int], spill_file: Path,
-                   *, memory_budget: int | None = None) -> str | Path:
-    """`"memory"` when `num_images` decoded float32 images fit the budget, else `spill_file` for `make_dataset`.
+def fill_shared_cache(frame: pd.DataFrame, class_names: list[str], prefix: str | Path, *, image_size, inputs: str = "image",
+                      tokenizer: Callable | None = None, sequence_length: int = 32) -> Path:
+    """Decodes `frame` once into the tf.data cache file `prefix` that every later `make_dataset(cache=prefix)` reads.
 
-    The budget defaults to `MEMORY_CACHE_FRACTION` of physical memory: TrashNet at 224 px (1.1 GB
-    for its training split) stays in memory on a laptop, a 12k-image dataset at 224 px (7 GB) spills.
-    A spill file that was never finished (its writer was killed; tf.data then leaves a lock file
-    and refuses to write again) is removed, so the next run simply rebuilds it.
+    Many cells (every alpha, seed and model at one image size) read one split's decoded images, so
+    they are decoded once per run rather than once per cell. The cache is written under a name of
+    this process's own and renamed into place, data first and the index last (the index is what
+    makes tf.data read rather than write): a killed writer or a second process filling the same
+    cache at once never leaves or reads a half-written one.
     """
-    height, width = image_hw(image_size)
-    budget = MEMORY_CACHE_FRACTION * physical_memory_bytes() if memory_budget is None else memory_budget
-    if num_images * height * width * 3 * 4 <= budget:
-        return "memory"
-    spill_file = Path(spill_file)
-    if not Path(f"{spill_file}.index").is_file():
-        for leftover in spill_file.parent.glob(f"{spill_file.name}*"):
-            leftover.unlink()
-    spill_file.parent.mkdir(parents=True, exist_ok=True)
-    return spill_file
+    prefix = Path(prefix)
+    if Path(f"{prefix}.index").is_file():
+        return prefix
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    temporary = prefix.with_name(f".{prefix.name}.{os.getpid()}.tmp")
+    for leftover in prefix.parent.glob(f"{temporary.name}*"):
+        leftover.unlink()
+    for _ in _decoded(frame, class_names, image_size, inputs, tokenizer, sequence_length).cache(str(temporary)):
+        pass
+    written = sorted(prefix.parent.glob(f"{temporary.name}*"), key=lambda path: path.name.endswith(".index"))
+    for path in written:  # the index goes last: it is the commit point
+        os.replace(path, prefix.parent / path.name.replace(temporary.name, prefix.name, 1))
+    return prefix
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle and augmentation seed of one stand-alone epoch (`make_dataset(..., epoch=e)`)."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 17) % (2**31 - 1)
 
 
 def _label_indices(frame: pd.DataFrame, class_names: list[str]) -> np.ndarray:
@@ -84,6 +106,7 @@ def make_dataset(
     tokenizer: Callable | None = None,
     sequence_length: int = 32,
     view: int = 0,
+    epoch: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(x, y_onehot)`, or `(x, y_onehot, w)` when per-class `sample_weights` are given.
 
@@ -97,37 +120,28 @@ def make_dataset(
         sample_weights: one weight per class; each element gets the weight of its label.
         shuffle_seed: reshuffles every epoch with this seed; None keeps file order (val/test: predictions
             are matched to paths by order).
-        cache: None, "memory", or a file path for `Dataset.cache` (see `cache_location`); holds decoded,
+        cache: None, "memory", or a file path for `Dataset.cache` (see `fill_shared_cache`); holds decoded,
             resized, un-augmented images (and token ids).
         inputs: "image" (x is the image batch), "text" (`{"token_ids", "padding_mask"}`) or "image+text" (both, plus "image").
         tokenizer: a keras-hub style tokenizer for text inputs (strings -> token ids).
         sequence_length: token ids per caption after padding/truncation.
         view: the test-time view of every image (`tta.VIEWS`; 0 = the image itself), made on 0..255 before `preprocess`.
+        epoch: None for the training loop's dataset (reshuffled and re-augmented every time it is
+            iterated, so epoch e's draws follow from the e-1 before it). An int gives that one epoch
+            alone, with its order and augmentation a pure function of (`shuffle_seed`, `epoch`): any
+            process can rebuild epoch e without replaying the epochs before it (the feature bank does).
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
-    size = image_hw(image_size)
-    captions = frame["caption"].fillna("").astype(str) if "caption" in frame.columns else pd.Series([""] * len(frame))
-    columns = {"path": np.asarray(frame["path"], dtype=str), "label": _label_indices(frame, class_names),
-               "caption": np.asarray(captions, dtype=str)}
-    use_image, use_text = inputs != "text", inputs != "image"
-    tokenize = make_tokenize(tokenizer, sequence_length) if use_text else None
-
-    def load(row: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        element = {"label": row["label"]}
-        if use_image:
-            element["image"] = resize_image(decode_file(row["path"]), size)
-        if use_text:
-            element.update(tokenize(row["caption"]))
-        return element
-
-    ds = tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    use_image = inputs != "text"
+    ds = _decoded(frame, class_names, image_size, inputs, tokenizer, sequence_length)
     if cache is not None:
         ds = ds.cache() if cache == "memory" else ds.cache(str(cache))
+    draw_seed = shuffle_seed if epoch is None else epoch_seed(shuffle_seed or 0, epoch)
     if shuffle_seed is not None:
-        ds = ds.shuffle(max(len(frame), 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(len(frame), 1), seed=draw_seed, reshuffle_each_iteration=epoch is None)
     ds = ds.batch(batch_size)
     if augment is not None and use_image:
-        augmenter = build_augmenter(augment, shuffle_seed or 0)
+        augmenter = build_augmenter(augment, draw_seed or 0)
         # One call at a time: the augmenter's random state advances per batch, and parallel calls
         # would take those states in a varying order, losing reproducibility.
         ds = ds.map(lambda batch: {**batch, "image": augmenter(batch["image"], training=True)}, num_parallel_calls=None)

@@ -8,6 +8,7 @@ cell with the two-phase recipe and evaluates it into a `CellRecord`. The tuner c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import shutil
 import time
@@ -22,20 +23,14 @@ from benchmark.errors import error_summary
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
-from benchmark.run.folder import RunContext, cache_dir, split_file, work_dir
+from benchmark.run.folder import RunContext, image_cache_root, work_dir
 from benchmark.run.grid import Cell
+from benchmark.run.phase1 import phase1_mode, stored_head_phase
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
-from benchmark.training.head_features import (
-    cached_features,
-    feature_dataset,
-    features_key,
-    head_model,
-    supports_cached_features,
-)
 from benchmark.training.metrics import predict_probabilities
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
-from data_pipeline import AugmentConfig, SplitTable, cache_location, damped_class_weights, make_dataset
+from data_pipeline import AugmentConfig, SplitTable, damped_class_weights, fill_shared_cache, make_dataset
 from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, get_entry, preprocess_function
 
 MIN_BATCH_SIZE = 1  # out-of-memory halving stops here
@@ -64,9 +59,10 @@ def build_spec(config: RunConfig, num_classes: int) -> BuildSpec:
 
 @dataclass
 class CellInputs:
-    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and cache folder.
+    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and image cache.
 
-    `cache_dir` receives a split's decoded images when they are too large for memory (`cache_location`).
+    `cache_dir` holds the decoded, resized images (and token ids) of each split, shared by every cell
+    that feeds the same inputs (`fill_shared_cache`): a sweep decodes each image once, not once per cell.
     """
 
     image_size: int
@@ -77,15 +73,21 @@ class CellInputs:
     sequence_length: int = 32
 
     @classmethod
-    def for_model(cls, config: RunConfig, entry, built, cache_dir: Path) -> CellInputs:
-        """How `config` feeds the registry `entry` built as `built` (its tokenizer, if any)."""
-        return cls(image_size=config.image_size or entry.input_size, preprocess=preprocess_function(entry.preprocess),
-                   modality=entry.modality, cache_dir=cache_dir, tokenizer=built.tokenizer,
-                   sequence_length=config.sequence_length)
+    def for_model(cls, config: RunConfig, entry, built, cache_root: Path) -> CellInputs:
+        """How `config` feeds the registry `entry` built as `built`; caches under `cache_root` by what they hold."""
+        size = config.image_size or entry.input_size
+        key = f"{size}px_{entry.modality.replace('+', '_')}"
+        if entry.modality != "image":  # token ids depend on the tokenizer and the sequence length
+            key += f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}_{config.sequence_length}tok"
+        return cls(image_size=size, preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
+                   cache_dir=Path(cache_root) / key, tokenizer=built.tokenizer, sequence_length=config.sequence_length)
 
     def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
         frame = split.subset(part)
-        cache = cache_location(len(frame), self.image_size, self.cache_dir / part)
+        rows = "\n".join(f"{path}\t{label}" for path, label in zip(frame["path"], frame["label"]))
+        prefix = self.cache_dir / f"{part}_{hashlib.sha1(rows.encode()).hexdigest()[:12]}"
+        cache = fill_shared_cache(frame, split.class_names, prefix, image_size=self.image_size, inputs=self.modality,
+                                  tokenizer=self.tokenizer, sequence_length=self.sequence_length)
         return make_dataset(frame, split.class_names, image_size=self.image_size, batch_size=batch_size,
                             preprocess=self.preprocess, cache=cache, inputs=self.modality,
                             tokenizer=self.tokenizer, sequence_length=self.sequence_length, **kwargs)
@@ -104,6 +106,7 @@ class PreparedCell:
     steps_per_epoch: int
     batch_size: int
     cached_head: CachedHeadPhase | None
+    head_features: str  # "bank", "cached" or "online": what phase 1 trained on
     precision: str
     strategy: object
 
@@ -113,8 +116,8 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
     """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
-    (`run_dir/features`, shared by every alpha of a model); `cache` receives decoded images that do
-    not fit in memory.
+    (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every cell
+    of the run shares.
     """
     import keras
 
@@ -133,36 +136,16 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
         augment = AugmentConfig(strength=config.augment_strength) if config.augment and entry.modality != "text" else None
         train = inputs.dataset(split, "train", batch_size, augment=augment, sample_weights=class_weights,
                                shuffle_seed=seed)
+        mode = phase1_mode(config, built, augment)
         cached_head = None
-        if use_cached_features(config, built):
-            cached_head = cached_head_phase(split, model_name, built, inputs, batch_size, class_weights,
-                                            seed=seed, run_dir=run_dir, fold=fold)
+        if mode != "online":
+            cached_head = stored_head_phase(mode, split, model_name, built, inputs, batch_size, class_weights, seed=seed,
+                                            run_dir=run_dir, augment=augment, epochs=config.initial_epochs,
+                                            fold=fold)
     return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
                         val=inputs.dataset(split, "val", batch_size),
                         steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
-                        cached_head=cached_head, precision=precision, strategy=strategy)
-
-
-def use_cached_features(config: RunConfig, built) -> bool:
-    """`cached` where the model allows it; `auto` only without augmentation (augmented images change every epoch)."""
-    wanted = config.head_features == "cached" or (config.head_features == "auto" and not config.augment)
-    return wanted and supports_cached_features(built)
-
-
-def cached_head_phase(split: SplitTable, model_name: str, built, inputs: CellInputs, batch_size: int,
-                      class_weights: np.ndarray, *, seed: int, run_dir: Path, fold: int | None = None) -> CachedHeadPhase:
-    """Phase-1 data from the backbone features stored in the run folder (computed by the first alpha cell)."""
-    parts = {}
-    for part in ("train", "val"):
-        key = features_key(model_name, inputs.image_size, built.weights, split_file(run_dir, fold), part)
-        parts[part] = cached_features(built, inputs.dataset(split, part, batch_size), run_dir / "features" / f"{key}.npy")
-    num_classes = len(split.class_names)
-    return CachedHeadPhase(
-        model=head_model(built),
-        train=feature_dataset(parts["train"], split.label_indices("train"), num_classes, batch_size,
-                              sample_weights=class_weights, shuffle_seed=seed),
-        val=feature_dataset(parts["val"], split.label_indices("val"), num_classes, batch_size),
-    )
+                        cached_head=cached_head, head_features=mode, precision=precision, strategy=strategy)
 
 
 def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
@@ -192,7 +175,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     entry = get_entry(cell.model)
     started = time.perf_counter()
     prepared = prepare_cell(config, cell.model, split, seed=cell.seed, alpha=cell.alpha, run_dir=ctx.run_dir,
-                            cache=cache_dir(ctx.run_dir, cell.cell_id), fold=cell.fold)
+                            cache=image_cache_root(ctx.run_dir), fold=cell.fold)
     built, strategy = prepared.built, prepared.strategy
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
@@ -206,13 +189,14 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     record = evaluation_record(ctx, cell, **evaluated_probabilities(built.model, prepared.inputs, split, prepared.batch_size,
                                                                     config.tta))
     trained_images = len(split.subset("train")) * sum(p.epochs for p in training.phases)
+    bank = prepared.cached_head.bank if prepared.cached_head is not None else None
     record = dataclasses.replace(
         record,
         weights=built.weights if (entry.pretrained or entry.modality != "image") else "none (trained from scratch)",
         image_size=prepared.inputs.image_size if entry.modality != "text" else None,
         preprocess=entry.preprocess,
         class_weights=[float(w) for w in prepared.class_weights],
-        head_features="cached" if prepared.cached_head is not None else "online",
+        head_features=prepared.head_features,
         precision=prepared.precision,
         strategy=type(strategy).__name__,
         replicas=strategy.num_replicas_in_sync,
@@ -224,6 +208,9 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             "train_seconds": training.seconds,
             "train_images_per_second": trained_images / training.seconds if training.seconds else None,
             "eval_seconds": time.perf_counter() - eval_start,
+            # Backbone time this cell spent filling the feature bank (the first alpha cell pays it, later ones read).
+            **({"feature_bank_seconds": bank.seconds, "feature_bank_epochs_computed": len(bank.computed)} if bank else {}),
+            "first_epoch_extra_seconds": [p.first_epoch_extra_seconds for p in training.phases],
             "total_seconds": time.perf_counter() - started,
         },
         history={**training.history, "phase_boundary": training.phase_boundary},

@@ -254,6 +254,9 @@ def work_dir(run_dir: Path, cell_id: str) -> Path:
     return run_dir / "work" / cell_id
 
 
-def cache_dir(run_dir: Path, cell_id: str) -> Path:
-    """Where a cell's decoded images spill when they do not fit in memory; removed with its backups."""
-    return run_dir / "cache" / cell_id
+def image_cache_root(run_dir: Path) -> Path:
+    """The decoded, resized images of the run's splits, one cache per input kind, shared by all cells.
+
+    Safe to delete whenever no process is training in the run: the next cell decodes them again.
+    """
+    return run_dir / "cache"

@@ -2,7 +2,7 @@
 
 An exception inside one cell becomes a failed record and the sweep goes on; errors the user must
 fix stop the run. The record is the commit point: it is written (atomically) after the cell's
-saved model, and only then are the cell's backups and spilled image cache removed.
+saved model, and only then are the cell's backups removed.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_k
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
-from benchmark.run.folder import RunContext, cache_dir, check_splits, prepare_run, work_dir
+from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
@@ -114,7 +114,6 @@ def _train_and_record(ctx: RunContext, cell: Cell, verbose, tracker: GridTracker
     tracker.finish_cell(ctx, record, saved)
     write_record(ctx.run_dir, record)  # the record is the commit point
     shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
-    shutil.rmtree(cache_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
     return record
 
 

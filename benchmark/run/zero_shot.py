@@ -15,7 +15,7 @@ from benchmark.run.cell import CellInputs, evaluated_probabilities
 from benchmark.run.devices import resolve_precision
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
-from benchmark.run.folder import RunContext, cache_dir
+from benchmark.run.folder import RunContext, image_cache_root
 from benchmark.run.grid import Cell
 from benchmark.run.records import CellRecord
 from models import build_zero_shot, get_entry
@@ -36,7 +36,7 @@ def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]
     keras.mixed_precision.set_global_policy(precision)
     built = build_zero_shot(cell.model, split.class_names, config.zero_shot_prompts, weights=config.weights,
                             image_size=config.image_size)
-    inputs = CellInputs.for_model(config, entry, built, cache_dir(ctx.run_dir, cell.cell_id))
+    inputs = CellInputs.for_model(config, entry, built, image_cache_root(ctx.run_dir))
     build_seconds = time.perf_counter() - started
     eval_start = time.perf_counter()
     evaluated = evaluated_probabilities(built.model, inputs, split, config.batch_size, config.tta)

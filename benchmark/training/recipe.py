@@ -55,15 +55,28 @@ class PhaseResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     unfrozen_layers: int = 0
     resumed_from_epoch: int = 0  # > 0 when a backup let a re-run continue this phase
+    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch this process ran
+    first_epoch_extra_seconds: float | None = None  # first epoch minus the median later one: tracing and compiling
+
+    def __post_init__(self):
+        if self.first_epoch_extra_seconds is None and len(self.epoch_seconds) >= 2:
+            later = sorted(self.epoch_seconds[1:])
+            median = (later[(len(later) - 1) // 2] + later[len(later) // 2]) / 2
+            self.first_epoch_extra_seconds = float(self.epoch_seconds[0] - median)
 
 
 @dataclass
 class CachedHeadPhase:
-    """Phase 1 on cached backbone features: a head-only model sharing the full model's head layers."""
+    """Phase 1 on stored backbone features: a head-only model sharing the full model's head layers.
+
+    `callbacks` feed it (the feature bank's epoch loader); `bank` is that bank, for its timings.
+    """
 
     model: keras.Model
     train: object
     val: object
+    callbacks: list = field(default_factory=list)
+    bank: object = None
 
 
 @dataclass
@@ -182,6 +195,21 @@ def _count(weights) -> int:
     return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in weights))
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling cost."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 class DivergenceGuard(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite batch loss and remembers where.
 
@@ -219,13 +247,13 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
         mode="min" if settings.monitor == "val_loss" else "max",
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
-    guard = DivergenceGuard()
+    guard, timer = DivergenceGuard(), EpochTimer()
     # The backup must follow the stopper (it saves the stopper's state) and the average's swap back out.
     stopping = AveragedWeights().around(stopper) if getattr(optimizer, "use_ema", False) else [stopper]
     start = time.perf_counter()
     # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
     fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                       callbacks=[guard, *stopping, *([backup] if backup else []), *callbacks])
+                       callbacks=[timer, guard, *stopping, *([backup] if backup else []), *callbacks])
     if guard.where:
         raise FloatingPointError(f"training diverged in phase {name!r} ({guard.where}); try a lower learning rate")
     history = backup.history if backup is not None else fitted.history
@@ -239,6 +267,7 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
         best_epoch=(stopper.best_epoch + 1) if ran else 0,
         history={k: [float(v) for v in vals] for k, vals in history.items()},
         resumed_from_epoch=backup.resumed_from_epoch if backup is not None else 0,
+        epoch_seconds=timer.seconds,
     )
     if checkpoint is not None:
         checkpoint.mark_finished(name, model, dataclasses.asdict(result))
@@ -277,7 +306,7 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
                                settings.initial_epochs, steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
     if cached_head is not None:
         head = run_phase("head", cached_head.model, cached_head.train, cached_head.val, settings.initial_epochs, optimizer,
-                         settings, callbacks, verbose, checkpoint)
+                         settings, [*cached_head.callbacks, *callbacks], verbose, checkpoint)
     else:
         head = run_phase("head", model, train_ds, val_ds, settings.initial_epochs, optimizer, settings, callbacks, verbose, checkpoint)
 

@@ -247,15 +247,13 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
     """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on validation (never test).
 
     Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch loggers. Stored phase-1 features live in
-    `DIR/features`, shared by all trials; decoded images spill into one folder per image size, since
-    trials run one after another and a size may be searched over.
+    `DIR/features`, shared by all trials, as are the decoded images in `DIR/cache` (one cache per image
+    size, since a size may be searched over).
     """
     import keras
 
-    entry = get_entry(context.model)
     prepared = prepare_cell(config, context.model, context.split, seed=config.seeds[0], alpha=config.alphas[0],
-                            run_dir=context.out,
-                            cache=context.out / "cache" / f"{config.image_size or entry.input_size}px")
+                            run_dir=context.out, cache=context.out / "cache")
     built = prepared.built
     settings = cap_epochs(recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch)
     with prepared.strategy.scope():

@@ -1,33 +1,24 @@
 """Pieces of the runner proven on tiny data: each family's preprocessing through the real pipeline,
 cached head features, late-fusion rules and precision choices."""
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from stand_ins import SIZE, colour_split, stand_in_pretrained
 
 from benchmark.run.cell import CellInputs
 from benchmark.run.devices import resolve_precision
 from benchmark.run.late_fusion import choose_image_weight, confidence_selection, weighted_average
 from benchmark.training.head_features import cached_features, feature_dataset, head_model, supports_cached_features
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
-from data_pipeline import scan_dataset, split_dataset
-from models import BuiltModel, HeadConfig, attach_head, get_entry, preprocess_function
-
-SIZE = 16
+from models import get_entry, preprocess_function
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    """Three colour classes, 12 images each, split 50/25/25."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(("blue", "green", "red")):
-        (root / name).mkdir()
-        for i in range(12):
-            pixels = rng.integers(0, 80, (SIZE, SIZE, 3)) + np.array([170 if c == 2 - k else 20 for c in range(3)])
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(root / name / f"{i}.png")
-    return split_dataset(scan_dataset(root), ratios=(0.5, 0.25, 0.25), seed=0)
+    return colour_split(tmp_path_factory.mktemp("colours"))
 
 
 def first_batch(split, model_name: str, tmp_path) -> np.ndarray:
@@ -48,25 +39,19 @@ def test_each_family_gets_its_own_preprocessing_through_the_pipeline(split, tmp_
     np.testing.assert_allclose(caffe[..., 0], raw[..., 2] - 103.939, atol=1e-3)
 
 
-def test_a_split_too_large_for_memory_spills_to_the_cells_cache_folder(split, tmp_path, monkeypatch):
-    monkeypatch.setattr("data_pipeline.tfdata.MEMORY_CACHE_FRACTION", 0.0)
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cell")
+def test_cells_feeding_the_same_inputs_share_one_decoded_cache(split, tmp_path):
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
     first = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]
-    assert (tmp_path / "cell" / "val.index").is_file()
-    again = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]  # a new dataset reads the finished file
+    assert len(list((tmp_path / "cache").glob("val_*.index"))) == 1
+    paths = list(split.subset("val")["path"])
+    try:
+        for path in paths:
+            Path(path).rename(f"{path}.moved")  # a second cell's dataset must read the cache, not the files
+        again = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]
+    finally:
+        for path in paths:
+            Path(f"{path}.moved").rename(path)
     np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
-
-
-def stand_in_pretrained(seed: int = 0) -> BuiltModel:
-    """A tiny conv backbone in the Keras-applications layout, treated as pretrained (frozen, inference mode)."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
-    x = keras.layers.BatchNormalization(name="bn")(x)
-    backbone = keras.Model(inputs, x, name="stand_in")
-    model = attach_head(backbone, 3, HeadConfig(units=(8,), dropout=0.0), name="stand_in_classifier")
-    return BuiltModel(model=model, backbone=backbone, entry=None, weights="stand-in pretrained weights")
 
 
 def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_path):

@@ -1,0 +1,98 @@
+"""Which data phase 1 trains the head on: the online images, stored features, or the augmented feature bank.
+
+`--head-features auto` (the default) takes the cheapest path that trains the same head: with
+augmentation on, the augmented feature bank (`benchmark.training.feature_bank`); without it, the
+plain stored features (`benchmark.training.head_features`); online where the model has no frozen
+pretrained image backbone to share (from scratch, `--weights none`, text, fusion). `cached` insists
+on stored features (bank or plain) and is refused, in one line, for a model that cannot have them;
+`online` always pushes every image through the backbone. The record's `head_features` says which ran.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config.run_config import RunConfig
+from benchmark.errors import UsageError
+from benchmark.run.folder import split_file
+from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost, bank_key
+from benchmark.training.head_features import (
+    POOL_LAYER,
+    cached_features,
+    feature_dataset,
+    feature_extractor,
+    features_key,
+    head_model,
+    supports_cached_features,
+)
+from benchmark.training.recipe import CachedHeadPhase
+from data_pipeline import AugmentConfig, SplitTable
+from models import get_entry
+
+
+def stored_features_refusal(model_name: str, weights: str) -> str:
+    """Why `model_name` cannot train phase 1 on stored features ("" when it can, or has no phase 1 at all)."""
+    entry = get_entry(model_name)
+    if entry.components or entry.zero_shot:
+        return ""  # late fusion and zero-shot rows train no head
+    if entry.modality != "image":
+        return f"{model_name} has a {entry.modality} input: its phase 1 must run online"
+    if not entry.pretrained or weights == "none":
+        return f"{model_name} trains from scratch here (no frozen pretrained backbone to store features of)"
+    return ""
+
+
+def check_head_features(config: RunConfig, models: list[str]) -> None:
+    """`--head-features cached` on a model that cannot use it is a usage error, not a silent online run."""
+    if config.head_features != "cached":
+        return
+    for model in models:
+        if reason := stored_features_refusal(model, config.weights):
+            raise UsageError(f"--head-features cached: {reason}; use --head-features auto or online")
+
+
+def phase1_mode(config: RunConfig, built, augment: AugmentConfig | None) -> str:
+    """"bank", "cached" or "online" for one built model under `config`."""
+    if config.head_features == "online" or not supports_cached_features(built):
+        if config.head_features == "cached":
+            raise UsageError("--head-features cached: this model has no frozen pretrained image backbone; "
+                             "use --head-features auto or online")
+        return "online"
+    return "bank" if augment is not None else "cached"
+
+
+def stored_head_phase(mode: str, split: SplitTable, model_name: str, built, inputs, batch_size: int,
+                      class_weights: np.ndarray, *, seed: int, run_dir: Path,
+                      augment: AugmentConfig | None, epochs: int, fold: int | None = None) -> CachedHeadPhase:
+    """Phase-1 data from the run folder's stored backbone features (computed by the first alpha cell).
+
+    Validation features are the un-augmented, stored once per model; training features are the same
+    (mode "cached") or epoch e's augmented features from the bank (mode "bank"); `epochs` is the
+    phase-1 budget, for the bank's cost line.
+    """
+    splits = split_file(run_dir, fold)  # the cell's own split: a K-fold run has one per fold
+    num_classes = len(split.class_names)
+
+    def stored(part: str) -> np.ndarray:
+        key = features_key(model_name, inputs.image_size, built.weights, splits, part)
+        return cached_features(built, inputs.dataset(split, part, batch_size), run_dir / "features" / f"{key}.npy")
+
+    val = feature_dataset(stored("val"), split.label_indices("val"), num_classes, batch_size)
+    if mode == "cached":
+        train = feature_dataset(stored("train"), split.label_indices("train"), num_classes, batch_size,
+                                sample_weights=class_weights, shuffle_seed=seed)
+        return CachedHeadPhase(model=head_model(built), train=train, val=val)
+
+    folder = run_dir / "features" / bank_key(model_name, inputs.image_size, built.weights, splits, augment=augment,
+                                             batch_size=batch_size, seed=seed)
+    bank = FeatureBank(folder, feature_extractor(built),
+                       lambda epoch: inputs.dataset(split, "train", batch_size, augment=augment, shuffle_seed=seed,
+                                                    epoch=epoch))
+    feature_dim = int(built.model.get_layer(POOL_LAYER).output.shape[-1])
+    if not bank.stored_epochs():
+        print(f"feature bank for {model_name} in {folder}: "
+              f"{bank_cost(len(split.subset('train')), feature_dim, epochs)}", flush=True)
+    feeder = BankEpochs(bank, class_weights, batch_size, feature_dim, len(split.subset('train')))
+    return CachedHeadPhase(model=head_model(built), train=feeder.dataset(), val=val, callbacks=[feeder], bank=bank)
+

@@ -1,0 +1,137 @@
+"""Phase 1 with augmentation on, at the backbone cost of one cell: an augmented feature bank.
+
+A frozen backbone in inference mode maps a given augmented image to the same pooled vector in
+every alpha cell, so the backbone's forward pass over epoch e's augmented training images is the
+same work in every cell. The bank does it once: epoch e's features (in epoch e's batch order, with
+the labels in that order) are computed when the first cell reaches epoch e and stored as one file
+in the run folder; every later cell of the model (same image size, weights, split, augmentation,
+batch size and seed) trains its head on them. Only alpha differs between those cells, so their
+comparison is paired: each head saw exactly the same augmented images.
+
+Epoch e is rebuilt from `make_dataset(..., epoch=e)`, whose order and draws are a pure function of
+(seed, e), so any process (a resumed run, another Slurm array task) computes the same epoch without
+replaying the epochs before it. Early stopping never pays for epochs nobody trains: epochs are
+computed on demand. Files are written whole and renamed into place (`replace_atomically`), so a
+killed writer leaves no epoch that can be read; two processes that need the same missing epoch at
+once each compute their own copy and the later rename wins (the copies are the same computation).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmark.io import replace_atomically
+
+BANK_DTYPE = "float16"  # halves memory and disk; head accuracy measured in benchmarks/sweep_speed.py --bank-dtype
+
+
+def bank_key(model_name: str, image_size: int, weights: str, split_file: Path, *, augment, batch_size: int,
+             seed: int, dtype: str | None = None) -> str:
+    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the images)."""
+    digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
+    recipe = json.dumps({"weights": weights, "augment": dataclasses.asdict(augment), "batch_size": batch_size,
+                         "dtype": dtype or BANK_DTYPE}, sort_keys=True)
+    return f"{model_name}_{image_size}px_{digest}_bank-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
+
+
+class FeatureBank:
+    """Epoch e's pooled training features and labels, computed on first use and kept in `folder`.
+
+    `epoch_images(e)` is epoch e's training dataset, `(images, one-hot)` batches in the order the
+    head will see them; `extractor` maps a batch of images to pooled backbone features.
+    """
+
+    def __init__(self, folder: Path, extractor: keras.Model, epoch_images: Callable[[int], tf.data.Dataset],
+                 dtype: str | None = None):
+        self.folder = Path(folder)
+        self.extractor = extractor
+        self.epoch_images = epoch_images
+        self.dtype = dtype or BANK_DTYPE
+        self.computed: list[int] = []  # epochs this process computed (the rest were read)
+        self.seconds = 0.0  # backbone time this process spent filling the bank
+
+    def path(self, epoch: int) -> Path:
+        return self.folder / f"epoch{epoch:03d}.npz"
+
+    def stored_epochs(self) -> list[int]:
+        return sorted(int(p.stem[5:]) for p in self.folder.glob("epoch[0-9][0-9][0-9].npz"))
+
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(features, labels) of `epoch`, read when stored, else computed now and stored."""
+        path = self.path(epoch)
+        if path.is_file():
+            with np.load(path) as stored:
+                return stored["features"], stored["labels"]
+        started = time.perf_counter()
+        features, labels = [], []
+        for images, onehot in self.epoch_images(epoch):
+            features.append(np.asarray(self.extractor.predict_on_batch(images), dtype=self.dtype))
+            labels.append(np.argmax(np.asarray(onehot), axis=1).astype(np.int32))
+        features, labels = np.concatenate(features), np.concatenate(labels)
+        replace_atomically(path, lambda tmp: np.savez(tmp, features=features, labels=labels), suffix=".npz")
+        self.seconds += time.perf_counter() - started
+        self.computed.append(epoch)
+        return features, labels
+
+
+def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str | None = None) -> str:
+    """What a bank of `epochs` epochs holds: one epoch in memory at a time, all of them on disk."""
+    dtype = dtype or BANK_DTYPE
+    per_epoch = num_images * feature_dim * np.dtype(dtype).itemsize
+    return (f"{epochs} epochs x {num_images} images x {feature_dim} features, {dtype}: "
+            f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to {epochs * per_epoch / 2**20:.1f} MiB on disk")
+
+
+class BankEpochs(keras.callbacks.Callback):
+    """Feeds the head, epoch by epoch, from the bank: the head phase's training data and its callback.
+
+    Keras creates the iterator it trains an epoch on after `on_epoch_begin` (it may create and drop
+    others; the generator only reads), so `dataset()`'s generator yields the epoch this callback has
+    just loaded. The dataset declares its length: with an unknown one, Keras runs one extra step per
+    epoch into the end of the data, and that step still advances the optimizer's iteration count,
+    which would shift AdamW's bias correction and the learning-rate schedule away from the online
+    path's. Before the first epoch (Keras may peek at a batch to build the model under a distribution
+    strategy) it yields batches of zeros with the right shapes.
+    """
+
+    def __init__(self, bank: FeatureBank, class_weights: np.ndarray, batch_size: int, feature_dim: int,
+                 num_images: int):
+        super().__init__()
+        self.bank = bank
+        self.class_weights = np.asarray(class_weights, dtype=np.float32)
+        self.batch_size = batch_size
+        self.feature_dim = feature_dim
+        self.steps = -(-num_images // batch_size)
+        self.current: tuple[np.ndarray, np.ndarray] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = self.bank.epoch(epoch)
+
+    def _batches(self):
+        num_classes = len(self.class_weights)
+        if self.current is None:
+            for _ in range(self.steps):
+                yield (np.zeros((1, self.feature_dim), np.float32), np.eye(num_classes, dtype=np.float32)[:1],
+                       np.ones((1,), np.float32))
+            return
+        features, labels = self.current
+        for start in range(0, len(labels), self.batch_size):
+            batch = labels[start:start + self.batch_size]
+            yield (features[start:start + self.batch_size].astype(np.float32),
+                   np.eye(num_classes, dtype=np.float32)[batch], self.class_weights[batch])
+
+    def dataset(self) -> tf.data.Dataset:
+        num_classes = len(self.class_weights)
+        return tf.data.Dataset.from_generator(self._batches, output_signature=(
+            tf.TensorSpec((None, self.feature_dim), tf.float32),
+            tf.TensorSpec((None, num_classes), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+        )).apply(tf.data.experimental.assert_cardinality(self.steps))
