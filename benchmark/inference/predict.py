@@ -6,7 +6,6 @@ the class names, the preprocessing contract, the input size and (for text models
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from benchmark.errors import UsageError, first_line
 from benchmark.run.records import SavedModelInfo, load_records, validation_rank_key
+from benchmark.run.saved_models import saved_model_file
 from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
 from models import preprocess_function, register_custom_layers
 
@@ -34,13 +34,10 @@ def best_model_file(run_dir: Path) -> Path:
     if not records:
         raise UsageError(f"run folder {str(run_dir)!r} has no finished cells to predict with")
     ranked = sorted(records, key=validation_rank_key, reverse=True)
+    found = saved_model_file(run_dir, ranked[0])
+    if found is not None:
+        return found
     saved = run_dir / "saved_models"
-    for record in ranked:
-        for stem in (record.cell_id, record.model):
-            sidecar = saved / f"{stem}.json"
-            if sidecar.is_file() and json.loads(sidecar.read_text()).get("cell_id") == record.cell_id:
-                return sidecar.with_suffix(".keras")
-        break
     raise UsageError(
         f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}: models are saved only while a cell "
         "trains, so re-running this finished run saves nothing; train it again into a new --output with --save-models "
@@ -50,13 +47,18 @@ def best_model_file(run_dir: Path) -> Path:
 
 def load_saved_model(target: str) -> SavedModel:
     """`target` is a run folder (its best cell) or a `.keras` file with its `.json` sidecar."""
-    import keras
-
     path = Path(target)
     if path.is_dir():
         path = best_model_file(path)
     if path.suffix != ".keras" or not path.is_file():
         raise UsageError(f"{target!r} is neither a run folder nor a .keras model file")
+    return load_model_file(path)
+
+
+def load_model_file(path: Path) -> SavedModel:
+    """A saved `.keras` model with its sidecar; keras-hub and our own layers registered so every family loads."""
+    import keras
+
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise UsageError(f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict")
@@ -110,8 +112,11 @@ def caption_tokenizer(encoder: str, sequence_length: int):
     return tokenizer, packer
 
 
-def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
-    """The model's inputs for `files`: preprocessed pixels and, for text models, tokenized captions."""
+def model_inputs(saved: SavedModel, files: list[Path], caption: str | list[str] | None):
+    """The model's inputs for `files`: preprocessed pixels and, for text models, tokenized captions.
+
+    `caption` is one caption for every file, a list with one per file, or None (each from its file name).
+    """
     info = saved.info
     modality = info.modality
     inputs = {}
@@ -119,10 +124,33 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | None):
         inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess))
     if modality != "image":
         tokenizer, packer = caption_tokenizer(info.text_encoder, info.sequence_length)
-        captions = [caption if caption is not None else caption_from_filename(f) for f in files]
+        if isinstance(caption, list):
+            captions = caption
+        else:
+            captions = [caption if caption is not None else caption_from_filename(f) for f in files]
         token_ids, mask = packer(tokenizer(captions))
         inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))
     return inputs["image"] if list(inputs) == ["image"] else inputs
+
+
+def class_probabilities(saved: SavedModel, inputs) -> np.ndarray:
+    """The model's class probabilities for a batch of inputs (rows follow the batch, columns `class_names`).
+
+    Every consumer (predict, cross-dataset evaluation) goes through this one function, so whatever is
+    done to a model's probabilities (such as calibration) is done once, here.
+    """
+    return np.asarray(saved.model.predict(inputs, verbose=0), dtype=np.float64)
+
+
+def probabilities_for_files(saved: SavedModel, files: list[Path], captions: list[str] | None = None,
+                            *, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities of many readable files, `batch_size` at a time (memory stays bounded)."""
+    chunks = []
+    for start in range(0, len(files), batch_size):
+        part = files[start:start + batch_size]
+        caption = None if captions is None else captions[start:start + batch_size]
+        chunks.append(class_probabilities(saved, model_inputs(saved, part, caption)))
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(saved.info.class_names)))
 
 
 def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -135,7 +163,7 @@ def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, captio
     rows, problems, unreadable = [], [], []
     for file in collect_images(paths):
         try:
-            probabilities = np.asarray(saved.model.predict(model_inputs(saved, [file], caption), verbose=0))[0]
+            probabilities = class_probabilities(saved, model_inputs(saved, [file], caption))[0]
         except Exception as err:  # an unreadable image must not stop the others
             problems.append(f"{file}: {first_line(err)}")
             unreadable.append((file, err))
