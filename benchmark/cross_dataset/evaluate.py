@@ -32,9 +32,10 @@ from benchmark.results.cross_dataset import (
     save_evaluation,
     write_cross_dataset_tables,
 )
+from benchmark.results.stats import format_ci
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
 from benchmark.run.saved_models import saved_model_file
-from data_pipeline import ScannedDataset, scan_dataset
+from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
 
 CELL_CHOICES = ("best", "all")
 FAILED = "failed"
@@ -103,6 +104,20 @@ def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
     where = ", ".join(f"{n} in its {split} split" for split, n in counts.items())
     return (f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself (same decoded pixels; "
             f"{where}): they are not new to the model, so these figures overstate how it does on unseen photos")
+
+
+def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: LabelMap) -> str:
+    """A note when text or fusion models read captions that spell out the answer (DATA's class or its run class)."""
+    readers = [c.record.cell_id for c in chosen if c.model_file is not None and c.record.modality != "image"]
+    if not readers:
+        return ""
+    first_target = scored.assign(label=[label_map.targets[label][0] for label in scored["label"]])
+    leak = max(caption_leak_fraction(scored, list(label_map.targets)),
+               caption_leak_fraction(first_target, list(label_map.run_classes)))
+    if leak <= 0.5:
+        return ""
+    return (f"{leak:.0%} of DATA's captions (from its manifest or file names) name their class: {', '.join(readers)} "
+            "read the answer there, so their scores overstate what the image and a real caption tell")
 
 
 def score_cell(chosen: ChosenCell, scored: pd.DataFrame, label_map: LabelMap, run_classes: list[str],
@@ -186,7 +201,7 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
     scored = table[table["label"].isin(translation.targets)].reset_index(drop=True)
     left_out = {name: int((table["label"] == name).sum()) for name in translation.left_out}
     name = dataset_name(scanned.source)
-    notes = [n for n in (overlap_note(run, scored),) if n]
+    notes = [n for n in (overlap_note(run, scored), caption_note(chosen, scored, translation)) if n]
     if translation.by_name and translation.source:
         notes.append(f"matched by name, not in the map: {', '.join(translation.by_name)}")
     print(f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in {len(translation.targets)} classes)")
@@ -217,9 +232,9 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
 
 
 def print_summary(evaluation: CrossDatasetEvaluation) -> None:
-    rows = [[m.cell_id, m.images, m.accuracy, m.macro_f1, m.in_domain_test_accuracy, m.drop] for m in evaluation.models
-            if m.status == OK]
-    print(tabulate(rows, headers=["cell", "images", "accuracy", "macro_f1", "in_domain_test_accuracy", "drop"],
+    rows = [[m.cell_id, m.images, m.accuracy, format_ci(*m.accuracy_ci), m.macro_f1, m.in_domain_test_accuracy, m.drop]
+            for m in evaluation.models if m.status == OK]
+    print(tabulate(rows, headers=["cell", "images", "accuracy", "accuracy_ci", "macro_f1", "in_domain_test_accuracy", "drop"],
                    tablefmt="github", floatfmt=".4f"))
     for model in evaluation.models:
         if model.status != OK:

@@ -179,3 +179,18 @@ def test_a_run_without_saved_models_says_how_to_get_them(run_dir, photos, tmp_pa
         (bare / "cells" / path.name).write_text(path.read_text())
     with pytest.raises(UsageError, match="no saved model.*--save-models best"):
         evaluate_command(str(bare), str(photos))
+
+
+def test_captions_naming_the_answer_are_noted_for_text_models_only():
+    from benchmark.cross_dataset.evaluate import ChosenCell, caption_note
+    from benchmark.cross_dataset.label_map import resolve_label_map
+    from benchmark.run.records import CellRecord
+
+    label_map = resolve_label_map(["bottles", "paper"], RUN_CLASSES, {"bottles": "glass"})
+    scored = pd.DataFrame({"label": ["bottles", "bottles", "paper"], "caption": ["green glass jar", "glass bottle", "note"]})
+    text = CellRecord(cell_id="text_bert__alpha0__seed0", index=0, model="text_bert", alpha=0.0, seed=0, modality="text")
+    image = CellRecord(cell_id="simple_cnn__alpha0__seed0", index=1, model="simple_cnn", alpha=0.0, seed=0)
+    note = caption_note([ChosenCell(text, Path("t.keras")), ChosenCell(image, Path("i.keras"))], scored, label_map)
+    assert note.startswith("67% of DATA's captions") and "text_bert__alpha0__seed0 read the answer" in note
+    assert "simple_cnn" not in note
+    assert caption_note([ChosenCell(image, Path("i.keras"))], scored, label_map) == ""
