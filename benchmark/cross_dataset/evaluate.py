@@ -32,8 +32,8 @@ from benchmark.results.cross_dataset import (
     save_evaluation,
     write_cross_dataset_tables,
 )
-from benchmark.results.stats import format_ci
-from benchmark.run.records import CellRecord, load_records, validation_rank_key
+from benchmark.results.stats import bootstrap_ci, format_ci
+from benchmark.run.records import CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.run.saved_models import saved_model_file
 from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
 
@@ -120,12 +120,22 @@ def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: Labe
             "read the answer there, so their scores overstate what the image and a real caption tell")
 
 
+def in_domain_interval(run_dir: Path, record: CellRecord) -> list[float]:
+    """The cell's test-accuracy interval from its own predictions, computed as the leaderboard computes it."""
+    frame = load_predictions(run_dir, record)
+    test = frame[frame["split"] == "test"] if frame is not None else None
+    if test is None or test.empty:
+        return []
+    return list(bootstrap_ci(test["true"].to_numpy(int), test["pred"].to_numpy(int), seed=max(int(record.seed), 0)))
+
+
 def score_cell(chosen: ChosenCell, scored: pd.DataFrame, label_map: LabelMap, run_classes: list[str],
-               out_dir: Path, folder: Path) -> ModelEvaluation:
+               run_dir: Path, folder: Path, out_dir: Path) -> ModelEvaluation:
     """One saved model on DATA's scored images; its per-image predictions go to `out_dir/<cell>.predictions.csv`."""
     record = chosen.record
     base = ModelEvaluation(model=record.model, cell_id=record.cell_id, alpha=record.alpha, seed=record.seed,
-                           in_domain_test_accuracy=record.split_metrics("test").get("accuracy"))
+                           in_domain_test_accuracy=record.split_metrics("test").get("accuracy"),
+                           in_domain_test_accuracy_ci=in_domain_interval(run_dir, record))
     if chosen.model_file is None:
         base.status, base.reason = SKIPPED, chosen.reason
         return base
@@ -212,7 +222,7 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
     for item in chosen:
         if item.model_file is not None:
             print(f"scoring {item.record.cell_id} ({item.model_file.name})")
-        results.append(score_cell(item, scored, translation, run_classes, evaluations_dir(folder) / name, folder))
+        results.append(score_cell(item, scored, translation, run_classes, run, folder, evaluations_dir(folder) / name))
     evaluation = CrossDatasetEvaluation(
         dataset=name, data=str(Path(scanned.source).resolve()), layout=scanned.layout, run_dir=str(run.resolve()),
         run_classes=run_classes, data_classes=list(translation.targets), mapping=translation.describe(),

@@ -44,6 +44,7 @@ class ModelEvaluation:
     macro_f1: float | None = None
     macro_f1_ci: list[float] = field(default_factory=list)
     in_domain_test_accuracy: float | None = None  # the cell's own test split, from its record
+    in_domain_test_accuracy_ci: list[float] = field(default_factory=list)  # as the leaderboard's test_accuracy_ci
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)  # DATA class -> recall, precision, f1, support
     confusion: list[list[int]] = field(default_factory=list)  # DATA classes (rows) x run classes (columns)
     predictions_file: str = ""  # relative to the folder holding cross_dataset/
@@ -101,6 +102,7 @@ class CrossDatasetRow:
     macro_f1: float | None  # over DATA's scored classes (benchmark/cross_dataset/scoring.py)
     macro_f1_ci: str
     in_domain_test_accuracy: float | None
+    in_domain_test_accuracy_ci: str
     drop: float | None  # in_domain_test_accuracy - accuracy
     worst_class: str  # DATA class with the lowest recall
     worst_class_recall: float | None
@@ -124,7 +126,7 @@ def row_of(evaluation: CrossDatasetEvaluation, scored: ModelEvaluation) -> Cross
         dataset=evaluation.dataset, model=scored.model, cell_id=scored.cell_id, alpha=scored.alpha, seed=scored.seed,
         images=scored.images if scored.status == OK else None, accuracy=scored.accuracy, accuracy_ci=_ci(scored.accuracy_ci),
         macro_f1=scored.macro_f1, macro_f1_ci=_ci(scored.macro_f1_ci), in_domain_test_accuracy=scored.in_domain_test_accuracy,
-        drop=scored.drop, worst_class=worst, worst_class_recall=recalls.get(worst), status=scored.status,
+        in_domain_test_accuracy_ci=_ci(scored.in_domain_test_accuracy_ci), drop=scored.drop, worst_class=worst, worst_class_recall=recalls.get(worst), status=scored.status,
         reason=scored.reason, label_map=evaluation.label_map)
 
 
@@ -158,7 +160,7 @@ def write_cross_dataset_tables(folder: Path) -> tuple[Path, Path]:
 
 
 SHOWN = ["model", "alpha", "images", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "in_domain_test_accuracy",
-         "drop", "worst_class", "worst_class_recall"]
+         "in_domain_test_accuracy_ci", "drop", "worst_class", "worst_class_recall"]
 READING = ("A prediction counts as right when it is one of the run classes the image's class maps to. `drop` is the "
            "cell's in-domain test accuracy minus its accuracy here: how much is lost on these photos. The in-domain "
            "figure is over the run's own classes and class mix, so a map that merges classes (several targets) or "

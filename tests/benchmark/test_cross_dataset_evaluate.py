@@ -120,6 +120,7 @@ def test_renamed_classes_through_a_many_to_one_map_score_as_the_model_does(run_d
     assert list(table.columns) == COLUMNS and len(table) == 3
     row = table[table["status"] == "ok"].iloc[0]
     assert row["drop"] == pytest.approx(0.95 - 1.0) and row["accuracy_ci"] == "1.0000-1.0000"
+    assert row["in_domain_test_accuracy_ci"] == "1.0000-1.0000"  # the fixture's test predictions are all right
     report = (run_dir / "report.md").read_text()
     assert "Cross-dataset evaluation" in report and "paper_plastic -> paper | plastic" in report
     assert "left out (null in the label map): food (6 images)" in printed

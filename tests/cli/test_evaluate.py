@@ -46,6 +46,8 @@ def test_evaluate_scores_every_saved_cell_through_a_many_to_one_map(trained):
         assert model["in_domain_test_accuracy"] == record["metrics"]["test"]["accuracy"]
         row = table.set_index("cell_id").loc[model["cell_id"]]
         assert row["drop"] == pytest.approx(record["metrics"]["test"]["accuracy"] - model["accuracy"])
+    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")["test_accuracy_ci"]
+    assert [board[alpha] for alpha in table["alpha"]] == list(table["in_domain_test_accuracy_ci"])
     assert "## Will it work on other data? Cross-dataset evaluation" in (run_dir / "report.md").read_text()
 
 
