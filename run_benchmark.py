@@ -4,6 +4,7 @@
     python run_benchmark.py --preset smoke            # offline first run, minutes on a laptop
     python run_benchmark.py --models 'mobilenet*' --alphas 0,1
     python run_benchmark.py report RUN_DIR            # rebuild the tables and report of a run
+    python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml   # the run's models on other photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
 
 This file only parses flags and delegates to `benchmark/`; see README.md for every flag.
@@ -17,7 +18,7 @@ import sys
 
 from benchmark.config.flags import add_grid_flags, add_run_flags, add_verbose_flag, csv_list, grid_keys
 
-SUBCOMMANDS = ("run", "report", "predict", "explain", "fetch-weights", "slurm", "tune")
+SUBCOMMANDS = ("run", "report", "predict", "evaluate", "explain", "fetch-weights", "slurm", "tune")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,6 +56,24 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", help="also write the predictions to this CSV file")
     parser.add_argument("--caption", help="caption for text and fusion models (default: from each file name)")
+    add_verbose_flag(parser)
+    return parser
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="run_benchmark.py evaluate",
+                           description="Score a finished run's saved models on another labelled image set (nothing of "
+                                       "it is trained on): accuracy, macro-F1, per-class recall, confusion matrix, "
+                                       "bootstrap intervals and the drop from the in-domain test accuracy.")
+    parser.add_argument("run_dir", help="run folder with saved models (--save-models best or all)")
+    parser.add_argument("data", help="class-folder root, pre-split root (all splits pooled) or CSV manifest")
+    parser.add_argument("--label-map", help="YAML or JSON: each DATA class -> a run class, a list of them (any counts "
+                                            "as right), or null (left out); default: match class names, ignoring case")
+    parser.add_argument("--cells", choices=("best", "all"), default="best",
+                        help="best (default): each model's best cell by validation; all: every cell with a saved model")
+    parser.add_argument("--output", help="folder for cross_dataset.csv/.md (default: the run folder, whose report.md "
+                                         "gains the section)")
+    parser.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images of DATA, listing them")
     add_verbose_flag(parser)
     return parser
 
@@ -162,6 +181,15 @@ def cmd_predict(argv: list[str]) -> int:
     return commands.predict_command(args.model, args.paths, top_k=args.top_k, csv=args.csv, caption=args.caption)
 
 
+def cmd_evaluate(argv: list[str]) -> int:
+    args = build_evaluate_parser().parse_args(argv)
+    start(args)
+    from benchmark.cross_dataset.evaluate import evaluate_command
+
+    return evaluate_command(args.run_dir, args.data, label_map=args.label_map, cells=args.cells, output=args.output,
+                            skip_corrupt=args.skip_corrupt)
+
+
 def cmd_explain(argv: list[str]) -> int:
     args = build_explain_parser().parse_args(argv)
     start(args)
@@ -212,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
-    handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "explain": cmd_explain,
-                "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune}
+    handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "evaluate": cmd_evaluate,
+                "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
     try:
         return handlers[command](argv)

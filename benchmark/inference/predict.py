@@ -20,6 +20,7 @@ import pandas as pd
 from benchmark.errors import UsageError, first_line
 from benchmark.run.calibrated import shown_probabilities, with_calibration
 from benchmark.run.records import CellRecord, SavedModelInfo, load_records, record_path, validation_rank_key
+from benchmark.run.saved_models import saved_model_file
 from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
 from models import preprocess_function, register_custom_layers
 
@@ -63,13 +64,10 @@ def best_model_file(run_dir: Path) -> Path:
     if not records:
         raise UsageError(f"run folder {str(run_dir)!r} has no finished cells to predict with")
     ranked = sorted(records, key=validation_rank_key, reverse=True)
+    found = saved_model_file(run_dir, ranked[0])
+    if found is not None:
+        return found
     saved = run_dir / "saved_models"
-    for record in ranked:
-        for stem in (record.cell_id, record.model):
-            sidecar = saved / f"{stem}.json"
-            if sidecar.is_file() and json.loads(sidecar.read_text()).get("cell_id") == record.cell_id:
-                return sidecar.with_suffix(".keras")
-        break
     raise UsageError(
         f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}: models are saved only while a cell "
         "trains, so re-running this finished run saves nothing; train it again into a new --output with --save-models "
@@ -79,13 +77,18 @@ def best_model_file(run_dir: Path) -> Path:
 
 def load_saved_model(target: str) -> SavedModel:
     """`target` is a run folder (its best cell) or a `.keras` file with its `.json` sidecar."""
-    import keras
-
     path = Path(target)
     if path.is_dir():
         path = best_model_file(path)
     if path.suffix != ".keras" or not path.is_file():
         raise UsageError(f"{target!r} is neither a run folder nor a .keras model file")
+    return load_model_file(path)
+
+
+def load_model_file(path: Path) -> SavedModel:
+    """A saved `.keras` model with its sidecar; keras-hub and our own layers registered so every family loads."""
+    import keras
+
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise UsageError(f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict")
@@ -139,8 +142,11 @@ def caption_tokenizer(encoder: str, sequence_length: int):
     return tokenizer, packer
 
 
-def model_inputs(saved: SavedModel, files: list[Path], caption: str | None, view: int = 0):
-    """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text models, tokenized captions."""
+def model_inputs(saved: SavedModel, files: list[Path], caption: str | list[str] | None, view: int = 0):
+    """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text models, tokenized captions.
+
+    `caption` is one caption for every file, a list with one per file, or None (each from its file name).
+    """
     info = saved.info
     modality = info.modality
     inputs = {}
@@ -148,18 +154,36 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | None, view
         inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess), view=view)
     if modality != "image":
         tokenizer, packer = caption_tokenizer(info.text_encoder, info.sequence_length)
-        captions = [caption if caption is not None else caption_from_filename(f) for f in files]
+        if isinstance(caption, list):
+            captions = caption
+        else:
+            captions = [caption if caption is not None else caption_from_filename(f) for f in files]
         token_ids, mask = packer(tokenizer(captions))
         inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))
     return inputs["image"] if list(inputs) == ["image"] else inputs
 
 
-def file_probabilities(saved: SavedModel, files: list[Path], caption: str | None = None) -> np.ndarray:
-    """What the user is shown for `files`: the softmax averaged over the cell's test-time views, then calibrated."""
+def file_probabilities(saved: SavedModel, files: list[Path], caption: str | list[str] | None = None) -> np.ndarray:
+    """What the user is shown for `files`: the softmax averaged over the cell's test-time views, then calibrated.
+
+    Every consumer (predict, cross-dataset evaluation) goes through this one function, so the cell's
+    views and temperature are applied once, here.
+    """
     views = saved.record.tta if saved.info.modality != "text" else 0
     raw = np.mean([np.asarray(saved.model.predict(model_inputs(saved, files, caption, view), verbose=0), dtype=np.float64)
                    for view in range(max(views, 1))], axis=0)
     return shown_probabilities(saved.record, raw)
+
+
+def probabilities_for_files(saved: SavedModel, files: list[Path], captions: list[str] | None = None,
+                            *, batch_size: int = 32) -> np.ndarray:
+    """What the user is shown for many readable files, `batch_size` at a time (memory stays bounded)."""
+    chunks = []
+    for start in range(0, len(files), batch_size):
+        part = files[start:start + batch_size]
+        caption = None if captions is None else captions[start:start + batch_size]
+        chunks.append(file_probabilities(saved, part, caption))
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(saved.info.class_names)))
 
 
 def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:

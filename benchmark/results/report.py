@@ -13,6 +13,7 @@ import pandas as pd
 
 from benchmark.results import plots
 from benchmark.results.reliability import cell_reliability_diagram
+from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluations
 from benchmark.inference.explain import gradcam_grid
 from benchmark.run.calibrated import with_calibration
 from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
@@ -54,6 +55,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     report.add(cross_validation_section(board, records))
     report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
+    report.cross_dataset()
     report.cells(board, tables.get("best_per_model"), ok)
     report.add("## Where the best saved model looks\n\nGrad-CAM heatmaps (red: high) of the saved model `predict` "
                "uses, on its most confident test mistakes (red frames) and hits (green); see `run_benchmark.py explain`.\n")
@@ -178,6 +180,14 @@ class _Report:
                                  alt=f"test accuracy against {column}"))
         self.add("Each point is a model at its best alpha (by validation); the line joins the Pareto front "
                  "(no other model is both cheaper and more accurate).\n")
+
+    def cross_dataset(self) -> None:
+        """The run's saved models on other data sets (`evaluate RUN_DIR DATA`), when any was evaluated."""
+        evaluations = load_evaluations(self.run_dir)
+        if evaluations:
+            self.add("## Will it work on other data? Cross-dataset evaluation\n")
+            self.add("From `run_benchmark.py evaluate` (`cross_dataset.csv`, [cross_dataset.md](cross_dataset.md)).\n")
+            self.add(cross_dataset_markdown(evaluations, level=3))
 
     def cells(self, board: pd.DataFrame, best: pd.DataFrame | None, ok: list[CellRecord]) -> None:
         if not ok:

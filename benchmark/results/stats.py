@@ -71,8 +71,13 @@ def bootstrap_ci(
         values = (y_true == y_pred)[rows].mean(axis=1)
     else:
         values = _macro_f1_rows(y_true, y_pred[rows], num_classes)
+    return percentile_interval(values, confidence)
+
+
+def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central `confidence` share of bootstrap values, as (low, high): the percentile interval."""
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
+    low, high = np.quantile(np.asarray(values, dtype=float), [tail, 1.0 - tail])
     return float(low), float(high)
 
 

@@ -5,6 +5,7 @@ validation; `all` keeps one per cell; `none` keeps none.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmark.io import replace_atomically, write_json_atomic
@@ -14,6 +15,25 @@ from benchmark.run.records import CellRecord, SavedModelInfo, load_records, vali
 
 def saved_models_dir(run_dir: Path) -> Path:
     return run_dir / "saved_models"
+
+
+def saved_model_file(run_dir: Path, record: CellRecord) -> Path | None:
+    """The `.keras` file saved for this very cell, or None when it has none.
+
+    Under `best` the file is named after the model and holds whichever of its cells was best when
+    saved, so the sidecar's `cell_id` must name this cell; under `all` it is named after the cell.
+    """
+    for stem in (record.cell_id, record.model):
+        sidecar = saved_models_dir(run_dir) / f"{stem}.json"
+        if not sidecar.is_file():
+            continue
+        try:
+            cell_id = json.loads(sidecar.read_text()).get("cell_id")
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable sidecar names no cell; loading the model would fail on it anyway
+        if cell_id == record.cell_id:
+            return sidecar.with_suffix(".keras")
+    return None
 
 
 def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> Path | None:

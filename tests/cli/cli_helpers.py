@@ -31,6 +31,14 @@ def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subproce
                           text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env or {**os.environ})
 
 
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    """The one `run_benchmark:` line of a command that exited 2 on bad input, without a traceback."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("run_benchmark:")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
 def kill_when_epoch_backed_up(args: list[str], state_file: Path, epoch: int = 2) -> int:
     """Starts `python run_benchmark.py ARGS`, SIGKILLs it once the cell's backup (`state_file`) has
     reached `epoch` (like a preempted node: no chance to clean up), and returns its exit status."""

@@ -1,11 +1,10 @@
 """The real command line as a subprocess on tiny data: a full grid, resume, predict, and bad input."""
 import json
 import os
-import subprocess
 
 import pandas as pd
 import pytest
-from cli_helpers import TINY_FLAGS, make_images, run_cli
+from cli_helpers import TINY_FLAGS, make_images, one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +70,6 @@ def test_explain_writes_one_heatmap_per_image_and_the_report_has_the_grid(finish
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(f"{p.stem}.gradcam.png" for p in images)
     assert "gradcam.png" in (run_dir / "report.md").read_text() and (run_dir / "plots" / "gradcam.png").is_file()
-
-
-def one_line_error(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("run_benchmark:")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    return lines[0]
 
 
 def test_unknown_model_is_one_line_naming_it(tmp_path):

@@ -1,0 +1,1 @@
+"""Cross-dataset evaluation: a finished run's saved models scored on another labelled image set."""
