@@ -33,6 +33,7 @@ from benchmark.results.cross_dataset import (
     write_cross_dataset_tables,
 )
 from benchmark.results.stats import bootstrap_ci, format_ci
+from benchmark.run.folder import split_file as split_file_of
 from benchmark.run.records import CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.run.saved_models import saved_model_file
 from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
@@ -89,8 +90,13 @@ def dataset_name(source: Path) -> str:
 
 
 def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
-    """A note when DATA holds images the run already has (same decoded pixels as in its `splits.csv`)."""
+    """A note when DATA holds images the run already has (same decoded pixels as in its `splits.csv`).
+
+    A K-fold run has no `splits.csv`; its fold files all list every image, so fold 0's says which ones.
+    """
     split_file = run_dir / "splits.csv"
+    if not split_file.is_file():
+        split_file = split_file_of(run_dir, 0)
     if not split_file.is_file():
         return ""
     run_split = pd.read_csv(split_file, keep_default_na=False, dtype=str)
@@ -102,6 +108,8 @@ def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
         return ""
     counts = known.loc[shared].value_counts()
     where = ", ".join(f"{n} in its {split} split" for split, n in counts.items())
+    if split_file.parent.name == "splits":  # K-fold: every image is tested in one fold and trained on in the others
+        where = "each trained on in all but one fold"
     return (f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself (same decoded pixels; "
             f"{where}): they are not new to the model, so these figures overstate how it does on unseen photos")
 
