@@ -74,6 +74,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7_919 + 17) % (2**31 - 1)
 
 
+def _at_side(images: tf.Tensor, side: tf.Variable) -> tf.Tensor:
+    """`images` resized to `side` x `side` (read now), or untouched when they already are."""
+    target = tf.convert_to_tensor(side, dtype=tf.int32)
+    shape = tf.shape(images)
+    return tf.cond(tf.logical_and(tf.equal(shape[1], target), tf.equal(shape[2], target)),
+                   lambda: tf.cast(images, tf.float32), lambda: resize_image(images, tf.stack([target, target])))
+
+
 def _label_indices(frame: pd.DataFrame, class_names: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(class_names)}
     unknown = sorted(set(frame["label"]) - set(index))
@@ -107,6 +115,7 @@ def make_dataset(
     sequence_length: int = 32,
     view: int = 0,
     epoch: int | None = None,
+    side: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(x, y_onehot)`, or `(x, y_onehot, w)` when per-class `sample_weights` are given.
 
@@ -130,6 +139,9 @@ def make_dataset(
             iterated, so epoch e's draws follow from the e-1 before it). An int gives that one epoch
             alone, with its order and augmentation a pure function of (`shuffle_seed`, `epoch`): any
             process can rebuild epoch e without replaying the epochs before it (the feature bank does).
+        side: progressive resizing: an int32 scalar variable; every batch is resized to that square
+            side (after augmentation, before `preprocess`) when the batch is made, so whoever sets
+            it between epochs (a training callback) chooses the next epoch's side.
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
     use_image = inputs != "text"
@@ -151,6 +163,8 @@ def make_dataset(
         features = {key: batch[key] for key in ("image", "token_ids", "padding_mask") if key in batch}
         if use_image and view:
             features["image"] = tta_view(features["image"], view)
+        if use_image and side is not None:
+            features["image"] = _at_side(features["image"], side)
         if use_image and preprocess is not None:
             features["image"] = preprocess(features["image"])
         x = features["image"] if inputs == "image" else features

@@ -64,6 +64,9 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     train.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     train.add_argument("--augment-strength", type=float)
+    train.add_argument("--progressive-sizes", type=csv_list(int), metavar="S1,S2",
+                       help="from-scratch models: train at these smaller sides first, then at --image-size, each for "
+                            "an equal share of the epochs (default off)")
     train.add_argument("--ema", action="store_true", default=None,
                        help="average the weights (AdamW's exponential moving average); validate, keep and evaluate the average")
     train.add_argument("--ema-momentum", type=float, help="per-step momentum of the weight average (default 0.99)")

@@ -16,6 +16,7 @@ import yaml
 from benchmark.config.choices import CHOICES
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
+from benchmark.training.progressive import progressive_refusal
 from benchmark.training.recipe import RecipeSettings
 from data_pipeline import DataError, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
@@ -82,6 +83,9 @@ class RunConfig:
     ema_momentum: float = _RECIPE.ema_momentum
     augment: bool = True
     augment_strength: float = 1.0
+    # Progressive resizing (from-scratch models): training sides before the final image size, each for an
+    # equal share of the epochs; validation and test stay at the final size. [] = off
+    progressive_sizes: list[int] = field(default_factory=list)
     head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
     # Evaluation
     tta: int = 0  # test-time views averaged for val and test (data_pipeline.tta.VIEWS); 0 = off
@@ -174,6 +178,9 @@ class RunConfig:
             raise UsageError("zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
                              f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}")
         self.simple_cnn_config()
+        for model in self.models:
+            if reason := progressive_refusal(self.progressive_sizes, self.image_size, model):
+                raise UsageError(reason)
 
     def simple_cnn_config(self) -> SimpleCNNConfig:
         """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming it."""
@@ -260,12 +267,13 @@ GRID_AXES = frozenset({"models", "alphas", "seeds"})
 # Keys added after run folders were already written, whose defaults do exactly what the suite did before
 # them: a saved configuration (`config.yaml`, a record's `config`) that lacks one ran with its default, so
 # an old folder resumes, and its finished cells count, without `--force`.
-ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum"})
+ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum", "progressive_sizes"})
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys that change results and differ between a run folder's saved config and the requested one."""
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
     saved = {**defaults, **saved}
     keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
     return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))

@@ -29,6 +29,7 @@ from benchmark.run.phase1 import phase1_mode, stored_head_phase
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.metrics import predict_probabilities
+from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, SplitTable, damped_class_weights, fill_shared_cache, make_dataset
 from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, get_entry, preprocess_function
@@ -109,6 +110,7 @@ class PreparedCell:
     head_features: str  # "bank", "cached" or "online": what phase 1 trained on
     precision: str
     strategy: object
+    progressive: ProgressiveResizing | None = None  # the training side schedule (--progressive-sizes)
 
 
 def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed: int, alpha: float, run_dir: Path,
@@ -128,6 +130,10 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
     keras.mixed_precision.set_global_policy(precision)
     strategy = resolve_strategy(config.strategy)
     batch_size = config.batch_size * strategy.num_replicas_in_sync  # global batch: per-replica x replicas
+    progressive = None
+    if config.progressive_sizes:
+        progressive = ProgressiveResizing(config.progressive_sizes, config.image_size or entry.input_size,
+                                          config.initial_epochs + config.fine_tune_epochs)
     with strategy.scope():  # build inside the scope so variables are mirrored
         built = build_model(model_name, build_spec(config, len(split.class_names)))
         inputs = CellInputs.for_model(config, entry, built, cache)
@@ -135,7 +141,7 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
         class_weights = damped_class_weights(counts, alpha)
         augment = AugmentConfig(strength=config.augment_strength) if config.augment and entry.modality != "text" else None
         train = inputs.dataset(split, "train", batch_size, augment=augment, sample_weights=class_weights,
-                               shuffle_seed=seed)
+                               shuffle_seed=seed, side=progressive.side if progressive else None)
         mode = phase1_mode(config, built, augment)
         cached_head = None
         if mode != "online":
@@ -145,7 +151,8 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
     return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
                         val=inputs.dataset(split, "val", batch_size),
                         steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
-                        cached_head=cached_head, head_features=mode, precision=precision, strategy=strategy)
+                        cached_head=cached_head, head_features=mode, precision=precision, strategy=strategy,
+                        progressive=progressive)
 
 
 def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
@@ -183,7 +190,8 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
                                    steps_per_epoch=prepared.steps_per_epoch, verbose=verbose, callbacks=list(callbacks),
-                                   cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work))
+                                   cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work),
+                                   progressive=prepared.progressive)
 
     eval_start = time.perf_counter()
     record = evaluation_record(ctx, cell, **evaluated_probabilities(built.model, prepared.inputs, split, prepared.batch_size,

@@ -18,6 +18,7 @@ import keras
 
 from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
+from benchmark.training.progressive import ProgressiveResizing
 from models import BuiltModel, transformer_layers
 
 
@@ -280,14 +281,19 @@ def _averaging(settings: RecipeSettings) -> dict:
 
 def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
                     callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
-                    checkpoint: PhaseCheckpoint | None = None) -> TrainingResult:
+                    checkpoint: PhaseCheckpoint | None = None, progressive: ProgressiveResizing | None = None) -> TrainingResult:
     """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
+
+    With `progressive` (a from-scratch model only), the single phase trains a twin of the model that
+    takes any image side, with the callback that sets each epoch's side; the twin shares every weight.
 
     With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
     are shared, so phase 2 starts from exactly those weights. With `checkpoint`, every epoch is
     backed up and a re-run resumes (see `benchmark.training.checkpoint`).
     """
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
+    if progressive is not None and (backbone is not None or not built.from_scratch):
+        raise ValueError("progressive resizing needs a network built to train from scratch (RunConfig refuses others)")
 
     if built.from_scratch:
         # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with the budget of both.
@@ -296,6 +302,8 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
         epochs = settings.initial_epochs + settings.fine_tune_epochs
         optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
                                    steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
+        if progressive is not None:
+            model, callbacks = progressive.training_model(model), [progressive.callback(), *callbacks]
         only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
         return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
 

@@ -1,0 +1,94 @@
+"""Progressive resizing: a from-scratch network trains on small images early and on the full size late.
+
+An epoch at side s costs about (s / full)^2 of a full-size one on a convolutional network, so the
+early epochs, which only learn coarse shapes and colours, are bought cheaply and the budget holds
+more epochs, or a larger final size (fastai's recipe; FixRes explains why the last epochs must be
+at the evaluated size). Validation, test, predict and export always see the full `image_size`:
+only the training batches are resized, after augmentation and before the family's `preprocess`,
+to the side a `tf.Variable` holds, which a callback sets at the start of each epoch.
+
+The network trains through a twin that shares every layer (and so every weight) with the built
+model but takes any image side; the built model, with its fixed input, is what is evaluated,
+saved and exported. Only the networks built to train from scratch take it (simple_cnn): a
+pretrained backbone's features depend on the input size it was trained at, and a registry
+backbone nests a model of fixed input size even under `--weights none`.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from models import ModelError, get_entry
+
+MIN_SIDE = 16  # five 2x2 poolings still leave a 1x1 map
+
+
+def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> list[int]:
+    """The training side of each epoch: `sizes` then `final`, each for an equal share of `epochs`.
+
+    The last epoch is always at `final`, even when there are fewer epochs than stages.
+    """
+    stages = [*sizes, final]
+    sides = [stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))] for epoch in range(epochs)]
+    return [*sides[:-1], final] if sides else []
+
+
+def progressive_refusal(sizes: list[int], image_size: int | None, model: str) -> str | None:
+    """Why `model` cannot train on the side schedule `sizes` (None when it can): one line naming the flag."""
+    if not sizes:
+        return None
+    if any(not isinstance(s, int) or isinstance(s, bool) for s in sizes):
+        return f"--progressive-sizes takes whole pixel sides, got {sizes!r}"
+    if sizes[0] < MIN_SIDE or any(b <= a for a, b in zip(sizes, sizes[1:])):
+        return f"--progressive-sizes must rise strictly from at least {MIN_SIDE} px, got {sizes}"
+    try:
+        entry = get_entry(model)
+    except ModelError:
+        return None  # the unknown name is reported where the grid is resolved
+    final = image_size or entry.input_size
+    if sizes[-1] >= final:
+        return f"--progressive-sizes {sizes} must stay below the final side {final} px (--image-size) of {model}"
+    if entry.pretrained:
+        return (f"--progressive-sizes applies to the networks built to train from scratch (simple_cnn); {model} is a "
+                "pretrained backbone with a fixed input size: leave --progressive-sizes out")
+    return None
+
+
+class ProgressiveResizing:
+    """The side schedule of one cell: the variable the training dataset reads, and the callback that sets it."""
+
+    def __init__(self, sizes: list[int] | tuple[int, ...], final: int, epochs: int):
+        self.final = int(final)
+        self.schedule = stage_sides(sizes, self.final, epochs)
+        with tf.init_scope():  # a plain host variable, even inside a distribution strategy's scope
+            self.side = tf.Variable(self.schedule[0] if self.schedule else self.final, dtype=tf.int32,
+                                    trainable=False, name="progressive_side")
+
+    def side_at(self, epoch: int) -> int:
+        return self.schedule[epoch] if 0 <= epoch < len(self.schedule) else self.final
+
+    def callback(self) -> keras.callbacks.Callback:
+        return _SetSide(self)
+
+    @staticmethod
+    def training_model(model: keras.Model) -> keras.Model:
+        """A twin of `model` that shares all its layers but takes images of any side."""
+        inputs = keras.Input((None, None, model.input_shape[-1]))
+        try:
+            return keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda layer: layer)
+        except (ValueError, TypeError) as err:
+            raise ModelError(f"--progressive-sizes: {model.name} cannot take other image sides ({err})") from err
+
+
+class _SetSide(keras.callbacks.Callback):
+    """Sets the side before each epoch (absolute epoch numbers, so a resumed phase picks up its stage)."""
+
+    def __init__(self, resizing: ProgressiveResizing):
+        super().__init__()
+        self.resizing = resizing
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.resizing.side.assign(self.resizing.side_at(epoch))
+
+    def on_train_end(self, logs=None):
+        self.resizing.side.assign(self.resizing.final)
