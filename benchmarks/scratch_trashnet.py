@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.data} ({', '.join(f'{part} {sum(n.values())}' for part, n in counts.items())} images)")
     print(f"model: {RunConfig(**record['config']).simple_cnn_config()}, {record['params']['total']:,} parameters, "
           f"{record['image_size']} px, batch {record['config']['batch_size']}")
+    if sides := record["config"].get("progressive_sizes"):  # training sides before image_size (evaluation is at it)
+        print(f"progressive resizing: trained at {' -> '.join(f'{s} px' for s in [*sides, record['image_size']])}, "
+              f"an equal share of the epochs each")
     print(f"epochs: {epochs} of {record['config']['initial_epochs'] + record['config']['fine_tune_epochs']} "
           f"(best {phase['best_epoch']}, early stopping on {record['config']['monitor']})")
     print(f"val:  accuracy {val['accuracy']:.4f}  macro-F1 {val['macro_f1']:.4f}")

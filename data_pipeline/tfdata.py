@@ -140,8 +140,8 @@ def make_dataset(
             alone, with its order and augmentation a pure function of (`shuffle_seed`, `epoch`): any
             process can rebuild epoch e without replaying the epochs before it (the feature bank does).
         side: progressive resizing: an int32 scalar variable; every batch is resized to that square
-            side (after augmentation, before `preprocess`) when the batch is made, so whoever sets
-            it between epochs (a training callback) chooses the next epoch's side.
+            side (before augmentation, which then costs what the smaller side costs) when the batch is
+            made, so whoever sets it between epochs (a training callback) chooses the next epoch's side.
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
     use_image = inputs != "text"
@@ -152,6 +152,8 @@ def make_dataset(
     if shuffle_seed is not None:
         ds = ds.shuffle(max(len(frame), 1), seed=draw_seed, reshuffle_each_iteration=epoch is None)
     ds = ds.batch(batch_size)
+    if side is not None and use_image:  # before augmenting: augmentation then costs what the smaller side costs
+        ds = ds.map(lambda batch: {**batch, "image": _at_side(batch["image"], side)}, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None and use_image:
         augmenter = build_augmenter(augment, draw_seed or 0)
         # One call at a time: the augmenter's random state advances per batch, and parallel calls
@@ -163,8 +165,6 @@ def make_dataset(
         features = {key: batch[key] for key in ("image", "token_ids", "padding_mask") if key in batch}
         if use_image and view:
             features["image"] = tta_view(features["image"], view)
-        if use_image and side is not None:
-            features["image"] = _at_side(features["image"], side)
         if use_image and preprocess is not None:
             features["image"] = preprocess(features["image"])
         x = features["image"] if inputs == "image" else features

@@ -8,7 +8,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.training.progressive import ProgressiveResizing, progressive_refusal, stage_sides
 from benchmark.training.recipe import RecipeSettings, train_two_phase
-from data_pipeline import make_dataset
+from data_pipeline import AugmentConfig, make_dataset
 from models import BuiltModel
 from run_benchmark import build_run_parser
 from tests.benchmark.stand_ins import colour_split
@@ -99,7 +99,7 @@ def test_each_epoch_trains_whole_at_its_stage_side_and_the_built_model_keeps_its
     before = [w.numpy().copy() for w in built.model.trainable_weights]
     resizing = ProgressiveResizing([16, 24], 32, epochs=3)
     train = make_dataset(split.subset("train"), split.class_names, image_size=32, batch_size=4, shuffle_seed=0,
-                         side=resizing.side)
+                         side=resizing.side, augment=AugmentConfig())  # the augmentation takes any side too
     val = make_dataset(split.subset("val"), split.class_names, image_size=32, batch_size=4)
     sides = SidesPerEpoch(seen)
     settings = RecipeSettings(initial_epochs=3, fine_tune_epochs=0, initial_lr=1e-2, patience=5)
