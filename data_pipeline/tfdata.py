@@ -139,9 +139,9 @@ def make_dataset(
             iterated, so epoch e's draws follow from the e-1 before it). An int gives that one epoch
             alone, with its order and augmentation a pure function of (`shuffle_seed`, `epoch`): any
             process can rebuild epoch e without replaying the epochs before it (the feature bank does).
-        side: progressive resizing: an int32 scalar variable; every batch is resized to that square
-            side (before augmentation, which then costs what the smaller side costs) when the batch is
-            made, so whoever sets it between epochs (a training callback) chooses the next epoch's side.
+        side: progressive resizing: an int32 scalar variable; every training batch is resized to that
+            square side (after augmentation, before `preprocess`) when the batch is made, so whoever
+            sets it between epochs (a training callback) chooses the next epoch's side.
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
     use_image = inputs != "text"
@@ -152,13 +152,13 @@ def make_dataset(
     if shuffle_seed is not None:
         ds = ds.shuffle(max(len(frame), 1), seed=draw_seed, reshuffle_each_iteration=epoch is None)
     ds = ds.batch(batch_size)
-    if side is not None and use_image:  # before augmenting: augmentation then costs what the smaller side costs
-        ds = ds.map(lambda batch: {**batch, "image": _at_side(batch["image"], side)}, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None and use_image:
         augmenter = build_augmenter(augment, draw_seed or 0)
         # One call at a time: the augmenter's random state advances per batch, and parallel calls
         # would take those states in a varying order, losing reproducibility.
         ds = ds.map(lambda batch: {**batch, "image": augmenter(batch["image"], training=True)}, num_parallel_calls=None)
+    if side is not None and use_image:  # after augmenting: the warp works on the full-size image, then one antialiased resize
+        ds = ds.map(lambda batch: {**batch, "image": _at_side(batch["image"], side)}, num_parallel_calls=tf.data.AUTOTUNE)
     weights = None if sample_weights is None else tf.constant(np.asarray(sample_weights, dtype=np.float32))
 
     def finish(batch: dict[str, tf.Tensor]) -> tuple:

@@ -4,7 +4,7 @@ An epoch at side s costs about (s / full)^2 of a full-size one on a convolutiona
 early epochs, which only learn coarse shapes and colours, are bought cheaply and the budget holds
 more epochs, or a larger final size (fastai's recipe; FixRes explains why the last epochs must be
 at the evaluated size). Validation, test, predict and export always see the full `image_size`:
-only the training batches are resized, before augmentation and the family's `preprocess`,
+only the training batches are resized, after augmentation and before the family's `preprocess`,
 to the side a `tf.Variable` holds, which a callback sets at the start of each epoch.
 
 The network trains through a twin that shares every layer (and so every weight) with the built

@@ -62,7 +62,7 @@ def test_tta_and_ema_come_from_flags_files_and_presets(tmp_path):
     config_file = tmp_path / "levers.yaml"
     config_file.write_text("tta: 2\nema: true\n")
     config = resolve_config("scratch_trashnet", str(config_file))
-    assert (config.tta, config.ema, config.initial_epochs) == (2, True, 75)
+    assert (config.tta, config.ema, config.initial_epochs) == (2, True, 84)  # the file over the preset
 
 
 def test_a_saved_config_from_before_tta_and_ema_ran_without_them():

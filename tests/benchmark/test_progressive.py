@@ -117,3 +117,28 @@ def test_a_pretrained_network_is_refused_by_the_recipe_too():
     with pytest.raises(ValueError, match="from scratch"):
         train_two_phase(stand_in_pretrained(), None, None, RecipeSettings(), steps_per_epoch=1,
                         progressive=ProgressiveResizing([8], 16, epochs=1))
+
+
+def test_a_tiny_run_trains_progressively_and_saves_a_model_of_the_full_side(tmp_path):
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import load_records
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+    from cli_helpers import make_images
+
+    data = make_images(tmp_path / "data", per_class=8, size=32)
+    config = RunConfig(data=str(data), models=["simple_cnn"], alphas=[0.0], weights="none", image_size=32, batch_size=8,
+                       initial_epochs=2, fine_tune_epochs=0, progressive_sizes=[16], profile=False, save_models="best")
+    ctx = prepare_run(config, tmp_path / "run")
+    assert run_grid(ctx, quiet=True) == 0
+    (record,) = load_records(ctx.run_dir)
+    assert record.status == "ok" and record.image_size == 32 and record.config["progressive_sizes"] == [16]
+    assert record.phases[0]["epochs"] == 2
+    (saved,) = (ctx.run_dir / "saved_models").glob("*.keras")
+    assert keras.models.load_model(saved, compile=False).input_shape == (None, 32, 32, 3)
