@@ -73,10 +73,15 @@ class CellInputs:
     tokenizer: object = None
     sequence_length: int = 32
 
+    @staticmethod
+    def image_side(config: RunConfig, entry) -> int:
+        """The side `config` feeds the registry `entry` at: `--image-size`, else the model's own."""
+        return config.image_size or entry.input_size
+
     @classmethod
     def for_model(cls, config: RunConfig, entry, built, cache_root: Path) -> CellInputs:
         """How `config` feeds the registry `entry` built as `built`; caches under `cache_root` by what they hold."""
-        size = config.image_size or entry.input_size
+        size = cls.image_side(config, entry)
         key = f"{size}px_{entry.modality.replace('+', '_')}"
         if entry.modality != "image":  # token ids depend on the tokenizer and the sequence length
             key += f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}_{config.sequence_length}tok"
@@ -130,10 +135,9 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
     keras.mixed_precision.set_global_policy(precision)
     strategy = resolve_strategy(config.strategy)
     batch_size = config.batch_size * strategy.num_replicas_in_sync  # global batch: per-replica x replicas
-    progressive = None
+    progressive = None  # its side variable must not be mirrored, so it is made before the scope
     if config.progressive_sizes:
-        progressive = ProgressiveResizing(config.progressive_sizes, config.image_size or entry.input_size,
-                                          config.initial_epochs + config.fine_tune_epochs)
+        progressive = ProgressiveResizing(config.progressive_sizes, CellInputs.image_side(config, entry))
     with strategy.scope():  # build inside the scope so variables are mirrored
         built = build_model(model_name, build_spec(config, len(split.class_names)))
         inputs = CellInputs.for_model(config, entry, built, cache)

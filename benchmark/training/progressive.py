@@ -34,11 +34,12 @@ def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> 
 
 
 def progressive_refusal(sizes: list[int], image_size: int | None, model: str) -> str | None:
-    """Why `model` cannot train on the side schedule `sizes` (None when it can): one line naming the flag."""
+    """Why `model` cannot train on the side schedule `sizes` (None when it can): one line naming the flag.
+
+    That the sides are whole numbers is `RunConfig`'s type check (its `list[int]` annotation).
+    """
     if not sizes:
         return None
-    if any(not isinstance(s, int) or isinstance(s, bool) for s in sizes):
-        return f"--progressive-sizes takes whole pixel sides, got {sizes!r}"
     if sizes[0] < MIN_SIDE or any(b <= a for a, b in zip(sizes, sizes[1:])):
         return f"--progressive-sizes must rise strictly from at least {MIN_SIDE} px, got {sizes}"
     try:
@@ -55,20 +56,22 @@ def progressive_refusal(sizes: list[int], image_size: int | None, model: str) ->
 
 
 class ProgressiveResizing:
-    """The side schedule of one cell: the variable the training dataset reads, and the callback that sets it."""
+    """The sides of one cell: the variable the training dataset reads, and the callback that sets it per epoch.
 
-    def __init__(self, sizes: list[int] | tuple[int, ...], final: int, epochs: int):
-        self.final = int(final)
-        self.schedule = stage_sides(sizes, self.final, epochs)
-        with tf.init_scope():  # a plain host variable, even inside a distribution strategy's scope
-            self.side = tf.Variable(self.schedule[0] if self.schedule else self.final, dtype=tf.int32,
-                                    trainable=False, name="progressive_side")
+    The schedule is made by `callback(epochs)`, from the epoch budget of the phase that trains, so
+    the recipe stays the one place that decides how many epochs there are.
+    """
 
-    def side_at(self, epoch: int) -> int:
-        return self.schedule[epoch] if 0 <= epoch < len(self.schedule) else self.final
+    def __init__(self, sizes: list[int] | tuple[int, ...], final: int):
+        self.sizes, self.final = tuple(sizes), int(final)
+        # Made outside any distribution strategy's scope (tf.init_scope does not leave one): a plain host
+        # variable that tf.data reads, not a mirrored one.
+        self.side = tf.Variable(self.sizes[0] if self.sizes else self.final, dtype=tf.int32, trainable=False,
+                                name="progressive_side")
 
-    def callback(self) -> keras.callbacks.Callback:
-        return _SetSide(self)
+    def callback(self, epochs: int) -> keras.callbacks.Callback:
+        """Sets each of `epochs` epochs' side (`stage_sides`) before it starts, and the full side after training."""
+        return _SetSide(self.side, stage_sides(self.sizes, self.final, epochs), self.final)
 
     @staticmethod
     def training_model(model: keras.Model) -> keras.Model:
@@ -83,12 +86,12 @@ class ProgressiveResizing:
 class _SetSide(keras.callbacks.Callback):
     """Sets the side before each epoch (absolute epoch numbers, so a resumed phase picks up its stage)."""
 
-    def __init__(self, resizing: ProgressiveResizing):
+    def __init__(self, side: tf.Variable, schedule: list[int], final: int):
         super().__init__()
-        self.resizing = resizing
+        self.side, self.schedule, self.final = side, schedule, final
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.resizing.side.assign(self.resizing.side_at(epoch))
+        self.side.assign(self.schedule[epoch] if 0 <= epoch < len(self.schedule) else self.final)
 
     def on_train_end(self, logs=None):
-        self.resizing.side.assign(self.resizing.final)
+        self.side.assign(self.final)

@@ -303,7 +303,7 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
         optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
                                    steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
         if progressive is not None:
-            model, callbacks = progressive.training_model(model), [progressive.callback(), *callbacks]
+            model, callbacks = progressive.training_model(model), [progressive.callback(epochs), *callbacks]
         only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
         return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
 

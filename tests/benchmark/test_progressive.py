@@ -49,7 +49,7 @@ def test_the_flag_and_config_files_set_it_and_old_runs_without_it_resume():
 def test_training_batches_take_the_side_the_variable_holds_when_they_are_made(tmp_path):
     split = colour_split(tmp_path)
     frame = split.subset("train")
-    resizing = ProgressiveResizing([8 * 2], 32, epochs=2)
+    resizing = ProgressiveResizing([8 * 2], 32)
     with_side = make_dataset(frame, split.class_names, image_size=32, batch_size=4, side=resizing.side)
     plain = make_dataset(frame, split.class_names, image_size=32, batch_size=4)
     assert next(iter(with_side))[0].shape == (4, 16, 16, 3)
@@ -97,7 +97,7 @@ def test_each_epoch_trains_whole_at_its_stage_side_and_the_built_model_keeps_its
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
     built = BuiltModel(model=keras.Model(inputs, outputs), backbone=None, entry=None, weights="none")
     before = [w.numpy().copy() for w in built.model.trainable_weights]
-    resizing = ProgressiveResizing([16, 24], 32, epochs=3)
+    resizing = ProgressiveResizing([16, 24], 32)
     train = make_dataset(split.subset("train"), split.class_names, image_size=32, batch_size=4, shuffle_seed=0,
                          side=resizing.side, augment=AugmentConfig())  # the augmentation takes any side too
     val = make_dataset(split.subset("val"), split.class_names, image_size=32, batch_size=4)
@@ -116,7 +116,7 @@ def test_a_pretrained_network_is_refused_by_the_recipe_too():
 
     with pytest.raises(ValueError, match="from scratch"):
         train_two_phase(stand_in_pretrained(), None, None, RecipeSettings(), steps_per_epoch=1,
-                        progressive=ProgressiveResizing([8], 16, epochs=1))
+                        progressive=ProgressiveResizing([8], 16))
 
 
 def test_a_tiny_run_trains_progressively_and_saves_a_model_of_the_full_side(tmp_path):
