@@ -4,6 +4,7 @@ As in timm, this package imports its model modules, whose decorators and tables 
 `registry.py` itself imports none of them. Fusion entries are derived last, from the image models.
 """
 import models.applications  # noqa: F401  (registers the Keras applications)
+import models.efficientnet_lite  # noqa: F401  (registers efficientnet_lite0/1/2, packaged weights)
 import models.hub  # noqa: F401  (registers the keras-hub image encoders, hub_*)
 import models.simple_cnn  # noqa: F401  (registers simple_cnn)
 import models.text  # noqa: F401  (registers text_bert)

