@@ -11,7 +11,7 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
     config_file = tmp_path / "c.yaml"
     config_file.write_text("batch_size: 8\nalphas: [0.0, 0.5]\n")
     config = resolve_config("smoke", str(config_file), {"alphas": [1.0], "batch_size": None})
-    assert config.weights == "none"  # from the preset
+    assert config.image_size == 128  # from the preset
     assert config.batch_size == 8  # file over preset
     assert config.alphas == [1.0]  # flag over file
     assert RunConfig().fine_tune_lr == 1e-5
