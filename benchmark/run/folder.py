@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     """Resolves model names and the split, and checks or saves the run folder's configuration."""
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     run_dir = Path(run_dir)
-    check_output_folder(run_dir)
+    check_output_folder(run_dir, tensorboard=config.tensorboard)
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
         saved = yaml.safe_load(config_file.read_text()) or {}
@@ -117,13 +118,30 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
                          f"{config.folds} of --folds {config.folds}; resume it with its own --folds, or use another --output")
 
 
-def check_output_folder(run_dir: Path) -> None:
-    """`--output` must be a folder this process can create or write into (checked before any training)."""
+# Folders a run writes into; one that is a file (say `RUN/tensorboard`) would fail every cell.
+RUN_SUBFOLDERS = ("cells", "work", "cache", "locks")
+
+
+def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
+    """`--output` must be a folder this process can create or write into (checked before any training).
+
+    Writability is probed by creating (and removing) an empty folder: `os.access` says yes to root
+    everywhere, `/proc` included, where creating a folder then fails.
+    """
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder (a new one, or a run to resume)")
     existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
+    except OSError as err:
+        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder "
+                         f"({err.strerror})") from None
+    for name in RUN_SUBFOLDERS + (("tensorboard",) if tensorboard else ()):
+        if (run_dir / name).exists() and not (run_dir / name).is_dir():
+            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder there; "
+                             "move the file away or use another --output")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:

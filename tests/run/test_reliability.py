@@ -265,3 +265,16 @@ def test_an_isolated_cell_trains_in_a_child_and_a_dead_child_is_named(tiny_run, 
     assert "each cell trains in its own process" in capsys.readouterr().out
     with pytest.raises(ChildProcessError, match="exited with code 9"):
         run_in_child(_die_hard)
+
+
+def test_an_output_where_nothing_can_be_created_is_refused_before_anything_is_written():
+    with pytest.raises(UsageError, match="--output '/proc/x' cannot be created: '/proc' is not a writable folder"):
+        prepare_run(RunConfig(**TINY), Path("/proc/x"), write=False)  # root passes os.access there
+
+
+def test_a_file_where_the_run_writes_a_folder_is_refused_before_training(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tensorboard").write_text("not a folder")
+    prepare_run(RunConfig(**TINY), tmp_path / "run", write=False)  # harmless while TensorBoard is off
+    with pytest.raises(UsageError, match="run/tensorboard' is a file, but the run writes a folder there"):
+        prepare_run(RunConfig(**TINY, tensorboard=True), tmp_path / "run", write=False)
