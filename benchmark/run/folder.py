@@ -80,6 +80,7 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     run_dir = Path(run_dir)
     check_output_folder(run_dir, tensorboard=config.tensorboard)
+    check_split_layout(config, run_dir)  # first: --force cannot resume another split layout, so never suggest it
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
         saved = yaml.safe_load(config_file.read_text()) or {}
@@ -89,7 +90,6 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
                 f"run folder {str(run_dir)!r} was started with a different configuration ({', '.join(changed)}); "
                 "use another --output, or --force to continue with the new one"
             )
-    check_split_layout(config, run_dir)
     if config.folds is None:
         split, folds = resolve_split(config, run_dir, write=write), []
     else:

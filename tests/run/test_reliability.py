@@ -278,3 +278,13 @@ def test_a_file_where_the_run_writes_a_folder_is_refused_before_training(tmp_pat
     prepare_run(RunConfig(**TINY), tmp_path / "run", write=False)  # harmless while TensorBoard is off
     with pytest.raises(UsageError, match="run/tensorboard' is a file, but the run writes a folder there"):
         prepare_run(RunConfig(**TINY, tensorboard=True), tmp_path / "run", write=False)
+
+
+@pytest.mark.parametrize("folds, advice", [(3, "resume it with its own --folds"), (None, "add --folds 2 to resume it")])
+def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds, advice):
+    data = make_images(tmp_path / "data", per_class=6, size=32)
+    prepare_run(RunConfig(data=str(data), folds=2, **TINY), tmp_path / "run")
+    for force in (False, True):
+        with pytest.raises(UsageError, match=advice) as refused:
+            prepare_run(RunConfig(data=str(data), folds=folds, **TINY), tmp_path / "run", force=force)
+        assert "--force" not in str(refused.value)
