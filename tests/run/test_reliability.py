@@ -99,6 +99,12 @@ def test_a_diverged_cell_is_a_failed_row_not_a_ranked_one(tiny_run):
     ({"image_size": 5000}, "--image-size must be between 32 and 4096"),
     ({"batch_size": "big"}, "batch_size \\(--batch-size\\) must be int, got 'big'"),
     ({"simple_cnn": {"widht": 3}}, "simple_cnn has unknown knobs widht"),
+    ({"simple_cnn": {"dropout": 7}}, "simple_cnn: dropout must be in \\[0, 1\\), got 7"),
+    ({"simple_cnn": {"dense_units": -5}}, "simple_cnn: dense_units must be >= 0"),
+    ({"simple_cnn": {"blocks": "five"}}, "^simple_cnn: blocks must be int, got 'five'$"),
+    ({"simple_cnn": {"blocks": 0}}, "simple_cnn: blocks must be at least 1, got 0"),
+    ({"simple_cnn": {"batch_norm": "yes"}}, "simple_cnn: batch_norm must be bool, got 'yes'"),
+    ({"simple_cnn": {"dropout": True}}, "simple_cnn: dropout must be a number, got True"),
     ({"alphas": 0.5}, "alphas \\(--alphas\\) must be list\\[float\\]"),
 ])
 def test_bad_values_are_one_line_naming_the_key(overrides, message):
