@@ -148,6 +148,20 @@ def start(args) -> list[str]:
     return gpus
 
 
+def checked_config(args, parser, models: list[str] | None = None):
+    """The run configuration of the flags (defaults < preset < config file < flags), refused in one
+    line when a value, or the grid it makes (`models` when given), cannot train."""
+    import dataclasses
+
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.preflight import check_inputs
+
+    overrides = {key: getattr(args, key) for key in grid_keys(parser)}
+    config = resolve_config(args.preset, args.config, overrides)
+    check_inputs(config if models is None else dataclasses.replace(config, models=models))
+    return config
+
+
 def cmd_run(argv: list[str]) -> int:
     parser = build_run_parser()
     args = parser.parse_args(argv)
@@ -156,13 +170,11 @@ def cmd_run(argv: list[str]) -> int:
 
         return list_models_command()
     start(args)
+    config = checked_config(args, parser)
     from benchmark import commands
 
-    overrides = {key: getattr(args, key) for key in grid_keys(parser)}
-    return commands.run_command(
-        preset=args.preset, config_file=args.config, overrides=overrides, output=args.output, force=args.force,
-        cell=args.cell, dry_run=args.dry_run, quiet=args.quiet,
-    )
+    return commands.run_command(config, output=args.output, force=args.force, cell=args.cell,
+                                dry_run=args.dry_run, quiet=args.quiet)
 
 
 def cmd_report(argv: list[str]) -> int:
@@ -210,10 +222,9 @@ def cmd_slurm(argv: list[str]) -> int:
     parser = build_slurm_parser()
     args = parser.parse_args(argv)
     start(args)
-    from benchmark.config.run_config import resolve_config
+    config = checked_config(args, parser)
     from benchmark.run.slurm import SlurmOptions, slurm_command
 
-    config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in grid_keys(parser)})
     options = SlurmOptions(partition=args.partition, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
                            mem=args.mem, time=args.time, max_parallel=args.max_parallel, account=args.account,
                            sbatch_args=args.sbatch_args)
@@ -224,10 +235,9 @@ def cmd_tune(argv: list[str]) -> int:
     parser = build_tune_parser()
     args = parser.parse_args(argv)
     start(args)
-    from benchmark.config.run_config import resolve_config
+    config = checked_config(args, parser, models=[args.model])  # tune trains --model, not --models
     from benchmark.tune.search import TuneOptions, tune_command
 
-    config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in grid_keys(parser)})
     options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,
                           objective=args.objective, space=args.space)
     return tune_command(config, options, args.output, args.force, quiet=args.quiet)
