@@ -5,7 +5,8 @@ from dataclasses import dataclass, fields
 
 FILTER_STRATEGIES = ("same", "doubling", "halving")
 ACTIVATIONS = ("relu", "gelu", "silu", "mish")
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}  # by annotation (they are strings here)
+# Knob types by annotation (annotations are strings here: `from __future__ import annotations`).
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class SimpleCNNConfig:
     def __post_init__(self) -> None:
         for knob in fields(self):  # a config file can hold anything YAML parses: `blocks: five`
             value = getattr(self, knob.name)
-            if (isinstance(value, bool) and knob.type != "bool") or not isinstance(value, _TYPES[knob.type]):
-                raise ValueError(f"{knob.name} must be {'a number' if knob.type == 'float' else knob.type}, "
-                                 f"got {value!r}")
+            wrong_bool = isinstance(value, bool) and knob.type != "bool"
+            if wrong_bool or not isinstance(value, _TYPES[knob.type]):
+                expected = "a number" if knob.type == "float" else knob.type
+                raise ValueError(f"{knob.name} must be {expected}, got {value!r}")
         if self.filter_strategy not in FILTER_STRATEGIES:
             raise ValueError(f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}")
         for key in ("conv_activation", "dense_activation"):
@@ -57,7 +59,7 @@ class SimpleCNNConfig:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.dense_units < 0:
-            raise ValueError(f"dense_units must be >= 0 (0 for no dense layer), got {self.dense_units}")
+            raise ValueError(f"dense_units must be >= 0 (0: none), got {self.dense_units}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

@@ -80,7 +80,7 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     run_dir = Path(run_dir)
     check_output_folder(run_dir, tensorboard=config.tensorboard)
-    check_split_layout(config, run_dir)  # first: --force cannot resume another split layout, so never suggest it
+    check_split_layout(config, run_dir)  # first: --force cannot resume another split layout
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
         saved = yaml.safe_load(config_file.read_text()) or {}
@@ -123,7 +123,7 @@ RUN_SUBFOLDERS = ("cells", "work", "cache", "locks")
 
 
 def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
-    """`--output` must be a folder this process can create or write into (checked before any training).
+    """`--output` must be a folder this process can create or write into (checked before training).
 
     Writability is probed by creating (and removing) an empty folder: `os.access` says yes to root
     everywhere, `/proc` included, where creating a folder then fails.
@@ -136,12 +136,12 @@ def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
     except OSError as err:
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder "
-                         f"({err.strerror})") from None
+        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
+                         f"writable folder ({err.strerror})") from None
     for name in RUN_SUBFOLDERS + (("tensorboard",) if tensorboard else ()):
         if (run_dir / name).exists() and not (run_dir / name).is_dir():
-            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder there; "
-                             "move the file away or use another --output")
+            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder "
+                             "there; move the file away or use another --output")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:

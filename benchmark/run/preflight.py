@@ -1,4 +1,4 @@
-"""Checks of a resolved configuration against the model registry and the file system, before anything trains.
+"""Checks of a resolved configuration against the model registry and the file system.
 
 Each one catches input that `RunConfig` alone cannot judge (which models the grid holds, whether
 a file exists) and that would otherwise pass `--dry-run` and then fail cells. `run_benchmark.py`
@@ -19,23 +19,25 @@ WEIGHTS_KEYWORDS = ("imagenet", "none", "")
 
 
 def check_inputs(config: RunConfig) -> None:
-    """Refuses, in one line naming the flag, a grid that could not train as asked (see the checks below)."""
+    """Refuses, in one line naming the flag, a grid that cannot train as asked."""
     names = expand_components(resolve_model_names(config.models))
     check_zero_shot_size(names, config.image_size)
     check_weights_file(names, config.weights)
 
 
 def check_zero_shot_size(names: list[str], image_size: int | None) -> None:
-    """Zero-shot rows run at their preset's side; another `--image-size` used to abort the grid at their cell."""
-    fixed = [name for name in names if get_entry(name).zero_shot and image_size and image_size != get_entry(name).input_size]
+    """Zero-shot rows run at their preset's side; another `--image-size` aborted the grid."""
+    entries = [get_entry(name) for name in names]
+    fixed = [e for e in entries if e.zero_shot and image_size and image_size != e.input_size]
     if fixed:
-        sides = ", ".join(f"{name} ({get_entry(name).input_size} px)" for name in fixed)
-        raise UsageError(f"--image-size {image_size} cannot apply to zero-shot rows, which run at their preset's side: "
-                         f"{sides}; drop --image-size, or run them in a grid of their own")
+        sides = ", ".join(f"{entry.name} ({entry.input_size} px)" for entry in fixed)
+        raise UsageError(f"--image-size {image_size} cannot apply to zero-shot rows, which run at "
+                         f"their preset's side: {sides}; drop --image-size, or run them in a grid "
+                         "of their own")
 
 
 def takes_weights_file(name: str) -> bool:
-    """Whether `--weights FILE` reaches `name`: a Keras application backbone, or early fusion built on one.
+    """Whether `--weights FILE` reaches `name`: a Keras application, or early fusion built on one.
 
     Networks trained from scratch, text models, keras-hub encoders and zero-shot rows (they load
     their preset, or nothing) and late fusion (it combines trained cells) never read the file.
@@ -43,20 +45,23 @@ def takes_weights_file(name: str) -> bool:
     entry = get_entry(name)
     if entry.image_model:
         return takes_weights_file(entry.image_model)
-    return (entry.modality == "image" and entry.pretrained and entry.preset is None and not entry.zero_shot
-            and not entry.components)
+    return (entry.modality == "image" and entry.pretrained and entry.preset is None
+            and not entry.zero_shot and not entry.components)
 
 
 def check_weights_file(names: list[str], weights: str) -> None:
-    """A `--weights` file must exist and reach at least one model; the models that ignore it are named."""
+    """A `--weights` file must exist and reach a model of the grid; the others are named."""
     if weights in WEIGHTS_KEYWORDS:
         return
     if not Path(weights).expanduser().is_file():
-        raise UsageError(f"--weights file {weights!r} does not exist; pass imagenet, none or an existing weights file")
+        raise UsageError(f"--weights file {weights!r} does not exist; "
+                         "pass imagenet, none or an existing weights file")
     ignoring = [name for name in names if not takes_weights_file(name)]
     if len(ignoring) == len(names):
-        raise UsageError(f"--weights {weights!r}: no model of the grid reads a weights file ({', '.join(names)}: "
-                         "trained from scratch or loaded from a preset); leave --weights out")
+        raise UsageError(f"--weights {weights!r}: no model of the grid reads a weights file "
+                         f"({', '.join(names)}: trained from scratch or loaded from a preset); "
+                         "leave --weights out")
     if ignoring:
-        print(f"note: --weights {weights!r} is read by {', '.join(n for n in names if n not in ignoring)} only; "
+        readers = ", ".join(name for name in names if name not in ignoring)
+        print(f"note: --weights {weights!r} is read by {readers} only; "
               f"not by {', '.join(ignoring)}", file=sys.stderr)

@@ -274,23 +274,26 @@ def test_an_isolated_cell_trains_in_a_child_and_a_dead_child_is_named(tiny_run, 
 
 
 def test_an_output_where_nothing_can_be_created_is_refused_before_anything_is_written():
-    with pytest.raises(UsageError, match="--output '/proc/x' cannot be created: '/proc' is not a writable folder"):
+    refusal = "--output '/proc/x' cannot be created: '/proc' is not a writable folder"
+    with pytest.raises(UsageError, match=refusal):
         prepare_run(RunConfig(**TINY), Path("/proc/x"), write=False)  # root passes os.access there
 
 
 def test_a_file_where_the_run_writes_a_folder_is_refused_before_training(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "tensorboard").write_text("not a folder")
-    prepare_run(RunConfig(**TINY), tmp_path / "run", write=False)  # harmless while TensorBoard is off
-    with pytest.raises(UsageError, match="run/tensorboard' is a file, but the run writes a folder there"):
+    prepare_run(RunConfig(**TINY), tmp_path / "run", write=False)  # harmless with TensorBoard off
+    with pytest.raises(UsageError, match="run/tensorboard' is a file, but the run writes a folder"):
         prepare_run(RunConfig(**TINY, tensorboard=True), tmp_path / "run", write=False)
 
 
-@pytest.mark.parametrize("folds, advice", [(3, "resume it with its own --folds"), (None, "add --folds 2 to resume it")])
+@pytest.mark.parametrize("folds, advice", [(3, "resume it with its own --folds"),
+                                           (None, "add --folds 2 to resume it")])
 def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds, advice):
     data = make_images(tmp_path / "data", per_class=6, size=32)
     prepare_run(RunConfig(data=str(data), folds=2, **TINY), tmp_path / "run")
     for force in (False, True):
         with pytest.raises(UsageError, match=advice) as refused:
-            prepare_run(RunConfig(data=str(data), folds=folds, **TINY), tmp_path / "run", force=force)
+            prepare_run(RunConfig(data=str(data), folds=folds, **TINY), tmp_path / "run",
+                        force=force)
         assert "--force" not in str(refused.value)
