@@ -244,6 +244,9 @@ def resolve_config(preset: str | None = None, config_file: str | None = None, ov
     unknown = sorted(set(merged) - set(CONFIG_KEYS))
     if unknown:
         raise UsageError(f"unknown configuration keys: {', '.join(unknown)}")
+    if "ema_momentum" in merged and not merged.get("ema"):  # else ignored, yet saved in config.yaml
+        raise UsageError("--ema-momentum sets the weight average of --ema, which is off; "
+                         "add --ema, or drop --ema-momentum")
     try:
         return RunConfig(**merged)
     except TypeError as err:
@@ -276,6 +279,8 @@ def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
     saved = {**defaults, **saved}
     keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
+    if not saved.get("ema") and not current.get("ema"):  # no average: its momentum changed nothing
+        keys -= {"ema_momentum"}  # (folders from before the refusal in resolve_config may hold one)
     return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))
 
 

@@ -71,6 +71,18 @@ def test_a_saved_config_from_before_tta_and_ema_ran_without_them():
     assert differing_keys(old, RunConfig(tta=2, ema=True).to_dict()) == ["ema", "tta"]
 
 
+def test_ema_momentum_without_ema_is_refused_and_never_counts_as_a_change(tmp_path):
+    with pytest.raises(UsageError, match="--ema-momentum sets the weight average of --ema"):
+        resolve_config(None, None, {"ema_momentum": 0.9})
+    (tmp_path / "off.yaml").write_text("ema: false\nema_momentum: 0.9\n")
+    with pytest.raises(UsageError, match="--ema-momentum"):
+        resolve_config(None, str(tmp_path / "off.yaml"))
+    assert resolve_config(None, None, {"ema": True, "ema_momentum": 0.9}).ema_momentum == 0.9
+    saved = {**RunConfig().to_dict(), "ema_momentum": 0.9}  # a folder saved before the refusal
+    assert differing_keys(saved, RunConfig().to_dict()) == []
+    assert differing_keys(saved, RunConfig(ema=True).to_dict()) == ["ema", "ema_momentum"]
+
+
 def test_differing_keys_ignores_yaml_number_and_list_spelling():
     saved = RunConfig(alphas=[0, 1]).to_dict()
     assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0]).to_dict()) == []
