@@ -150,15 +150,21 @@ def start(args) -> list[str]:
 
 def checked_config(args, parser, models: list[str] | None = None):
     """The run configuration of the flags (defaults < preset < config file < flags), refused in one
-    line when a value, or the grid it makes (`models` when given), cannot train."""
+    line when a value, the grid it makes (`models` when given) or `--output` cannot train.
+
+    Imports no TensorFlow, so bad input answers within a second (a test checks it).
+    """
     import dataclasses
+    from pathlib import Path
 
     from benchmark.config.run_config import resolve_config
-    from benchmark.run.preflight import check_inputs
+    from benchmark.run.preflight import check_inputs, check_output_folder
 
     overrides = {key: getattr(args, key) for key in grid_keys(parser)}
     config = resolve_config(args.preset, args.config, overrides)
     check_inputs(config if models is None else dataclasses.replace(config, models=models))
+    if args.output:
+        check_output_folder(Path(args.output), tensorboard=config.tensorboard)
     return config
 
 
@@ -169,8 +175,8 @@ def cmd_run(argv: list[str]) -> int:
         from benchmark.listing import list_models_command
 
         return list_models_command()
-    start(args)
     config = checked_config(args, parser)
+    start(args)
     from benchmark import commands
 
     return commands.run_command(config, output=args.output, force=args.force, cell=args.cell,
@@ -221,8 +227,8 @@ def cmd_fetch_weights(argv: list[str]) -> int:
 def cmd_slurm(argv: list[str]) -> int:
     parser = build_slurm_parser()
     args = parser.parse_args(argv)
-    start(args)
     config = checked_config(args, parser)
+    start(args)
     from benchmark.run.slurm import SlurmOptions, slurm_command
 
     options = SlurmOptions(partition=args.partition, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
@@ -234,8 +240,8 @@ def cmd_slurm(argv: list[str]) -> int:
 def cmd_tune(argv: list[str]) -> int:
     parser = build_tune_parser()
     args = parser.parse_args(argv)
-    start(args)
     config = checked_config(args, parser, models=[args.model])  # tune trains --model, not --models
+    start(args)
     from benchmark.tune.search import TuneOptions, tune_command
 
     options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,

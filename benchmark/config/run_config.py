@@ -16,8 +16,7 @@ import yaml
 from benchmark.config.choices import CHOICES
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
-from benchmark.training.progressive import progressive_refusal
-from benchmark.training.recipe import RecipeSettings
+from benchmark.training.settings import RecipeSettings, progressive_refusal
 from data_pipeline import DataError, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 

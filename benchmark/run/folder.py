@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.run.grid import Cell, build_grid
+from benchmark.run.preflight import check_output_folder
 from data_pipeline import (
     SplitTable,
     caption_leak_fraction,
@@ -116,32 +116,6 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
     if config.folds is not None and fold_files and set(fold_files) != expected:
         raise UsageError(f"run folder {str(run_dir)!r} holds fold splits {', '.join(p.name for p in fold_files)}, not the "
                          f"{config.folds} of --folds {config.folds}; resume it with its own --folds, or use another --output")
-
-
-# Folders a run writes into; one that is a file (say `RUN/tensorboard`) would fail every cell.
-RUN_SUBFOLDERS = ("cells", "work", "cache", "locks")
-
-
-def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
-    """`--output` must be a folder this process can create or write into (checked before training).
-
-    Writability is probed by creating (and removing) an empty folder: `os.access` says yes to root
-    everywhere, `/proc` included, where creating a folder then fails.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder (a new one, or a run to resume)")
-    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
-    except OSError as err:
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
-                         f"writable folder ({err.strerror})") from None
-    for name in RUN_SUBFOLDERS + (("tensorboard",) if tensorboard else ()):
-        if (run_dir / name).exists() and not (run_dir / name).is_dir():
-            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder "
-                             "there; move the file away or use another --output")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:

@@ -6,7 +6,9 @@ runs them before a run, a Slurm grid or a search starts, and `--dry-run` runs th
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmark.config.run_config import RunConfig
@@ -65,3 +67,31 @@ def check_weights_file(names: list[str], weights: str) -> None:
         readers = ", ".join(name for name in names if name not in ignoring)
         print(f"note: --weights {weights!r} is read by {readers} only; "
               f"not by {', '.join(ignoring)}", file=sys.stderr)
+
+
+# Folders a run writes into; one that is a file (say `RUN/tensorboard`) would fail every cell.
+RUN_SUBFOLDERS = ("cells", "work", "cache", "locks")
+
+
+def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
+    """`--output` must be a folder this process can create or write into (checked before training).
+
+    Writability is probed by creating (and removing) an empty folder: `os.access` says yes to root
+    everywhere, `/proc` included, where creating a folder then fails.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder "
+                         "(a new one, or a run to resume)")
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
+                         "writable folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
+    except OSError as err:
+        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
+                         f"writable folder ({err.strerror})") from None
+    for name in RUN_SUBFOLDERS + (("tensorboard",) if tensorboard else ()):
+        if (run_dir / name).exists() and not (run_dir / name).is_dir():
+            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder "
+                             "there; move the file away or use another --output")

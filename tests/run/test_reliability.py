@@ -297,3 +297,27 @@ def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds
             prepare_run(RunConfig(data=str(data), folds=folds, **TINY), tmp_path / "run",
                         force=force)
         assert "--force" not in str(refused.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--initial-lr", "nan"], "--initial-lr must be finite"),
+    (["--image-size", "100000"], "--image-size must be between 32 and 4096"),
+    (["--config", "{bad_key}"], "has unknown keys: batchsize"),
+    (["--config", "{bad_knob}", "--dry-run"], "simple_cnn: dropout must be in [0, 1), got 7"),
+    (["--ema-momentum", "0.9"], "--ema-momentum sets the weight average of --ema"),
+    (["--models", "zeroshot_*", "--image-size", "96"], "--image-size 96 cannot apply to zero-shot"),
+    (["--weights", "no/such.weights.h5", "--dry-run"], "--weights file 'no/such.weights.h5'"),
+    (["--output", "/proc/x"], "--output '/proc/x' cannot be created"),
+])
+def test_bad_values_are_refused_before_tensorflow_is_imported(tmp_path, argv, message):
+    (tmp_path / "key.yaml").write_text("batchsize: 8\n")
+    (tmp_path / "knob.yaml").write_text("simple_cnn: {dropout: 7}\n")
+    files = {"bad_key": tmp_path / "key.yaml", "bad_knob": tmp_path / "knob.yaml"}
+    argv = [arg.format(**files) for arg in argv]
+    probe = (f"import sys, run_benchmark; code = run_benchmark.main({argv!r}); "
+             "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.stdout.split() == ["2", "False", "False"], out.stdout + out.stderr
+    assert out.stderr.startswith("run_benchmark: ") and out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
