@@ -114,8 +114,12 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
                          "leave --folds out to resume it, or use another --output")
     expected = {split_file(run_dir, k) for k in range(config.folds or 0)}
     if config.folds is not None and fold_files and set(fold_files) != expected:
-        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits {', '.join(p.name for p in fold_files)}, not the "
-                         f"{config.folds} of --folds {config.folds}; resume it with its own --folds, or use another --output")
+        own = {split_file(run_dir, k) for k in range(len(fold_files))} == set(fold_files)
+        advice = f"--folds {len(fold_files)}" if own else "its own --folds"
+        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits "
+                         f"{', '.join(p.name for p in fold_files)}, not the {config.folds} of "
+                         f"--folds {config.folds}; resume it with {advice}, "
+                         "or use another --output")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:

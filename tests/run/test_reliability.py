@@ -287,7 +287,7 @@ def test_a_file_where_the_run_writes_a_folder_is_refused_before_training(tmp_pat
         prepare_run(RunConfig(**TINY, tensorboard=True), tmp_path / "run", write=False)
 
 
-@pytest.mark.parametrize("folds, advice", [(3, "resume it with its own --folds"),
+@pytest.mark.parametrize("folds, advice", [(3, "resume it with --folds 2, or use another"),
                                            (None, "add --folds 2 to resume it")])
 def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds, advice):
     data = make_images(tmp_path / "data", per_class=6, size=32)
