@@ -243,13 +243,15 @@ def resolve_config(preset: str | None = None, config_file: str | None = None, ov
     unknown = sorted(set(merged) - set(CONFIG_KEYS))
     if unknown:
         raise UsageError(f"unknown configuration keys: {', '.join(unknown)}")
-    if "ema_momentum" in merged and not merged.get("ema"):  # else ignored, yet saved in config.yaml
-        raise UsageError("--ema-momentum sets the weight average of --ema, which is off; "
-                         "add --ema, or drop --ema-momentum")
     try:
-        return RunConfig(**merged)
+        config = RunConfig(**merged)
     except TypeError as err:
         raise UsageError(f"bad configuration: {err}") from err
+    # Ignored without --ema, yet saved; the default passes (every saved config.yaml holds it).
+    if not config.ema and config.ema_momentum != _RECIPE.ema_momentum:
+        raise UsageError(f"--ema-momentum {config.ema_momentum:g} sets the weight average of "
+                         "--ema, which is off; add --ema, or drop --ema-momentum")
+    return config
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:

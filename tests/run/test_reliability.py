@@ -304,7 +304,7 @@ def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds
     (["--image-size", "100000"], "--image-size must be between 32 and 4096"),
     (["--config", "{bad_key}"], "has unknown keys: batchsize"),
     (["--config", "{bad_knob}", "--dry-run"], "simple_cnn: dropout must be in [0, 1), got 7"),
-    (["--ema-momentum", "0.9"], "--ema-momentum sets the weight average of --ema"),
+    (["--ema-momentum", "0.9"], "--ema-momentum 0.9 sets the weight average of --ema"),
     (["--models", "zeroshot_*", "--image-size", "96"], "--image-size 96 cannot apply to zero-shot"),
     (["--weights", "no/such.weights.h5", "--dry-run"], "--weights file 'no/such.weights.h5'"),
     (["--output", "/proc/x"], "--output '/proc/x' cannot be created"),
