@@ -321,3 +321,15 @@ def test_bad_values_are_refused_before_tensorflow_is_imported(tmp_path, argv, me
     assert out.stdout.split() == ["2", "False", "False"], out.stdout + out.stderr
     assert out.stderr.startswith("run_benchmark: ") and out.stderr.count("\n") == 1, out.stderr
     assert message in out.stderr
+
+
+def test_a_good_configuration_is_checked_without_tensorflow(tmp_path):
+    argv = ["--models", "all", "--output", str(tmp_path / "run")]
+    probe = ("import sys, run_benchmark; parser = run_benchmark.build_run_parser(); "
+             f"run_benchmark.checked_config(parser.parse_args({argv!r}), parser); "
+             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    # TensorFlow comes later, in start(), which hides its start-up chatter
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    assert not (tmp_path / "run").exists()
