@@ -148,6 +148,26 @@ def start(args) -> list[str]:
     return gpus
 
 
+def checked_config(args, parser, models: list[str] | None = None):
+    """The run configuration of the flags (defaults < preset < config file < flags), refused in one
+    line when a value, the grid it makes (`models` when given) or `--output` cannot train.
+
+    Imports no TensorFlow, so bad input answers within a second (a test checks it).
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.preflight import check_inputs, check_output_folder
+
+    overrides = {key: getattr(args, key) for key in grid_keys(parser)}
+    config = resolve_config(args.preset, args.config, overrides)
+    check_inputs(config if models is None else dataclasses.replace(config, models=models))
+    if args.output:
+        check_output_folder(Path(args.output), tensorboard=config.tensorboard)
+    return config
+
+
 def cmd_run(argv: list[str]) -> int:
     parser = build_run_parser()
     args = parser.parse_args(argv)
@@ -155,14 +175,12 @@ def cmd_run(argv: list[str]) -> int:
         from benchmark.listing import list_models_command
 
         return list_models_command()
+    config = checked_config(args, parser)
     start(args)
     from benchmark import commands
 
-    overrides = {key: getattr(args, key) for key in grid_keys(parser)}
-    return commands.run_command(
-        preset=args.preset, config_file=args.config, overrides=overrides, output=args.output, force=args.force,
-        cell=args.cell, dry_run=args.dry_run, quiet=args.quiet,
-    )
+    return commands.run_command(config, output=args.output, force=args.force, cell=args.cell,
+                                dry_run=args.dry_run, quiet=args.quiet)
 
 
 def cmd_report(argv: list[str]) -> int:
@@ -209,11 +227,10 @@ def cmd_fetch_weights(argv: list[str]) -> int:
 def cmd_slurm(argv: list[str]) -> int:
     parser = build_slurm_parser()
     args = parser.parse_args(argv)
+    config = checked_config(args, parser)
     start(args)
-    from benchmark.config.run_config import resolve_config
     from benchmark.run.slurm import SlurmOptions, slurm_command
 
-    config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in grid_keys(parser)})
     options = SlurmOptions(partition=args.partition, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
                            mem=args.mem, time=args.time, max_parallel=args.max_parallel, account=args.account,
                            sbatch_args=args.sbatch_args)
@@ -223,11 +240,10 @@ def cmd_slurm(argv: list[str]) -> int:
 def cmd_tune(argv: list[str]) -> int:
     parser = build_tune_parser()
     args = parser.parse_args(argv)
+    config = checked_config(args, parser, models=[args.model])  # tune trains --model, not --models
     start(args)
-    from benchmark.config.run_config import resolve_config
     from benchmark.tune.search import TuneOptions, tune_command
 
-    config = resolve_config(args.preset, args.config, {key: getattr(args, key) for key in grid_keys(parser)})
     options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,
                           objective=args.objective, space=args.space)
     return tune_command(config, options, args.output, args.force, quiet=args.quiet)

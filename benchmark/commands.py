@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from tabulate import tabulate
 
-from benchmark.config.run_config import resolve_config
+from benchmark.config.run_config import RunConfig
 from benchmark.deployment.run_costs import print_notes, profile_run
 from benchmark.errors import UsageError
 from benchmark.results.report import write_report
@@ -24,9 +24,11 @@ def default_output() -> Path:
     return Path("results") / time.strftime("%Y%m%d-%H%M%S")
 
 
-def run_command(*, preset, config_file, overrides, output, force, cell, dry_run, quiet) -> int:
-    """Runs (or, with `dry_run`, describes) the grid; exit 1 if any cell failed."""
-    config = resolve_config(preset, config_file, overrides)
+def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> int:
+    """Runs (or, with `dry_run`, describes) the grid of a checked configuration.
+
+    Returns 1 if any cell failed, else 0.
+    """
     run_dir = Path(output) if output else default_output()
     context = prepare_run(config, run_dir, force=force, write=not dry_run)
     models = sorted({cell.model for cell in context.cells}, key=[c.model for c in context.cells].index)

@@ -18,10 +18,8 @@ import tensorflow as tf
 
 from data_pipeline.decode import resize_image
 from data_pipeline.errors import DataError
+from data_pipeline.tta_views import MAX_VIEWS, VIEWS, validate_tta  # noqa: F401  (re-exported)
 
-VIEWS = ("identity", "flip", "center_crop", "center_crop_flip", "crop_top_left", "crop_top_right", "crop_bottom_left",
-         "crop_bottom_right")
-MAX_VIEWS = len(VIEWS)
 CROP_FRACTION = 0.875  # timm's and torchvision's evaluation crop: an eighth of each side trimmed
 
 
@@ -55,10 +53,3 @@ def tta_view(images: tf.Tensor, view: int) -> tf.Tensor:
         cropped = _crop(images, "center")
         return tf.reverse(cropped, axis=[2]) if name.endswith("flip") else cropped
     return _crop(images, name.removeprefix("crop_"))
-
-
-def validate_tta(views: int) -> int:
-    """`views` as the number of views to average: 0 (off) to `MAX_VIEWS`; anything else is a DataError."""
-    if isinstance(views, bool) or not isinstance(views, int) or not 0 <= views <= MAX_VIEWS:
-        raise DataError(f"--tta must be a whole number of test-time views from 0 (off) to {MAX_VIEWS}, got {views!r}")
-    return views

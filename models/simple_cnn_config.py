@@ -1,10 +1,12 @@
 """Knobs of the from-scratch baseline CNN, as plain data (the tuner searches over these)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 FILTER_STRATEGIES = ("same", "doubling", "halving")
 ACTIVATIONS = ("relu", "gelu", "silu", "mish")
+# Knob types by annotation (annotations are strings here: `from __future__ import annotations`).
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,12 @@ class SimpleCNNConfig:
     dense_units: int = 256
 
     def __post_init__(self) -> None:
+        for knob in fields(self):  # a config file can hold anything YAML parses: `blocks: five`
+            value = getattr(self, knob.name)
+            wrong_bool = isinstance(value, bool) and knob.type != "bool"
+            if wrong_bool or not isinstance(value, _TYPES[knob.type]):
+                expected = "a number" if knob.type == "float" else knob.type
+                raise ValueError(f"{knob.name} must be {expected}, got {value!r}")
         if self.filter_strategy not in FILTER_STRATEGIES:
             raise ValueError(f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}")
         for key in ("conv_activation", "dense_activation"):
@@ -47,8 +55,13 @@ class SimpleCNNConfig:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}")
         if self.filter_size not in (3, 5):
             raise ValueError(f"filter_size must be 3 or 5, got {self.filter_size}")
-        if self.base_filters < 1 or self.blocks < 1 or self.convs_per_block < 1:
-            raise ValueError("base_filters, blocks and convs_per_block must be positive")
+        for key in ("base_filters", "blocks", "convs_per_block"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.dense_units < 0:
+            raise ValueError(f"dense_units must be >= 0 (0: none), got {self.dense_units}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def block_filters(self) -> list[int]:
         """Filters per block under the chosen strategy."""

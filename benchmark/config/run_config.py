@@ -16,8 +16,7 @@ import yaml
 from benchmark.config.choices import CHOICES
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
-from benchmark.training.progressive import progressive_refusal
-from benchmark.training.recipe import RecipeSettings
+from benchmark.training.settings import RecipeSettings, progressive_refusal
 from data_pipeline import DataError, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 
@@ -245,9 +244,14 @@ def resolve_config(preset: str | None = None, config_file: str | None = None, ov
     if unknown:
         raise UsageError(f"unknown configuration keys: {', '.join(unknown)}")
     try:
-        return RunConfig(**merged)
+        config = RunConfig(**merged)
     except TypeError as err:
         raise UsageError(f"bad configuration: {err}") from err
+    # Ignored without --ema, yet saved; the default passes (every saved config.yaml holds it).
+    if not config.ema and config.ema_momentum != _RECIPE.ema_momentum:
+        raise UsageError(f"--ema-momentum {config.ema_momentum:g} sets the weight average of "
+                         "--ema, which is off; add --ema, or drop --ema-momentum")
+    return config
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -276,6 +280,8 @@ def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
     saved = {**defaults, **saved}
     keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
+    if not saved.get("ema") and not current.get("ema"):  # no average: its momentum changed nothing
+        keys -= {"ema_momentum"}  # (folders from before the refusal in resolve_config may hold one)
     return sorted(k for k in keys if _normal(saved.get(k)) != _normal(current.get(k)))
 
 

@@ -24,6 +24,7 @@ from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.run.grid import Cell, build_grid
+from benchmark.run.preflight import check_output_folder
 from data_pipeline import (
     SplitTable,
     caption_leak_fraction,
@@ -78,7 +79,8 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     """Resolves model names and the split, and checks or saves the run folder's configuration."""
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     run_dir = Path(run_dir)
-    check_output_folder(run_dir)
+    check_output_folder(run_dir, tensorboard=config.tensorboard)
+    check_split_layout(config, run_dir)  # first: --force cannot resume another split layout
     config_file = run_dir / "config.yaml"
     if config_file.is_file():
         saved = yaml.safe_load(config_file.read_text()) or {}
@@ -88,7 +90,6 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
                 f"run folder {str(run_dir)!r} was started with a different configuration ({', '.join(changed)}); "
                 "use another --output, or --force to continue with the new one"
             )
-    check_split_layout(config, run_dir)
     if config.folds is None:
         split, folds = resolve_split(config, run_dir, write=write), []
     else:
@@ -113,17 +114,12 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
                          "leave --folds out to resume it, or use another --output")
     expected = {split_file(run_dir, k) for k in range(config.folds or 0)}
     if config.folds is not None and fold_files and set(fold_files) != expected:
-        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits {', '.join(p.name for p in fold_files)}, not the "
-                         f"{config.folds} of --folds {config.folds}; resume it with its own --folds, or use another --output")
-
-
-def check_output_folder(run_dir: Path) -> None:
-    """`--output` must be a folder this process can create or write into (checked before any training)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder (a new one, or a run to resume)")
-    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a writable folder")
+        own = {split_file(run_dir, k) for k in range(len(fold_files))} == set(fold_files)
+        advice = f"--folds {len(fold_files)}" if own else "its own --folds"
+        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits "
+                         f"{', '.join(p.name for p in fold_files)}, not the {config.folds} of "
+                         f"--folds {config.folds}; resume it with {advice}, "
+                         "or use another --output")
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from models import ModelError, get_entry
-
-MIN_SIDE = 16  # five 2x2 poolings still leave a 1x1 map
+from benchmark.training.settings import progressive_refusal  # noqa: F401  (re-exported)
+from models import ModelError
 
 
 def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> list[int]:
@@ -31,28 +30,6 @@ def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> 
     stages = [*sizes, final]
     sides = [stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))] for epoch in range(epochs)]
     return [*sides[:-1], final] if sides else []
-
-
-def progressive_refusal(sizes: list[int], image_size: int | None, model: str) -> str | None:
-    """Why `model` cannot train on the side schedule `sizes` (None when it can): one line naming the flag.
-
-    That the sides are whole numbers is `RunConfig`'s type check (its `list[int]` annotation).
-    """
-    if not sizes:
-        return None
-    if sizes[0] < MIN_SIDE or any(b <= a for a, b in zip(sizes, sizes[1:])):
-        return f"--progressive-sizes must rise strictly from at least {MIN_SIDE} px, got {sizes}"
-    try:
-        entry = get_entry(model)
-    except ModelError:
-        return None  # the unknown name is reported where the grid is resolved
-    final = image_size or entry.input_size
-    if sizes[-1] >= final:
-        return f"--progressive-sizes {sizes} must stay below the final side {final} px (--image-size) of {model}"
-    if entry.pretrained:
-        return (f"--progressive-sizes applies to the networks built to train from scratch (simple_cnn); {model} is a "
-                "pretrained backbone with a fixed input size: leave --progressive-sizes out")
-    return None
 
 
 class ProgressiveResizing:

@@ -19,28 +19,8 @@ import keras
 from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.progressive import ProgressiveResizing
+from benchmark.training.settings import RecipeSettings
 from models import BuiltModel, transformer_layers
-
-
-@dataclass
-class RecipeSettings:
-    """The recipe's knobs for one cell (taken from the run configuration)."""
-
-    initial_epochs: int = 10
-    fine_tune_epochs: int = 10
-    initial_lr: float = 1e-3
-    fine_tune_lr: float = 1e-5
-    fine_tune_layers: int | str = 30  # "all" unfreezes everything; 0 skips phase 2
-    text_fine_tune_layers: int = 2  # top transformer layers of a text encoder unfrozen in phase 2
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_epochs: int = 0
-    patience: int = 3
-    monitor: str = "val_loss"
-    ema: bool = False  # evaluate (and early-stop on) an exponential moving average of the weights
-    ema_momentum: float = 0.99  # per step: the average forgets a step's weights over about 1 / (1 - momentum) steps
-    jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
 
 
 @dataclass

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import yaml
 
 from benchmark.config.run_config import RunConfig, differing_keys, list_presets, read_config_file, resolve_config
 from benchmark.errors import UsageError
@@ -69,6 +70,20 @@ def test_a_saved_config_from_before_tta_and_ema_ran_without_them():
     old = {k: v for k, v in RunConfig().to_dict().items() if k not in ("tta", "ema", "ema_momentum")}
     assert differing_keys(old, RunConfig().to_dict()) == []
     assert differing_keys(old, RunConfig(tta=2, ema=True).to_dict()) == ["ema", "tta"]
+
+
+def test_ema_momentum_without_ema_is_refused_and_never_counts_as_a_change(tmp_path):
+    with pytest.raises(UsageError, match="--ema-momentum 0.9 sets the weight average of --ema"):
+        resolve_config(None, None, {"ema_momentum": 0.9})
+    (tmp_path / "off.yaml").write_text("ema: false\nema_momentum: 0.9\n")
+    with pytest.raises(UsageError, match="--ema-momentum"):
+        resolve_config(None, str(tmp_path / "off.yaml"))
+    assert resolve_config(None, None, {"ema": True, "ema_momentum": 0.9}).ema_momentum == 0.9
+    (tmp_path / "saved.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))  # as a run saves it
+    assert resolve_config(None, str(tmp_path / "saved.yaml")).ema_momentum == 0.99
+    saved = {**RunConfig().to_dict(), "ema_momentum": 0.9}  # a folder saved before the refusal
+    assert differing_keys(saved, RunConfig().to_dict()) == []
+    assert differing_keys(saved, RunConfig(ema=True).to_dict()) == ["ema", "ema_momentum"]
 
 
 def test_differing_keys_ignores_yaml_number_and_list_spelling():

@@ -99,6 +99,12 @@ def test_a_diverged_cell_is_a_failed_row_not_a_ranked_one(tiny_run):
     ({"image_size": 5000}, "--image-size must be between 32 and 4096"),
     ({"batch_size": "big"}, "batch_size \\(--batch-size\\) must be int, got 'big'"),
     ({"simple_cnn": {"widht": 3}}, "simple_cnn has unknown knobs widht"),
+    ({"simple_cnn": {"dropout": 7}}, "simple_cnn: dropout must be in \\[0, 1\\), got 7"),
+    ({"simple_cnn": {"dense_units": -5}}, "simple_cnn: dense_units must be >= 0"),
+    ({"simple_cnn": {"blocks": "five"}}, "^simple_cnn: blocks must be int, got 'five'$"),
+    ({"simple_cnn": {"blocks": 0}}, "simple_cnn: blocks must be at least 1, got 0"),
+    ({"simple_cnn": {"batch_norm": "yes"}}, "simple_cnn: batch_norm must be bool, got 'yes'"),
+    ({"simple_cnn": {"dropout": True}}, "simple_cnn: dropout must be a number, got True"),
     ({"alphas": 0.5}, "alphas \\(--alphas\\) must be list\\[float\\]"),
 ])
 def test_bad_values_are_one_line_naming_the_key(overrides, message):
@@ -265,3 +271,65 @@ def test_an_isolated_cell_trains_in_a_child_and_a_dead_child_is_named(tiny_run, 
     assert "each cell trains in its own process" in capsys.readouterr().out
     with pytest.raises(ChildProcessError, match="exited with code 9"):
         run_in_child(_die_hard)
+
+
+def test_an_output_where_nothing_can_be_created_is_refused_before_anything_is_written():
+    refusal = "--output '/proc/x' cannot be created: '/proc' is not a writable folder"
+    with pytest.raises(UsageError, match=refusal):
+        prepare_run(RunConfig(**TINY), Path("/proc/x"), write=False)  # root passes os.access there
+
+
+def test_a_file_where_the_run_writes_a_folder_is_refused_before_training(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tensorboard").write_text("not a folder")
+    prepare_run(RunConfig(**TINY), tmp_path / "run", write=False)  # harmless with TensorBoard off
+    with pytest.raises(UsageError, match="run/tensorboard' is a file, but the run writes a folder"):
+        prepare_run(RunConfig(**TINY, tensorboard=True), tmp_path / "run", write=False)
+
+
+@pytest.mark.parametrize("folds, advice", [(3, "resume it with --folds 2, or use another"),
+                                           (None, "add --folds 2 to resume it")])
+def test_changed_folds_suggest_what_resumes_the_folder_not_force(tmp_path, folds, advice):
+    data = make_images(tmp_path / "data", per_class=6, size=32)
+    prepare_run(RunConfig(data=str(data), folds=2, **TINY), tmp_path / "run")
+    for force in (False, True):
+        with pytest.raises(UsageError, match=advice) as refused:
+            prepare_run(RunConfig(data=str(data), folds=folds, **TINY), tmp_path / "run",
+                        force=force)
+        assert "--force" not in str(refused.value)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--initial-lr", "nan"], "--initial-lr must be finite"),
+    (["--image-size", "100000"], "--image-size must be between 32 and 4096"),
+    (["--config", "{bad_key}"], "has unknown keys: batchsize"),
+    (["--config", "{bad_knob}", "--dry-run"], "simple_cnn: dropout must be in [0, 1), got 7"),
+    (["--ema-momentum", "0.9"], "--ema-momentum 0.9 sets the weight average of --ema"),
+    (["--models", "zeroshot_*", "--image-size", "96"], "--image-size 96 cannot apply to zero-shot"),
+    (["--weights", "no/such.weights.h5", "--dry-run"], "--weights file 'no/such.weights.h5'"),
+    (["--output", "/proc/x"], "--output '/proc/x' cannot be created"),
+])
+def test_bad_values_are_refused_before_tensorflow_is_imported(tmp_path, argv, message):
+    (tmp_path / "key.yaml").write_text("batchsize: 8\n")
+    (tmp_path / "knob.yaml").write_text("simple_cnn: {dropout: 7}\n")
+    files = {"bad_key": tmp_path / "key.yaml", "bad_knob": tmp_path / "knob.yaml"}
+    argv = [arg.format(**files) for arg in argv]
+    probe = (f"import sys, run_benchmark; code = run_benchmark.main({argv!r}); "
+             "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.stdout.split() == ["2", "False", "False"], out.stdout + out.stderr
+    assert out.stderr.startswith("run_benchmark: ") and out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
+
+
+def test_a_good_configuration_is_checked_without_tensorflow(tmp_path):
+    argv = ["--models", "all", "--output", str(tmp_path / "run")]
+    probe = ("import sys, run_benchmark; parser = run_benchmark.build_run_parser(); "
+             f"run_benchmark.checked_config(parser.parse_args({argv!r}), parser); "
+             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    # TensorFlow comes later, in start(), which hides its start-up chatter
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    assert not (tmp_path / "run").exists()
