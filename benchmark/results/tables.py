@@ -2,7 +2,7 @@
 
 Ranking uses validation accuracy (ties: validation macro-F1) and nothing else: the test split
 is shown, with its uncertainty, but never used to pick a winner. Failed cells stay in the
-leaderboard as rows at the bottom, so a reader sees what is missing; a record file that
+leaderboard as unranked rows at the bottom, so a reader sees what is missing; a record file that
 does not validate is no row at all (its figures cannot be trusted): `build_tables` names it in a
 warning. In a K-fold run
 (`--folds K`) a row's scores are means over its folds, with their spread across folds.
@@ -140,7 +140,7 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     """The ranked model x alpha table (see `leaderboard_columns`).
 
     Calibration of old records comes from their predictions. Record files that did not validate
-    (`UNREADABLE` stand-ins) are left out.
+    (`UNREADABLE` stand-ins) are left out; failed rows have no rank.
     """
     records = load_records(run_dir) if records is None else records
     records = [with_calibration(run_dir, r) for r in records if r.status != UNREADABLE]
@@ -155,8 +155,10 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
     frame = frame.sort_values(["_ok", "val_accuracy", "val_macro_f1", "_first_cell"], ascending=[False, False, False, True],
                               na_position="last")
+    ranked = int(frame["_ok"].sum())
     frame = frame.drop(columns=["_ok", "_first_cell"]).reset_index(drop=True)
-    frame.insert(0, "rank", range(1, len(frame) + 1))
+    ranks = [*range(1, ranked + 1), *[pd.NA] * (len(frame) - ranked)]  # failed rows have no rank
+    frame.insert(0, "rank", pd.array(ranks, dtype="Int64"))
     keys = list(zip(frame["model"], frame["alpha"]))
     if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
         vectors = _correct_vectors(run_dir, groups, keys)

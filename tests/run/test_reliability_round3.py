@@ -1,18 +1,23 @@
-"""Reliability round 3 (issue 30): records that do not validate.
+"""Reliability round 3 (issue 30): records that do not validate, lines said twice, failed ranks.
 
-Each test failed before its fix: a stub record crashed the tables or ranked as a finished cell.
+Each test failed before its fix: a stub record crashed the tables or ranked as a finished cell,
+the resume and alpha warnings printed twice, and a failed row carried a rank.
 """
 import json
+import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark.config.run_config import RunConfig
 from benchmark.results.tables import build_tables
 from benchmark.run.folder import prepare_run
-from benchmark.run.records import CellRecord, predictions_path, record_path, write_record
+from benchmark.run.loop import run_grid
+from benchmark.run.records import FAILED, CellRecord, predictions_path, record_path, write_record
+from data_pipeline import validate_alpha
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cli"))
@@ -109,3 +114,44 @@ def test_a_run_leaves_a_stub_out_of_the_leaderboard_it_writes(two_cell_run, monk
     assert list(board["model"]) == ["simple_cnn"] * 2 and list(board["rank"]) == [1, 2]
     (line,) = warning_lines(capsys.readouterr().err)
     assert "cells/mobilenet__alpha0__seed0.json is not a valid cell record" in line
+
+
+def test_resume_says_once_why_a_cell_trains_again(two_cell_run, monkeypatch, capsys):
+    """Each line came twice: when the run listed the folder and in the check before each cell."""
+    ctx = two_cell_run
+    monkeypatch.setattr("benchmark.run.loop.train_or_combine", fake_training)
+    write_stub(ctx.run_dir)
+    stale = finished(ctx, ctx.cells[1])
+    stale.config = {**stale.config, "dropout": 0.1}
+    write_record(ctx.run_dir, stale)
+    run_grid(ctx, quiet=True)
+    out = capsys.readouterr().out
+    assert out.count("training simple_cnn__alpha0__seed0 again") == 1
+    assert out.count("retraining 1 finished cell(s) trained under other settings (dropout)") == 1
+
+
+def test_the_alpha_above_one_warning_comes_once(tmp_path, caplog, monkeypatch):
+    """It came twice when the flags were resolved, and again in each cell (re-validated there)."""
+    monkeypatch.setattr("data_pipeline.class_weights._WARNED_ALPHAS", set(), raising=False)
+    caplog.set_level(logging.WARNING)
+    data = make_images(tmp_path / "data", per_class=4, size=32)
+    for _ in range(2):
+        RunConfig(data=str(data), alphas=[0.0, 1.375], **TINY)
+    validate_alpha(1.375)
+    assert sum("alpha 1.375 > 1" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_failed_row_has_no_rank(two_cell_run):
+    ctx = two_cell_run
+    for cell in ctx.cells:
+        failed = CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model,
+                            alpha=cell.alpha, seed=cell.seed, status=FAILED, error="boom")
+        write_record(ctx.run_dir, failed)
+    board = build_tables(ctx.run_dir)["leaderboard"]
+    assert board["rank"].isna().all() and (board["status"] == "failed").all()
+    write_record(ctx.run_dir, finished(ctx, ctx.cells[1]))
+    board = build_tables(ctx.run_dir)["leaderboard"]
+    assert list(board["status"]) == ["ok", "failed"] and board["rank"].tolist()[0] == 1
+    assert pd.isna(board["rank"].tolist()[1])
+    assert np.isnan(pd.read_csv(ctx.run_dir / "leaderboard.csv")["rank"][1])
+    assert "|        | simple_cnn | 0 " in (ctx.run_dir / "leaderboard.md").read_text()
