@@ -92,6 +92,46 @@ def test_a_killed_writer_leaves_no_epoch_that_can_be_read(split, tmp_path, monke
     assert features.shape == (len(labels), 8) and bank.stored_epochs() == [0]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_epoch_file_is_named_once_and_computed_again(split, tmp_path, capsys, damage):
+    """Issue 30: a file cut short after it was written (a full disk, a copy) failed every resume
+    with a BadZipFile that named no file, and was never rebuilt."""
+    built = stand_in_pretrained()
+    features, labels = bank_for(built, split, tmp_path).epoch(0)
+    path = bank_for(built, split, tmp_path).path(0)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:  # the same length, the arrays' bytes overwritten: the zip's CRC no longer matches
+        path.write_bytes(data[:100] + bytes(len(data) - 200) + data[-100:])
+    again = bank_for(built, split, tmp_path)
+    rebuilt, rebuilt_labels = again.epoch(0)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: feature-bank file {path} is damaged (") and "again" in line
+    np.testing.assert_array_equal(rebuilt, features)
+    np.testing.assert_array_equal(rebuilt_labels, labels)
+    assert again.computed == [0]
+    assert bank_for(built, split, tmp_path).epoch(0)[0].shape == features.shape
+    assert capsys.readouterr().err == ""  # the rebuilt file reads cleanly
+
+
+def test_damaged_stored_features_are_named_once_and_computed_again(split, tmp_path, capsys):
+    from benchmark.training.head_features import cached_features
+
+    built = stand_in_pretrained()
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image",
+                        cache_dir=tmp_path / "cache")
+    val, rows = inputs.dataset(split, "val", BATCH), len(split.subset("val"))
+    cache_file = tmp_path / "features" / "val.npy"
+    cache_file.parent.mkdir()
+    features = cached_features(built, val, cache_file, rows=rows)
+    cache_file.write_bytes(cache_file.read_bytes()[:-40])
+    np.testing.assert_array_equal(cached_features(built, val, cache_file, rows=rows), features)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: stored features {cache_file} are damaged")
+    np.testing.assert_array_equal(np.load(cache_file), features)
+
+
 def test_float16_bank_keeps_the_features_to_three_decimals(split, tmp_path):
     built = stand_in_pretrained()
     full = bank_for(built, split, tmp_path / "f32").epoch(0)[0]
