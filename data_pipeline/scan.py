@@ -54,8 +54,12 @@ def _relative(path: str, base: Path) -> str:
         return path
 
 
-def scan_dataset(source: str | Path, *, skip_corrupt: bool = False) -> ScannedDataset:
+def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
+                 min_classes: int = 2) -> ScannedDataset:
     """Lists, decodes and checks a dataset in any of the three layouts.
+
+    Training needs `min_classes` = 2; scoring a trained model (`evaluate`) takes one class, a user
+    checking one bin of photos.
 
     Unreadable files are all found in one pass and reported in one DataError (or, with
     `skip_corrupt`, left out and listed in `skipped`). Label conflicts among identical images and
@@ -77,7 +81,7 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False) -> ScannedDa
         table = table[table["content_hash"] != ""]
     table["caption"] = [c or caption_from_filename(p) for c, p in zip(table["caption"], table["path"])]
     table = table[COLUMNS].reset_index(drop=True)
-    class_names = _class_names(table, listing, base, warnings)
+    class_names = _class_names(table, listing, base, warnings, min_classes)
     report = find_leaks(table)
     if report.label_conflicts:
         _warn(warnings, conflict_warning(report, base))
@@ -87,12 +91,14 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False) -> ScannedDa
     return ScannedDataset(source, listing.layout, class_names, table, skipped, warnings)
 
 
-def _class_names(table: pd.DataFrame, listing: Listing, base: Path, warnings: list[str]) -> list[str]:
-    """Sorted class names; a class whose only images were skipped is dropped, and fewer than two is an error."""
+def _class_names(table: pd.DataFrame, listing: Listing, base: Path, warnings: list[str],
+                 min_classes: int = 2) -> list[str]:
+    """Sorted class names; a class whose only images were skipped is dropped, and fewer than
+    `min_classes` (at least one) is an error."""
     names = sorted(table["label"].unique())
     for lost in sorted(set(listing.table["label"]) - set(names)):
         _warn(warnings, f"class {lost!r} under {base} has no readable images left; it is left out")
-    if len(names) < 2:
+    if len(names) < max(1, min_classes):
         what = "labels" if listing.layout == "manifest" else "class folders"
         found = f"only one class ({names[0]!r})" if names else "no readable images"
         raise DataError(f"{found} under {base}; a classifier needs at least two {what} with images")
