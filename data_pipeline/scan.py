@@ -11,7 +11,7 @@ import pandas as pd
 
 from data_pipeline.captions import caption_from_filename
 from data_pipeline.errors import DataError, record_warning
-from data_pipeline.images import inspect_image
+from data_pipeline.images import REFUSED_FOR_SIZE, inspect_image
 from data_pipeline.leaks import check_split_leaks, conflict_warning, find_leaks
 from data_pipeline.sources import Listing, check_training_classes, list_source
 
@@ -73,11 +73,24 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
     results = _inspect_all(list(table["path"]))
     table["content_hash"] = [digest for digest, _ in results]
     skipped = [(path, reason) for path, (_, reason) in zip(table["path"], results) if reason]
+    too_large = [(path, reason) for path, reason in skipped if reason.startswith(REFUSED_FOR_SIZE)]
     if skipped and not skip_corrupt:
         listed = ", ".join(f"{_relative(p, base)} ({reason})" for p, reason in skipped)
-        raise DataError(f"{len(skipped)} unreadable image(s) under {base}: {listed}; fix or remove them, or pass --skip-corrupt")
+        what = "unreadable"
+        if too_large:
+            what = "too large" if len(too_large) == len(skipped) else "unreadable or too large"
+        raise DataError(f"{len(skipped)} {what} image(s) under {base}: {listed}; fix or remove "
+                        "them, or pass --skip-corrupt")
+    if too_large:  # named in one line: not a broken file, and the user may want to shrink them
+        named = ", ".join(f"{_relative(p, base)} ({reason.split(': ', 1)[-1]})"
+                          for p, reason in too_large[:5])
+        more = f" and {len(too_large) - 5} more" if len(too_large) > 5 else ""
+        _warn(warnings, f"skipped {len(too_large)} image(s) refused for size under {base}: "
+                        f"{named}{more}")
+    if len(skipped) > len(too_large):
+        _warn(warnings, f"skipped {len(skipped) - len(too_large)} unreadable image(s) under {base} "
+                        "(see the skipped list)")
     if skipped:
-        _warn(warnings, f"skipped {len(skipped)} unreadable image(s) under {base} (see the skipped list)")
         table = table[table["content_hash"] != ""]
     table["caption"] = [c or caption_from_filename(p) for c, p in zip(table["caption"], table["path"])]
     table = table[COLUMNS].reset_index(drop=True)
