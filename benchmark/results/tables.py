@@ -162,9 +162,17 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     keys = list(zip(frame["model"], frame["alpha"]))
     if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
         vectors = _correct_vectors(run_dir, groups, keys)
-        comparisons = stats.compare_to_best(vectors, best_index=0)
-        frame["p_vs_best"] = [p for p, _ in comparisons]
-        frame["tied_with_best"] = [tied for _, tied in comparisons]
+        if vectors[0] is None:  # nothing to pair the other rows' test images with
+            missing = [r.predictions_file or f"{r.cell_id} (none recorded)" for r in groups[keys[0]]
+                       if r.ok and load_predictions(run_dir, r) is None]
+            why = (f"its test predictions are missing ({', '.join(missing)})" if missing
+                   else "its seeds cover fewer test images than another row's")
+            print(f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
+                  f"{why}; p_vs_best and tied_with_best are left blank", file=sys.stderr)
+        else:
+            comparisons = stats.compare_to_best(vectors, best_index=0)
+            frame["p_vs_best"] = [p for p, _ in comparisons]
+            frame["tied_with_best"] = [tied for _, tied in comparisons]
     return frame[columns]
 
 

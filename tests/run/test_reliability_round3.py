@@ -155,3 +155,16 @@ def test_a_failed_row_has_no_rank(two_cell_run):
     assert pd.isna(board["rank"].tolist()[1])
     assert np.isnan(pd.read_csv(ctx.run_dir / "leaderboard.csv")["rank"][1])
     assert "|        | simple_cnn | 0 " in (ctx.run_dir / "leaderboard.md").read_text()
+
+
+def test_a_best_row_whose_predictions_are_gone_is_a_warning_not_a_crash(two_cell_run, capsys):
+    """The same 'best row 0 has no predictions' traceback, from a valid record whose file is lost."""
+    ctx = two_cell_run
+    write_record(ctx.run_dir, finished(ctx, ctx.cells[0], 0.9))
+    write_record(ctx.run_dir, finished(ctx, ctx.cells[1], 0.5))
+    predictions_path(ctx.run_dir, ctx.cells[0].cell_id).unlink()
+    board = build_tables(ctx.run_dir)["leaderboard"]
+    assert list(board["rank"]) == [1, 2] and board["p_vs_best"].isna().all()
+    (line,) = warning_lines(capsys.readouterr().err)
+    assert "the best row (simple_cnn, alpha 0) cannot be compared" in line
+    assert "cells/simple_cnn__alpha0__seed0.predictions.csv" in line
