@@ -147,7 +147,8 @@ def too_large_png(tmp_path_factory) -> Path:
     for name in ("cat", "dog"):
         (root / name).mkdir()
         for i in range(2):
-            Image.new("RGB", (16, 16), (40 * i, 200 if name == "cat" else 0, 90)).save(root / name / f"{i}.png")
+            colour = (40 * i, 200 if name == "cat" else 0, 90)
+            Image.new("RGB", (16, 16), colour).save(root / name / f"{i}.png")
     huge = Image.new("L", (12_000, 12_000), 40)
     huge.paste(200, (0, 0, 6_000, 12_000))
     huge.save(root / "cat" / "huge.png")

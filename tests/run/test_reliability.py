@@ -62,7 +62,7 @@ def test_an_unreadable_record_is_named_left_out_and_its_cell_retrains(tiny_run, 
     record_path(tiny_run.run_dir, cell.cell_id).write_text(content)
     (record,) = load_records(tiny_run.run_dir)
     assert record.status == UNREADABLE and f"{cell.cell_id}.json is unreadable" in record.error
-    assert leaderboard(tiny_run.run_dir).empty  # issue 30: named in a warning (build_tables), never a row
+    assert leaderboard(tiny_run.run_dir).empty  # issue 30: a warning (build_tables), never a row
     assert finished_here({record.cell_id: record}, tiny_run.cells, tiny_run) == set()
     assert "training simple_cnn__alpha0__seed0 again" in capsys.readouterr().out
 

@@ -158,7 +158,8 @@ def test_a_failed_row_has_no_rank(two_cell_run):
 
 
 def test_a_best_row_whose_predictions_are_gone_is_a_warning_not_a_crash(two_cell_run, capsys):
-    """The same 'best row 0 has no predictions' traceback, from a valid record whose file is lost."""
+    """The same 'best row 0 has no predictions' traceback, from a valid record whose file is
+    lost."""
     ctx = two_cell_run
     write_record(ctx.run_dir, finished(ctx, ctx.cells[0], 0.9))
     write_record(ctx.run_dir, finished(ctx, ctx.cells[1], 0.5))
