@@ -14,6 +14,9 @@ import numpy as np
 from data_pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
+# Alphas already warned about: a configuration is validated several times (resolved, copied for each
+# cell, re-read by `report`) and each cell damps its weights, but one warning per value says it all.
+_WARNED_ALPHAS: set[float] = set()
 
 
 def balanced_class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -29,14 +32,16 @@ def balanced_class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def validate_alpha(alpha: float) -> float:
-    """`alpha` as a float: finite and >= 0 (DataError naming --alphas otherwise); > 1 is allowed but warned about."""
+    """`alpha` as a float: finite and >= 0 (DataError naming --alphas otherwise); > 1 is allowed but
+    warned about, once per value and process."""
     try:
         value = float(alpha)
     except (TypeError, ValueError):
         raise DataError(f"--alphas takes numbers, got {alpha!r}") from None
     if isinstance(alpha, bool) or not math.isfinite(value) or value < 0:
         raise DataError(f"--alphas value {alpha!r} is not a finite number >= 0; use e.g. 0, 0.5, 1")
-    if value > 1:
+    if value > 1 and value not in _WARNED_ALPHAS:
+        _WARNED_ALPHAS.add(value)
         logger.warning("class-weight alpha %g > 1 over-weights minority classes beyond balance", value)
     return value
 

@@ -28,10 +28,20 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 # result is over half this and at most this). Every model here takes 600 px or less, so the later
 # antialiased resize still downsamples at least 3.4x, and a 12 MP phone photo (4032x3024) is left alone.
 MAX_SIDE = 4096
+# What one image may cost: PIL holds the pixels it decodes at their native size (JPEGs are decoded
+# already reduced, by `draft`; other formats whole), 1-4 bytes each. Beyond this many pixels after
+# that (a 12000x12000 PNG is 144 M: 432 MB of RGB before any reduction, 1.6-1.9 GB of RSS as the
+# scan met it), an image is refused for size, named like an unreadable one, and never decoded.
+MAX_PIXELS = 100_000_000
+REFUSED_FOR_SIZE = "refused for size"
 # Decodes of such images at once (scan threads, tf.data's parallel calls): each holds its
 # full-size native pixels (432 MB for a 12000x12000 RGB PNG) until it is reduced.
 _LARGE_DECODES = threading.BoundedSemaphore(2)
 _STRIP_PIXELS = 4_000_000  # converted to RGB at a time while reducing (~50 MB), so no full-size RGB copy is made
+
+class ImageTooLarge(ValueError):
+    """An image whose decode would hold over `MAX_PIXELS` pixels: refused, never decoded."""
+
 
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 _SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -62,17 +72,26 @@ def decode_rgb(source: str | Path | BinaryIO) -> np.ndarray:
       conversion clips everything above 255 to white, making different images identical).
     - An image over `MAX_SIDE` px on its long side is reduced by a whole factor (JPEG decodes at
       1/2..1/8 scale directly; other formats are box-averaged strip by strip), with one warning.
+    - One that would still hold more than `MAX_PIXELS` pixels when decoded raises `ImageTooLarge`
+      (its header is read, its pixels never are).
     Raises PIL's own errors for unreadable, truncated or non-image files. Truncated files must fail,
     not load half grey, so PIL's tolerance for them is switched off before loading.
     """
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     with Image.open(source) as img:
         width, height = img.size  # from the header: nothing is decoded yet
+        if max(width, height) > MAX_SIDE and img.format == "JPEG":
+            factor = math.ceil(max(width, height) / MAX_SIDE)  # libjpeg decodes at 1/2, 1/4 or 1/8
+            img.draft(None, (math.ceil(width / factor), math.ceil(height / factor)))
+        decoded = img.size[0] * img.size[1]  # what load() would hold (a JPEG: once drafted)
+        if decoded > MAX_PIXELS:
+            raise ImageTooLarge(f"{REFUSED_FOR_SIZE}: {width}x{height} px, {decoded / 1e6:.0f} M "
+                                f"pixels to decode; the limit is {MAX_PIXELS // 10**6} M per image")
         if max(width, height) <= MAX_SIDE:
             img.load()
             return _upright(img, _rgb_array(img))
         with _LARGE_DECODES:
-            return _upright(img, _reduced(img, source))
+            return _upright(img, _reduced(img, source, (width, height)))
 
 
 def _rgb_array(img: Image.Image) -> np.ndarray:
@@ -82,12 +101,10 @@ def _rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _reduced(img: Image.Image, source: str | Path | BinaryIO) -> np.ndarray:
-    """A huge image reduced so its long side is at most MAX_SIDE, without a full-size RGB copy."""
-    original = img.size
-    if img.format == "JPEG":  # libjpeg's DCT scaling: decoded straight at 1/2, 1/4 or 1/8 size
-        factor = math.ceil(max(original) / MAX_SIDE)
-        img.draft(None, (math.ceil(original[0] / factor), math.ceil(original[1] / factor)))
+def _reduced(img: Image.Image, source: str | Path | BinaryIO,
+             original: tuple[int, int]) -> np.ndarray:
+    """A huge image (`original` px; a JPEG is drafted smaller already) reduced so its long side
+    is at most MAX_SIDE, without a full-size RGB copy."""
     img.load()
     factor = math.ceil(max(img.size) / MAX_SIDE)
     rows = factor * max(1, _STRIP_PIXELS // (img.width * factor))  # a multiple of the factor: reduces as the whole would

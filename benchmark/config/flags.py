@@ -92,8 +92,8 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
                              "(auto: when 10 or more cells are to train)")
     track = parser.add_argument_group("experiment tracking")
     track.add_argument("--mlflow", nargs="?", const=True, metavar="URI",
-                       help="log every cell as an MLflow run: to RUN_DIR/mlruns, or to URI (http://host:5000, "
-                            "sqlite:///file.db, a folder)")
+                       help="log every cell as an MLflow run: to sqlite:///RUN_DIR/mlflow.db, "
+                            "or to URI (http://host:5000, sqlite:///file.db, a folder)")
     track.add_argument("--mlflow-experiment", help="MLflow experiment name (default: the run folder's name)")
     track.add_argument("--tensorboard", action="store_true", default=None,
                        help="Keras TensorBoard logs per cell in RUN_DIR/tensorboard/<cell>")

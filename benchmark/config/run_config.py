@@ -96,7 +96,7 @@ class RunConfig:
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
     isolate_cells: str = "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
     # Experiment tracking (benchmark/tracking/): where results are mirrored, never what they are.
-    mlflow: bool | str | None = None  # None/False off; True or "local" = RUN_DIR/mlruns; else a tracking URI
+    mlflow: bool | str | None = None  # None/False off; True/"local": RUN_DIR/mlflow.db; else a URI
     mlflow_experiment: str | None = None  # None = named after the run folder
     tensorboard: bool = False  # Keras TensorBoard logs in RUN_DIR/tensorboard/<cell>
 

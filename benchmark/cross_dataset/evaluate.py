@@ -171,6 +171,10 @@ def score_cell(chosen: ChosenCell, scored: pd.DataFrame, label_map: LabelMap, ru
     base.images, base.accuracy, base.accuracy_ci = score.images, score.accuracy, list(score.accuracy_ci)
     base.macro_f1, base.macro_f1_ci = score.macro_f1, list(score.macro_f1_ci)
     base.per_class, base.confusion = score.per_class, score.confusion
+    if len(data_classes) == 1:  # no other class: F1 and precision would only restate the recall
+        base.macro_f1, base.macro_f1_ci = None, []
+        base.per_class = {name: {k: v for k, v in figures.items() if k in ("recall", "support")}
+                          for name, figures in score.per_class.items()}
     base.predictions_file = str(predictions.relative_to(folder))
     return base
 
@@ -198,7 +202,7 @@ def prepare(run_dir: Path, data: str, label_map_file: str | None, cells: str,
                          "cells train, so train the grid again into a new --output with --save-models best (the default) "
                          "or all")
     run_classes = run_classes_of(chosen)
-    scanned = scan_dataset(data, skip_corrupt=skip_corrupt)
+    scanned = scan_dataset(data, skip_corrupt=skip_corrupt, min_classes=1)  # one bin of photos
     mapping = read_label_map_file(label_map_file) if label_map_file else None
     label_map = resolve_label_map(scanned.class_names, run_classes, mapping, source=label_map_file or "")
     return chosen, run_classes, scanned, label_map
@@ -222,6 +226,8 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
     notes = [n for n in (overlap_note(run, scored), caption_note(chosen, scored, translation)) if n]
     if translation.by_name and translation.source:
         notes.append(f"matched by name, not in the map: {', '.join(translation.by_name)}")
+    if len(translation.targets) == 1:
+        notes.append(one_class_note(next(iter(translation.targets))))
     print(f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in {len(translation.targets)} classes)")
     print("classes (DATA -> run): " + "; ".join(translation.describe()))
     for note in notes:
@@ -247,6 +253,11 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
     else:
         print(f"{csv.name} and {markdown.name} written to {folder}")
     return 0 if any(r.status == OK for r in results) else 1
+
+
+def one_class_note(data_class: str) -> str:
+    return (f"DATA has one class to score ({data_class}): accuracy and its confusion row are "
+            "reported; macro-F1 and per-class precision and F1 need at least two classes")
 
 
 def print_summary(evaluation: CrossDatasetEvaluation) -> None:

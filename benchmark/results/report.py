@@ -17,7 +17,8 @@ from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluat
 from benchmark.inference.explain import gradcam_grid
 from benchmark.run.calibrated import with_calibration
 from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
-from benchmark.run.records import NOT_RANKED, CellRecord, load_predictions, load_records, validation_rank_key
+from benchmark.run.records import (NOT_RANKED, UNREADABLE, CellRecord, load_predictions,
+                                   load_records, validation_rank_key)
 from benchmark.io import write_text_atomic
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
 
@@ -44,10 +45,14 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     tables = build_tables(run_dir) if tables is None else tables
     board = tables["leaderboard"]
     records = load_records(run_dir)
+    left_out = sum(r.status == UNREADABLE for r in records)  # named by `build_tables`' warnings
+    records = [r for r in records if r.status != UNREADABLE]
     ok = [r for r in records if r.ok and r.metrics]
     report = _Report(run_dir)
     report.add(f"# Benchmark report: {run_dir.name}\n")
-    report.add(f"{len(records)} cell(s): {len(ok)} finished, {len(records) - len(ok)} failed. "
+    invalid = f" {left_out} record file(s) did not validate: not in the tables." * bool(left_out)
+    failed = len(records) - len(ok)
+    report.add(f"{len(records)} cell(s): {len(ok)} finished, {failed} failed.{invalid} "
                "Rows are ranked by validation accuracy; the test split is shown with its 95 % interval but never "
                "used to pick a winner.\n")
     report.add(_reading_paragraph(run_dir))

@@ -2,7 +2,9 @@
 
 Ranking uses validation accuracy (ties: validation macro-F1) and nothing else: the test split
 is shown, with its uncertainty, but never used to pick a winner. Failed cells stay in the
-leaderboard as rows at the bottom, so a reader sees what is missing. In a K-fold run
+leaderboard as unranked rows at the bottom, so a reader sees what is missing; a record file that
+does not validate is no row at all (its figures cannot be trusted): `build_tables` names it in a
+warning. In a K-fold run
 (`--folds K`) a row's scores are means over its folds, with their spread across folds.
 """
 from __future__ import annotations
@@ -64,8 +66,7 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     folds = uses_folds(group)
     row: dict = {"model": model, "alpha": alpha, "seeds": len({r.seed for r in ok}) if folds else len(ok)}
     if not ok:
-        status = UNREADABLE if all(r.status == UNREADABLE for r in group) else "failed"
-        row.update(status=status, error="; ".join(sorted({r.error for r in group}))[:300])
+        row.update(status="failed", error="; ".join(sorted({r.error for r in group}))[:300])
         return row
 
     def metric(split: str, key: str) -> np.ndarray:
@@ -136,9 +137,13 @@ def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -
 
 
 def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.DataFrame:
-    """The ranked model x alpha table (see `leaderboard_columns`); calibration of old records comes from their predictions."""
+    """The ranked model x alpha table (see `leaderboard_columns`).
+
+    Calibration of old records comes from their predictions. Record files that did not validate
+    (`UNREADABLE` stand-ins) are left out; failed rows have no rank.
+    """
     records = load_records(run_dir) if records is None else records
-    records = [with_calibration(run_dir, record) for record in records]
+    records = [with_calibration(run_dir, r) for r in records if r.status != UNREADABLE]
     columns = leaderboard_columns(uses_folds(records))
     groups: dict[tuple, list[CellRecord]] = {}
     for record in records:
@@ -150,14 +155,24 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
     frame = frame.sort_values(["_ok", "val_accuracy", "val_macro_f1", "_first_cell"], ascending=[False, False, False, True],
                               na_position="last")
+    ranked = int(frame["_ok"].sum())
     frame = frame.drop(columns=["_ok", "_first_cell"]).reset_index(drop=True)
-    frame.insert(0, "rank", range(1, len(frame) + 1))
+    ranks = [*range(1, ranked + 1), *[pd.NA] * (len(frame) - ranked)]  # failed rows have no rank
+    frame.insert(0, "rank", pd.array(ranks, dtype="Int64"))
     keys = list(zip(frame["model"], frame["alpha"]))
     if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
         vectors = _correct_vectors(run_dir, groups, keys)
-        comparisons = stats.compare_to_best(vectors, best_index=0)
-        frame["p_vs_best"] = [p for p, _ in comparisons]
-        frame["tied_with_best"] = [tied for _, tied in comparisons]
+        if vectors[0] is None:  # nothing to pair the other rows' test images with
+            missing = [r.predictions_file or f"{r.cell_id} (none recorded)" for r in groups[keys[0]]
+                       if r.ok and load_predictions(run_dir, r) is None]
+            why = (f"its test predictions are missing ({', '.join(missing)})" if missing
+                   else "its seeds cover fewer test images than another row's")
+            print(f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
+                  f"{why}; p_vs_best and tied_with_best are left blank", file=sys.stderr)
+        else:
+            comparisons = stats.compare_to_best(vectors, best_index=0)
+            frame["p_vs_best"] = [p for p, _ in comparisons]
+            frame["tied_with_best"] = [tied for _, tied in comparisons]
     return frame[columns]
 
 
@@ -265,15 +280,16 @@ def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
 def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     """All tables of a run folder, rebuilt from its records (what `report RUN_DIR` does).
 
-    Refuses a folder whose finished cells come from different splits; names every unreadable record
-    on stderr (they stay in the leaderboard as `unreadable record` rows).
+    Refuses a folder whose finished cells come from different splits; names every record file that
+    does not validate on stderr, one line each, and leaves it out of every table.
     """
     records = load_records(run_dir)
     check_splits(records, split_fingerprints(run_dir))
     for record in records:
         if record.status == UNREADABLE:
-            print(f"warning: {record.error}; its cell is shown as {UNREADABLE!r} and a re-run trains it again",
-                  file=sys.stderr)
+            print(f"warning: cells/{record.error}; left out of the tables (a run whose grid holds "
+                  "this cell trains it again)", file=sys.stderr)
+    records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
     tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board),
               "alpha_effect": alpha_effect(run_dir, board, records)}

@@ -129,8 +129,10 @@ def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
         return record
 
 
-def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext) -> set[str]:
-    """The cells of `cells` with a finished record trained under this configuration; says why the others retrain.
+def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext, *,
+                  say: bool = True) -> set[str]:
+    """The cells of `cells` with a finished record trained under this configuration; says why the
+    others retrain (unless `say` is False: the check before each cell repeats the run's first one).
 
     After `--force` a cell trained under other settings is trained again, so the folder's `config.yaml`
     always describes every cell in it. The grid axes (models, alphas, seeds) and output-only keys may
@@ -143,14 +145,15 @@ def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunCon
         if record is None:
             continue
         if record.status == UNREADABLE:
-            print(f"{record.error}; training {cell.cell_id} again")
+            if say:
+                print(f"{record.error}; training {cell.cell_id} again")
         elif record.ok:
             changed = [k for k in differing_keys(record.config, current) if k not in GRID_AXES] if record.config else []
             if changed:
                 stale[cell.cell_id] = changed
             else:
                 done.add(cell.cell_id)
-    if stale:
+    if stale and say:
         keys = sorted({k for changed in stale.values() for k in changed})
         print(f"retraining {len(stale)} finished cell(s) trained under other settings ({', '.join(keys)})")
     return done
@@ -158,7 +161,8 @@ def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunCon
 
 def _finished_meanwhile(ctx: RunContext, cell: Cell) -> bool:
     """Whether another process committed this cell's record after this run listed the folder."""
-    return cell.cell_id in finished_here({r.cell_id: r for r in load_records(ctx.run_dir)}, [cell], ctx)
+    records = {r.cell_id: r for r in load_records(ctx.run_dir)}
+    return cell.cell_id in finished_here(records, [cell], ctx, say=False)
 
 
 def late_fusion_indices(ctx: RunContext) -> list[int]:

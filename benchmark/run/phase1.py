@@ -76,7 +76,9 @@ def stored_head_phase(mode: str, split: SplitTable, model_name: str, built, inpu
 
     def stored(part: str) -> np.ndarray:
         key = features_key(model_name, inputs.image_size, built.weights, splits, part)
-        return cached_features(built, inputs.dataset(split, part, batch_size), run_dir / "features" / f"{key}.npy")
+        cache_file = run_dir / "features" / f"{key}.npy"
+        return cached_features(built, inputs.dataset(split, part, batch_size), cache_file,
+                               rows=len(split.subset(part)))
 
     val = feature_dataset(stored("val"), split.label_indices("val"), num_classes, batch_size)
     if mode == "cached":

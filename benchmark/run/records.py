@@ -19,8 +19,9 @@ import pandas as pd
 from benchmark.io import write_json_atomic
 
 OK, FAILED = "ok", "failed"
-# A record file that does not parse, or lacks the keys that say which cell it is: it stays visible
-# as a leaderboard row with this status, and its cell is trained again on the next run.
+# A record file that does not parse or does not validate (`record_problem`): `load_records` returns
+# a stand-in with this status, the tables leave it out with a warning naming the file, and its
+# cell is trained again on the next run.
 UNREADABLE = "unreadable record"
 NOT_RANKED = (FAILED, UNREADABLE)  # leaderboard rows with these statuses sit at the bottom, unranked
 
@@ -102,12 +103,16 @@ class CellRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellRecord:
-        """Rebuilds a record; one without a `cell_id` raises `KeyError`.
+        """Rebuilds a record; one without a `cell_id` raises `KeyError`, one that does not validate
+        (`record_problem`) `ValueError`.
 
         Model, alpha, seed and fold missing from an old or hand-written record are read from its cell id.
         """
         if not isinstance(data, dict) or "cell_id" not in data:
             raise KeyError("record lacks cell_id")
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {key: value for key, value in data.items() if key in known}
         model, alpha, seed = parse_cell_id(str(data["cell_id"]))
@@ -117,6 +122,36 @@ class CellRecord:
         values.setdefault("fold", parse_fold(str(data["cell_id"])))
         values.setdefault("index", 0)
         return cls(**values, extra={key: value for key, value in data.items() if key not in known})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def record_problem(data: dict[str, Any]) -> str:
+    """Why a record's JSON cannot be a table row, or "" when it can.
+
+    A finished ("ok") record must carry what ranks it, `metrics.val.accuracy`: a stub such as
+    `{"status": "ok", "cell_id": ...}` (a copy cut short, a hand edit) would otherwise rank as a
+    finished cell with empty metrics. Fields present must have their types.
+    """
+    if not isinstance(data.get("cell_id"), str) or not data["cell_id"]:
+        return "its cell_id is not a name"
+    status = data.get("status", OK)
+    if status not in (OK, FAILED):
+        return f"its status is {status!r}, not {OK!r} or {FAILED!r}"
+    for key, kind in (("metrics", dict), ("class_names", list), ("phases", list), ("params", dict),
+                      ("timings", dict), ("calibration", dict), ("config", dict)):
+        if key in data and not isinstance(data[key], kind):
+            return f"its {key} is not a {kind.__name__}"
+    for key in ("alpha", "index", "seed"):
+        if key in data and not _is_number(data[key]):
+            return f"its {key} is not a number"
+    if status == OK:
+        val = (data.get("metrics") or {}).get("val")
+        if not isinstance(val, dict) or not _is_number(val.get("accuracy")):
+            return "its status is 'ok' but metrics.val.accuracy is missing"
+    return ""
 
 
 def parse_cell_id(cell_id: str) -> tuple[str, float, int]:
@@ -204,8 +239,9 @@ def write_record(run_dir: Path, record: CellRecord) -> Path:
 def load_records(run_dir: Path) -> list[CellRecord]:
     """Every cell record of a run, in grid order.
 
-    A file that cannot be read or lacks the keys naming its cell becomes an `UNREADABLE` record
-    (named after the file, its error saying why), so tables show it instead of silently dropping it.
+    A file that cannot be read or does not validate becomes an `UNREADABLE` stand-in (named after
+    the file, its error saying why): not `ok`, so nothing ranks or loads it, and the tables name it
+    in a warning (`results.tables.build_tables`) instead of dropping it silently.
     """
     records = []
     for path in sorted(cells_dir(run_dir).glob("*.json")):
@@ -220,9 +256,12 @@ def unreadable_record(path: Path, err: BaseException) -> CellRecord:
     """A stand-in for a record file that did not load; model, alpha and seed come from the file name."""
     model, alpha, seed = parse_cell_id(path.stem)
     reason = " ".join(str(err).split())[:200] or type(err).__name__
+    if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError):
+        error = f"{path.name} is not a valid cell record ({reason})"  # parsed, but did not validate
+    else:
+        error = f"{path.name} is unreadable ({type(err).__name__}: {reason})"
     return CellRecord(cell_id=path.stem, index=10**9, model=model, alpha=alpha, seed=seed, fold=parse_fold(path.stem),
-                      status=UNREADABLE,
-                      error=f"{path.name} is unreadable ({type(err).__name__}: {reason})")
+                      status=UNREADABLE, error=error)
 
 
 def finished_cell_ids(run_dir: Path) -> set[str]:

@@ -5,6 +5,13 @@ a bounded timeout before the first cell (an unreachable server is one `warning:`
 goes on untracked), HTTP calls get short timeouts and few retries (MLflow's defaults retry for
 minutes), and any later failure turns tracking off for the rest of the run with one more warning.
 
+`--mlflow` alone logs to a SQLite store in the run folder, `sqlite:///RUN_DIR/mlflow.db` (MLflow 3
+keeps its folder store, `mlruns/`, in maintenance mode and recommends a database), with artifacts in
+`RUN_DIR/mlartifacts/`. Processes that open one SQLite store at once (Slurm array tasks) would race
+to create its schema on first use (MLflow runs its alembic migrations when the tables are missing),
+so opening a SQLite store happens under an `fcntl` lock on `<file>.lock`: the first creates the
+schema, the others wait and find it. Later writes rely on SQLite's own locking.
+
 Runs are opened with `MlflowClient` rather than MLflow's fluent API: no process-wide active run,
 no git probing, no "View run at" lines on the console. Run ids are kept in small JSON files keyed
 by tracking URI, so a resumed or requeued cell reopens its run, and a changed `--mlflow` starts
@@ -13,6 +20,7 @@ fresh runs in the new store instead of pointing at ids of another one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -36,20 +44,69 @@ PARAM_LIMIT = 500  # characters of one param value (MLflow allows more; long lis
 
 
 def tracking_uri(setting: bool | str, run_dir: Path) -> str:
-    """`--mlflow` as a URI: True/"local" is the run folder's own store; a bare path becomes a file URI."""
+    """`--mlflow` as a URI: True/"local" is the run folder's own store; a path becomes a file URI.
+
+    The run folder's own store is `sqlite:///RUN_DIR/mlflow.db`, except in a folder whose runs were
+    logged to the folder store `RUN_DIR/mlruns` before (a resume reopens them there) or where
+    SQLAlchemy and alembic, which MLflow's database stores need, are not installed.
+    """
     if setting is True or setting == "local":
-        return (Path(run_dir) / "mlruns").resolve().as_uri()
+        run_dir = Path(run_dir).resolve()
+        folder_store = run_dir / "mlruns"
+        earlier = folder_store.is_dir() and not (run_dir / "mlflow.db").exists()
+        if earlier or not sqlite_available():
+            return folder_store.as_uri()
+        return f"sqlite:///{run_dir / 'mlflow.db'}"
     text = str(setting)
     if "://" in text or text.startswith(("sqlite:", "databricks")):
         return text
     return Path(text).expanduser().resolve().as_uri()
 
 
+def sqlite_available() -> bool:
+    """Whether MLflow can open a database store here (`mlflow-skinny` alone lacks these two)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("sqlalchemy", "alembic"))
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///path` URI; None for other stores and in-memory SQLite."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def schema_lock(uri: str):
+    """Held while a SQLite store is opened: one process at a time creates or checks its schema."""
+    database = sqlite_file(uri)
+    if database is None:
+        yield
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(database.with_name(database.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while another process creates the schema
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite file (`mlartifacts/`), not in
+    the current directory (MLflow's default for database stores); else the store's own choice."""
+    database = sqlite_file(uri)
+    return (database.parent / "mlartifacts").resolve().as_uri() if database is not None else None
+
+
 def quiet_mlflow() -> None:
     """MLflow logs at INFO and warns about its file store; a normal run shows none of it."""
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    # MLflow 3 refuses a plain folder store unless asked; that store is the offline default here.
+    # MLflow 3 refuses a plain folder store unless asked: one given as --mlflow PATH, or a run
+    # folder that began on one before SQLite became the default (or without SQLAlchemy).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     for name in ("mlflow", "alembic", "urllib3.connectionpool"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -80,8 +137,9 @@ class MlflowStore:
             probe(self.uri)
             from mlflow.tracking import MlflowClient
 
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)  # touches the store, bounded by the HTTP timeouts
+            with schema_lock(self.uri):  # a new SQLite store's tables are created here, once
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
         except Exception as err:  # noqa: BLE001 - any failure to connect means: run on, untracked
             self.disable(f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: {first_line(err)})")
             return False
@@ -110,7 +168,8 @@ class MlflowStore:
         found = self.client.get_experiment_by_name(name)
         if found is None:
             try:
-                return self.client.create_experiment(name)
+                location = artifact_location(self.uri)
+                return self.client.create_experiment(name, artifact_location=location)
             except Exception:  # another task created it first
                 found = self.client.get_experiment_by_name(name)
                 if found is None:

@@ -2,7 +2,11 @@
 
 `keras.callbacks.BackupAndRestore` keeps only the weights and the epoch: the resumed run would
 start AdamW's moments and step count (and with them the cosine schedule) from zero, and early
-stopping would forget its best epoch. `EpochBackup` saves all four after every epoch, and
+stopping would forget its best epoch. `EpochBackup` saves all four after every epoch, and the
+state of the model's random seed generators (dropout draws its masks from them; they are variables
+but not weights, so `save_weights` leaves them out and a resumed cell would replay the masks of its
+first epochs: 8e-3 apart from an uninterrupted cell after six epochs with dropout 0.3). With them,
+a resumed cell ends bit-identical to one never interrupted (tested in `tests/run/`).
 `PhaseCheckpoint` marks a finished phase so a re-run skips it. A cell's backups live in
 `RUN_DIR/work/<cell_id>/` and are removed once its record is written.
 """
@@ -20,6 +24,13 @@ STATE = "state.json"
 WEIGHTS = "weights.weights.h5"
 OPTIMIZER = "optimizer.npz"
 BEST = "best_weights.npz"
+SEEDS = "seed_states.npz"
+
+
+def seed_states(model: keras.Model) -> list:
+    """The model's variables that are not weights: the states of its layers' seed generators."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
 
 
 class EpochBackup(keras.callbacks.Callback):
@@ -41,14 +52,18 @@ class EpochBackup(keras.callbacks.Callback):
         if not state_file.is_file():
             return
         state = json.loads(state_file.read_text())
-        self.model.load_weights(self.folder / WEIGHTS)
         optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+        if not optimizer.built:  # first: the weights file holds the optimizer's variables too,
+            optimizer.build(self.model.trainable_variables)  # which an unbuilt one skips, warning
+        self.model.load_weights(self.folder / WEIGHTS)
         saved = np.load(self.folder / OPTIMIZER)
         for index, variable in enumerate(optimizer.variables):
             variable.assign(saved[f"v{index}"])
         self.stopper.wait, self.stopper.best, self.stopper.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        if (self.folder / SEEDS).is_file():  # backups written before it was saved lack it
+            seeds = np.load(self.folder / SEEDS)
+            for index, variable in enumerate(seed_states(self.model)):
+                variable.assign(seeds[f"s{index}"])
         if (self.folder / BEST).is_file():
             best = np.load(self.folder / BEST)
             self.stopper.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
@@ -64,6 +79,8 @@ class EpochBackup(keras.callbacks.Callback):
         replace_atomically(self.folder / WEIGHTS, self.model.save_weights, suffix=".weights.h5")
         optimizer_state = {f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
         replace_atomically(self.folder / OPTIMIZER, lambda path: np.savez(path, **optimizer_state), suffix=".npz")
+        seeds = {f"s{i}": np.asarray(v) for i, v in enumerate(seed_states(self.model))}
+        replace_atomically(self.folder / SEEDS, lambda path: np.savez(path, **seeds), suffix=".npz")
         if self.stopper.best_weights is not None:
             best_weights = {f"w{i}": w for i, w in enumerate(self.stopper.best_weights)}
             replace_atomically(self.folder / BEST, lambda path: np.savez(path, **best_weights), suffix=".npz")

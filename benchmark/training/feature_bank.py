@@ -12,15 +12,20 @@ Epoch e is rebuilt from `make_dataset(..., epoch=e)`, whose order and draws are 
 (seed, e), so any process (a resumed run, another Slurm array task) computes the same epoch without
 replaying the epochs before it. Early stopping never pays for epochs nobody trains: epochs are
 computed on demand. Files are written whole and renamed into place (`replace_atomically`), so a
-killed writer leaves no epoch that can be read; two processes that need the same missing epoch at
-once each compute their own copy and the later rename wins (the copies are the same computation).
+killed writer leaves no epoch that can be read. A file damaged after it was written (a full disk,
+a copy cut short) is validated on read, named in one warning line and computed again. Two
+processes that need the same missing epoch at once each compute their own copy and the later
+rename wins (the copies are the same computation).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,11 +70,12 @@ class FeatureBank:
         return sorted(int(p.stem[5:]) for p in self.folder.glob("epoch[0-9][0-9][0-9].npz"))
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(features, labels) of `epoch`, read when stored, else computed now and stored."""
+        """(features, labels) of `epoch`: read when stored and whole, else computed and stored."""
         path = self.path(epoch)
         if path.is_file():
-            with np.load(path) as stored:
-                return stored["features"], stored["labels"]
+            stored = read_epoch(path)
+            if stored is not None:
+                return stored
         started = time.perf_counter()
         features, labels = [], []
         for images, onehot in self.epoch_images(epoch):
@@ -80,6 +86,26 @@ class FeatureBank:
         self.seconds += time.perf_counter() - started
         self.computed.append(epoch)
         return features, labels
+
+
+# What reading a damaged `.npz` raises: a truncated zip, a bad CRC or deflate stream, a short array.
+DAMAGED_FILE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+
+
+def read_epoch(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(features, labels) stored in `path`, or None, after one warning line naming it, when the file
+    is damaged: it does not load (a truncated zip), or its arrays do not fit together."""
+    try:
+        with np.load(path) as stored:
+            features, labels = stored["features"], stored["labels"]
+        if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
+            raise ValueError(f"features {features.shape} and labels {labels.shape} do not fit")
+    except DAMAGED_FILE_ERRORS as err:
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        print(f"warning: feature-bank file {path} is damaged ({type(err).__name__}: {reason}); "
+              "computing that epoch again", file=sys.stderr, flush=True)
+        return None
+    return features, labels
 
 
 def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str | None = None) -> str:

@@ -10,6 +10,7 @@ With augmentation on, phase 1 must see augmented images and runs online instead.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import keras
@@ -52,10 +53,23 @@ def features_key(model_name: str, image_size: int, weights: str, split_file: Pat
     return f"{model_name}_{image_size}px_{weights_tag}_{digest}_{part}"
 
 
-def cached_features(built: BuiltModel, dataset, cache_file: Path) -> np.ndarray:
-    """Pooled features of an unshuffled, un-augmented dataset, computed once and kept as `.npy`."""
+def cached_features(built: BuiltModel, dataset, cache_file: Path,
+                    rows: int | None = None) -> np.ndarray:
+    """Pooled features of an unshuffled, un-augmented dataset, computed once and kept as `.npy`.
+
+    A stored file that does not load or lacks rows (`rows`: the dataset's images) is damaged (a
+    full disk, a copy cut short): it is named in one warning line and computed again.
+    """
     if cache_file.is_file():
-        return np.load(cache_file)
+        try:
+            stored = np.load(cache_file)
+            if stored.ndim != 2 or (rows is not None and len(stored) != rows):
+                raise ValueError(f"it holds shape {stored.shape}, expected {rows} rows")
+            return stored
+        except (EOFError, OSError, ValueError) as err:
+            reason = " ".join(str(err).split())[:160] or type(err).__name__
+            print(f"warning: stored features {cache_file} are damaged ({type(err).__name__}: "
+                  f"{reason}); computing them again", file=sys.stderr, flush=True)
     features = feature_extractor(built).predict(dataset.map(lambda *element: element[0]), verbose=0)
     replace_atomically(cache_file, lambda path: np.save(path, features), suffix=".npy")
     return features

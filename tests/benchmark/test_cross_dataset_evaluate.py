@@ -173,6 +173,27 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, photos, tmp_path, capsys):
     assert "skipped unreadable image" in capsys.readouterr().out
 
 
+def test_one_bin_of_photos_gets_accuracy_and_its_confusion_row(run_dir, tmp_path, capsys):
+    """Issue 30: a DATA folder holding one class was refused ("at least two class folders")."""
+    one = colour_images(tmp_path / "one_bin", {"plastic": "plastic"}, 5, seed=7)
+    colour_images(tmp_path / "glassy", {"plastic": "glass"}, 1, seed=8)  # plastic in glass colours
+    (tmp_path / "glassy" / "plastic" / "plastic_0.png").replace(one / "plastic" / "glassy.png")
+    out = tmp_path / "out"
+    assert evaluate_command(str(run_dir), str(one), output=str(out)) == 0
+    captured = capsys.readouterr()
+    assert "DATA has one class to score (plastic)" in captured.err
+    assert "per-class precision and F1 need at least two classes" in captured.err
+    stored = json.loads((evaluations_dir(out) / f"{dataset_name(one)}.json").read_text())
+    (scored,) = [m for m in stored["models"] if m["status"] == "ok"]
+    assert scored["images"] == 6 and scored["accuracy"] == pytest.approx(5 / 6)
+    assert scored["confusion"] == [[1, 0, 5]]  # the row of plastic: one predicted glass
+    assert scored["macro_f1"] is None and scored["macro_f1_ci"] == []
+    assert scored["per_class"] == {"plastic": {"recall": pytest.approx(5 / 6), "support": 6}}
+    row = pd.read_csv(out / "cross_dataset.csv").query("status == 'ok'").iloc[0]
+    assert row["accuracy"] == pytest.approx(5 / 6) and pd.isna(row["macro_f1"])
+    assert "DATA has one class to score" in (out / "cross_dataset.md").read_text()
+
+
 def test_a_run_without_saved_models_says_how_to_get_them(run_dir, photos, tmp_path):
     bare = tmp_path / "bare"
     (bare / "cells").mkdir(parents=True)

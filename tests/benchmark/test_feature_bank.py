@@ -92,6 +92,46 @@ def test_a_killed_writer_leaves_no_epoch_that_can_be_read(split, tmp_path, monke
     assert features.shape == (len(labels), 8) and bank.stored_epochs() == [0]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_a_damaged_epoch_file_is_named_once_and_computed_again(split, tmp_path, capsys, damage):
+    """Issue 30: a file cut short after it was written (a full disk, a copy) failed every resume
+    with a BadZipFile that named no file, and was never rebuilt."""
+    built = stand_in_pretrained()
+    features, labels = bank_for(built, split, tmp_path).epoch(0)
+    path = bank_for(built, split, tmp_path).path(0)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:  # the same length, the arrays' bytes overwritten: the zip's CRC no longer matches
+        path.write_bytes(data[:100] + bytes(len(data) - 200) + data[-100:])
+    again = bank_for(built, split, tmp_path)
+    rebuilt, rebuilt_labels = again.epoch(0)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: feature-bank file {path} is damaged (") and "again" in line
+    np.testing.assert_array_equal(rebuilt, features)
+    np.testing.assert_array_equal(rebuilt_labels, labels)
+    assert again.computed == [0]
+    assert bank_for(built, split, tmp_path).epoch(0)[0].shape == features.shape
+    assert capsys.readouterr().err == ""  # the rebuilt file reads cleanly
+
+
+def test_damaged_stored_features_are_named_once_and_computed_again(split, tmp_path, capsys):
+    from benchmark.training.head_features import cached_features
+
+    built = stand_in_pretrained()
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image",
+                        cache_dir=tmp_path / "cache")
+    val, rows = inputs.dataset(split, "val", BATCH), len(split.subset("val"))
+    cache_file = tmp_path / "features" / "val.npy"
+    cache_file.parent.mkdir()
+    features = cached_features(built, val, cache_file, rows=rows)
+    cache_file.write_bytes(cache_file.read_bytes()[:-40])
+    np.testing.assert_array_equal(cached_features(built, val, cache_file, rows=rows), features)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: stored features {cache_file} are damaged")
+    np.testing.assert_array_equal(np.load(cache_file), features)
+
+
 def test_float16_bank_keeps_the_features_to_three_decimals(split, tmp_path):
     built = stand_in_pretrained()
     full = bank_for(built, split, tmp_path / "f32").epoch(0)[0]
@@ -171,3 +211,55 @@ def test_an_alpha_sweep_through_the_runner_fills_the_bank_once_and_says_so(tmp_p
     banks = list((tmp_path / "run" / "features").glob("*_bank-*"))
     assert len(banks) == 1 and sorted(p.name for p in banks[0].iterdir()) == ["epoch000.npz", "epoch001.npz"]
     assert all(isinstance(r.timings["first_epoch_extra_seconds"][0], float) for r in records)
+
+
+def test_a_cell_killed_inside_a_bank_epoch_resumes_bit_identical_and_quietly(split, tmp_path):
+    """Issue 30: the resume warned 'Skipping variable loading for optimizer' and, with dropout,
+    ended apart from an uninterrupted cell (its dropout masks restarted from the first epoch's)."""
+    import warnings
+
+    from benchmark.training.checkpoint import PhaseCheckpoint
+    from benchmark.training.head_features import feature_dataset
+    from benchmark.training.recipe import run_phase
+    from models import HeadConfig, attach_head
+
+    epochs, weights = 6, np.array([1.0, 2.0, 0.5], np.float32)
+    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image",
+                        cache_dir=tmp_path / "cache")
+    val = inputs.dataset(split, "val", BATCH)
+    settings = RecipeSettings(initial_epochs=epochs, fine_tune_epochs=0, initial_lr=1e-2,
+                              patience=100, lr_schedule="cosine")
+
+    def head_phase(work: Path, bank_folder: Path, kill_in_epoch: int | None = None) -> list:
+        built = stand_in_pretrained(seed=3)  # a fresh process: same seed, new objects
+        model = attach_head(built.backbone, 3, HeadConfig(units=(8,), dropout=0.3), name="dropping")
+        built = dataclasses.replace(built, model=model)
+        built.backbone.trainable = False
+
+        def epoch_images(epoch):
+            if epoch == kill_in_epoch:  # killed while the bank computes this epoch's features
+                raise KeyboardInterrupt
+            return inputs.dataset(split, "train", BATCH, augment=AUGMENT, shuffle_seed=0,
+                                  epoch=epoch)
+
+        extractor = feature_extractor(built)
+        bank = FeatureBank(bank_folder, extractor, epoch_images, dtype="float32")
+        feeder = BankEpochs(bank, weights, BATCH, 8, len(split.subset("train")))
+        features = np.asarray(extractor.predict(val.map(lambda x, y: x), verbose=0))
+        val_features = feature_dataset(features, split.label_indices("val"), 3, BATCH)
+        head_only = head_model(built)
+        optimizer = make_optimizer(1e-2, settings.weight_decay, "cosine", epochs, feeder.steps, 1)
+        run_phase("head", head_only, feeder.dataset(), val_features, epochs, optimizer, settings,
+                  [feeder], 0, PhaseCheckpoint(work))
+        return [np.asarray(w) for w in head_only.weights]
+
+    uninterrupted = head_phase(tmp_path / "work_full", tmp_path / "bank_full")
+    with pytest.raises(KeyboardInterrupt):
+        head_phase(tmp_path / "work", tmp_path / "bank", kill_in_epoch=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = head_phase(tmp_path / "work", tmp_path / "bank")
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "optimizer" in m], messages
+    for before, after in zip(uninterrupted, resumed):
+        np.testing.assert_array_equal(after, before)

@@ -64,7 +64,10 @@ def test_a_rewritten_old_record_keeps_every_key_and_value(tmp_path, name):
 def test_a_record_without_its_identity_is_refused_and_a_minimal_one_reads_its_cell_id():
     with pytest.raises(KeyError, match="cell_id"):
         CellRecord.from_json({"status": "ok"})
-    record = CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok"})
+    with pytest.raises(ValueError, match="metrics.val.accuracy is missing"):  # a stub: issue 30
+        CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok"})
+    record = CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok",
+                                   "metrics": {"val": {"accuracy": 0.5}}})
     assert (record.model, record.alpha, record.seed, record.index) == ("mobilenet_v2", 0.5, 3, 0)
 
 

@@ -38,14 +38,73 @@ def test_concurrent_creators_of_the_parent_run_agree_on_one_id(tmp_path):
     assert not [p for p in id_file.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_tracking_uris_and_params():
+def test_tracking_uris_and_params(tmp_path):
     run_dir = Path("/tmp/some/run")
-    assert tracking_uri(True, run_dir) == "file:///tmp/some/run/mlruns" == tracking_uri("local", run_dir)
+    # Issue 30: the run folder's own store is SQLite (MLflow 3 keeps folder stores in maintenance)
+    assert tracking_uri(True, run_dir) == "sqlite:////tmp/some/run/mlflow.db"
+    assert tracking_uri("local", run_dir) == "sqlite:////tmp/some/run/mlflow.db"
+    (tmp_path / "mlruns").mkdir()  # a folder that logged to the folder store before: resumes stay
+    assert tracking_uri(True, tmp_path) == (tmp_path / "mlruns").resolve().as_uri()
     assert tracking_uri("http://host:5000", run_dir) == "http://host:5000"
     assert tracking_uri("sqlite:///x.db", run_dir) == "sqlite:///x.db"
     assert tracking_uri("/srv/mlruns", run_dir) == "file:///srv/mlruns"
     assert flat_params({"a": 1, "simple_cnn": {"filters": [8, 16]}}) == {"a": 1, "simple_cnn.filters": [8, 16]}
     assert param_value([0.0, 0.5]) == "0.0,0.5" and param_value(None) == "None"
+
+
+CONCURRENT_LOGGER = """
+import sys, time
+from pathlib import Path
+from benchmark.tracking.store import MlflowStore
+uri, go, ids, name = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+import mlflow.tracking  # loaded before the start signal, so both open the store at once
+while not go.exists():
+    time.sleep(0.002)
+store = MlflowStore(uri)
+assert store.connect()
+experiment = store.guard("experiment", store.experiment_id, "shared")
+run_id, _ = store.guard("run", store.open_run, experiment, ids / f"{name}.json", name=name, tags={},
+                        params={"who": name})
+for step in range(30):
+    store.guard("epoch", store.log, run_id, metrics={"loss": 1.0 / (step + 1)}, step=step)
+store.guard("close", store.close, run_id)
+print("ok" if store.enabled else "tracking off")
+"""
+
+
+def test_two_processes_log_at_once_to_one_new_sqlite_store(tmp_path):
+    """Slurm array tasks open the same SQLite file together; creating its schema on first use must
+    happen once (under a lock), and every run and epoch of both must arrive."""
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(True, tmp_path / "run")
+    assert uri == f"sqlite:///{(tmp_path / 'run' / 'mlflow.db').resolve()}"
+    go = tmp_path / "go"
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-c", CONCURRENT_LOGGER, uri, str(go), str(tmp_path / "ids")]
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tasks = [subprocess.Popen([*command, f"task{k}"], cwd=tmp_path, env=env, **pipes)
+             for k in range(2)]
+    time.sleep(8)  # both have imported MLflow and wait for the signal
+    go.touch()
+    outputs = [task.communicate(timeout=240) for task in tasks]
+    for task, (out, err) in zip(tasks, outputs):
+        assert task.returncode == 0 and out.strip() == "ok" and "warning" not in err, err
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("shared")
+    assert experiment.artifact_location == (tmp_path / "run" / "mlartifacts").resolve().as_uri()
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["who"] for r in runs) == ["task0", "task1"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(30))
+    assert not (tmp_path / "mlruns").exists()  # nothing in the directory the tasks ran in
 
 
 def test_tracking_keys_are_output_only_and_checked():
@@ -79,7 +138,7 @@ def test_tune_logs_each_trial_as_a_child_run_with_its_values_and_curves(tmp_path
     options = TuneOptions(model="simple_cnn", max_trials=2, space=str(tmp_path / "space.yaml"))
     assert tune_command(config, options, str(tmp_path / "search"), force=False) == 0
 
-    client = MlflowClient((tmp_path / "search" / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri(True, tmp_path / "search"))  # the folder's SQLite store
     runs = client.search_runs([client.get_experiment_by_name("search").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -113,6 +172,7 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: cannot reach MLflow tracking at http://127.0.0.1:"), lines
     assert not (tmp_path / "tracking").exists() and not (tmp_path / "mlruns").exists()
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_tensorboard_puts_both_fits_of_a_cell_on_one_epoch_axis(tmp_path):

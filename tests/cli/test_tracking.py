@@ -17,7 +17,7 @@ import pytest
 from cli_helpers import TINY_FLAGS, kill_when_epoch_backed_up, make_images, run_cli
 
 pytest.importorskip("mlflow")
-os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the run folder's own store is a folder store
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # folder stores given as --mlflow PATH
 CELLS = ("simple_cnn__alpha0__seed0", "simple_cnn__alpha1__seed0")
 
 
@@ -59,11 +59,12 @@ def test_local_store_has_a_run_per_cell_with_params_curves_metrics_artifacts_and
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mlflow" not in done.stderr.lower(), done.stderr  # quiet: no MLflow logging or warnings
     assert [line for line in done.stdout.splitlines() if "mlflow" in line.lower()] == [
-        f"mlflow: logging to {(run_dir / 'mlruns').resolve().as_uri()} (experiment 'grid')"]
-    parent, cells = runs_of(client_for((run_dir / "mlruns").resolve().as_uri()), "grid")
+        f"mlflow: logging to sqlite:///{(run_dir / 'mlflow.db').resolve()} (experiment 'grid')"]
+    store = f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"  # the run folder's own (issue 30)
+    parent, cells = runs_of(client_for(store), "grid")
     assert parent.info.status == "FINISHED" and parent.data.params["models"] == "simple_cnn"
     assert sorted(cells) == list(CELLS)
-    client = client_for((run_dir / "mlruns").resolve().as_uri())
+    client = client_for(store)
     for cell_id, run in cells.items():
         record = json.loads((run_dir / "cells" / f"{cell_id}.json").read_text())
         params = run.data.params

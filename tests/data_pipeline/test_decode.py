@@ -138,3 +138,60 @@ def test_a_huge_png_costs_bounded_memory_and_warns_in_one_line(tmp_path):
     print(report)
     assert grown < 350, report  # measured 230: the native 100 MB grey pixels, a strip and the reduced image; 1457 before
     assert float(report.split(", ")[-1]) > 100  # both halves survive the reduction (dark and bright)
+
+
+@pytest.fixture(scope="module")
+def too_large_png(tmp_path_factory) -> Path:
+    """12000 x 12000 px, 144 M pixels, a few hundred KB on disk (the issue-30 probe's image)."""
+    root = tmp_path_factory.mktemp("too_large")
+    for name in ("cat", "dog"):
+        (root / name).mkdir()
+        for i in range(2):
+            colour = (40 * i, 200 if name == "cat" else 0, 90)
+            Image.new("RGB", (16, 16), colour).save(root / name / f"{i}.png")
+    huge = Image.new("L", (12_000, 12_000), 40)
+    huge.paste(200, (0, 0, 6_000, 12_000))
+    huge.save(root / "cat" / "huge.png")
+    return root
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(too_large_png, monkeypatch):
+    """It cost 1.6-1.9 GB of RSS to decode; now its pixels are never read."""
+    from PIL import ImageFile
+
+    from data_pipeline.images import MAX_PIXELS, ImageTooLarge, image_problem
+
+    def no_decode(self):
+        raise AssertionError("the pixels of an image over the limit were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    assert 12_000 * 12_000 > MAX_PIXELS
+    with pytest.raises(ImageTooLarge, match="refused for size: 12000x12000 px, 144 M pixels"):
+        decode_rgb(too_large_png / "cat" / "huge.png")
+    assert image_problem(too_large_png / "cat" / "huge.png").startswith("refused for size")
+
+
+def test_the_scan_names_images_refused_for_size_in_one_line(too_large_png, caplog):
+    from data_pipeline import DataError
+
+    with pytest.raises(DataError) as caught:
+        scan_dataset(too_large_png)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("1 too large image(s) under")
+    assert "cat/huge.png (refused for size: 12000x12000 px" in message
+    scanned = scan_dataset(too_large_png, skip_corrupt=True)
+    assert len(scanned.table) == 4 and [Path(p).name for p, _ in scanned.skipped] == ["huge.png"]
+    (line,) = [w for w in scanned.warnings if "huge.png" in w]
+    assert line.startswith("skipped 1 image(s) refused for size under") and "\n" not in line
+
+
+def test_a_jpeg_over_the_pixel_limit_is_read_drafted_not_refused(tmp_path):
+    """libjpeg decodes it at half size (6000 x 4500 = 27 M pixels, under the limit), then it is
+    halved again to fit MAX_SIDE. (A guard: this passed before the limit too.)"""
+    big = Image.new("L", (12_000, 9_000), 90)
+    big.paste(220, (0, 0, 6_000, 9_000))
+    big.save(tmp_path / "big.jpg", quality=80)
+    del big
+    pixels = decode_rgb(tmp_path / "big.jpg")
+    assert pixels.shape == (2_250, 3_000, 3)
+    assert pixels[:, :100].mean() > 200 > pixels[:, -100:].mean()
