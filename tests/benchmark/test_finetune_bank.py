@@ -414,3 +414,33 @@ def test_old_run_folders_resume_and_old_records_read():
     assert differing_keys(old, changed) == ["fine_tune_features"]
     saved = Path(__file__).parent / "data" / "record_60ee30d_ok.json"
     assert CellRecord.from_json(json.loads(saved.read_text())).fine_tune_features == ""
+
+
+@pytest.mark.slow
+def test_an_alpha_sweep_fine_tunes_both_cells_on_one_bank(tmp_path):
+    """Two alpha cells of a "pretrained" MobileNetV3Small (random weights from a file): one bank."""
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import load_records
+    from models import BuildSpec, build_model
+
+    weights = tmp_path / "backbone.weights.h5"
+    spec = BuildSpec(num_classes=2, image_size=32, weights="none")
+    build_model("mobilenet_v3_small", spec).backbone.save_weights(weights)
+    data = tmp_path / "data"
+    data.mkdir()
+    colour_split(data)
+    config = resolve_config(None, None, {
+        "models": ["mobilenet_v3_small"], "alphas": [0.0, 1.0], "data": str(data),
+        "weights": str(weights), "image_size": 32, "batch_size": 8, "initial_epochs": 1,
+        "fine_tune_epochs": 2, "patience": 5, "save_models": "none", "profile": False,
+    })
+    assert run_grid(prepare_run(config, tmp_path / "run"), quiet=True) == 0
+    records = sorted(load_records(tmp_path / "run"), key=lambda r: r.alpha)
+    assert [r.fine_tune_features for r in records] == ["bank", "bank"]
+    assert [r.timings["fine_tune_bank_epochs_computed"] for r in records] == [2, 0]
+    assert [r.phases[1]["epochs"] for r in records] == [2, 2]
+    banks = list((tmp_path / "run" / "fine_tune_bank").iterdir())
+    names = sorted(p.name for p in banks[0].iterdir())
+    assert len(banks) == 1 and names == ["epoch001.npz", "epoch002.npz", "val.npy"]
