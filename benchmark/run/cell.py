@@ -26,7 +26,7 @@ from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, image_cache_root, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.phase1 import phase1_mode, stored_head_phase
-from benchmark.run.phase2 import bank_phase, plan_phase2
+from benchmark.run.phase2 import bank_phase, phase2_on_resume, plan_phase2, record_phase2_path
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.metrics import predict_probabilities
@@ -208,6 +208,12 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
         print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
+    tune_mode, note = phase2_on_resume(work, prepared.fine_tune_features)
+    if note:
+        print(f"{cell.cell_id}: {note}", flush=True)
+    if tune_mode != prepared.fine_tune_features:
+        prepared = dataclasses.replace(prepared, cached_tune=None, fine_tune_features=tune_mode)
+    record_phase2_path(work, tune_mode)
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
                                    steps_per_epoch=prepared.steps_per_epoch, verbose=verbose, callbacks=list(callbacks),

@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.io import write_text_atomic
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import FeatureBank
 from benchmark.training.finetune_bank import (
@@ -182,3 +183,32 @@ def bank_phase(
         callbacks=[feeder],
         bank=bank,
     )
+
+
+PATH_FILE = "fine_tune_features.txt"  # in the work folder: the path phase-2 backups follow
+
+
+def phase2_on_resume(work: Path, planned: str) -> tuple[str, str]:
+    """The phase-2 path a cell takes given its work folder, and a note when that is not `planned`.
+
+    Phase-2 backups hold the weights of the model that trained: the full model online, the model
+    from the cut on the bank. A resumed cell must load them into the same model, so it keeps the
+    path they were written on; a folder from before the bank has backups and no path file, and ran
+    online. Backups from the bank that the new plan cannot use (it went online) are dropped.
+    """
+    backups = [work / "fine_tune", work / "fine_tune.done.json", work / "fine_tune.done.weights.h5"]
+    path_file = work / PATH_FILE
+    started = path_file.read_text().strip() if path_file.is_file() else "online"
+    if planned == "none" or started == planned or not any(p.exists() for p in backups):
+        return planned, ""
+    if started == "online":
+        return "online", "phase 2 resumes online, the path its backups were written on"
+    for path in backups:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return planned, f"phase 2 restarts {planned}: its backups were written on the fine-tune bank"
+
+
+def record_phase2_path(work: Path, mode: str) -> None:
+    """Writes the path phase 2 takes (before it starts), for `phase2_on_resume`."""
+    if mode != "none":
+        write_text_atomic(work / PATH_FILE, mode)

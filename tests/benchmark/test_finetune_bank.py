@@ -444,3 +444,22 @@ def test_an_alpha_sweep_fine_tunes_both_cells_on_one_bank(tmp_path):
     banks = list((tmp_path / "run" / "fine_tune_bank").iterdir())
     names = sorted(p.name for p in banks[0].iterdir())
     assert len(banks) == 1 and names == ["epoch001.npz", "epoch002.npz", "val.npy"]
+
+
+def test_a_resumed_cell_keeps_the_phase_2_path_its_backups_were_written_on(tmp_path):
+    from benchmark.run.phase2 import phase2_on_resume, record_phase2_path
+
+    fresh = tmp_path / "fresh"
+    assert phase2_on_resume(fresh, "bank") == ("bank", "")  # nothing to resume
+    old = tmp_path / "old"  # a folder from before the bank, killed in phase 2: backups, no path file
+    (old / "fine_tune").mkdir(parents=True)
+    mode, note = phase2_on_resume(old, "bank")
+    assert mode == "online" and "resumes online" in note
+    banked = tmp_path / "banked"  # killed in phase 2 on the bank, resumed with the bank ruled out
+    record_phase2_path(banked, "bank")
+    (banked / "fine_tune").mkdir()
+    (banked / "head.done.json").write_text("{}")
+    assert phase2_on_resume(banked, "bank") == ("bank", "")
+    mode, note = phase2_on_resume(banked, "online")
+    assert mode == "online" and "restarts online" in note
+    assert sorted(p.name for p in banked.iterdir()) == ["fine_tune_features.txt", "head.done.json"]
