@@ -26,7 +26,8 @@ def replace_atomically(path: Path, write: Callable[[str], object], *, suffix: st
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Process and thread id: two writers of one target (Slurm tasks, or two banks in one process) never share it.
+    # Process and thread id: two writers of one target (Slurm tasks, two banks in a process)
+    # never share it.
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{suffix}")
     try:
         write(str(temporary))

@@ -25,7 +25,7 @@ def test_a_cell_killed_in_phase_2_on_the_bank_resumes_on_it(tmp_path):
     assert kill_when_epoch_backed_up(args, state) == -signal.SIGKILL, "finished first; raise EPOCHS"
     killed_at = json.loads(state.read_text())["epoch"]
     (bank,) = (run_dir / "fine_tune_bank").iterdir()
-    for path in bank.glob("epoch*.npz"):  # what a reader can find is whole (a temporary may be left)
+    for path in bank.glob("epoch*.npz"):  # all a reader can find is whole (temporaries may stay)
         with np.load(path) as stored:
             assert len(stored["features"]) == len(stored["labels"]) > 0
 
@@ -36,5 +36,5 @@ def test_a_cell_killed_in_phase_2_on_the_bank_resumes_on_it(tmp_path):
     tune = record["phases"][1]
     assert tune["resumed_from_epoch"] >= killed_at + 1 >= 3 and tune["epochs"] == EPOCHS
     stored = sorted(p.name for p in bank.glob("epoch*.npz"))
-    assert stored == [f"epoch{e:03d}.npz" for e in range(1, EPOCHS + 1)]  # after phase 1's one epoch
+    assert stored == [f"epoch{e:03d}.npz" for e in range(1, EPOCHS + 1)]  # after phase 1's epoch 0
     assert record["timings"]["fine_tune_bank_epochs_computed"] <= EPOCHS - killed_at
