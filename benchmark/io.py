@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ def replace_atomically(path: Path, write: Callable[[str], object], *, suffix: st
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    # Process and thread id: two writers of one target (Slurm tasks, two banks in a process)
+    # never share it.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp{suffix}")
     try:
         write(str(temporary))
         os.replace(temporary, path)

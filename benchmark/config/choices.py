@@ -8,6 +8,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "monitor": ("val_loss", "val_accuracy"),
     "text_pooling": ("cls", "mean"),
     "head_features": ("auto", "cached", "online"),
+    "fine_tune_features": ("auto", "bank", "online"),
     "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     "strategy": ("auto", "mirrored", "none"),
     "save_models": ("best", "all", "none"),

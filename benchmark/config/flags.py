@@ -74,6 +74,12 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
                        help="average the softmax over N fixed test-time views (flip, crops) for val and test; 0 = off (default)")
     train.add_argument("--head-features", choices=CHOICES["head_features"],
                        help="phase 1 on stored backbone features (auto: cached when augmentation is off)")
+    train.add_argument("--fine-tune-features", choices=CHOICES["fine_tune_features"],
+                       help="phase 2 on stored activations at the fine-tune cut "
+                            "(auto: the bank where it is exact)")
+    train.add_argument("--fine-tune-bank-limit", type=float, metavar="MIB",
+                       help="largest fine-tune bank, disk or one epoch in memory (default 4096); "
+                            "a bigger one runs online")
     text = parser.add_argument_group("text and fusion models")
     text.add_argument("--text-encoder", help="keras-hub preset name, preset folder or Hugging Face folder")
     text.add_argument("--sequence-length", type=int, help="caption tokens (default 32)")

@@ -86,6 +86,9 @@ class RunConfig:
     # equal share of the epochs; validation and test stay at the final size. [] = off
     progressive_sizes: list[int] = field(default_factory=list)
     head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    # bank (phase 2 on stored activations at the fine-tune cut), online, auto (bank where exact)
+    fine_tune_features: str = "auto"
+    fine_tune_bank_limit: float = 4096.0  # MiB; a bigger bank (disk or an epoch) runs online
     # Evaluation
     tta: int = 0  # test-time views averaged for val and test (data_pipeline.tta.VIEWS); 0 = off
     # Devices
@@ -149,7 +152,7 @@ class RunConfig:
                 raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
         if self.image_size is not None and not 32 <= self.image_size <= MAX_IMAGE_SIZE:
             raise UsageError(f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
-        for key in ("weight_decay", "augment_strength"):
+        for key in ("weight_decay", "augment_strength", "fine_tune_bank_limit"):
             if getattr(self, key) < 0:
                 raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.fusion_dropout < 1:
@@ -271,7 +274,10 @@ GRID_AXES = frozenset({"models", "alphas", "seeds"})
 # Keys added after run folders were already written, whose defaults do exactly what the suite did before
 # them: a saved configuration (`config.yaml`, a record's `config`) that lacks one ran with its default, so
 # an old folder resumes, and its finished cells count, without `--force`.
-ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum", "progressive_sizes"})
+# The fine-tune bank keys choose how phase 2 computes its frozen layers, not what trains (as
+# head_features does for phase 1): an old folder's phase 2 ran online; resumed cells may bank.
+ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum", "progressive_sizes",
+                                  "fine_tune_features", "fine_tune_bank_limit"})
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

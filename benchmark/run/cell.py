@@ -26,6 +26,7 @@ from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, image_cache_root, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.phase1 import phase1_mode, stored_head_phase
+from benchmark.run.phase2 import bank_phase, phase2_on_resume, plan_phase2, record_phase2_path
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.metrics import predict_probabilities
@@ -116,15 +117,18 @@ class PreparedCell:
     precision: str
     strategy: object
     progressive: ProgressiveResizing | None = None  # the training side schedule (--progressive-sizes)
+    cached_tune: CachedHeadPhase | None = None  # phase 2 on the fine-tune bank
+    fine_tune_features: str = "online"  # "bank", "online" or "none": what phase 2 trained on
 
 
 def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed: int, alpha: float, run_dir: Path,
-                 cache: Path, fold: int | None = None) -> PreparedCell:
+                 cache: Path, fold: int | None = None,
+                 fine_tune_bank: bool = True) -> PreparedCell:
     """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
     (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every cell
-    of the run shares.
+    of the run shares. `fine_tune_bank=False` keeps phase 2 online whatever the configuration says.
     """
     import keras
 
@@ -152,11 +156,24 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
             cached_head = stored_head_phase(mode, split, model_name, built, inputs, batch_size, class_weights, seed=seed,
                                             run_dir=run_dir, augment=augment, epochs=config.initial_epochs,
                                             fold=fold)
+        settings = recipe_settings(config, model_name)
+        online = dataclasses.replace(config, fine_tune_features="online")
+        plan = plan_phase2(config if fine_tune_bank else online, built, settings,
+                           num_train=len(split.subset("train")), num_val=len(split.subset("val")),
+                           folder=run_dir)
+        cached_tune = None
+        if plan.mode == "bank":
+            cached_tune = bank_phase(plan, split, model_name, built, inputs, batch_size,
+                                     class_weights, seed=seed, run_dir=run_dir, augment=augment,
+                                     settings=settings, fold=fold)
+        elif plan.mode == "online" and config.fine_tune_features == "auto" and fine_tune_bank:
+            print(f"{model_name}: phase 2 runs online: {plan.reason}", flush=True)
     return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
                         val=inputs.dataset(split, "val", batch_size),
                         steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
                         cached_head=cached_head, head_features=mode, precision=precision, strategy=strategy,
-                        progressive=progressive)
+                        progressive=progressive, cached_tune=cached_tune,
+                        fine_tune_features=plan.mode)
 
 
 def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
@@ -191,17 +208,25 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
         print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
+    tune_mode, note = phase2_on_resume(work, prepared.fine_tune_features)
+    if note:
+        print(f"{cell.cell_id}: {note}", flush=True)
+    if tune_mode != prepared.fine_tune_features:
+        prepared = dataclasses.replace(prepared, cached_tune=None, fine_tune_features=tune_mode)
+    record_phase2_path(work, tune_mode)
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(built, prepared.train, prepared.val, recipe_settings(config, cell.model),
                                    steps_per_epoch=prepared.steps_per_epoch, verbose=verbose, callbacks=list(callbacks),
                                    cached_head=prepared.cached_head, checkpoint=PhaseCheckpoint(work),
-                                   progressive=prepared.progressive)
+                                   progressive=prepared.progressive,
+                                   cached_tune=prepared.cached_tune)
 
     eval_start = time.perf_counter()
     record = evaluation_record(ctx, cell, **evaluated_probabilities(built.model, prepared.inputs, split, prepared.batch_size,
                                                                     config.tta))
     trained_images = len(split.subset("train")) * sum(p.epochs for p in training.phases)
     bank = prepared.cached_head.bank if prepared.cached_head is not None else None
+    tune_bank = prepared.cached_tune.bank if prepared.cached_tune is not None else None
     record = dataclasses.replace(
         record,
         weights=built.weights if (entry.pretrained or entry.modality != "image") else "none (trained from scratch)",
@@ -209,6 +234,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
         preprocess=entry.preprocess,
         class_weights=[float(w) for w in prepared.class_weights],
         head_features=prepared.head_features,
+        fine_tune_features=prepared.fine_tune_features,
         precision=prepared.precision,
         strategy=type(strategy).__name__,
         replicas=strategy.num_replicas_in_sync,
@@ -222,6 +248,8 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             "eval_seconds": time.perf_counter() - eval_start,
             # Backbone time this cell spent filling the feature bank (the first alpha cell pays it, later ones read).
             **({"feature_bank_seconds": bank.seconds, "feature_bank_epochs_computed": len(bank.computed)} if bank else {}),
+            **({"fine_tune_bank_seconds": tune_bank.seconds,
+                "fine_tune_bank_epochs_computed": len(tune_bank.computed)} if tune_bank else {}),
             "first_epoch_extra_seconds": [p.first_epoch_extra_seconds for p in training.phases],
             "total_seconds": time.perf_counter() - started,
         },

@@ -59,6 +59,7 @@ class CellRecord:
     preprocess: str = ""
     class_weights: list[float] = field(default_factory=list)
     head_features: str = ""
+    fine_tune_features: str = ""  # "bank", "online" or "none"; "" in records older than the bank
     precision: str = ""
     strategy: str = ""
     replicas: int = 1

@@ -25,7 +25,7 @@ GRID_KEYS = ("models", "alphas", "seeds")  # one value per cell: logged as model
 FINAL_KEYS = ("accuracy", "loss", "macro_f1", "macro_precision", "macro_recall", "weighted_f1", "worst_class_f1")
 METRIC_UNSAFE = re.compile(r"[^\w\-. /]")  # characters an MLflow metric key may not hold
 RECORD_TAGS = ("status", "error", "registry_name", "family", "modality", "weights", "precision", "strategy",
-               "head_features", "phase2_note", "preprocess")
+               "head_features", "fine_tune_features", "phase2_note", "preprocess")
 
 
 def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:

@@ -261,14 +261,18 @@ def _averaging(settings: RecipeSettings) -> dict:
 
 def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
                     callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
-                    checkpoint: PhaseCheckpoint | None = None, progressive: ProgressiveResizing | None = None) -> TrainingResult:
+                    checkpoint: PhaseCheckpoint | None = None,
+                    progressive: ProgressiveResizing | None = None,
+                    cached_tune: CachedHeadPhase | None = None) -> TrainingResult:
     """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
 
     With `progressive` (a from-scratch model only), the single phase trains a twin of the model that
     takes any image side, with the callback that sets each epoch's side; the twin shares every weight.
 
     With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
-    are shared, so phase 2 starts from exactly those weights. With `checkpoint`, every epoch is
+    are shared, so phase 2 starts from exactly those weights. With `cached_tune`, phase 2 trains the
+    top of the backbone and the head on the fine-tune bank's activations at the cut (the same layer
+    objects again, so the full model ends with the weights). With `checkpoint`, every epoch is
     backed up and a re-run resumes (see `benchmark.training.checkpoint`).
     """
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
@@ -312,6 +316,12 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
     # `trainable` changed, so the model must be compiled again for it to take effect.
     optimizer = make_optimizer(settings.fine_tune_lr, settings.weight_decay, settings.lr_schedule,
                                settings.fine_tune_epochs, steps_per_epoch, 0, **_averaging(settings))
-    tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer, settings, callbacks, verbose, checkpoint)
+    if cached_tune is not None:
+        tune = run_phase("fine_tune", cached_tune.model, cached_tune.train, cached_tune.val,
+                         settings.fine_tune_epochs, optimizer, settings,
+                         [*cached_tune.callbacks, *callbacks], verbose, checkpoint)
+    else:
+        tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer,
+                         settings, callbacks, verbose, checkpoint)
     tune.unfrozen_layers = unfrozen
     return TrainingResult([head, tune])

@@ -252,8 +252,9 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
     """
     import keras
 
+    # Phase 2 stays online in trials: they cap epochs and may move the cut (a bank rarely shared).
     prepared = prepare_cell(config, context.model, context.split, seed=config.seeds[0], alpha=config.alphas[0],
-                            run_dir=context.out, cache=context.out / "cache")
+                            run_dir=context.out, cache=context.out / "cache", fine_tune_bank=False)
     built = prepared.built
     settings = cap_epochs(recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch)
     with prepared.strategy.scope():
