@@ -98,7 +98,8 @@ def read_epoch(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as stored:
             features, labels = stored["features"], stored["labels"]
-        if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
+        # Pooled features are 2-D; the fine-tune bank stores activation maps (4-D) in the same files.
+        if features.ndim < 2 or labels.ndim != 1 or len(features) != len(labels):
             raise ValueError(f"features {features.shape} and labels {labels.shape} do not fit")
     except DAMAGED_FILE_ERRORS as err:
         reason = " ".join(str(err).split())[:160] or type(err).__name__
