@@ -107,9 +107,11 @@ def test_a_run_leaves_a_stub_out_of_the_leaderboard_it_writes(two_cell_run, monk
     monkeypatch.setattr(commands, "write_report", lambda run_dir, tables: run_dir / "report.md")
     write_stub(ctx.run_dir, {"status": "ok", "cell_id": "mobilenet__alpha0__seed0"})
     overrides = {"data": ctx.config.data, **TINY, "alphas": [0.0, 1.0]}
-    assert commands.run_command(preset=None, config_file=None, overrides=overrides,
-                                output=str(ctx.run_dir), force=False, cell=None, dry_run=False,
-                                quiet=True) == 0
+    from benchmark.config.run_config import resolve_config
+
+    config = resolve_config(None, None, overrides)
+    assert commands.run_command(config, output=str(ctx.run_dir), force=False, cell=None,
+                                dry_run=False, quiet=True) == 0
     board = pd.read_csv(ctx.run_dir / "leaderboard.csv")
     assert list(board["model"]) == ["simple_cnn"] * 2 and list(board["rank"]) == [1, 2]
     (line,) = warning_lines(capsys.readouterr().err)
