@@ -108,6 +108,11 @@ def quiet_mlflow() -> None:
     # MLflow 3 refuses a plain folder store unless asked: one given as --mlflow PATH, or a run
     # folder that began on one before SQLite became the default (or without SQLAlchemy).
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    quiet_mlflow_loggers()
+
+
+def quiet_mlflow_loggers() -> None:
+    """Again after importing mlflow: its import sets its own loggers' levels back to INFO."""
     for name in ("mlflow", "alembic", "urllib3.connectionpool"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -137,6 +142,7 @@ class MlflowStore:
             probe(self.uri)
             from mlflow.tracking import MlflowClient
 
+            quiet_mlflow_loggers()  # before the schema is created ("Creating initial MLflow ...")
             with schema_lock(self.uri):  # a new SQLite store's tables are created here, once
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
