@@ -23,7 +23,8 @@ def test_submit_waits_for_the_array_and_the_merge_runs_after_a_failed_task(slurm
 #SBATCH --array=0-1%1
 #SBATCH --output={logs}/%A_%a.out
 mkdir -p {cells}
-if [ "$SLURM_ARRAY_TASK_ID" = 0 ]; then echo '{{"cell_id": "a", "status": "ok", "metrics": {{"val": {{"accuracy": 0.5}}}}}}' > {cells}/a.json; else exit 3; fi
+record='{{"cell_id": "a", "status": "ok", "metrics": {{"val": {{"accuracy": 0.5}}}}}}'
+if [ "$SLURM_ARRAY_TASK_ID" = 0 ]; then echo "$record" > {cells}/a.json; else exit 3; fi
 """)
     merge = tmp_path / "slurm" / "merge.sbatch"
     merge.write_text(f"#!/bin/bash\n#SBATCH --output={logs}/merge_%j.out\nls {cells} > {tmp_path}/merged.txt\n")
