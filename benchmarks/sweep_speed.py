@@ -81,6 +81,7 @@ def run_sweep(args, data: Path, weights: str, mode: str, run_dir: Path) -> dict:
         "augment": True, "head_features": "auto" if mode == "auto" else "online", "isolate_cells": "on" if mode == "per-cell" else "off",
         "save_models": "none", "profile": False,
         "fine_tune_features": args.fine_tune_features if mode == "auto" else "online",
+        **({"fine_tune_lr": args.fine_tune_lr} if args.fine_tune_lr else {}),
     })
     context = prepare_run(config, run_dir)
     started = time.perf_counter()
@@ -90,6 +91,7 @@ def run_sweep(args, data: Path, weights: str, mode: str, run_dir: Path) -> dict:
         raise SystemExit(f"{failed} cell(s) failed; see {run_dir / 'cells'}")
     records = sorted(load_records(run_dir), key=lambda r: r.alpha)
     return {"seconds": seconds, "val": [r.split_metrics("val")["accuracy"] for r in records],
+            "test": [r.split_metrics("test")["accuracy"] for r in records],
             "phase1_val": [r.history["val_accuracy"][r.history["phase_boundary"] - 1] for r in records],
             "head_features": sorted({r.head_features for r in records}),
             "fine_tune_features": sorted({r.fine_tune_features for r in records}),
@@ -108,6 +110,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5, help="phase-1 epochs per alpha cell")
     parser.add_argument("--fine-tune-epochs", type=int, default=2)
     parser.add_argument("--modes", default="auto,online,per-cell")
+    parser.add_argument("--fine-tune-lr", type=float, default=None,
+                        help="phase-2 learning rate (default: the recipe's; transfer_trashnet uses 1e-4)")
     parser.add_argument("--bank-dtype", default=None, help="float16 (default) or float32")
     parser.add_argument("--fine-tune-features", default="online",
                         choices=("auto", "bank", "online"),
@@ -138,6 +142,9 @@ def main() -> int:
     headers = ["mode", "phase 1/2", "sweep s", "bank s", "trace s/cell",
                *[f"p1 val@{a:g}" for a in ALPHAS]]
     print(tabulate(rows, headers=headers, tablefmt="github"))
+    tests = [[mode, *[f"{a:.3f}" for a in r["test"]], f"{sum(r['test']) / len(r['test']):.3f}"]
+             for mode, r in results.items()]
+    print(tabulate(tests, headers=["mode", *[f"test@{a:g}" for a in ALPHAS], "mean"], tablefmt="github"))
     if "auto" in results and "online" in results:
         ratio = results["auto"]["seconds"] / results["online"]["seconds"]
         print(f"sweep_speed model={args.model} size={args.image_size} per_class={args.per_class or 'all'} "
