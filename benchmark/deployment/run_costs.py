@@ -109,7 +109,7 @@ def stored_profile(profile, record: CellRecord) -> dict:
             "variants": [dataclasses.asdict(v) for v in profile.variants]}
 
 
-# What `cost_columns` adds to each leaderboard row (after `params_m`: `results.tables.with_cost_columns`).
+# What `cost_columns` adds to each leaderboard row (after `params_m`: `tables.with_cost_columns`).
 COST_COLUMNS = ("infer_ms_b1", "infer_img_s_b32", "size_mb", "gflops", "cost_device")
 
 def cost_columns(run_dir: Path) -> pd.DataFrame:
