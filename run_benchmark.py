@@ -251,7 +251,8 @@ def cmd_tune(argv: list[str]) -> int:
 # The subcommands, in the order `--help` lists them: dispatch and help both read this one mapping.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run, "report": cmd_report, "predict": cmd_predict, "evaluate": cmd_evaluate,
-    "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune,
+    "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm,
+    "tune": cmd_tune,
 }
 
 

@@ -115,9 +115,9 @@ class CellRecord:
         """Rebuilds a record; one without a `cell_id` raises `KeyError`, one that does not validate
         (`record_problem`) `ValueError`.
 
-        Every record the suite writes carries model, alpha and seed (and fold in a K-fold run); a
-        hand-made one without them is not read from its cell id, a file name: it is labelled by the whole
-        id, with alpha nan and seed -1 (`UNKNOWN_KEY`), so a table shows it apart from every row.
+        Every record the suite writes carries model, alpha and seed (and fold in a K-fold run). A
+        hand-made one without them is not read from its cell id, a file name: it is labelled by
+        the whole id, with alpha nan and seed -1 (`UNKNOWN_KEY`), so a table shows it on its own.
         """
         if not isinstance(data, dict) or "cell_id" not in data:
             raise KeyError("record lacks cell_id")
@@ -242,8 +242,8 @@ def unreadable_record(path: Path, err: BaseException) -> CellRecord:
         error = f"{path.name} is not a valid cell record ({reason})"  # parsed, but did not validate
     else:
         error = f"{path.name} is unreadable ({type(err).__name__}: {reason})"
-    return CellRecord(cell_id=path.stem, index=10**9, model=path.stem, **UNKNOWN_KEY, status=UNREADABLE,
-                      error=error)
+    return CellRecord(cell_id=path.stem, index=10**9, model=path.stem, **UNKNOWN_KEY,
+                      status=UNREADABLE, error=error)
 
 
 def finished_cell_ids(run_dir: Path) -> set[str]:
