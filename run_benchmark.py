@@ -15,10 +15,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from benchmark.config.flags import add_grid_flags, add_run_flags, add_verbose_flag, csv_list, grid_keys
-
-SUBCOMMANDS = ("run", "report", "predict", "evaluate", "explain", "fetch-weights", "slurm", "tune")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -249,6 +248,14 @@ def cmd_tune(argv: list[str]) -> int:
     return tune_command(config, options, args.output, args.force, quiet=args.quiet)
 
 
+# The subcommands, in the order `--help` lists them: dispatch and help both read this one mapping.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": cmd_run, "report": cmd_report, "predict": cmd_predict, "evaluate": cmd_evaluate,
+    "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm,
+    "tune": cmd_tune,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -256,11 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
-    handlers = {"run": cmd_run, "report": cmd_report, "predict": cmd_predict, "evaluate": cmd_evaluate,
-                "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm, "tune": cmd_tune}
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
     try:
-        return handlers[command](argv)
+        return SUBCOMMANDS[command](argv)
     except KeyboardInterrupt:
         print("run_benchmark: interrupted; finished cells are kept, re-run the same command to resume", file=sys.stderr)
         return 130

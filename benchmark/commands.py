@@ -10,6 +10,7 @@ from tabulate import tabulate
 from benchmark.config.run_config import RunConfig
 from benchmark.deployment.run_costs import print_notes, profile_run
 from benchmark.errors import UsageError
+from benchmark.results.columns import CONSOLE_COLUMNS
 from benchmark.results.report import write_report
 from benchmark.results.tables import build_tables, to_markdown
 from benchmark.run.fetch_weights import check_weights_available
@@ -57,8 +58,7 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
 def print_leaderboard(board) -> None:
     """The leaderboard's headline columns (leaderboard.csv/.md have them all)."""
     print("\nleaderboard (ranked by validation accuracy; test shown, never used to rank):")
-    print(to_markdown(board[["rank", "model", "alpha", "val_accuracy", "val_macro_f1", "test_accuracy", "test_accuracy_ci",
-                             "test_macro_f1", "tied_with_best", "infer_ms_b1", "status"]]))
+    print(to_markdown(board[list(CONSOLE_COLUMNS)]))
 
 
 def print_dry_run(context) -> None:

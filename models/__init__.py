@@ -16,6 +16,7 @@ from models.preprocessing import preprocess_function
 from models.registry import (
     ModelEntry,
     add_entry,
+    build_model,
     get_entry,
     list_image_models,
     list_models,
@@ -23,7 +24,7 @@ from models.registry import (
     resolve_model_names,
 )
 from models.simple_cnn_config import SimpleCNNConfig
-from models.spec import BuildSpec, BuiltModel, build_model
+from models.spec import BuildSpec, BuiltModel
 from models.text import load_text_encoder, transformer_layers
 from models.text_config import DEFAULT_TEXT_ENCODER, TextConfig
 from models.weights import keras_cache_dir

@@ -7,13 +7,8 @@ time, so its entry only names its components and the runner does the combining.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
-from models.registry import ModelEntry, add_entry, get_entry, list_image_models
-from models.spec import BuildSpec, BuiltModel, build_model
+from models.registry import ModelEntry, add_entry, build_model, get_entry, list_image_models
+from models.spec import BuildSpec, BuiltModel
 from models.text import encode_text, load_text_encoder, text_inputs
 
 

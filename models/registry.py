@@ -148,6 +148,24 @@ def get_entry(name: str) -> ModelEntry:
     raise ModelError(f"unknown model {name!r}{hint}")
 
 
+def build_model(name: str, spec: BuildSpec) -> BuiltModel:
+    """Builds a registered model by name (or alias).
+
+    Here rather than beside `BuildSpec`: building is a registry lookup and its entry's builder, so
+    the plain-data spec module need not import the registry (they imported each other before).
+    """
+    entry = get_entry(name)
+    if entry.zero_shot:
+        raise ModelError(f"{entry.name} is a zero-shot row: it is scored against class prompts, "
+                         "not built for training (models.zero_shot.build_zero_shot)")
+    if entry.builder is None:
+        raise ModelError(f"{entry.name} is combined from trained {' and '.join(entry.components)} "
+                         "cells, not built")
+    built = entry.builder(spec)
+    built.entry = entry
+    return built
+
+
 def resolve_model_names(patterns: list[str]) -> list[str]:
     """Expands a user's comma list (names, aliases, wildcards, `all`) into registry names, in order."""
     resolved: list[str] = []

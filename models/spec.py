@@ -73,18 +73,3 @@ class BuiltModel:
         """
         return self.text_backbone is None and (self.backbone is None or self.weights == "none")
 
-
-def build_model(name: str, spec: BuildSpec) -> BuiltModel:
-    """Builds a registered model by name (or alias)."""
-    from models.errors import ModelError
-    from models.registry import get_entry
-
-    entry = get_entry(name)
-    if entry.zero_shot:
-        raise ModelError(f"{entry.name} is a zero-shot row: it is scored against class prompts, not built for training "
-                         "(models.zero_shot.build_zero_shot)")
-    if entry.builder is None:
-        raise ModelError(f"{entry.name} is combined from trained {' and '.join(entry.components)} cells, not built")
-    built = entry.builder(spec)
-    built.entry = entry
-    return built

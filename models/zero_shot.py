@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 import numpy as np
 
 from models.errors import ModelError
-from models.hub import load_preset
-from models.registry import ModelEntry, add_entry
+from models.hub import load_preset, preset_unavailable_message
+from models.registry import ModelEntry, add_entry, get_entry
 from models.spec import BuiltModel
 
 DEFAULT_PROMPTS = ("a photo of {class} waste",)
@@ -100,8 +100,6 @@ def zero_shot_model(clip_backbone, converter, image_size: int, text_vectors: np.
 def build_zero_shot(model_name: str, class_names: Sequence[str], templates: Sequence[str], *, weights: str = "imagenet",
                     image_size: int | None = None) -> BuiltModel:
     """The zero-shot classifier of a `zeroshot_*` entry for these classes (loads the preset: one-line error offline)."""
-    from models.registry import get_entry
-
     entry = get_entry(model_name)
     if image_size and image_size != entry.input_size:
         raise ModelError(f"{entry.name} runs at its preset's {entry.input_size} px; drop --image-size {image_size}")
@@ -111,8 +109,6 @@ def build_zero_shot(model_name: str, class_names: Sequence[str], templates: Sequ
     try:
         tokenizer = keras_hub.models.CLIPTokenizer.from_preset(entry.preset)
     except Exception as err:  # pragma: no cover - the backbone above fails first when offline
-        from models.hub import preset_unavailable_message
-
         raise ModelError(preset_unavailable_message(entry.preset, entry.name, err)) from err
     vectors = class_text_embeddings(clip_prompt_encoder(backbone, tokenizer), class_names, templates)
     model = zero_shot_model(backbone, converter, entry.input_size, vectors, name=entry.name)

@@ -109,12 +109,15 @@ def stored_profile(profile, record: CellRecord) -> dict:
             "variants": [dataclasses.asdict(v) for v in profile.variants]}
 
 
+# What `cost_columns` adds to each leaderboard row (after `params_m`: `tables.with_cost_columns`).
+COST_COLUMNS = ("infer_ms_b1", "infer_img_s_b32", "size_mb", "gflops", "cost_device")
+
 def cost_columns(run_dir: Path) -> pd.DataFrame:
     """Per model: `infer_ms_b1`, `infer_img_s_b32`, `size_mb`, `gflops` and the device they were measured on."""
     rows = [{"model": p["model"], "infer_ms_b1": p["infer_ms_b1"], "infer_img_s_b32": p["infer_img_s_b32"],
              "size_mb": p["keras_size_mb"], "gflops": p["gflops"], "cost_device": p["device"]}
             for p in load_profiles(run_dir)]
-    return pd.DataFrame(rows, columns=["model", "infer_ms_b1", "infer_img_s_b32", "size_mb", "gflops", "cost_device"])
+    return pd.DataFrame(rows, columns=["model", *COST_COLUMNS])
 
 
 def deployment_frame(run_dir: Path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.results import plots
+from benchmark.results.columns import REPORT_COLUMNS, REPORT_COST_COLUMNS, view
 from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluations
 from benchmark.inference.explain import gradcam_grid
@@ -24,14 +25,7 @@ from benchmark.results.tables import best_per_model, build_tables, to_markdown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmark/<part>/<module>.py -> the checkout
 TOP = 20
-COST_COLUMNS = ("infer_ms_b1", "gflops")
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
-# The report's leaderboard; the fold columns are there only in a K-fold run's leaderboard.
-BOARD_COLUMNS = ["rank", "model", "alpha", "seeds", "folds", "val_accuracy", "val_accuracy_ci", "val_accuracy_fold_ci",
-                 "val_macro_f1", "test_accuracy", "test_accuracy_ci", "test_accuracy_fold_ci", "test_macro_f1",
-                 "test_macro_f1_ci", "test_macro_f1_fold_ci", "tied_with_best", "p_vs_best", "worst_class",
-                 "worst_class_f1", "test_ece", "temperature", "test_ece_scaled", "params_m", *COST_COLUMNS, "train_seconds",
-                 "tta", "status"]
 
 
 def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -> Path:
@@ -128,7 +122,7 @@ class _Report:
     def leaderboard(self, board: pd.DataFrame, best: pd.DataFrame | None, records: list[CellRecord]) -> None:
         self.add(f"## Leaderboard (top {TOP})\n")
         ok = board[~board["status"].isin(NOT_RANKED)]
-        shown = ok.head(TOP)[[c for c in BOARD_COLUMNS if c in board.columns]].copy()
+        shown = ok.head(TOP)[view(board.columns, REPORT_COLUMNS)].copy()
         self.add(to_markdown(shown) if not shown.empty else "No cell finished.\n")
         self.add("Full tables: [leaderboard.md](leaderboard.md), [leaderboard.csv](leaderboard.csv).\n")
         if not ok.empty:
@@ -175,9 +169,11 @@ class _Report:
                      "test_accuracy", "agreement_with_keras", "device"]
             self.add(to_markdown(deployment[shown]))
         best = best_per_model(board) if best is None else best
-        present = [c for c in COST_COLUMNS if c in best.columns and pd.to_numeric(best[c], errors="coerce").notna().any()]
+        present = [c for c in REPORT_COST_COLUMNS
+                   if c in best.columns and pd.to_numeric(best[c], errors="coerce").notna().any()]
         if not present:
-            self.add("Skipped: the leaderboard has no inference-cost columns (`infer_ms_b1`, `gflops`) yet.\n")
+            names = ", ".join(f"`{c}`" for c in REPORT_COST_COLUMNS)
+            self.add(f"Skipped: the leaderboard has no inference-cost columns ({names}) yet.\n")
             return
         for column in present:
             frame = best.assign(**{column: pd.to_numeric(best[column], errors="coerce")})

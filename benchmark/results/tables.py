@@ -19,32 +19,16 @@ from tabulate import tabulate
 
 from benchmark.results import stats
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
-from benchmark.results.folds import FOLD_COLUMNS, fold_aggregate, fold_of, fold_status, uses_folds
+from benchmark.results.columns import leaderboard_columns
+from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_splits, split_fingerprints
 from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
 from benchmark.io import write_csv_atomic, write_text_atomic
 
-LEADERBOARD_COLUMNS = [
-    "rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1", "test_accuracy",
-    "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "test_weighted_f1", "test_ece", "test_brier", "temperature",
-    "test_ece_scaled", "p_vs_best", "tied_with_best", "worst_class", "worst_class_f1", "val_accuracy_std",
-    "test_accuracy_std", "test_accuracy_seed_ci", "params_m", "train_seconds", "epochs_phase1", "epochs_phase2", "tta",
-    "weights", "status", "error",
-]
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {"test_ece": ("test", "ece"), "test_brier": ("test", "brier"), "temperature": (None, "temperature"),
                        "test_ece_scaled": ("test", "ece_scaled")}
-
-
-def leaderboard_columns(with_folds: bool) -> list[str]:
-    """The leaderboard's columns; a K-fold run adds `folds` after `seeds` and the fold statistics after the seed ones."""
-    if not with_folds:
-        return list(LEADERBOARD_COLUMNS)
-    columns = list(LEADERBOARD_COLUMNS)
-    columns.insert(columns.index("seeds") + 1, "folds")
-    at = columns.index("test_accuracy_seed_ci") + 1
-    return columns[:at] + FOLD_COLUMNS + columns[at:]
 
 
 def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> tuple[np.ndarray, np.ndarray] | None:

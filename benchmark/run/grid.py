@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config.run_config import RunConfig
+from benchmark.run.cell_key import CellKey
 from models import get_entry
 
 
@@ -18,10 +19,13 @@ class Cell:
     fold: int | None = None  # None: the run's one split (`splits.csv`)
 
     @property
+    def key(self) -> CellKey:
+        return CellKey(self.model, self.alpha, self.seed, self.fold)
+
+    @property
     def cell_id(self) -> str:
-        """File-name-safe id, stable across runs (`mobilenet_v2__alpha0.5__seed0`, `...__seed0__fold2` with folds)."""
-        base = f"{self.model}__alpha{self.alpha:g}__seed{self.seed}"
-        return base if self.fold is None else f"{base}__fold{self.fold}"
+        """The file name of the cell's record (`CellKey.cell_id`)."""
+        return self.key.cell_id
 
 
 def expand_components(models: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from benchmark.run.cell_key import CellKey
 from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext
 from benchmark.run.grid import Cell
@@ -47,7 +48,7 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
     entry = get_entry(cell.model)
     component_probs = []
     for component in entry.components:
-        component_id = Cell(-1, component, cell.alpha, cell.seed, cell.fold).cell_id
+        component_id = CellKey(component, cell.alpha, cell.seed, cell.fold).cell_id
         path = predictions_path(ctx.run_dir, component_id)
         if not path.is_file():
             raise RuntimeError(f"component cell {component_id} has no predictions (did it fail?)")

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.io import write_json_atomic
+from benchmark.run.cell_key import CellKey
 
 OK, FAILED = "ok", "failed"
 # A record file that does not parse or does not validate (`record_problem`): `load_records` returns
@@ -24,6 +25,8 @@ OK, FAILED = "ok", "failed"
 # cell is trained again on the next run.
 UNREADABLE = "unreadable record"
 NOT_RANKED = (FAILED, UNREADABLE)  # leaderboard rows with these statuses sit at the bottom, unranked
+# The alpha and seed of a record that does not say (`CellRecord.from_json`, `unreadable_record`).
+UNKNOWN_KEY = {"alpha": float("nan"), "seed": -1}
 
 
 @dataclass
@@ -92,6 +95,11 @@ class CellRecord:
     def ok(self) -> bool:
         return self.status == OK
 
+    @property
+    def key(self) -> CellKey:
+        """The record's identity, from its own fields (`cell_id` is only its file name)."""
+        return CellKey(self.model, self.alpha, self.seed, self.fold)
+
     def split_metrics(self, split: str) -> dict[str, Any]:
         """The metrics of one split (`val`, `test`), empty when the cell did not evaluate it."""
         return self.metrics.get(split) or {}
@@ -107,7 +115,9 @@ class CellRecord:
         """Rebuilds a record; one without a `cell_id` raises `KeyError`, one that does not validate
         (`record_problem`) `ValueError`.
 
-        Model, alpha, seed and fold missing from an old or hand-written record are read from its cell id.
+        Every record the suite writes carries model, alpha and seed (and fold in a K-fold run). A
+        hand-made one without them is not read from its cell id, a file name: it is labelled by
+        the whole id, with alpha nan and seed -1 (`UNKNOWN_KEY`), so a table shows it on its own.
         """
         if not isinstance(data, dict) or "cell_id" not in data:
             raise KeyError("record lacks cell_id")
@@ -116,12 +126,7 @@ class CellRecord:
             raise ValueError(problem)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {key: value for key, value in data.items() if key in known}
-        model, alpha, seed = parse_cell_id(str(data["cell_id"]))
-        values.setdefault("model", model)
-        values.setdefault("alpha", alpha)
-        values.setdefault("seed", seed)
-        values.setdefault("fold", parse_fold(str(data["cell_id"])))
-        values.setdefault("index", 0)
+        values = {"model": str(data["cell_id"]), **UNKNOWN_KEY, "index": 0, **values}
         return cls(**values, extra={key: value for key, value in data.items() if key not in known})
 
 
@@ -153,29 +158,6 @@ def record_problem(data: dict[str, Any]) -> str:
         if not isinstance(val, dict) or not _is_number(val.get("accuracy")):
             return "its status is 'ok' but metrics.val.accuracy is missing"
     return ""
-
-
-def parse_cell_id(cell_id: str) -> tuple[str, float, int]:
-    """`model__alpha0.5__seed0` (as `Cell.cell_id` writes it) -> ("model", 0.5, 0); missing parts give nan / -1."""
-    parts = cell_id.split("__")
-    model, alpha, seed = parts[0], float("nan"), -1
-    for part in parts[1:]:
-        try:
-            if part.startswith("alpha"):
-                alpha = float(part[5:])
-            elif part.startswith("seed"):
-                seed = int(part[4:].split("-")[0])
-        except ValueError:
-            pass
-    return model, alpha, seed
-
-
-def parse_fold(cell_id: str) -> int | None:
-    """The fold of `model__alpha0.5__seed0__fold2` (and of its `-confidence` variant), None without one."""
-    for part in cell_id.split("__")[1:]:
-        if part.startswith("fold") and part[4:].split("-")[0].isdigit():
-            return int(part[4:].split("-")[0])
-    return None
 
 
 @dataclass
@@ -254,14 +236,13 @@ def load_records(run_dir: Path) -> list[CellRecord]:
 
 
 def unreadable_record(path: Path, err: BaseException) -> CellRecord:
-    """A stand-in for a record file that did not load; model, alpha and seed come from the file name."""
-    model, alpha, seed = parse_cell_id(path.stem)
+    """A stand-in for a record file that did not load, named after the file; its key is unknown."""
     reason = " ".join(str(err).split())[:200] or type(err).__name__
     if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError):
         error = f"{path.name} is not a valid cell record ({reason})"  # parsed, but did not validate
     else:
         error = f"{path.name} is unreadable ({type(err).__name__}: {reason})"
-    return CellRecord(cell_id=path.stem, index=10**9, model=model, alpha=alpha, seed=seed, fold=parse_fold(path.stem),
+    return CellRecord(cell_id=path.stem, index=10**9, model=path.stem, **UNKNOWN_KEY,
                       status=UNREADABLE, error=error)
 
 

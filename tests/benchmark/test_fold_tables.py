@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.results.columns import LEADERBOARD_COLUMNS, leaderboard_columns
 from benchmark.results.folds import FOLD_COLUMNS, fold_aggregate
-from benchmark.results.tables import LEADERBOARD_COLUMNS, build_tables, leaderboard, leaderboard_columns
+from benchmark.results.tables import build_tables, leaderboard
 from benchmark.run.records import CellRecord, load_records
 from benchmark.training.metrics import classification_metrics
 

@@ -1,13 +1,25 @@
 """Typed cell records and sidecars: the JSON that commit 60ee30d's runner wrote still loads and round-trips."""
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from benchmark.config.run_config import RunConfig
 from benchmark.results.tables import leaderboard
-from benchmark.run.records import CellRecord, SavedModelInfo, load_records, record_path, validation_rank_key, write_record
+from benchmark.run.cell_key import CellKey
+from benchmark.run.grid import build_grid
+from benchmark.run.records import (
+    CellRecord,
+    SavedModelInfo,
+    finished_cell_ids,
+    load_records,
+    record_path,
+    validation_rank_key,
+    write_record,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -61,14 +73,43 @@ def test_a_rewritten_old_record_keeps_every_key_and_value(tmp_path, name):
     assert CellRecord.from_json(rewritten) == record
 
 
-def test_a_record_without_its_identity_is_refused_and_a_minimal_one_reads_its_cell_id():
+def test_a_record_without_its_identity_is_refused_and_a_minimal_one_keeps_its_id_opaque():
     with pytest.raises(KeyError, match="cell_id"):
         CellRecord.from_json({"status": "ok"})
     with pytest.raises(ValueError, match="metrics.val.accuracy is missing"):  # a stub: issue 30
         CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok"})
     record = CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok",
                                    "metrics": {"val": {"accuracy": 0.5}}})
-    assert (record.model, record.alpha, record.seed, record.index) == ("mobilenet_v2", 0.5, 3, 0)
+    # The id is a file name, never parsed back: no alpha 0.5 or seed 3 is made up from it.
+    assert record.model == "mobilenet_v2__alpha0.5__seed3"
+    assert (record.seed, record.fold, record.index) == (-1, None, 0)
+    assert math.isnan(record.alpha)
+
+
+def test_an_old_run_folder_resumes_its_grid_by_file_name(tmp_path):
+    """The id format is unchanged, so the cells of the grid that wrote a folder find its records."""
+    run_dir = old_run_folder(tmp_path)
+    cells = build_grid(RunConfig(models=["simple_cnn"], alphas=[0.0, 1.0], weights="none"))
+    records = {r.cell_id: r for r in load_records(run_dir)}
+    assert {c.cell_id for c in cells} == set(records)
+    assert finished_cell_ids(run_dir) == {cells[0].cell_id}
+    assert [records[c.cell_id].key for c in cells] == [c.key for c in cells]
+
+
+def test_records_group_by_their_fields_whatever_their_file_is_called(tmp_path):
+    """Two seeds of one model x alpha under odd file names are still one leaderboard row."""
+    run_dir = old_run_folder(tmp_path)
+    original = json.loads((DATA / "record_60ee30d_ok.json").read_text())
+    for path in (run_dir / "cells").glob("*.json"):
+        path.unlink()
+    for seed, name in enumerate(["renamed copy", "other__alpha7__seed9__fold3"]):
+        write_record(run_dir, CellRecord.from_json({**original, "cell_id": name, "seed": seed}))
+    board = leaderboard(run_dir)
+    assert len(board) == 1
+    row = board.loc[0]
+    assert (row["model"], row["alpha"], row["seeds"]) == ("simple_cnn", 0.0, 2)
+    keys = {r.key for r in load_records(run_dir)}
+    assert keys == {CellKey("simple_cnn", 0.0, 0), CellKey("simple_cnn", 0.0, 1)}
 
 
 def test_old_sidecar_loads_and_an_incomplete_one_is_an_error(tmp_path):

@@ -11,11 +11,12 @@ import pytest
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.results.tables import build_tables
+from benchmark.run.cell_key import CellKey
 from benchmark.run.folder import prepare_run, split_file, split_fingerprint
 from benchmark.run.grid import Cell
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.loop import run_grid
-from benchmark.run.records import CellRecord, parse_cell_id, parse_fold, predictions_path, write_record
+from benchmark.run.records import CellRecord, predictions_path, write_record
 from data_pipeline import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +55,7 @@ def test_a_fold_run_writes_one_split_file_per_fold_and_cells_per_fold(fold_run):
     assert not tested[0] & tested[1] and len(tested[0] | tested[1]) == 24
     assert fold_run.for_fold(1).split_fingerprint == split_fingerprint(run_dir, 1) != split_fingerprint(run_dir, 0)
     assert split_file(run_dir, 1) == run_dir / "splits" / "fold1.csv" and split_file(run_dir) == run_dir / "splits.csv"
-    assert parse_cell_id("simple_cnn__alpha1__seed0__fold1") == ("simple_cnn", 1.0, 0)
-    assert parse_fold("simple_cnn__alpha1__seed0__fold1") == 1 and parse_fold("simple_cnn__alpha1__seed0") is None
-    assert parse_fold("late_fusion_x__alpha0__seed0__fold3-confidence") == 3
+    assert [c.key for c in fold_run.cells][-1] == CellKey("simple_cnn", 1.0, 0, fold=1)
 
 
 def test_a_resume_reads_the_same_folds(fold_run):
