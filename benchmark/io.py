@@ -5,6 +5,7 @@ it writes a temporary file in the target's own folder (so the rename never cross
 and renames it over the target, which POSIX makes atomic. The temporary name carries the process
 id, so parallel Slurm tasks writing the same target never share a temporary file.
 """
+
 from __future__ import annotations
 
 import json

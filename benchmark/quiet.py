@@ -8,6 +8,7 @@ pointed at a temporary file, then replays any captured line that is not such noi
 silences numpy/matplotlib `RuntimeWarning`s and third-party INFO logs; `--verbose` keeps them all.
 This module imports nothing heavy itself, so the CLI can parse flags first.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,7 +49,11 @@ def quiet_startup(*, verbose: bool = False) -> list[str]:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        kept = [line for line in captured.read().decode(errors="replace").splitlines() if line.strip() and not NOISE.search(line)]
+        kept = [
+            line
+            for line in captured.read().decode(errors="replace").splitlines()
+            if line.strip() and not NOISE.search(line)
+        ]
     for line in kept:
         print(line, file=sys.stderr)
     tf.get_logger().setLevel(logging.ERROR)

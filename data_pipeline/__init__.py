@@ -5,6 +5,7 @@ Never imports `models` or `benchmark`: the runner hands in each model's preproce
 Each name below loads its module on first use (PEP 562 `__getattr__`), so a configuration check
 that needs `DataError` or `validate_alpha` does not wait for the TensorFlow `tfdata` imports.
 """
+
 import importlib
 
 # Exported name -> (module, name in it).

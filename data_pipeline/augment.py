@@ -1,4 +1,5 @@
 """Training-time augmentation on 0..255 pixels before `preprocess`: one affine warp, then one colour pass."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,14 @@ import keras
 from data_pipeline.errors import DataError
 
 # Magnitudes at strength 1.0: mild enough for photos of single objects on a plain background.
-DEFAULTS = {"rotation": 0.1, "zoom": 0.15, "translation": 0.1, "shear": 0.1, "brightness": 0.15, "contrast": 0.15}
+DEFAULTS = {
+    "rotation": 0.1,
+    "zoom": 0.15,
+    "translation": 0.1,
+    "shear": 0.1,
+    "brightness": 0.15,
+    "contrast": 0.15,
+}
 
 Bounds = float | tuple[float, float]
 
@@ -41,9 +49,13 @@ class AugmentConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "flip" and value is not None and not (math.isfinite(value) and value >= 0):
-                raise DataError(f"augmentation {f.name} must be a finite number >= 0, got {value!r}")
+                raise DataError(
+                    f"augmentation {f.name} must be a finite number >= 0, got {value!r}"
+                )
         if self.factor("zoom") >= 1:  # a scale of 1 - zoom <= 0 would collapse or mirror the image
-            raise DataError(f"augmentation zoom must be < 1, got {self.factor('zoom')!r} (strength {self.strength!r})")
+            raise DataError(
+                f"augmentation zoom must be < 1, got {self.factor('zoom')!r} (strength {self.strength!r})"
+            )
 
     def factor(self, name: str) -> float:
         """The resolved factor of one transform."""
@@ -54,7 +66,9 @@ class AugmentConfig:
 def _bounds(name: str, value: Bounds) -> tuple[float, float]:
     lower, upper = (-value, value) if isinstance(value, (int, float)) else value
     if not (math.isfinite(lower) and math.isfinite(upper) and lower <= upper):
-        raise ValueError(f"{name} must be a number or a (lower, upper) pair of finite numbers, got {value!r}")
+        raise ValueError(
+            f"{name} must be a number or a (lower, upper) pair of finite numbers, got {value!r}"
+        )
     return float(lower), float(upper)
 
 
@@ -83,8 +97,16 @@ class RandomAffine(keras.layers.Layer):
             sequence of batches, and successive batches (epochs) differ. Defaults to None.
     """
 
-    def __init__(self, rotation: Bounds = 0.0, zoom: Bounds = 0.0, translation: Bounds = 0.0, shear: Bounds = 0.0,
-                 flip: bool = False, seed: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        rotation: Bounds = 0.0,
+        zoom: Bounds = 0.0,
+        translation: Bounds = 0.0,
+        shear: Bounds = 0.0,
+        flip: bool = False,
+        seed: int | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.rotation, self.zoom = _bounds("rotation", rotation), _bounds("zoom", zoom)
         self.translation, self.shear = _bounds("translation", translation), _bounds("shear", shear)
@@ -128,8 +150,12 @@ class RandomAffine(keras.layers.Layer):
             return images
         shape = keras.ops.shape(images)
         height, width = (keras.ops.cast(side, "float32") for side in shape[1:3])
-        return keras.ops.image.affine_transform(images, self.transforms(shape[0], height, width),
-                                                interpolation="bilinear", fill_mode="reflect")
+        return keras.ops.image.affine_transform(
+            images,
+            self.transforms(shape[0], height, width),
+            interpolation="bilinear",
+            fill_mode="reflect",
+        )
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
@@ -153,7 +179,9 @@ class RandomBrightnessContrast(keras.layers.Layer):
         seed: seeds the `SeedGenerator` (see `RandomAffine`). Defaults to None.
     """
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, seed: int | None = None, **kwargs) -> None:
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, seed: int | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.brightness, self.contrast = brightness, contrast
         self.generator = keras.random.SeedGenerator(seed)
@@ -163,8 +191,10 @@ class RandomBrightnessContrast(keras.layers.Layer):
         if not training:
             return ops.clip(images, 0.0, 255.0)
         batch_size, _, width, _ = ops.shape(images)
-        u = ops.reshape(keras.random.uniform((batch_size, 2), minval=-1.0, maxval=1.0, seed=self.generator),
-                        (-1, 2, 1, 1, 1))
+        u = ops.reshape(
+            keras.random.uniform((batch_size, 2), minval=-1.0, maxval=1.0, seed=self.generator),
+            (-1, 2, 1, 1, 1),
+        )
         delta, scale = 255.0 * self.brightness * u[:, 0], 1.0 + self.contrast * u[:, 1]
         # (x + delta - m) * scale + m with m = mean(x) + delta, the mean of the brightened image per channel.
         bias = delta + ops.mean(images, axis=(1, 2), keepdims=True) * (1.0 - scale)
@@ -189,5 +219,7 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.layers.Pipeline:
     geometry = {name: cfg.factor(name) for name in ("rotation", "zoom", "translation", "shear")}
     if cfg.flip or any(geometry.values()):
         layers.append(RandomAffine(**geometry, flip=cfg.flip, seed=seed))
-    layers.append(RandomBrightnessContrast(cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1))
+    layers.append(
+        RandomBrightnessContrast(cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1)
+    )
     return keras.layers.Pipeline(layers, name="augment")

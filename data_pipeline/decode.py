@@ -9,6 +9,7 @@ tf.data's parallel calls still decode in parallel: 200 TrashNet JPEGs took 0.28 
 Both paths resize with the same call (`resize_image`), so a model sees the same pixels at
 prediction time as it saw in training.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The one exception for problems the user must fix in their data or flags, and how warnings are kept."""
+
 import logging
 
 

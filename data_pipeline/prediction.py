@@ -1,4 +1,5 @@
 """Model inputs for new files, outside tf.data, with exactly the training pipeline's decoding and resizing."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -13,8 +14,12 @@ from data_pipeline.images import read_image
 from data_pipeline.tta import tta_view
 
 
-def make_prediction_batch(paths: Sequence[str | Path], image_size: int | tuple[int, int],
-                          preprocess: Callable | None = None, view: int = 0) -> np.ndarray:
+def make_prediction_batch(
+    paths: Sequence[str | Path],
+    image_size: int | tuple[int, int],
+    preprocess: Callable | None = None,
+    view: int = 0,
+) -> np.ndarray:
     """Decoded, resized, preprocessed images, float32 of shape (n, height, width, 3).
 
     Each file is decoded once by `images.decode_rgb`, the decoder `decode_file` runs in training
@@ -29,7 +34,9 @@ def make_prediction_batch(paths: Sequence[str | Path], image_size: int | tuple[i
     for path in paths:
         pixels, reason = read_image(path)
         if pixels is None:
-            raise DataError(f"cannot read image {path} ({reason}); pass a readable jpg, png, bmp, gif or webp file")
+            raise DataError(
+                f"cannot read image {path} ({reason}); pass a readable jpg, png, bmp, gif or webp file"
+            )
         images.append(resize_image(tf.constant(pixels), size))
     batch = tf.stack(images) if images else tf.zeros((0, *size, 3), tf.float32)
     batch = tta_view(batch, view) if view else batch

@@ -1,4 +1,5 @@
 """Captions to fixed-length token ids inside tf.data, for text and image+text models."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,12 +24,17 @@ def make_packer(tokenizer: object, sequence_length: int) -> keras_hub.layers.Sta
     )
 
 
-def make_tokenize(tokenizer: Callable, sequence_length: int) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+def make_tokenize(
+    tokenizer: Callable, sequence_length: int
+) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
     """A function for `ds.map`: a caption (scalar string) -> `{"token_ids": int32[L], "padding_mask": bool[L]}`."""
     packer = make_packer(tokenizer, sequence_length)
 
     def tokenize(caption: tf.Tensor) -> dict[str, tf.Tensor]:
         token_ids, padding_mask = packer(tokenizer(caption))
-        return {"token_ids": tf.cast(token_ids, tf.int32), "padding_mask": tf.cast(padding_mask, tf.bool)}
+        return {
+            "token_ids": tf.cast(token_ids, tf.int32),
+            "padding_mask": tf.cast(padding_mask, tf.bool),
+        }
 
     return tokenize

@@ -12,6 +12,7 @@ crop, 4-7 the top-left, top-right, bottom-left and bottom-right crops. A crop ke
 each side (at least one pixel), cut on whole pixels and resized back to the input size with the
 pipeline's own resize (`resize_image`), so a crop is a mild zoom of the same input size.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -33,7 +34,7 @@ def _crop(images: tf.Tensor, where: str) -> tf.Tensor:
         vertical, horizontal = where.split("_")
         top = 0 if vertical == "top" else height - crop_h
         left = 0 if horizontal == "left" else width - crop_w
-    return resize_image(images[:, top:top + crop_h, left:left + crop_w, :], (height, width))
+    return resize_image(images[:, top : top + crop_h, left : left + crop_w, :], (height, width))
 
 
 def tta_view(images: tf.Tensor, view: int) -> tf.Tensor:
@@ -42,7 +43,9 @@ def tta_view(images: tf.Tensor, view: int) -> tf.Tensor:
     The height and width must be static (every batch `make_dataset` builds has them).
     """
     if not 0 <= view < MAX_VIEWS:
-        raise DataError(f"test-time view {view} does not exist; there are {MAX_VIEWS} (0..{MAX_VIEWS - 1})")
+        raise DataError(
+            f"test-time view {view} does not exist; there are {MAX_VIEWS} (0..{MAX_VIEWS - 1})"
+        )
     name = VIEWS[view]
     images = tf.cast(images, tf.float32)
     if name == "identity":

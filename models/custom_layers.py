@@ -4,6 +4,7 @@ They live apart from the registry tables so that importing `models` does not imp
 builders that use them import this module, and so does every path that loads a saved `.keras`
 model (`register_custom_layers`).
 """
+
 from __future__ import annotations
 
 import keras
@@ -61,9 +62,17 @@ class PromptSimilarity(keras.layers.Layer):
 
     def __init__(self, num_classes: int, dim: int, logit_scale: float, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes, self.dim, self.logit_scale = int(num_classes), int(dim), float(logit_scale)
-        self.class_vectors = self.add_weight(shape=(self.num_classes, self.dim), initializer="zeros",
-                                             trainable=False, name="class_vectors")
+        self.num_classes, self.dim, self.logit_scale = (
+            int(num_classes),
+            int(dim),
+            float(logit_scale),
+        )
+        self.class_vectors = self.add_weight(
+            shape=(self.num_classes, self.dim),
+            initializer="zeros",
+            trainable=False,
+            name="class_vectors",
+        )
 
     def call(self, image_embeddings):
         image = keras.ops.cast(image_embeddings, "float32")
@@ -72,5 +81,9 @@ class PromptSimilarity(keras.layers.Layer):
         return keras.ops.softmax(logits, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "dim": self.dim,
-                "logit_scale": self.logit_scale}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "dim": self.dim,
+            "logit_scale": self.logit_scale,
+        }

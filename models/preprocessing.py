@@ -3,6 +3,7 @@
 The data pipeline applies the returned function exactly once, after augmentation; "raw" means the
 model rescales inside itself and must receive 0..255 pixels untouched.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,7 +21,9 @@ _MODULES: dict[str, str | None] = {
 def preprocess_function(contract: str) -> Callable | None:
     """The function to apply to 0..255 float pixels for `contract`, or None for raw input."""
     if contract not in _MODULES:
-        raise ValueError(f"unknown preprocess contract {contract!r}; expected one of {sorted(_MODULES)}")
+        raise ValueError(
+            f"unknown preprocess contract {contract!r}; expected one of {sorted(_MODULES)}"
+        )
     if _MODULES[contract] is None:
         return None
     import keras

@@ -1,4 +1,5 @@
 """Knobs of the from-scratch baseline CNN, as plain data (the tuner searches over these)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -49,10 +50,14 @@ class SimpleCNNConfig:
                 expected = "a number" if knob.type == "float" else knob.type
                 raise ValueError(f"{knob.name} must be {expected}, got {value!r}")
         if self.filter_strategy not in FILTER_STRATEGIES:
-            raise ValueError(f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}")
+            raise ValueError(
+                f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}"
+            )
         for key in ("conv_activation", "dense_activation"):
             if getattr(self, key) not in ACTIVATIONS:
-                raise ValueError(f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}")
+                raise ValueError(
+                    f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}"
+                )
         if self.filter_size not in (3, 5):
             raise ValueError(f"filter_size must be 3 or 5, got {self.filter_size}")
         for key in ("base_filters", "blocks", "convs_per_block"):

@@ -1,4 +1,5 @@
 """Knobs of the text branch (text-only and fusion models), as plain data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ Machines without network (build machines, cluster compute nodes) fail there; we 
 random weights silently, because a table of randomly initialised "pretrained" models is worse than
 no table.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def keras_weights_argument(weights: str) -> str | None:
         return None
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ModelError(f"--weights file {weights!r} does not exist; pass imagenet, none or an existing weights file")
+        raise ModelError(
+            f"--weights file {weights!r} does not exist; pass imagenet, none or an existing weights file"
+        )
     return str(path)
 
 
@@ -54,5 +57,7 @@ def build_with_weights(model_name: str, weights: str, construct: Callable[[str |
         if keras_weights == "imagenet":
             raise ModelError(weights_unavailable_message(model_name, err)) from err
         if keras_weights is not None:
-            raise ModelError(f"--weights file {weights!r} does not fit {model_name}: {str(err).splitlines()[0][:200]}") from err
+            raise ModelError(
+                f"--weights file {weights!r} does not fit {model_name}: {str(err).splitlines()[0][:200]}"
+            ) from err
         raise

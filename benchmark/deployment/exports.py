@@ -2,6 +2,7 @@
 
 A variant that cannot be built (missing package, converter error) becomes a row with its reason.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,10 +35,14 @@ ONNX_OPSET = 17
 
 INSTALL_HINT = "pip install -r requirements.txt"
 
-def tflite_variants(model: keras.Model, calibration: np.ndarray, work_dir: Path,
-                     measure: Measurer) -> list[VariantResult]:
+
+def tflite_variants(
+    model: keras.Model, calibration: np.ndarray, work_dir: Path, measure: Measurer
+) -> list[VariantResult]:
     """The four LiteRT exports, converted from one SavedModel with builtin ops only (no Flex delegate)."""
-    variants = [VariantResult("tflite", precision, device=cpu_device()) for precision in TFLITE_PRECISIONS]
+    variants = [
+        VariantResult("tflite", precision, device=cpu_device()) for precision in TFLITE_PRECISIONS
+    ]
     litert = _import_optional("ai_edge_litert.interpreter", "ai-edge-litert")
     if isinstance(litert, str):
         return [mark_skipped(v, litert) for v in variants]
@@ -77,7 +82,9 @@ def tflite_variants(model: keras.Model, calibration: np.ndarray, work_dir: Path,
 def _convert_tflite(saved_model: Path, precision: str, calibration: np.ndarray) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if precision != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights, float activations
+        converter.optimizations = [
+            tf.lite.Optimize.DEFAULT
+        ]  # alone: int8 weights, float activations
     if precision == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if precision == "int8_full":
@@ -102,13 +109,19 @@ def _litert_predict(interpreter_class: type, path: Path, batch_size: int) -> Pre
 
 
 def _one_at_a_time(predict_one: Predict) -> Predict:
-    return lambda batch: np.concatenate([predict_one(batch[i:i + 1]) for i in range(len(batch))])
+    return lambda batch: np.concatenate([predict_one(batch[i : i + 1]) for i in range(len(batch))])
 
 
 def onnx_variants(model: keras.Model, work_dir: Path, measure: Measurer) -> list[VariantResult]:
     """float32 exported by Keras through tf2onnx (opset 17), and its ONNX Runtime dynamic int8 quantisation."""
-    variants = [VariantResult("onnx", precision, device=cpu_device()) for precision in ONNX_PRECISIONS]
-    for module, package in (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
+    variants = [
+        VariantResult("onnx", precision, device=cpu_device()) for precision in ONNX_PRECISIONS
+    ]
+    for module, package in (
+        ("tf2onnx", "tf2onnx"),
+        ("onnx", "onnx"),
+        ("onnxruntime", "onnxruntime"),
+    ):
         missing = _import_optional(module, package)
         if isinstance(missing, str):
             return [mark_skipped(v, missing) for v in variants]

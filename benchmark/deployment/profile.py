@@ -15,6 +15,7 @@ Conventions:
 - Exported models keep float32 inputs and outputs, int8_full included (quantise/dequantise at the
   edges), so every variant takes the same preprocessed images and gives comparable probabilities.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,10 +41,18 @@ from benchmark.deployment.measure import (  # noqa: F401 (re-exported)
 FORMATS = ("keras", "tflite", "onnx")
 
 
-def profile_model(model: keras.Model, test_images: np.ndarray, test_labels: np.ndarray,
-                  representative_images: np.ndarray, work_dir: Path, *,
-                  formats: Sequence[str] = FORMATS, repeats: int = 10, warmup: int = 2,
-                  check_images: int = 8) -> DeploymentProfile:
+def profile_model(
+    model: keras.Model,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    representative_images: np.ndarray,
+    work_dir: Path,
+    *,
+    formats: Sequence[str] = FORMATS,
+    repeats: int = 10,
+    warmup: int = 2,
+    check_images: int = 8,
+) -> DeploymentProfile:
     """Measures `model` and its exports on this machine.
 
     Args:
@@ -63,7 +72,9 @@ def profile_model(model: keras.Model, test_images: np.ndarray, test_labels: np.n
     if unknown:
         raise ValueError(f"unknown deployment formats {unknown!r}; expected some of {FORMATS}")
     if len(model.inputs) != 1:
-        raise ValueError(f"deployment profiling takes single-input image models; {model.name!r} has {len(model.inputs)} inputs")
+        raise ValueError(
+            f"deployment profiling takes single-input image models; {model.name!r} has {len(model.inputs)} inputs"
+        )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     images = np.asarray(test_images, dtype=np.float32)
@@ -83,9 +94,16 @@ def profile_model(model: keras.Model, test_images: np.ndarray, test_labels: np.n
         variants += tflite_variants(model, calibration, work_dir, measure)
     if "onnx" in formats:
         variants += onnx_variants(model, work_dir, measure)
-    return DeploymentProfile(params_m=model.count_params() / 1e6, keras_size_mb=keras_size, gflops=gflops,
-                             infer_ms_b1=keras_variant.infer_ms_b1, infer_img_s_b32=keras_variant.infer_img_s_b32,
-                             device=keras_on, variants=variants, gflops_error=gflops_error)
+    return DeploymentProfile(
+        params_m=model.count_params() / 1e6,
+        keras_size_mb=keras_size,
+        gflops=gflops,
+        infer_ms_b1=keras_variant.infer_ms_b1,
+        infer_img_s_b32=keras_variant.infer_img_s_b32,
+        device=keras_on,
+        variants=variants,
+        gflops_error=gflops_error,
+    )
 
 
 def count_gflops(model: keras.Model) -> tuple[float | None, str]:
@@ -104,8 +122,9 @@ def count_gflops(model: keras.Model) -> tuple[float | None, str]:
         frozen = convert_variables_to_constants_v2(concrete)
         options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         options["output"] = "none"
-        stats = tf.compat.v1.profiler.profile(graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(),
-                                              cmd="op", options=options)
+        stats = tf.compat.v1.profiler.profile(
+            graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
+        )
     except Exception as err:
         return None, f"TF profiler failed: {one_line(err)}"
     if not stats.total_float_ops:
@@ -124,7 +143,9 @@ def _save_keras(model: keras.Model, path: Path, variant: VariantResult) -> float
         variant.note = f"saved with its optimizer state (could not rewrap it: {one_line(err)})"
     try:
         bare.save(path)
-    except Exception as err:  # e.g. a custom layer without get_config: it still profiles, only the size is missing
+    except (
+        Exception
+    ) as err:  # e.g. a custom layer without get_config: it still profiles, only the size is missing
         variant.error = f"model.save failed: {one_line(err)}"
         return None
     variant.size_mb = size_mb(path)

@@ -8,6 +8,7 @@ drawn over the pixels the model was given. `benchmark/inference/gradcam.py` hold
 The probability in a caption is calibrated as `predict` shows it (`run.calibrated.shown_probabilities`)
 but of the image as given: Grad-CAM explains one image, so a cell's test-time views are not averaged here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,13 @@ import pandas as pd
 from benchmark.errors import UsageError, first_line
 from benchmark.figures import RIGHT, WRONG, plt, save_figure
 from benchmark.inference.gradcam import Explanation, GradCam, upsample
-from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs, no_readable_image
+from benchmark.inference.predict import (
+    SavedModel,
+    collect_images,
+    load_saved_model,
+    model_inputs,
+    no_readable_image,
+)
 from benchmark.run.calibrated import shown_probabilities
 from benchmark.run.folder import split_file
 from benchmark.run.records import predictions_path
@@ -45,7 +52,9 @@ class Explained:
 def gradcam_for(saved: SavedModel, layer: str | None) -> GradCam:
     """Grad-CAM of a saved model's image branch; a text-only model has no image to explain."""
     if saved.info.modality == "text":
-        raise UsageError(f"{str(saved.path)!r} is a text-only model; Grad-CAM explains models that see images")
+        raise UsageError(
+            f"{str(saved.path)!r} is a text-only model; Grad-CAM explains models that see images"
+        )
     return GradCam(saved.model, layer)
 
 
@@ -69,7 +78,9 @@ def split_labels(saved: SavedModel) -> dict[Path, str]:
 
 def true_label(path: Path, labels: dict[Path, str], class_names: list[str]) -> str | None:
     """The run's own label for `path`, else its folder name when that is a class (`glass/x.jpg`), else None."""
-    return labels.get(path.resolve()) or (path.parent.name if path.parent.name in class_names else None)
+    return labels.get(path.resolve()) or (
+        path.parent.name if path.parent.name in class_names else None
+    )
 
 
 def read_image(saved: SavedModel, path: Path) -> tuple[object, np.ndarray]:
@@ -78,7 +89,9 @@ def read_image(saved: SavedModel, path: Path) -> tuple[object, np.ndarray]:
     Fusion models get the caption `predict` would give them (from the file name): Grad-CAM then
     explains the image branch with the text branch held at that caption.
     """
-    return model_inputs(saved, [path], caption=None), make_prediction_batch([path], saved.info.image_size)[0]
+    return model_inputs(saved, [path], caption=None), make_prediction_batch(
+        [path], saved.info.image_size
+    )[0]
 
 
 def _verdict(item: Explained, class_names: list[str]) -> tuple[list[str], str]:
@@ -99,8 +112,6 @@ def _overlay(ax, item: Explained, title: str = "") -> None:
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
-
-
 
 
 def draw_explanation(item: Explained, class_names: list[str], layer: str, path: Path) -> Path:
@@ -138,7 +149,9 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
     """
     out_dir = Path(out or DEFAULT_OUT)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"explain --out {str(out_dir)!r} is an existing file; give a folder for the PNGs")
+        raise UsageError(
+            f"explain --out {str(out_dir)!r} is an existing file; give a folder for the PNGs"
+        )
     saved = load_saved_model(target)
     cam = gradcam_for(saved, layer)
     class_names = saved.info.class_names
@@ -152,7 +165,9 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
         except Exception as err:  # an unreadable image must not stop the others
             unreadable.append((file, err))
             continue
-        item = Explained(file, pixels, explain_image(saved, cam, inputs), true_label(file, labels, class_names))
+        item = Explained(
+            file, pixels, explain_image(saved, cam, inputs), true_label(file, labels, class_names)
+        )
         draw_explanation(item, class_names, cam.layer_name, png)
         written += 1
         print(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
@@ -165,7 +180,9 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
     return 0
 
 
-def _grid_candidates(predictions: pd.DataFrame, class_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _grid_candidates(
+    predictions: pd.DataFrame, class_names: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A cell's test mistakes and hits, each most confident first (the most telling of each)."""
     test = predictions[predictions["split"] == "test"]
     probabilities = test[[f"prob_{name}" for name in class_names]].to_numpy(float)
@@ -174,7 +191,9 @@ def _grid_candidates(predictions: pd.DataFrame, class_names: list[str]) -> tuple
     return test[test["true"] != test["pred"]], test[test["true"] == test["pred"]]
 
 
-def _explain_rows(saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: int) -> list[Explained]:
+def _explain_rows(
+    saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: int
+) -> list[Explained]:
     """Up to `limit` explanations from `rows`, skipping files that can no longer be read."""
     names = saved.info.class_names
     items = []
@@ -185,7 +204,9 @@ def _explain_rows(saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: in
             inputs, pixels = read_image(saved, Path(path))
         except Exception:  # a moved or deleted image only leaves a gap the next candidate fills
             continue
-        items.append(Explained(Path(path), pixels, explain_image(saved, cam, inputs), names[int(true)]))
+        items.append(
+            Explained(Path(path), pixels, explain_image(saved, cam, inputs), names[int(true)])
+        )
     return items
 
 
@@ -209,12 +230,16 @@ def gradcam_grid(run_dir: Path, out_png: Path, n_correct: int = 4, n_wrong: int 
     items = _explain_rows(saved, cam, wrong, n_wrong) + _explain_rows(saved, cam, right, n_correct)
     if not items:
         return None
-    title = (f"Grad-CAM of {saved.info.cell_id or saved.path.stem} at {cam.layer_name}: "
-             "most confident mistakes (red), then hits (green)")
+    title = (
+        f"Grad-CAM of {saved.info.cell_id or saved.path.stem} at {cam.layer_name}: "
+        "most confident mistakes (red), then hits (green)"
+    )
     return _draw_grid(items, saved.info.class_names, title, Path(out_png))
 
 
-def _draw_grid(items: list[Explained], class_names: list[str], title: str, path: Path, columns: int = 4) -> Path:
+def _draw_grid(
+    items: list[Explained], class_names: list[str], title: str, path: Path, columns: int = 4
+) -> Path:
     """Heatmap overlays in rows of `columns`, each titled and framed in its verdict's colour."""
     columns = min(columns, len(items))
     rows = math.ceil(len(items) / columns)

@@ -7,6 +7,7 @@ out of reach of `keras.Model(model.input, layer.output)`. `feature_model` rebuil
 around the unchanged, weight-sharing layers so that one forward pass returns both the feature map
 and the probabilities, and a `tf.GradientTape` can differentiate one with respect to the other.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,7 +31,9 @@ def _output_rank(layer: keras.Layer) -> int:
     if isinstance(layer, keras.layers.InputLayer):
         return 0
     try:
-        outputs = layer.outputs if isinstance(layer, keras.Model) else keras.tree.flatten(layer.output)
+        outputs = (
+            layer.outputs if isinstance(layer, keras.Model) else keras.tree.flatten(layer.output)
+        )
     except ValueError:  # a layer called more than once has no single output to explain
         return 0
     return len(outputs[0].shape) if len(outputs) == 1 else 0
@@ -53,7 +56,9 @@ def find_feature_layer(model: keras.Model) -> list[keras.Layer]:
     while len(candidates) > 1 and isinstance(candidates[-1], _SPATIAL_POOLING):
         candidates.pop()
     if not candidates:
-        raise UsageError(f"model {model.name!r} has no layer with a 4-D (image feature map) output to explain")
+        raise UsageError(
+            f"model {model.name!r} has no layer with a 4-D (image feature map) output to explain"
+        )
     return _descend(candidates[-1])
 
 
@@ -72,12 +77,18 @@ def layer_path(model: keras.Model, name: str) -> list[keras.Layer]:
     for path in paths:
         if path[-1].name == name:
             if _output_rank(path[-1]) != 4:
-                raise UsageError(f"--layer {name!r} has no 4-D feature-map output; pick a convolutional layer, "
-                                 f"e.g. {find_feature_layer(model)[-1].name!r}")
+                raise UsageError(
+                    f"--layer {name!r} has no 4-D feature-map output; pick a convolutional layer, "
+                    f"e.g. {find_feature_layer(model)[-1].name!r}"
+                )
             return [*path[:-1], *_descend(path[-1])]
-    close = difflib.get_close_matches(name, [p[-1].name for p in paths if _output_rank(p[-1]) == 4], n=3)
+    close = difflib.get_close_matches(
+        name, [p[-1].name for p in paths if _output_rank(p[-1]) == 4], n=3
+    )
     default = find_feature_layer(model)[-1].name
-    hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"the default is {default!r}"
+    hint = (
+        f"did you mean {', '.join(map(repr, close))}?" if close else f"the default is {default!r}"
+    )
     raise UsageError(f"--layer {name!r} is not a layer of model {model.name!r}; {hint}")
 
 
@@ -102,7 +113,9 @@ def feature_model(model: keras.Model, path: list[keras.Layer]) -> keras.Model:
         captured.append(features)
         return output
 
-    rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    rebuilt = keras.models.clone_model(
+        model, clone_function=lambda layer: layer, call_function=call
+    )
     return keras.Model(rebuilt.input, [captured[0], rebuilt.output])
 
 
@@ -150,7 +163,9 @@ class GradCam:
             features, probabilities = self.model(inputs, training=False)
             features = tf.cast(features, tf.float32)  # mixed-precision maps: weigh them in float32
             probabilities = tf.cast(probabilities[0], tf.float32)
-            index = tf.where(class_index < 0, tf.argmax(probabilities, output_type=tf.int32), class_index)
+            index = tf.where(
+                class_index < 0, tf.argmax(probabilities, output_type=tf.int32), class_index
+            )
             log_p = tf.math.log(probabilities + _TINY)
             score = tf.gather(log_p, index) - tf.reduce_mean(log_p)
         return features[0], tape.gradient(score, features)[0], probabilities, index
@@ -159,11 +174,16 @@ class GradCam:
         """Grad-CAM of the first image in `inputs` (a batch, or a dict of batches for fusion models)."""
         requested = tf.constant(-1 if class_index is None else class_index, tf.int32)
         features, gradients, probabilities, index = self._gradients(inputs, requested)
-        channel_weights = tf.reduce_mean(gradients, axis=(0, 1))  # importance of each channel: its mean gradient
+        channel_weights = tf.reduce_mean(
+            gradients, axis=(0, 1)
+        )  # importance of each channel: its mean gradient
         cam = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1)).numpy()
         peak = cam.max()
-        return Explanation(heatmap=cam / peak if peak > 0 else cam, probabilities=probabilities.numpy(),
-                           class_index=int(index))
+        return Explanation(
+            heatmap=cam / peak if peak > 0 else cam,
+            probabilities=probabilities.numpy(),
+            class_index=int(index),
+        )
 
 
 def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

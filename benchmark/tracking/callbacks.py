@@ -7,6 +7,7 @@ phase 2, whose phase 1 is skipped, still starts phase 2 at the right step, and a
 mid-way continues its numbering because Keras restarts the fit at the backed-up epoch); without one
 (a tune trial, never resumed) it counts the epochs of earlier fits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

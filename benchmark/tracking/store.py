@@ -17,6 +17,7 @@ no git probing, no "View run at" lines on the console. Run ids are kept in small
 by tracking URI, so a resumed or requeued cell reopens its run, and a changed `--mlflow` starts
 fresh runs in the new store instead of pointing at ids of another one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,10 +38,15 @@ from benchmark.errors import first_line
 from benchmark.io import write_json_atomic
 
 # Bounded network behaviour; a user's own settings win.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "15", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 PROBE_SECONDS = 5.0
-PARAM_LIMIT = 500  # characters of one param value (MLflow allows more; long lists help nobody in a table)
+PARAM_LIMIT = (
+    500  # characters of one param value (MLflow allows more; long lists help nobody in a table)
+)
 
 
 def tracking_uri(setting: bool | str, run_dir: Path) -> str:
@@ -147,14 +153,19 @@ class MlflowStore:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
         except Exception as err:  # noqa: BLE001 - any failure to connect means: run on, untracked
-            self.disable(f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: {first_line(err)})")
+            self.disable(
+                f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: {first_line(err)})"
+            )
             return False
         return True
 
     def disable(self, why: str) -> None:
         if self.enabled:
-            print(f"warning: {why}; experiment tracking is off for this run (results on disk are unaffected)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"warning: {why}; experiment tracking is off for this run (results on disk are unaffected)",
+                file=sys.stderr,
+                flush=True,
+            )
         self.enabled = False
 
     def guard(self, what: str, action, *args, **kwargs):
@@ -184,8 +195,16 @@ class MlflowStore:
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
 
-    def open_run(self, experiment_id: str, id_file: Path, *, name: str, tags: dict[str, str],
-                 params: dict[str, Any], shared: bool = False) -> tuple[str, bool]:
+    def open_run(
+        self,
+        experiment_id: str,
+        id_file: Path,
+        *,
+        name: str,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        shared: bool = False,
+    ) -> tuple[str, bool]:
         """Reopens the run whose id `id_file` holds for this store, or creates one; returns (run id, resumed).
 
         A run that ended FAILED is not reopened: re-running a failed cell is a new attempt with its own
@@ -218,20 +237,35 @@ class MlflowStore:
             return None
         return run.info.status if run.info.lifecycle_stage == "active" else None
 
-    def log(self, run_id: str, *, metrics: dict[str, float] | None = None, step: int = 0,
-            params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> None:
+    def log(
+        self,
+        run_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
         """One batch of metrics at `step`, params and tags (non-finite metrics are left out)."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        metric_rows = [Metric(k, float(v), now, int(step)) for k, v in (metrics or {}).items()
-                       if isinstance(v, (int, float)) and math.isfinite(float(v))]
+        metric_rows = [
+            Metric(k, float(v), now, int(step))
+            for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and math.isfinite(float(v))
+        ]
         param_rows = [Param(k, param_value(v)) for k, v in (params or {}).items()]
         tag_rows = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
         for start in range(0, max(len(metric_rows), len(param_rows), len(tag_rows), 1), 100):
             chunk = slice(start, start + 100)
             if metric_rows[chunk] or param_rows[chunk] or tag_rows[chunk]:
-                self.client.log_batch(run_id, metrics=metric_rows[chunk], params=param_rows[chunk], tags=tag_rows[chunk])
+                self.client.log_batch(
+                    run_id,
+                    metrics=metric_rows[chunk],
+                    params=param_rows[chunk],
+                    tags=tag_rows[chunk],
+                )
 
     def log_history(self, run_id: str, history: dict[str, list[float]]) -> int:
         """Fills the per-epoch steps a kill left unlogged (a resumed cell); returns how many it added."""
@@ -242,14 +276,19 @@ class MlflowStore:
             if not isinstance(values, list):
                 continue
             logged = {m.step for m in self.client.get_metric_history(run_id, key)}
-            rows += [Metric(key, float(v), now, step) for step, v in enumerate(values)
-                     if step not in logged and math.isfinite(float(v))]
+            rows += [
+                Metric(key, float(v), now, step)
+                for step, v in enumerate(values)
+                if step not in logged and math.isfinite(float(v))
+            ]
         for start in range(0, len(rows), 1000):
-            self.client.log_batch(run_id, metrics=rows[start:start + 1000])
+            self.client.log_batch(run_id, metrics=rows[start : start + 1000])
         return len(rows)
 
     def close(self, run_id: str, status: str = "FINISHED") -> None:
-        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "View run ... at" for servers
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # MLflow prints "View run ... at" for servers
             self.client.set_terminated(run_id, status)
 
 
@@ -307,4 +346,3 @@ def claim_id(id_file: Path, uri: str, run_id: str, *, stale: str | None = None) 
         return read_ids(id_file).get(uri) or run_id
     finally:
         draft.unlink(missing_ok=True)
-

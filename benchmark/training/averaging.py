@@ -18,6 +18,7 @@ in the optimizer's slots, and a resumed cell continues exactly where it stopped.
 statistics are not trainable variables and are not averaged (as in Keras); the snapshot holds those
 of the epoch it was taken at.
 """
+
 from __future__ import annotations
 
 import keras
@@ -30,8 +31,11 @@ def _optimizer(model: keras.Model):
 
 def has_average(model: keras.Model) -> bool:
     optimizer = _optimizer(model)
-    return bool(getattr(optimizer, "use_ema", False) and optimizer.built
-                and getattr(optimizer, "_model_variables_moving_average", None))
+    return bool(
+        getattr(optimizer, "use_ema", False)
+        and optimizer.built
+        and getattr(optimizer, "_model_variables_moving_average", None)
+    )
 
 
 def average_variables(model: keras.Model) -> list:
@@ -42,7 +46,9 @@ def average_variables(model: keras.Model) -> list:
 def swap_average(model: keras.Model) -> None:
     """Exchanges the model's trainable weights and their averages, bit for bit (through a numpy copy)."""
     optimizer = _optimizer(model)
-    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+    for variable, average in zip(
+        optimizer._trainable_variables, optimizer._model_variables_moving_average
+    ):
         if average is None:
             continue
         raw = keras.ops.convert_to_numpy(variable)

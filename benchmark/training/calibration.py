@@ -20,6 +20,7 @@ Definitions (n images, K classes, p_i the probability vector of image i, y_i its
   validation split by minimising its NLL. Dividing every logit of an image by the same T > 0 keeps
   their order, so the predicted class, and with it accuracy and F1, never changes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,7 +39,9 @@ def _labels(probabilities: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
     if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels")
+        raise ValueError(
+            f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels"
+        )
     return probabilities, labels
 
 
@@ -118,8 +121,12 @@ def fit_temperature(probabilities: np.ndarray, labels) -> float:
         log_norm = top + np.log(np.exp(scaled - top[:, None]).sum(axis=1))
         return float(np.mean(log_norm - scaled[rows, labels]))
 
-    found = minimize_scalar(nll, bounds=(math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)), method="bounded",
-                            options={"xatol": 1e-6})
+    found = minimize_scalar(
+        nll,
+        bounds=(math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
     return float(math.exp(found.x))
 
 
@@ -135,7 +142,9 @@ class SplitCalibration:
     nll_scaled: float
 
 
-def calibration_summary(probabilities: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+def calibration_summary(
+    probabilities: dict[str, np.ndarray], labels: dict[str, np.ndarray]
+) -> dict:
     """The `calibration` entry of a cell record: T fitted on `val` only, and each split's figures.
 
     `{"temperature": T, "fitted_on": "val", "bins": 15, "val": SplitCalibration, "test": ...}` as plain
@@ -149,9 +158,14 @@ def calibration_summary(probabilities: dict[str, np.ndarray], labels: dict[str, 
         if not len(labels[split]):
             continue
         scaled = apply_temperature(probs, temperature)
-        summary[split] = dataclasses.asdict(SplitCalibration(
-            ece=expected_calibration_error(probs, labels[split]), brier=brier_score(probs, labels[split]),
-            nll=negative_log_likelihood(probs, labels[split]),
-            ece_scaled=expected_calibration_error(scaled, labels[split]), brier_scaled=brier_score(scaled, labels[split]),
-            nll_scaled=negative_log_likelihood(scaled, labels[split])))
+        summary[split] = dataclasses.asdict(
+            SplitCalibration(
+                ece=expected_calibration_error(probs, labels[split]),
+                brier=brier_score(probs, labels[split]),
+                nll=negative_log_likelihood(probs, labels[split]),
+                ece_scaled=expected_calibration_error(scaled, labels[split]),
+                brier_scaled=brier_score(scaled, labels[split]),
+                nll_scaled=negative_log_likelihood(scaled, labels[split]),
+            )
+        )
     return summary
