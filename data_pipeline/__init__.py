@@ -1,4 +1,5 @@
-"""Datasets for the benchmark: scanning and checking images, leak-free splits, class weights and tf.data input.
+"""Datasets for the benchmark: scanning and checking images, leak-free splits, class weights and
+tf.data input.
 
 Never imports `models` or `benchmark`: the runner hands in each model's preprocessing and tokenizer.
 

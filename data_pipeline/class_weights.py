@@ -21,7 +21,8 @@ _WARNED_ALPHAS: set[float] = set()
 
 
 def balanced_class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
-    """`w_c = N / (K n_c)` for per-class training counts in class order; each class then weighs N / K in total.
+    """`w_c = N / (K n_c)` for per-class training counts in class order; each class then weighs N
+    / K in total.
 
     A class with no training images would get an infinite weight, so it is a DataError.
     """
@@ -52,5 +53,6 @@ def validate_alpha(alpha: float) -> float:
 
 
 def damped_class_weights(counts: Sequence[int] | np.ndarray, alpha: float) -> np.ndarray:
-    """`1 + alpha (w_c - 1)`: the balanced weights pulled towards 1 (unweighted) by `alpha` in [0, 1]."""
+    """`1 + alpha (w_c - 1)`: the balanced weights pulled towards 1 (unweighted) by `alpha` in
+    [0, 1]."""
     return 1.0 + validate_alpha(alpha) * (balanced_class_weights(counts) - 1.0)

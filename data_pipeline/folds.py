@@ -1,4 +1,5 @@
-"""`fold_splits`: stratified, group-aware K-fold cross-validation, one leak-free `SplitTable` per fold.
+"""`fold_splits`: stratified, group-aware K-fold cross-validation, one leak-free `SplitTable` per
+fold.
 
 The test folds partition the data: every image is scored in exactly one fold, so the K test scores
 together cover the whole dataset once. Identical images (same `content_hash`) form one group that
@@ -22,7 +23,8 @@ from data_pipeline.splits import SPLIT_COLUMNS, SplitTable, make_split_table, sp
 
 
 def even_targets(n: int, parts: int, start: int = 0) -> list[int]:
-    """`n` images over `parts` equal shares: sizes differ by at most one, the larger shares from share `start` on.
+    """`n` images over `parts` equal shares: sizes differ by at most one, the larger shares from
+    share `start` on.
 
     Passing each class the share after the previous class's last larger one spreads the remainders
     round-robin, so whole folds differ by at most one image too when no image has a duplicate.
@@ -50,33 +52,38 @@ def deal_groups(sizes: pd.Series, targets: list[int], rng: np.random.Generator) 
 
 
 def minimum_groups(k: int) -> int:
-    """Distinct images a class needs for K folds: one per test fold, and two left in every fold's training part."""
+    """Distinct images a class needs for K folds: one per test fold, and two left in every fold's
+    training part."""
     return next(n for n in itertools.count(k) if n - math.ceil(n / k) >= 2)
 
 
 def fold_splits(
     scanned: ScannedDataset, k: int, *, seed: int = 0, val_ratio: float = 0.15 / 0.85
 ) -> list[SplitTable]:
-    """K leak-free splits of an unsplit dataset: fold `i` tests on the i-th part, trains and validates on the rest.
+    """K leak-free splits of an unsplit dataset: fold `i` tests on the i-th part, trains and
+    validates on the rest.
 
     Args:
         scanned: a class-folder root or a manifest without a `split` column (a given split cannot be
             re-partitioned: DataError naming --folds).
         k: number of folds, at least 2.
         seed: seeds both the fold assignment and each fold's validation carve-out.
-        val_ratio: share of each fold's training part that becomes its validation images (0 < r < 1).
+        val_ratio: share of each fold's training part that becomes its validation images (0 < r
+            < 1).
     """
     if not isinstance(k, int) or k < 2:
         raise DataError(f"--folds must be a whole number >= 2, got {k!r}")
     if not 0 < val_ratio < 1:
         raise DataError(
-            f"the validation share of each fold's training part must be between 0 and 1, got {val_ratio}"
+            "the validation share of each fold's training part must be between 0 and 1, got "
+            f"{val_ratio}"
         )
     table = scanned.table[SPLIT_COLUMNS].copy()
     if (table["split"] != "").any():
         raise DataError(
-            f"--folds {k} re-partitions the images, but {scanned.source} already has a train/val/test split "
-            f"({scanned.layout}); give a class-folder root or a manifest without a split column, or leave --folds out"
+            f"--folds {k} re-partitions the images, but {scanned.source} already has a "
+            f"train/val/test split ({scanned.layout}); give a class-folder root or a manifest "
+            "without a split column, or leave --folds out"
         )
     groups = table.groupby("content_hash").agg(
         size=("path", "size"), label=("label", lambda s: s.value_counts().index[0])
@@ -88,9 +95,9 @@ def fold_splits(
         own = groups[groups["label"] == name]
         if len(own) < needed:
             raise DataError(
-                f"class {name!r} of {scanned.source} has {len(own)} distinct image(s), too few for --folds {k} "
-                f"(it needs {needed}: one in each test fold, and one each in every fold's train and val part); "
-                "use fewer folds or add images"
+                f"class {name!r} of {scanned.source} has {len(own)} distinct image(s), too few for "
+                f"--folds {k} (it needs {needed}: one in each test fold, and one each in every "
+                "fold's train and val part); use fewer folds or add images"
             )
         images = int(own["size"].sum())
         test_fold.update(
@@ -107,8 +114,9 @@ def fold_splits(
             rest = own[[test_fold[digest] != fold for digest in own.index]]
             if len(rest) < 2:
                 raise DataError(
-                    f"class {name!r} of {scanned.source} leaves {len(rest)} distinct image(s) to train and "
-                    f"validate on in fold {fold} of --folds {k}; use fewer folds or add images"
+                    f"class {name!r} of {scanned.source} leaves {len(rest)} distinct image(s) to "
+                    f"train and validate on in fold {fold} of --folds {k}; use fewer folds or add "
+                    "images"
                 )
             targets = split_targets(int(rest["size"].sum()), (1.0 - val_ratio, val_ratio, 0.0))[:2]
             carved = deal_groups(
@@ -123,7 +131,8 @@ def fold_splits(
 
 
 def validation_share(ratios) -> float:
-    """The validation share of a fold's training part that `--split train,val,test` implies: val / (train + val)."""
+    """The validation share of a fold's training part that `--split train,val,test` implies: val
+    / (train + val)."""
     train, val = float(ratios[0]), float(ratios[1])
     return val / (train + val)
 
@@ -139,8 +148,9 @@ def check_fold_partition(tables: list[pd.DataFrame], where) -> None:
         differing = next(i for i, p in enumerate(paths) if p != paths[0])
         extra = sorted(paths[0] ^ paths[differing])
         raise DataError(
-            f"{where}: fold 0 and fold {differing} list different images ({short_name(extra[0])} and "
-            f"{len(extra) - 1} more); all folds must hold the same images, so make the folds again"
+            f"{where}: fold 0 and fold {differing} list different images ({short_name(extra[0])} "
+            f"and {len(extra) - 1} more); all folds must hold the same images, so make the folds "
+            "again"
         )
     tested = pd.concat(
         [
@@ -153,8 +163,8 @@ def check_fold_partition(tables: list[pd.DataFrame], where) -> None:
     if len(repeated) or untested:
         name = short_name(repeated.iloc[0] if len(repeated) else untested[0])
         raise DataError(
-            f"{where}: the test folds do not partition the images ({len(set(repeated))} tested in several "
-            f"folds, {len(untested)} in none, e.g. {name}); make the folds again"
+            f"{where}: the test folds do not partition the images ({len(set(repeated))} tested in "
+            f"several folds, {len(untested)} in none, e.g. {name}); make the folds again"
         )
     spread = tested.groupby("content_hash")["fold"].nunique()
     if (spread > 1).any():

@@ -27,7 +27,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
 # Longer sides above this are reduced by a whole factor before anything else sees the image (the
 # result is over half this and at most this). Every model here takes 600 px or less, so the later
-# antialiased resize still downsamples at least 3.4x, and a 12 MP phone photo (4032x3024) is left alone.
+# antialiased resize still downsamples at least 3.4x, and a 12 MP phone photo (4032x3024) is left
+# alone.
 MAX_SIDE = 4096
 # What one image may cost: PIL holds the pixels it decodes at their native size (JPEGs are decoded
 # already reduced, by `draft`; other formats whole), 1-4 bytes each. Beyond this many pixels after
@@ -38,7 +39,8 @@ REFUSED_FOR_SIZE = "refused for size"
 # Decodes of such images at once (scan threads, tf.data's parallel calls): each holds its
 # full-size native pixels (432 MB for a 12000x12000 RGB PNG) until it is reduced.
 _LARGE_DECODES = threading.BoundedSemaphore(2)
-_STRIP_PIXELS = 4_000_000  # converted to RGB at a time while reducing (~50 MB), so no full-size RGB copy is made
+# Pixels converted to RGB at a time while reducing (~50 MB), so no full-size RGB copy is made
+_STRIP_PIXELS = 4_000_000
 
 
 class ImageTooLarge(ValueError):
@@ -67,7 +69,8 @@ _warned_lock = threading.Lock()
 def is_image_file(path: Path) -> bool:
     """Whether the scan considers `path` an image: an image extension (any case), not a hidden file.
 
-    Hidden names include macOS `._x.jpg` resource forks, which carry an image extension but no image.
+    Hidden names include macOS `._x.jpg` resource forks, which carry an image extension but no
+    image.
     """
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -157,7 +160,8 @@ def _upright(img: Image.Image, pixels: np.ndarray) -> np.ndarray:
 
 
 def content_hash(pixels: np.ndarray) -> str:
-    """sha1 of the decoded pixels and their shape: equal for the same picture saved twice under any name."""
+    """sha1 of the decoded pixels and their shape: equal for the same picture saved twice under any
+    name."""
     digest = hashlib.sha1(repr(pixels.shape).encode())
     digest.update(np.ascontiguousarray(pixels).tobytes())
     return digest.hexdigest()
@@ -171,7 +175,8 @@ def read_error(err: BaseException) -> str:
 
 
 def inspect_image(path: str | Path) -> tuple[str, str]:
-    """`(content_hash, "")` for a readable image, or `("", reason)` with a short reason it is unreadable."""
+    """`(content_hash, "")` for a readable image, or `("", reason)` with a short reason it is
+    unreadable."""
     try:
         return content_hash(decode_rgb(path)), ""
     except _READ_ERRORS as err:
@@ -187,5 +192,6 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
 
 
 def image_problem(path: str | Path) -> str:
-    """Why `path` is not a readable image ("not an image", "image file is truncated", ...), or "" when it is."""
+    """Why `path` is not a readable image ("not an image", "image file is truncated", ...), or ""
+    when it is."""
     return read_image(path)[1]

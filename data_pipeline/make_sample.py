@@ -33,7 +33,8 @@ def make_sample(
     size: tuple[int, int],
     quality: int,
 ) -> dict[str, int]:
-    """Writes `out/<class>/<name>.jpg` and returns the images per class; old JPEGs in those folders are replaced."""
+    """Writes `out/<class>/<name>.jpg` and returns the images per class; old JPEGs in those folders
+    are replaced."""
     scanned = scan_dataset(source)
     duplicated = scanned.table["content_hash"].duplicated(keep=False)
     table = scanned.table[~duplicated]

@@ -1,4 +1,5 @@
-"""Model inputs for new files, outside tf.data, with exactly the training pipeline's decoding and resizing."""
+"""Model inputs for new files, outside tf.data, with exactly the training pipeline's decoding and
+resizing."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def make_prediction_batch(
     (upright, 16-bit and huge images handled alike), so a model is shown the pixels it was trained
     on; a truncated or non-image file is a clear DataError.
     `preprocess` receives a tf tensor, never a numpy array: Keras' "tf"-mode `preprocess_input`
-    rescales float numpy arrays in place. `view` is a test-time view (`tta.VIEWS`), made before `preprocess`
-    as `make_dataset` makes it.
+    rescales float numpy arrays in place. `view` is a test-time view (`tta.VIEWS`), made before
+    `preprocess` as `make_dataset` makes it.
     """
     size = image_hw(image_size)
     images = []
@@ -35,7 +36,8 @@ def make_prediction_batch(
         pixels, reason = read_image(path)
         if pixels is None:
             raise DataError(
-                f"cannot read image {path} ({reason}); pass a readable jpg, png, bmp, gif or webp file"
+                f"cannot read image {path} ({reason}); pass a readable jpg, png, bmp, gif or webp "
+                "file"
             )
         images.append(resize_image(tf.constant(pixels), size))
     batch = tf.stack(images) if images else tf.zeros((0, *size, 3), tf.float32)

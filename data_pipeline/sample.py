@@ -1,4 +1,5 @@
-"""Where the embedded TrashNet sample lives: the default dataset, so a first run needs no download."""
+"""Where the embedded TrashNet sample lives: the default dataset, so a first run needs no
+download."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""`scan_dataset`: list a dataset, decode every image once, and check it before anything trains on it."""
+"""`scan_dataset`: list a dataset, decode every image once, and check it before anything trains on
+it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class ScannedDataset:
         source: the class-folder root, pre-split root or CSV manifest given.
         layout: "folders", "presplit" or "manifest".
         class_names: sorted class names; the index of a name is its label index everywhere.
-        table: columns `path` (absolute str), `label`, `split` ("" when not pre-split), `caption`, `content_hash`.
+        table: columns `path` (absolute str), `label`, `split` ("" when not pre-split), `caption`,
+            `content_hash`.
         skipped: `(path, reason)` of unreadable files left out because `skip_corrupt` was set.
         warnings: problems that do not stop the run (also logged).
     """
@@ -65,7 +67,8 @@ def scan_dataset(
 
     Unreadable files are all found in one pass and reported in one DataError (or, with
     `skip_corrupt`, left out and listed in `skipped`). Label conflicts among identical images and
-    captions that spell out the label become warnings; identical images across given splits are errors.
+    captions that spell out the label become warnings; identical images across given splits are
+    errors.
     """
     source = Path(source).expanduser()
     listing = list_source(source)

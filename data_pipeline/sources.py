@@ -33,7 +33,8 @@ class Listing:
 
     Args:
         layout: "folders", "presplit" or "manifest".
-        table: columns `path` (absolute str), `label`, `split` ("" when not given), `caption` ("" when not given).
+        table: columns `path` (absolute str), `label`, `split` ("" when not given), `caption` (""
+            when not given).
         warnings: things the user should know but that do not stop the run.
     """
 
@@ -55,7 +56,8 @@ def _subdirs(folder: Path) -> list[Path]:
 
 
 def is_symlink_loop(path: Path) -> bool:
-    """Whether `path` is a symlink that never reaches a file or folder (it points, via others, at itself)."""
+    """Whether `path` is a symlink that never reaches a file or folder (it points, via others, at
+    itself)."""
     try:
         path.resolve(strict=True)
     except RuntimeError:  # Python 3.11 reports a loop this way
@@ -71,7 +73,8 @@ def _loop_warning(path: Path, target: Path | None = None) -> str:
 
 
 def _report_loops(folder: Path, warnings: list[str]) -> None:
-    """Warns about looping symlinks directly in `folder` (a class or split folder that can never be read)."""
+    """Warns about looping symlinks directly in `folder` (a class or split folder that can never be
+    read)."""
     for entry in sorted(folder.iterdir()):
         if entry.is_symlink() and _visible(entry) and is_symlink_loop(entry):
             _warn(warnings, _loop_warning(entry))
@@ -83,7 +86,8 @@ def _folder_key(path: Path) -> tuple[int, int]:
 
 
 def _images_under(folder: Path, warnings: list[str], outer: tuple[Path, ...] = ()) -> list[Path]:
-    """Image files anywhere below `folder`, following symlinked folders; hidden folders and other files are skipped.
+    """Image files anywhere below `folder`, following symlinked folders; hidden folders and other
+    files are skipped.
 
     A symlink that leads back to a folder being walked (or to `outer`, the dataset and split
     folders above) would list the same images forever, or under the wrong class: it is named in a
@@ -123,7 +127,8 @@ def _images_under(folder: Path, warnings: list[str], outer: tuple[Path, ...] = (
 
 
 def split_of_folder(name: str) -> str | None:
-    """ "train", "val" or "test" for a split folder name such as `CVPR_2024_dataset_Val`, else None."""
+    """ "train", "val" or "test" for a split folder name such as `CVPR_2024_dataset_Val`, else
+    None."""
     match = _SPLIT_DIR.match(name)
     return _SPLIT_NAMES[match.group(1).lower()] if match else None
 
@@ -143,7 +148,8 @@ def _list_folders(root: Path, warnings: list[str]) -> list[dict]:
     if loose:
         _warn(
             warnings,
-            f"{len(loose)} images directly under {root} are ignored; put them in a folder named after their class",
+            f"{len(loose)} images directly under {root} are ignored; put them in a folder named "
+            "after their class",
         )
     _report_loops(root, warnings)
     rows = []
@@ -179,7 +185,8 @@ def _list_presplit(root: Path, split_dirs: dict[str, Path], warnings: list[str])
         ):  # no train images at all is an error (check_training_classes)
             _warn(
                 warnings,
-                f"class {name!r} has no {'/'.join(missing)} images under {root}; its scores there are undefined",
+                f"class {name!r} has no {'/'.join(missing)} images under {root}; its scores there "
+                "are undefined",
             )
     return rows
 
@@ -200,7 +207,8 @@ def check_training_classes(table: pd.DataFrame, where: str | Path) -> None:
 
 
 def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
-    """The split folders of a pre-split root, None for a class-folder root, DataError when it mixes both."""
+    """The split folders of a pre-split root, None for a class-folder root, DataError when it mixes
+    both."""
     named = {d: split_of_folder(d.name) for d in subdirs}
     split_dirs = [d for d, s in named.items() if s]
     if not split_dirs or not any(_subdirs(d) for d in split_dirs):
@@ -208,8 +216,9 @@ def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
     others = [d.name for d, s in named.items() if not s]
     if others:
         raise DataError(
-            f"{root} mixes split folders ({', '.join(d.name for d in split_dirs)}) with other folders "
-            f"({', '.join(others)}); keep only train/val/test folders there, or only class folders"
+            f"{root} mixes split folders ({', '.join(d.name for d in split_dirs)}) with other "
+            f"folders ({', '.join(others)}); keep only train/val/test folders there, or only class "
+            "folders"
         )
     by_split: dict[str, Path] = {}
     for d in split_dirs:
@@ -221,7 +230,8 @@ def _presplit_dirs(root: Path, subdirs: list[Path]) -> dict[str, Path] | None:
     for needed in ("train", "val"):
         if needed not in by_split:
             raise DataError(
-                f"pre-split dataset {root} has no {needed} folder; add one (a name ending in {needed})"
+                f"pre-split dataset {root} has no {needed} folder; add one (a name ending in "
+                f"{needed})"
             )
     return {s: by_split[s] for s in SPLITS if s in by_split}
 
@@ -295,39 +305,44 @@ def _list_manifest(csv_path: Path, warnings: list[str]) -> list[dict]:
         rows.append({"path": str(path), "label": label.strip(), "split": split, "caption": caption})
     if blank:
         raise DataError(
-            f"manifest {csv_path} has an empty path or label on line(s) {_few(blank)}; fill them in or drop those rows"
+            f"manifest {csv_path} has an empty path or label on line(s) {_few(blank)}; fill them "
+            "in or drop those rows"
         )
     if outside:
         raise DataError(
-            f"manifest {csv_path} lists {len(outside)} path(s) outside its folder ({_few(outside)}); "
-            "move the images under the manifest's folder and use relative paths"
+            f"manifest {csv_path} lists {len(outside)} path(s) outside its folder "
+            f"({_few(outside)}); move the images under the manifest's folder and use relative paths"
         )
     if missing:
         raise DataError(
-            f"manifest {csv_path} lists {len(missing)} file(s) that do not exist ({_few(missing)}); "
-            "fix the paths (relative to the manifest's folder) or drop those rows"
+            f"manifest {csv_path} lists {len(missing)} file(s) that do not exist "
+            f"({_few(missing)}); fix the paths (relative to the manifest's folder) or drop those "
+            "rows"
         )
     return _drop_repeated_rows(csv_path, rows, warnings)
 
 
 def _drop_repeated_rows(csv_path: Path, rows: list[dict], warnings: list[str]) -> list[dict]:
-    """A file listed twice in one split is kept once (with a warning); in two splits it is a leak and an error."""
+    """A file listed twice in one split is kept once (with a warning); in two splits it is a leak
+    and an error."""
     seen: dict[str, dict] = {}
     for row in rows:
         first = seen.setdefault(row["path"], row)
         if first is not row and first["split"] != row["split"]:
             raise DataError(
-                f"manifest {csv_path} puts {row['path']} in two splits ({first['split']}, {row['split']}); "
-                "keep it in one"
+                f"manifest {csv_path} puts {row['path']} in two splits ({first['split']}, "
+                f"{row['split']}); keep it in one"
             )
         if first is not row and first["label"] != row["label"]:
             raise DataError(
-                f"manifest {csv_path} gives {row['path']} two labels ({first['label']}, {row['label']}); keep one"
+                f"manifest {csv_path} gives {row['path']} two labels ({first['label']}, "
+                f"{row['label']}); keep one"
             )
     if len(seen) < len(rows):
         _warn(
             warnings,
-            f"manifest {csv_path} lists {len(rows) - len(seen)} file(s) more than once; each is used once",
+            f"manifest {csv_path} lists {len(rows) - len(seen)} file(s) more than once; each is "
+            "used once",
         )
     return list(seen.values())
 
@@ -342,17 +357,20 @@ def list_source(source: str | Path) -> Listing:
     path = Path(source).expanduser()
     if path.is_symlink() and is_symlink_loop(path):
         raise DataError(
-            f"dataset {path} is a symlink loop (it leads back to itself); point it at a real folder or manifest"
+            f"dataset {path} is a symlink loop (it leads back to itself); point it at a real "
+            "folder or manifest"
         )
     if not path.exists():
         raise DataError(
-            f"dataset {path} does not exist; pass a class-folder root, a pre-split root or a CSV manifest"
+            f"dataset {path} does not exist; pass a class-folder root, a pre-split root or a CSV "
+            "manifest"
         )
     warnings: list[str] = []
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise DataError(
-                f"dataset {path} is a file but not a .csv manifest; pass a folder or a CSV with columns path,label"
+                f"dataset {path} is a file but not a .csv manifest; pass a folder or a CSV with "
+                "columns path,label"
             )
         layout, rows = "manifest", _list_manifest(path, warnings)
     else:

@@ -21,7 +21,8 @@ REQUIRED_COLUMNS = ["path", "label", "split", "content_hash"]
 
 
 def write_split_file(split_table: SplitTable, path: str | Path) -> None:
-    """Writes `path,label,split,content_hash,caption` with absolute paths; atomic, so a crash leaves no half file."""
+    """Writes `path,label,split,content_hash,caption` with absolute paths; atomic, so a crash leaves
+    no half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -30,7 +31,8 @@ def write_split_file(split_table: SplitTable, path: str | Path) -> None:
 
 
 def read_split_file(path: str | Path) -> SplitTable:
-    """Reads a split file and checks it: columns, split names, that every file exists, and the leak checks.
+    """Reads a split file and checks it: columns, split names, that every file exists, and the leak
+    checks.
 
     Relative paths are taken relative to the file's folder, so a hand-written split file can sit
     next to its images. Content hashes are trusted, not recomputed: the file came from a scan.
@@ -38,7 +40,8 @@ def read_split_file(path: str | Path) -> SplitTable:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(
-            f"split file {path} does not exist; pass an existing splits.csv, or leave --split-file out to split anew"
+            f"split file {path} does not exist; pass an existing splits.csv, or leave --split-file "
+            "out to split anew"
         )
     text = utf8_text(path, "split file")
     try:
@@ -56,7 +59,8 @@ def read_split_file(path: str | Path) -> SplitTable:
     bad = sorted(set(table["split"]) - set(SPLITS))
     if bad or (table[REQUIRED_COLUMNS] == "").any().any():
         raise DataError(
-            f"split file {path} has empty cells or split values other than train/val/test ({bad}); fix or rewrite it"
+            f"split file {path} has empty cells or split values other than train/val/test ({bad}); "
+            "fix or rewrite it"
         )
     base = path.parent.resolve()
     table["path"] = [str((base / p).resolve()) for p in table["path"]]

@@ -59,7 +59,8 @@ class SplitTable:
 
 
 def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
-    """Three finite non-negative ratios summing to 1 with a non-zero train ratio, or DataError naming --split."""
+    """Three finite non-negative ratios summing to 1 with a non-zero train ratio, or DataError
+    naming --split."""
     values = tuple(float(r) for r in ratios)
     if (
         len(values) != 3
@@ -68,13 +69,15 @@ def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
         or values[0] == 0
     ):
         raise DataError(
-            f"--split must be three non-negative train/val/test ratios summing to 1 with train > 0, got {list(ratios)}"
+            "--split must be three non-negative train/val/test ratios summing to 1 with train "
+            f"> 0, got {list(ratios)}"
         )
     return values  # type: ignore[return-value]
 
 
 def split_targets(n: int, ratios: tuple[float, float, float]) -> list[int]:
-    """Images per split for a class of `n`: largest-remainder rounding, then at least one per non-zero ratio."""
+    """Images per split for a class of `n`: largest-remainder rounding, then at least one per
+    non-zero ratio."""
     raw = [n * r for r in ratios]
     targets = [math.floor(x) for x in raw]
     for i in sorted(range(3), key=lambda i: raw[i] - targets[i], reverse=True)[: n - sum(targets)]:
@@ -95,7 +98,8 @@ def _class_location(scanned: ScannedDataset, label: str) -> str:
 def _assign_class(
     groups: pd.DataFrame, ratios: tuple[float, float, float], rng: np.random.Generator
 ) -> dict[str, str]:
-    """content_hash -> split for one class's groups: shuffled, largest first, each to the split furthest below target."""
+    """content_hash -> split for one class's groups: shuffled, largest first, each to the split
+    furthest below target."""
     order = groups.iloc[rng.permutation(len(groups))].sort_values(
         "size", ascending=False, kind="stable"
     )
@@ -113,7 +117,8 @@ def _assign_class(
 def split_dataset(
     scanned: ScannedDataset, *, ratios: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
 ) -> SplitTable:
-    """Splits a scanned dataset, or takes the split it already has (pre-split folders, manifest `split`).
+    """Splits a scanned dataset, or takes the split it already has (pre-split folders, manifest
+    `split`).
 
     A class with fewer distinct images than splits with a non-zero ratio cannot be stratified and is
     a DataError naming its folder.
@@ -130,8 +135,9 @@ def split_dataset(
             own = groups[groups["label"] == name]
             if len(own) < needed:
                 raise DataError(
-                    f"{_class_location(scanned, name)} has {len(own)} distinct image(s), too few to put "
-                    f"one in each of the {needed} splits of --split {list(values)}; add images or set a ratio to 0"
+                    f"{_class_location(scanned, name)} has {len(own)} distinct image(s), too few "
+                    f"to put one in each of the {needed} splits of --split {list(values)}; add "
+                    "images or set a ratio to 0"
                 )
             assignment.update(_assign_class(own, values, np.random.default_rng([seed, index])))
         table["split"] = table["content_hash"].map(assignment)
@@ -140,7 +146,8 @@ def split_dataset(
 
 
 def make_split_table(class_names: list[str], table: pd.DataFrame, where: str | Path) -> SplitTable:
-    """A SplitTable with its leak report; label conflicts become its warning (already logged by the scan)."""
+    """A SplitTable with its leak report; label conflicts become its warning (already logged by the
+    scan)."""
     report = find_leaks(table)
     warning = conflict_warning(report, where)
     return SplitTable(

@@ -1,9 +1,9 @@
 """`make_dataset`: a split's table as a batched tf.data pipeline for Keras `fit`/`predict`.
 
 Order of work, and why:
-decode + resize (parallel) -> cache (so each epoch, and each cell, re-reads no file) -> shuffle (per epoch, seeded)
--> batch -> augment (training only, on 0..255) or a test-time view (evaluation only, on 0..255)
--> `preprocess` exactly once -> prefetch.
+decode + resize (parallel) -> cache (so each epoch, and each cell, re-reads no file) -> shuffle (per
+epoch, seeded) -> batch -> augment (training only, on 0..255) or a test-time view (evaluation only,
+on 0..255) -> `preprocess` exactly once -> prefetch.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def _decoded(
     tokenizer,
     sequence_length: int,
 ):
-    """Elements `{"label", "image"?, "token_ids"?, "padding_mask"?}` in file order: what a cache holds."""
+    """Elements `{"label", "image"?, "token_ids"?, "padding_mask"?}` in file order: what a cache
+    holds."""
     size = image_hw(image_size)
     captions = (
         frame["caption"].fillna("").astype(str)
@@ -71,7 +72,8 @@ def fill_shared_cache(
     tokenizer: Callable | None = None,
     sequence_length: int = 32,
 ) -> Path:
-    """Decodes `frame` once into the tf.data cache file `prefix` that every later `make_dataset(cache=prefix)` reads.
+    """Decodes `frame` once into the tf.data cache file `prefix` that every later
+    `make_dataset(cache=prefix)` reads.
 
     Many cells (every alpha, seed and model at one image size) read one split's decoded images, so
     they are decoded once per run rather than once per cell. The cache is written under a name of
@@ -133,7 +135,8 @@ def _check_arguments(
         raise ValueError(f"inputs={inputs!r} needs a tokenizer")
     if sample_weights is not None and np.shape(sample_weights) != (num_classes,):
         raise ValueError(
-            f"sample_weights must hold one weight per class ({num_classes}), got shape {np.shape(sample_weights)}"
+            f"sample_weights must hold one weight per class ({num_classes}), got shape "
+            f"{np.shape(sample_weights)}"
         )
 
 
@@ -158,28 +161,33 @@ def make_dataset(
     """Batches of `(x, y_onehot)`, or `(x, y_onehot, w)` when per-class `sample_weights` are given.
 
     Args:
-        frame: rows with `path`, `label` (and `caption` for text inputs), e.g. `SplitTable.subset("train")`.
+        frame: rows with `path`, `label` (and `caption` for text inputs), e.g.
+            `SplitTable.subset("train")`.
         class_names: the label order of the one-hot targets.
         image_size: square side or `(height, width)`.
         batch_size: images per batch; the last batch may be smaller.
-        preprocess: the model family's preprocessing, applied once to float32 0..255 batches; None keeps 0..255.
+        preprocess: the model family's preprocessing, applied once to float32 0..255 batches; None
+            keeps 0..255.
         augment: training augmentation, seeded with `shuffle_seed` (or 0); None for none.
         sample_weights: one weight per class; each element gets the weight of its label.
-        shuffle_seed: reshuffles every epoch with this seed; None keeps file order (val/test: predictions
-            are matched to paths by order).
-        cache: None, "memory", or a file path for `Dataset.cache` (see `fill_shared_cache`); holds decoded,
-            resized, un-augmented images (and token ids).
-        inputs: "image" (x is the image batch), "text" (`{"token_ids", "padding_mask"}`) or "image+text" (both, plus "image").
+        shuffle_seed: reshuffles every epoch with this seed; None keeps file order (val/test:
+            predictions are matched to paths by order).
+        cache: None, "memory", or a file path for `Dataset.cache` (see `fill_shared_cache`); holds
+            decoded, resized, un-augmented images (and token ids).
+        inputs: "image" (x is the image batch), "text" (`{"token_ids", "padding_mask"}`) or
+            "image+text" (both, plus "image").
         tokenizer: a keras-hub style tokenizer for text inputs (strings -> token ids).
         sequence_length: token ids per caption after padding/truncation.
-        view: the test-time view of every image (`tta.VIEWS`; 0 = the image itself), made on 0..255 before `preprocess`.
+        view: the test-time view of every image (`tta.VIEWS`; 0 = the image itself), made on 0..255
+            before `preprocess`.
         epoch: None for the training loop's dataset (reshuffled and re-augmented every time it is
             iterated, so epoch e's draws follow from the e-1 before it). An int gives that one epoch
             alone, with its order and augmentation a pure function of (`shuffle_seed`, `epoch`): any
-            process can rebuild epoch e without replaying the epochs before it (the feature bank does).
-        side: progressive resizing: an int32 scalar variable; every training batch is resized to that
-            square side (after augmentation, before `preprocess`) when the batch is made, so whoever
-            sets it between epochs (a training callback) chooses the next epoch's side.
+            process can rebuild epoch e without replaying the epochs before it (the feature bank
+            does).
+        side: progressive resizing: an int32 scalar variable; every training batch is resized to
+            that square side (after augmentation, before `preprocess`) when the batch is made, so
+            whoever sets it between epochs (a training callback) chooses the next epoch's side.
     """
     _check_arguments(inputs, tokenizer, sample_weights, len(class_names))
     use_image = inputs != "text"
