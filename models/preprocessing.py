@@ -12,7 +12,8 @@ from collections.abc import Callable
 # asked, so importing the registry does not import TensorFlow).
 _MODULES: dict[str, str | None] = {
     "raw": None,
-    "tf": "mobilenet_v2",  # x / 127.5 - 1 (MobileNet, MobileNetV2, ResNet V2 all share Keras's "tf" mode)
+    # x / 127.5 - 1 (MobileNet, MobileNetV2, ResNet V2 all share Keras's "tf" mode)
+    "tf": "mobilenet_v2",
     "caffe": "resnet",  # RGB -> BGR and ImageNet mean subtraction (ResNet V1)
     "torch": "densenet",  # x / 255, then ImageNet mean/std normalisation (DenseNet-style)
 }

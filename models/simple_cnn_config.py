@@ -21,7 +21,8 @@ class SimpleCNNConfig:
 
     Args:
         base_filters: filters of the first block (16/32/64 in the prior sweep). Defaults to 32.
-        filter_strategy: "same", "doubling" or "halving" across blocks (capped at 256, floored at 8).
+        filter_strategy: "same", "doubling" or "halving" across blocks (capped at 256, floored at
+            8).
         filter_size: square kernel side, 3 or 5. Defaults to 3.
         blocks: number of conv blocks, each ending in 2x2 max pooling. Defaults to 5.
         convs_per_block: convolutions in each block. Defaults to 1.
@@ -51,7 +52,8 @@ class SimpleCNNConfig:
                 raise ValueError(f"{knob.name} must be {expected}, got {value!r}")
         if self.filter_strategy not in FILTER_STRATEGIES:
             raise ValueError(
-                f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}"
+                f"unknown filter_strategy {self.filter_strategy!r}; expected one of "
+                f"{FILTER_STRATEGIES}"
             )
         for key in ("conv_activation", "dense_activation"):
             if getattr(self, key) not in ACTIVATIONS:

@@ -29,14 +29,16 @@ def kerashub_cache_dir() -> Path:
 def text_encoder_unavailable_message(encoder: str, cause: BaseException) -> str:
     reason = str(cause).splitlines()[0][:160] if str(cause) else type(cause).__name__
     return (
-        f"text encoder {encoder!r} could not be loaded ({reason}); it is not in {kerashub_cache_dir()}: pre-fetch it on "
-        f"a connected machine (python run_benchmark.py fetch-weights --text-encoder {encoder}), point KAGGLEHUB_CACHE at "
-        "a filled cache, or pass --text-encoder with a local keras-hub preset or Hugging Face folder"
+        f"text encoder {encoder!r} could not be loaded ({reason}); it is not in "
+        f"{kerashub_cache_dir()}: pre-fetch it on a connected machine (python run_benchmark.py "
+        f"fetch-weights --text-encoder {encoder}), point KAGGLEHUB_CACHE at a filled cache, or "
+        "pass --text-encoder with a local keras-hub preset or Hugging Face folder"
     )
 
 
 def load_text_encoder(encoder: str):
-    """Returns `(backbone, tokenizer)` for a preset name or folder, or raises a one-line `ModelError`."""
+    """Returns `(backbone, tokenizer)` for a preset name or folder, or raises a one-line
+    `ModelError`."""
     import keras_hub
 
     source = (

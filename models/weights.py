@@ -30,7 +30,8 @@ def keras_weights_argument(weights: str) -> str | None:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ModelError(
-            f"--weights file {weights!r} does not exist; pass imagenet, none or an existing weights file"
+            f"--weights file {weights!r} does not exist; pass imagenet, none or an existing "
+            "weights file"
         )
     return str(path)
 
@@ -40,9 +41,9 @@ def weights_unavailable_message(model_name: str, cause: BaseException) -> str:
     reason = str(cause).splitlines()[0][:160] if str(cause) else type(cause).__name__
     return (
         f"ImageNet weights for {model_name} could not be loaded ({reason}); they are not in "
-        f"{keras_cache_dir()}: pre-fetch them on a connected machine "
-        f"(python run_benchmark.py fetch-weights --models {model_name}), point KERAS_HOME at a filled cache, "
-        f"or pass --weights none (then try the suite offline with --preset smoke)"
+        f"{keras_cache_dir()}: pre-fetch them on a connected machine (python run_benchmark.py "
+        f"fetch-weights --models {model_name}), point KERAS_HOME at a filled cache, or pass "
+        "--weights none (then try the suite offline with --preset smoke)"
     )
 
 
@@ -58,6 +59,7 @@ def build_with_weights(model_name: str, weights: str, construct: Callable[[str |
             raise ModelError(weights_unavailable_message(model_name, err)) from err
         if keras_weights is not None:
             raise ModelError(
-                f"--weights file {weights!r} does not fit {model_name}: {str(err).splitlines()[0][:200]}"
+                f"--weights file {weights!r} does not fit {model_name}: "
+                f"{str(err).splitlines()[0][:200]}"
             ) from err
         raise

@@ -68,9 +68,11 @@ def class_text_embeddings(
 
 
 def clip_prompt_encoder(clip_backbone, tokenizer, sequence_length: int | None = None):
-    """`encode(prompts) -> (n, D)` through the preset's tokenizer, text tower, pooler and projection.
+    """`encode(prompts) -> (n, D)` through the preset's tokenizer, text tower, pooler and
+    projection.
 
-    Prompts are packed to the text tower's own length (77 for the CLIP presets) unless told otherwise.
+    Prompts are packed to the text tower's own length (77 for the CLIP presets) unless told
+    otherwise.
     """
     import keras_hub
 
@@ -125,13 +127,15 @@ def build_zero_shot(
     weights: str = "imagenet",
     image_size: int | None = None,
 ) -> BuiltModel:
-    """The zero-shot classifier of a `zeroshot_*` entry for these classes (loads the preset: one-line error offline)."""
+    """The zero-shot classifier of a `zeroshot_*` entry for these classes (loads the preset:
+    one-line error offline)."""
     from models.registry import get_entry
 
     entry = get_entry(model_name)
     if image_size and image_size != entry.input_size:
         raise ModelError(
-            f"{entry.name} runs at its preset's {entry.input_size} px; drop --image-size {image_size}"
+            f"{entry.name} runs at its preset's {entry.input_size} px; drop --image-size "
+            f"{image_size}"
         )
     import keras_hub
 
