@@ -13,7 +13,8 @@ USER_ERRORS = (UsageError, DataError, ModelError)
 
 
 def first_line(error: BaseException, *, limit: int = 160, default: str | None = None) -> str:
-    """An exception as one line for a message or a table cell: its first line, cut to `limit` characters.
+    """An exception as one line for a message or a table cell: its first line, cut to `limit`
+    characters.
 
     An exception with no message gives `default`, or its type name when no default is given.
     """

@@ -20,9 +20,10 @@ import warnings
 
 # Start-up lines that say nothing a user must act on (matched anywhere in the line).
 NOISE = re.compile(
-    r"absl::InitializeLog|cudart_stub|cuda_(?:driver|diagnostics|executor|blas|dnn|fft)|cuInit|oneDNN custom operations"
-    r"|rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized|computation_placer"
-    r"|TF-TRT Warning|Unable to register cu(?:DNN|FFT|BLAS) factory|port\.cc:\d+\]|cpu_feature_guard"
+    r"absl::InitializeLog|cudart_stub|cuda_(?:driver|diagnostics|executor|blas|dnn|fft)|cuInit"
+    r"|oneDNN custom operations|rebuild TensorFlow with the appropriate compiler flags"
+    r"|This TensorFlow binary is optimized|computation_placer|TF-TRT Warning"
+    r"|Unable to register cu(?:DNN|FFT|BLAS) factory|port\.cc:\d+\]|cpu_feature_guard"
 )
 
 

@@ -1,12 +1,14 @@
 """CPU speed of one member of each backbone family added in issue 19, with random weights.
 
-    python benchmarks/backbone_speed.py [--size 112] [--batch 8] [--batches 4] [--models a,b] [--train-step]
+    python benchmarks/backbone_speed.py [--size 112] [--batch 8] [--batches 4] [--models a,b]
+                                        [--train-step]
 
 Prints inference images/s (batch `--batch`, after one warm-up batch) at `--size` px and, with
-`--train-step`, the time of one training step of the whole network (head + backbone, AdamW). keras-hub encoders are built
-from their base configurations (the dimensions of the presets named in the table) with random
-weights, so no preset download is needed; the speed does not depend on the weights. 112 px is a
-multiple of both patch sizes (14, 16) and above Xception's and the Inceptions' minimum sizes.
+`--train-step`, the time of one training step of the whole network (head + backbone, AdamW).
+keras-hub encoders are built from their base configurations (the dimensions of the presets named in
+the table) with random weights, so no preset download is needed; the speed does not depend on the
+weights. 112 px is a multiple of both patch sizes (14, 16) and above Xception's and the Inceptions'
+minimum sizes.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     print(
-        f"{'model':38s} {'params_m':>9s} {'infer_img_s':>12s} {'train_step_s':>13s}   ({args.size} px, batch {args.batch})"
+        f"{'model':38s} {'params_m':>9s} {'infer_img_s':>12s} {'train_step_s':>13s}   ({args.size} "
+        f"px, batch {args.batch})"
     )
     for name in args.models.split(","):
         inference, step, params = measure(

@@ -76,8 +76,9 @@ def main() -> int:
     first, last = float(rows[1][3]), float(rows[-1][3])
     growth = (last - first) / first
     print(
-        f"cell_memory models={args.models} cells={len(rows)} rss_cell2_mb={first:.0f} rss_last_mb={last:.0f} "
-        f"growth={growth:+.1%} {'isolate cells (>10 %)' if growth > 0.10 else 'one process is fine (<=10 %)'}"
+        f"cell_memory models={args.models} cells={len(rows)} rss_cell2_mb={first:.0f} "
+        f"rss_last_mb={last:.0f} growth={growth:+.1%} "
+        f"{'isolate cells (>10 %)' if growth > 0.10 else 'one process is fine (<=10 %)'}"
     )
     return 0
 

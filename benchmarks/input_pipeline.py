@@ -1,4 +1,5 @@
-"""Throughput of the input pipeline alone, against what training a MobileNetV2 consumes on this machine.
+"""Throughput of the input pipeline alone, against what training a MobileNetV2 consumes on this
+machine.
 
     python benchmarks/input_pipeline.py [--data DIR] [--batches N]
 
@@ -63,7 +64,8 @@ def pipeline_rows(train, class_names) -> list[list]:
 
 
 def training_images_per_second(num_classes: int, batches: int) -> float:
-    """MobileNetV2 (random init) + Dense head: images/s of `train_on_batch`, after one warm-up step."""
+    """MobileNetV2 (random init) + Dense head: images/s of `train_on_batch`, after one warm-up
+    step."""
     import keras
     import numpy as np
 
@@ -83,7 +85,8 @@ def training_images_per_second(num_classes: int, batches: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # The first paragraph of the docstring (one sentence, wrapped), on one line.
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
         "--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "trashnet"
     )
@@ -101,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = pipeline_rows(train, split.class_names)
     training = training_images_per_second(len(split.class_names), args.batches)
     print(
-        f"input pipeline on {args.data} ({len(train)} training images, {IMAGE_SIZE} px, batch {BATCH}, "
-        f"{os.cpu_count()} CPU cores)"
+        f"input pipeline on {args.data} ({len(train)} training images, {IMAGE_SIZE} px, batch "
+        f"{BATCH}, {os.cpu_count()} CPU cores)"
     )
     print(
         tabulate(
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for pipeline, augment, speed in rows:
         if pipeline == "cached":
             print(
-                f"cached pipeline (augment {augment}) / training: {speed / training:.1f}x (goal >= 10x)"
+                f"cached pipeline (augment {augment}) / training: {speed / training:.1f}x (goal "
+                ">= 10x)"
             )
     return 0
 

@@ -1,13 +1,16 @@
-"""Wall time of one model's alpha sweep: phase 1 on the augmented feature bank vs online, through the real runner.
+"""Wall time of one model's alpha sweep: phase 1 on the augmented feature bank vs online, through
+the real runner.
 
-    python benchmarks/sweep_speed.py [--data DIR] [--per-class 40] [--model mobilenet_v2] [--image-size 96]
-                                     [--epochs 5] [--fine-tune-epochs 2] [--modes auto,online,per-cell]
-                                     [--bank-dtype float16] [--fine-tune-features online]
+    python benchmarks/sweep_speed.py [--data DIR] [--per-class 40] [--model mobilenet_v2]
+                                     [--image-size 96] [--epochs 5] [--fine-tune-epochs 2]
+                                     [--modes auto,online,per-cell] [--bank-dtype float16]
+                                     [--fine-tune-features online]
 
 Every sweep runs the same grid (one model x 5 alphas) with the default recipe's augmentation on and
 early stopping off (so each runs every epoch), into its own run folder; only how phase 1 gets its
 features differs:
-- auto: `--head-features auto`, the augmented feature bank (epoch e computed once, read by the other 4 cells);
+- auto: `--head-features auto`, the augmented feature bank (epoch e computed once, read by the other
+  4 cells);
 - online: `--head-features online`, every cell pushes every augmented image through the backbone;
 - per-cell: online with every cell in its own process (`--isolate-cells`), as Slurm array tasks run.
 Phase 2 trains on images in every mode and is included, unless `--fine-tune-features auto` (or
@@ -16,9 +19,9 @@ then adds its time). Goal: auto <= 0.35x online at 224 px, <= 0.5x at the small 
 `--per-class N` takes the first N images of each class (the "40-per-class subset").
 
 Backbone weights: ImageNet when they are in the Keras cache; otherwise a randomly initialised
-backbone saved to a weights file and passed as `--weights FILE`, which the runner treats exactly like
-pretrained weights (frozen, inference mode). The timing is the same; the accuracies then only show
-that both paths agree, not what the model can do.
+backbone saved to a weights file and passed as `--weights FILE`, which the runner treats exactly
+like pretrained weights (frozen, inference mode). The timing is the same; the accuracies then only
+show that both paths agree, not what the model can do.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def backbone_weights(model: str, image_size: int, folder: Path) -> tuple[str, st
 
 
 def subset(data: Path, per_class: int | None, folder: Path) -> Path:
-    """`data` itself, or a class-folder copy (symlinks) of its first `per_class` images per class."""
+    """`data` itself, or a class-folder copy (symlinks) of its first `per_class` images per
+    class."""
     if not per_class:
         return data
     from data_pipeline import scan_dataset
@@ -71,7 +75,8 @@ def subset(data: Path, per_class: int | None, folder: Path) -> Path:
 
 
 def run_sweep(args, data: Path, weights: str, mode: str, run_dir: Path) -> dict:
-    """Seconds of `run_grid`, each alpha cell's phase-1 and final validation accuracy, and the bank's seconds."""
+    """Seconds of `run_grid`, each alpha cell's phase-1 and final validation accuracy, and the
+    bank's seconds."""
     from benchmark.config.run_config import resolve_config
     from benchmark.run.folder import prepare_run
     from benchmark.run.loop import run_grid
@@ -159,9 +164,10 @@ def main() -> int:
         data = subset(args.data, args.per_class, work / "subset")
         weights, note = backbone_weights(args.model, args.image_size, work)
         print(
-            f"{args.model} at {args.image_size} px on {data} ({args.per_class or 'all'} per class), {len(ALPHAS)} alphas x "
-            f"{args.epochs} phase-1 + {args.fine_tune_epochs} fine-tune epochs, augmentation on, early stopping off, "
-            f"bank {feature_bank.BANK_DTYPE}; weights: {note}",
+            f"{args.model} at {args.image_size} px on {data} ({args.per_class or 'all'} per "
+            f"class), {len(ALPHAS)} alphas x {args.epochs} phase-1 + {args.fine_tune_epochs} "
+            "fine-tune epochs, augmentation on, early stopping off, bank "
+            f"{feature_bank.BANK_DTYPE}; weights: {note}",
             flush=True,
         )
         results = {mode: run_sweep(args, data, weights, mode, work / mode) for mode in modes}
@@ -192,8 +198,9 @@ def main() -> int:
     if "auto" in results and "online" in results:
         ratio = results["auto"]["seconds"] / results["online"]["seconds"]
         print(
-            f"sweep_speed model={args.model} size={args.image_size} per_class={args.per_class or 'all'} "
-            f"auto_seconds={results['auto']['seconds']:.1f} online_seconds={results['online']['seconds']:.1f} ratio={ratio:.3f}"
+            f"sweep_speed model={args.model} size={args.image_size} "
+            f"per_class={args.per_class or 'all'} auto_seconds={results['auto']['seconds']:.1f} "
+            f"online_seconds={results['online']['seconds']:.1f} ratio={ratio:.3f}"
         )
     return 0
 

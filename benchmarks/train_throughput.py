@@ -1,6 +1,8 @@
-"""Training images/s through the real input pipeline vs from in-memory tensors (the compute-only bound).
+"""Training images/s through the real input pipeline vs from in-memory tensors (the compute-only
+bound).
 
-    python benchmarks/train_throughput.py [--data DIR] [--models simple_cnn,mobilenet_v2] [--image-size 128]
+    python benchmarks/train_throughput.py [--data DIR] [--models simple_cnn,mobilenet_v2]
+                                          [--image-size 128]
 
 Per model: `fit` on the training split read from image files by `make_dataset` (decode, resize,
 the model's preprocessing, augmentation on as in a default run, memory cache, prefetch), against
@@ -108,13 +110,14 @@ def main() -> int:
             [name, f"{from_files:.1f}", f"{in_memory:.1f}", f"{from_files / in_memory:.3f}"]
         )
         print(
-            f"train_throughput model={name} pipeline_img_s={from_files:.1f} in_memory_img_s={in_memory:.1f} "
-            f"ratio={from_files / in_memory:.3f} goal>=0.9 {'met' if from_files / in_memory >= 0.9 else 'missed'}",
+            f"train_throughput model={name} pipeline_img_s={from_files:.1f} "
+            f"in_memory_img_s={in_memory:.1f} ratio={from_files / in_memory:.3f} goal>=0.9 "
+            f"{'met' if from_files / in_memory >= 0.9 else 'missed'}",
             flush=True,
         )
     print(
-        f"{len(split.subset('train'))} training images at {args.image_size} px, batch {args.batch_size}, augmentation on, "
-        "whole network trained"
+        f"{len(split.subset('train'))} training images at {args.image_size} px, batch "
+        f"{args.batch_size}, augmentation on, whole network trained"
     )
     print(
         tabulate(

@@ -1,4 +1,5 @@
-"""How another data set's class names translate into the run's: by name, or through a `--label-map` file.
+"""How another data set's class names translate into the run's: by name, or through a `--label-map`
+file.
 
 A photo set rarely uses TrashNet's names: it may say `Paper` for `paper`, have a
 `paper_and_cardboard` class the run splits in two, or a `food` class the run never saw. The map
@@ -28,7 +29,8 @@ class LabelMap:
         targets: for every scored DATA class (sorted), the run classes a right prediction may be,
             in the run's spelling and order. Several targets mean "any of them is right".
         left_out: DATA classes mapped to null; their images are not scored.
-        by_name: DATA classes matched to a run class by name (case-insensitive), not through the file.
+        by_name: DATA classes matched to a run class by name (case-insensitive), not through the
+            file.
         source: the map file, or "" when every class matched by name.
     """
 
@@ -39,7 +41,8 @@ class LabelMap:
     run_classes: tuple[str, ...] = field(default=())
 
     def describe(self) -> list[str]:
-        """One line per DATA class, `data -> run` (`a | b` for several targets), left-out ones last."""
+        """One line per DATA class, `data -> run` (`a | b` for several targets), left-out ones
+        last."""
         lines = [f"{name} -> {' | '.join(targets)}" for name, targets in self.targets.items()]
         return lines + [f"{name} -> (left out)" for name in self.left_out]
 
@@ -49,26 +52,28 @@ def read_label_map_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UsageError(
-            f"{FLAG} {str(path)!r} does not exist; give a YAML or JSON file mapping DATA's classes to the run's"
+            f"{FLAG} {str(path)!r} does not exist; give a YAML or JSON file mapping DATA's classes "
+            "to the run's"
         )
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
         raise UsageError(
-            f"{FLAG} {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
-            f"({first_line(err)})"
+            f"{FLAG} {str(path)!r} is not valid "
+            f"{'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({first_line(err)})"
         ) from err
     if not isinstance(data, dict) or not data:
         raise UsageError(
-            f"{FLAG} {str(path)!r} must be a mapping of DATA class -> run class, list of run classes or "
-            "null (one per line: `paper_and_cardboard: [paper, cardboard]`)"
+            f"{FLAG} {str(path)!r} must be a mapping of DATA class -> run class, list of run "
+            "classes or null (one per line: `paper_and_cardboard: [paper, cardboard]`)"
         )
     return {str(key): value for key, value in data.items()}
 
 
 def _by_lowercase(names: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Lowercase name -> the name itself; an exact spelling wins when two names differ only in case."""
+    """Lowercase name -> the name itself; an exact spelling wins when two names differ only in
+    case."""
     found: dict[str, str] = {}
     for name in names:
         found.setdefault(name.lower(), name)
@@ -80,12 +85,13 @@ def _match(name: str, names: list[str] | tuple[str, ...]) -> str | None:
 
 
 def _targets(value, data_class: str, run_classes: list[str], where: str) -> tuple[str, ...]:
-    """The run classes one map entry names, in the run's order; bad or unknown names are errors naming them."""
+    """The run classes one map entry names, in the run's order; bad or unknown names are errors
+    naming them."""
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, str) and v.strip() for v in values):
         raise UsageError(
-            f"{where}: {data_class!r} maps to {value!r}; give a run class, a list of run classes, or null to "
-            "leave the class out"
+            f"{where}: {data_class!r} maps to {value!r}; give a run class, a list of run classes, "
+            "or null to leave the class out"
         )
     resolved = []
     for item in values:
@@ -106,10 +112,12 @@ def resolve_label_map(
     *,
     source: str = "",
 ) -> LabelMap:
-    """Translates every DATA class: through `mapping` where it names the class, else by name (case-insensitive).
+    """Translates every DATA class: through `mapping` where it names the class, else by name
+    (case-insensitive).
 
-    A map key that is not one of DATA's classes, a target the run lacks, a DATA class that neither the
-    map nor a name matches, and a map that leaves every class out are `UsageError`s, one line each.
+    A map key that is not one of DATA's classes, a target the run lacks, a DATA class that neither
+    the map nor a name matches, and a map that leaves every class out are `UsageError`s, one line
+    each.
     """
     where = f"{FLAG} {source!r}" if source else FLAG
     mapping = dict(mapping or {})
@@ -118,7 +126,8 @@ def resolve_label_map(
         match = _match(key, data_classes)
         if match is None:
             raise UsageError(
-                f"{where}: {key!r} is not a class of DATA; DATA's classes are {', '.join(data_classes)}"
+                f"{where}: {key!r} is not a class of DATA; DATA's classes are "
+                f"{', '.join(data_classes)}"
             )
         if match in entries:
             raise UsageError(
@@ -142,8 +151,8 @@ def resolve_label_map(
         listed = ", ".join(repr(n) for n in unmatched)
         hint = f"add them to {FLAG} {source!r}" if source else f"pass {FLAG} FILE (YAML or JSON)"
         raise UsageError(
-            f"DATA class(es) {listed} match no class of the run ({', '.join(run_classes)}); {hint} mapping each "
-            "to a run class, a list of run classes, or null to leave it out"
+            f"DATA class(es) {listed} match no class of the run ({', '.join(run_classes)}); {hint} "
+            "mapping each to a run class, a list of run classes, or null to leave it out"
         )
     if not targets:
         raise UsageError(f"{where} leaves out every class of DATA; map at least one to a run class")

@@ -31,7 +31,8 @@ RESAMPLES_PER_BLOCK = 100  # bounds the resample-weight matrix at 100 x images f
 
 
 def target_matrix(label_map: LabelMap, run_classes: list[str]) -> np.ndarray:
-    """Boolean (DATA classes x run classes): entry [d, r] says a prediction of r is right for DATA class d."""
+    """Boolean (DATA classes x run classes): entry [d, r] says a prediction of r is right for DATA
+    class d."""
     matrix = np.zeros((len(label_map.targets), len(run_classes)), dtype=bool)
     for row, targets in enumerate(label_map.targets.values()):
         matrix[row, [run_classes.index(t) for t in targets]] = True
@@ -41,7 +42,8 @@ def target_matrix(label_map: LabelMap, run_classes: list[str]) -> np.ndarray:
 def set_target_counts(
     true: np.ndarray, pred: np.ndarray, targets: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(TP, FP, FN) per DATA class for each row of `weights` (how often each image counts), as defined above.
+    """(TP, FP, FN) per DATA class for each row of `weights` (how often each image counts), as
+    defined above.
 
     Shapes: `true`, `pred` (n,), `targets` (D, R), `weights` (rows, n) -> three (rows, D) arrays.
     """
@@ -60,7 +62,8 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SetTargetScore:
-    """Accuracy, macro-F1 (with bootstrap intervals), per-class figures and the confusion counts of one model.
+    """Accuracy, macro-F1 (with bootstrap intervals), per-class figures and the confusion counts of
+    one model.
 
     `confusion` has DATA's scored classes as rows and the run's classes as columns; `per_class`
     maps each DATA class to its recall, precision, F1 and number of images.
@@ -85,9 +88,11 @@ def score_predictions(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> SetTargetScore:
-    """Scores run-class predictions `pred` of images whose DATA classes are `true` (indices into `data_classes`).
+    """Scores run-class predictions `pred` of images whose DATA classes are `true` (indices into
+    `data_classes`).
 
-    The bootstrap resamples images within each DATA class (seeded), as the leaderboard's intervals do.
+    The bootstrap resamples images within each DATA class (seeded), as the leaderboard's intervals
+    do.
     """
     true, pred = np.asarray(true, dtype=int), np.asarray(pred, dtype=int)
     if true.shape != pred.shape or true.size == 0:

@@ -18,9 +18,10 @@ import tensorflow as tf
 
 THROUGHPUT_BATCH = 32
 
-# Largest |exported - Keras| on the model outputs (probabilities for our heads) before a float variant
-# is flagged "mismatch". float32 runtimes differ only in summation order (~1e-6 measured); float16
-# weights round to ~3 significant digits. Quantised variants are expected to differ: no tolerance.
+# Largest |exported - Keras| on the model outputs (probabilities for our heads) before a float
+# variant is flagged "mismatch". float32 runtimes differ only in summation order (~1e-6 measured);
+# float16 weights round to ~3 significant digits. Quantised variants are expected to differ: no
+# tolerance.
 FLOAT_TOLERANCE = {"float32": 1e-3, "float16": 2e-2}
 
 
@@ -33,7 +34,8 @@ class VariantResult:
         precision: "float32", "float16", "int8_dynamic" (int8 weights, float activations) or
             "int8_full" (int8 weights and activations, calibrated on training images).
         status: "ok"; "mismatch" (a float variant beyond `FLOAT_TOLERANCE`, figures kept);
-            "failed" (conversion or run error); "skipped" (package missing or nothing to calibrate on).
+            "failed" (conversion or run error); "skipped" (package missing or nothing to calibrate
+            on).
         agreement_with_keras: fraction of test images whose argmax equals the Keras model's.
         max_abs_diff: largest |output - Keras output| over the test images.
         note: how a figure was measured when it differs from the default (e.g. no batch-32 resize).
@@ -76,9 +78,11 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 class Measurer:
-    """Runs one variant over the test split: agreement check, timings, accuracy, agreement with Keras.
+    """Runs one variant over the test split: agreement check, timings, accuracy, agreement with
+    Keras.
 
-    The first variant run with `reference=True` (Keras) supplies the outputs the others are compared with.
+    The first variant run with `reference=True` (Keras) supplies the outputs the others are compared
+    with.
     """
 
     def __init__(

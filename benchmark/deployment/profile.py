@@ -1,17 +1,19 @@
-"""What a trained model costs to deploy: size, FLOPs, latency, throughput, and the accuracy cost of quantisation.
+"""What a trained model costs to deploy: size, FLOPs, latency, throughput, and the accuracy cost of
+quantisation.
 
-A sorting line picks a model on cost as much as on accuracy, and a prior study lost 34 accuracy points
-to INT8, so every exported variant is measured on the test split, not just timed. Each variant is
-checked against the Keras model on a few images before it is timed, and a variant that cannot be
-built (missing package, converter error) becomes a row with its reason instead of stopping the profile.
+A sorting line picks a model on cost as much as on accuracy, and a prior study lost 34 accuracy
+points to INT8, so every exported variant is measured on the test split, not just timed. Each
+variant is checked against the Keras model on a few images before it is timed, and a variant that
+cannot be built (missing package, converter error) becomes a row with its reason instead of stopping
+the profile.
 
 Conventions:
 - Sizes are in MB = 10**6 bytes, of the file each runtime loads.
 - Latency is the median wall time of `repeats` calls after `warmup` calls (the first calls allocate
   and pick kernels); throughput is 32 divided by the median time of one batch-32 call.
 - Keras is timed through a traced `tf.function` (what a serving process runs); `model.predict`
-  would add its per-call setup, which dominates at batch 1. LiteRT and ONNX Runtime always run on the
-  CPU with all its threads, whatever device trained the model, so each row names its device.
+  would add its per-call setup, which dominates at batch 1. LiteRT and ONNX Runtime always run on
+  the CPU with all its threads, whatever device trained the model, so each row names its device.
 - Exported models keep float32 inputs and outputs, int8_full included (quantise/dequantise at the
   edges), so every variant takes the same preprocessed images and gives comparable probabilities.
 """
@@ -62,8 +64,9 @@ def profile_model(
         representative_images: preprocessed training images that calibrate int8_full (a few dozen
             suffice; an empty array skips int8_full).
         work_dir: where the exported files are written (and left, so their sizes can be checked).
-        formats: any of `FORMATS`. The Keras model is measured regardless (it is the reference, and its
-            figures are the leaderboard's); "keras" only decides whether it is listed as a variant.
+        formats: any of `FORMATS`. The Keras model is measured regardless (it is the reference, and
+            its figures are the leaderboard's); "keras" only decides whether it is listed as a
+            variant.
         repeats: timed calls per figure. Defaults to 10.
         warmup: untimed calls first. Defaults to 2.
         check_images: test images compared with Keras before a variant is timed. Defaults to 8.
@@ -73,7 +76,8 @@ def profile_model(
         raise ValueError(f"unknown deployment formats {unknown!r}; expected some of {FORMATS}")
     if len(model.inputs) != 1:
         raise ValueError(
-            f"deployment profiling takes single-input image models; {model.name!r} has {len(model.inputs)} inputs"
+            f"deployment profiling takes single-input image models; {model.name!r} has "
+            f"{len(model.inputs)} inputs"
         )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -133,9 +137,10 @@ def count_gflops(model: keras.Model) -> tuple[float | None, str]:
 
 
 def _save_keras(model: keras.Model, path: Path, variant: VariantResult) -> float | None:
-    """Saves what a deployment ships, without optimizer state (Adam's two slots per weight would triple
-    the file): an uncompiled functional model over the same layers (`clone_model` would recompile).
-    A model that cannot be rewrapped (subclassed, no symbolic inputs) is saved as it is, and says so."""
+    """Saves what a deployment ships, without optimizer state (Adam's two slots per weight would
+    triple the file): an uncompiled functional model over the same layers (`clone_model` would
+    recompile). A model that cannot be rewrapped (subclassed, no symbolic inputs) is saved as it is,
+    and says so."""
     try:
         bare = keras.Model(model.inputs, model.outputs, name=model.name)
     except Exception as err:

@@ -1,4 +1,5 @@
-"""Deployment cost of each benchmarked model, measured after the grid on its best cell's saved model.
+"""Deployment cost of each benchmarked model, measured after the grid on its best cell's saved
+model.
 
 Cost depends on the architecture and input size, not on alpha, so one profile per model (of the
 cell the leaderboard ranks first for it) feeds every row of that model. Quantised variants are
@@ -55,13 +56,15 @@ def best_cells(run_dir: Path) -> dict[str, CellRecord]:
 
 
 def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
-    """Profiles every image model whose best cell is saved; returns notes on the models it could not profile."""
+    """Profiles every image model whose best cell is saved; returns notes on the models it could not
+    profile."""
     from benchmark.deployment.profile import profile_model
 
     run_dir = Path(run_dir)
     if not split_file(run_dir).is_file() and not split_file(run_dir, 0).is_file():
         return [
-            "deployment cost not profiled: the run folder has no splits.csv (its test images are unknown)"
+            "deployment cost not profiled: the run folder has no splits.csv (its test images are "
+            "unknown)"
         ]
     stored = {p["model"]: p for p in load_profiles(run_dir)}
     notes = []
@@ -81,7 +84,8 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
             or json.loads(sidecar.read_text()).get("cell_id") != record.cell_id
         ):
             notes.append(
-                f"{model_name}: not profiled (its best cell's model was not saved; use --save-models best)"
+                f"{model_name}: not profiled (its best cell's model was not saved; use "
+                "--save-models best)"
             )
             continue
         if not quiet:
@@ -128,7 +132,8 @@ def _profile_saved(saved: Path, record: CellRecord, split, profile_model) -> dic
 
 
 def stored_profile(profile, record: CellRecord) -> dict:
-    """A `DeploymentProfile` as stored in `RUN_DIR/deployment/<model>.json`, tagged with the cell it measured."""
+    """A `DeploymentProfile` as stored in `RUN_DIR/deployment/<model>.json`, tagged with the cell it
+    measured."""
     return {
         "model": record.model,
         "cell_id": record.cell_id,
@@ -139,7 +144,8 @@ def stored_profile(profile, record: CellRecord) -> dict:
 
 
 def cost_columns(run_dir: Path) -> pd.DataFrame:
-    """Per model: `infer_ms_b1`, `infer_img_s_b32`, `size_mb`, `gflops` and the device they were measured on."""
+    """Per model: `infer_ms_b1`, `infer_img_s_b32`, `size_mb`, `gflops` and the device they were
+    measured on."""
     rows = [
         {
             "model": p["model"],

@@ -2,11 +2,12 @@
 
 An accuracy figure cannot tell a model that recognises a bottle from one that recognises the
 background bottles happen to be photographed on; a heatmap over the image can. Images are fed
-exactly as `predict` feeds them (`benchmark.inference.predict.model_inputs`: the sidecar's preprocessing
-contract and input size, and for fusion models a caption from the file name), and the map is
-drawn over the pixels the model was given. `benchmark/inference/gradcam.py` holds the math.
-The probability in a caption is calibrated as `predict` shows it (`run.calibrated.shown_probabilities`)
-but of the image as given: Grad-CAM explains one image, so a cell's test-time views are not averaged here.
+exactly as `predict` feeds them (`benchmark.inference.predict.model_inputs`: the sidecar's
+preprocessing contract and input size, and for fusion models a caption from the file name), and the
+map is drawn over the pixels the model was given. `benchmark/inference/gradcam.py` holds the math.
+The probability in a caption is calibrated as `predict` shows it
+(`run.calibrated.shown_probabilities`) but of the image as given: Grad-CAM explains one image, so a
+cell's test-time views are not averaged here.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ HEAT_ALPHA = 0.45  # enough colour to read the map, enough image left to see wha
 
 @dataclass
 class Explained:
-    """One image, what the model saw of it (0..255 at its input size), its Grad-CAM and its true label if known."""
+    """One image, what the model saw of it (0..255 at its input size), its Grad-CAM and its true
+    label if known."""
 
     path: Path
     pixels: np.ndarray
@@ -59,15 +61,16 @@ def gradcam_for(saved: SavedModel, layer: str | None) -> GradCam:
 
 
 def explain_image(saved: SavedModel, cam: GradCam, inputs) -> Explanation:
-    """Grad-CAM of one image, its probabilities calibrated with the cell's temperature (the class is the same)."""
+    """Grad-CAM of one image, its probabilities calibrated with the cell's temperature (the class is
+    the same)."""
     explanation = cam.explain(inputs)
     shown = shown_probabilities(saved.record, explanation.probabilities[None])[0]
     return dataclasses.replace(explanation, probabilities=shown)
 
 
 def split_labels(saved: SavedModel) -> dict[Path, str]:
-    """Labels of the images in the run's `splits.csv` (a K-fold run: its fold 0 file, which lists every image too)
-    when the model sits in a run folder's `saved_models/`."""
+    """Labels of the images in the run's `splits.csv` (a K-fold run: its fold 0 file, which lists
+    every image too) when the model sits in a run folder's `saved_models/`."""
     run_dir = saved.path.parent.parent
     files = [f for f in (split_file(run_dir), split_file(run_dir, 0)) if f.is_file()]
     if saved.path.parent.name != "saved_models" or not files:
@@ -77,7 +80,8 @@ def split_labels(saved: SavedModel) -> dict[Path, str]:
 
 
 def true_label(path: Path, labels: dict[Path, str], class_names: list[str]) -> str | None:
-    """The run's own label for `path`, else its folder name when that is a class (`glass/x.jpg`), else None."""
+    """The run's own label for `path`, else its folder name when that is a class (`glass/x.jpg`),
+    else None."""
     return labels.get(path.resolve()) or (
         path.parent.name if path.parent.name in class_names else None
     )
@@ -95,7 +99,8 @@ def read_image(saved: SavedModel, path: Path) -> tuple[object, np.ndarray]:
 
 
 def _verdict(item: Explained, class_names: list[str]) -> tuple[list[str], str]:
-    """Caption lines for an image and their colour: green right, red wrong, black when the truth is unknown."""
+    """Caption lines for an image and their colour: green right, red wrong, black when the truth is
+    unknown."""
     index = item.explanation.class_index
     pred = f"pred: {class_names[index]} ({item.explanation.probabilities[index]:.2f})"
     if item.true is None:
@@ -115,7 +120,8 @@ def _overlay(ax, item: Explained, title: str = "") -> None:
 
 
 def draw_explanation(item: Explained, class_names: list[str], layer: str, path: Path) -> Path:
-    """The image beside the same image under its heatmap, titled with the predicted (and true) label."""
+    """The image beside the same image under its heatmap, titled with the predicted (and true)
+    label."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.6))
     left.imshow(item.pixels.astype(np.uint8))
     left.set_xticks([])
@@ -129,7 +135,8 @@ def draw_explanation(item: Explained, class_names: list[str], layer: str, path: 
 
 
 def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
-    """`<stem>.gradcam.png` per file; files sharing a stem (`glass/1.jpg`, `paper/1.jpg`) get `<stem>_2...`."""
+    """`<stem>.gradcam.png` per file; files sharing a stem (`glass/1.jpg`, `paper/1.jpg`) get
+    `<stem>_2...`."""
     used: set[str] = set()
     paths = []
     for file in files:
@@ -142,7 +149,8 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
 
 
 def explain_command(target: str, paths: list[str], out: str | None, layer: str | None) -> int:
-    """Writes one Grad-CAM PNG per readable image and prints where; unreadable files are reported and skipped.
+    """Writes one Grad-CAM PNG per readable image and prints where; unreadable files are reported
+    and skipped.
 
     Returns 0 when at least one image was explained; raises UsageError when none could be read
     (`no_readable_image`: one line on stderr and exit 2, with no skipped-file lines before it).
@@ -211,11 +219,13 @@ def _explain_rows(
 
 
 def gradcam_grid(run_dir: Path, out_png: Path, n_correct: int = 4, n_wrong: int = 4) -> Path | None:
-    """Grad-CAM of the run's best saved model on its most confident test mistakes (red) and hits (green).
+    """Grad-CAM of the run's best saved model on its most confident test mistakes (red) and hits
+    (green).
 
     For the run report. The model is the one `predict` uses (`best_model_file`), and the images
     come from that cell's predictions file. Returns None when there is nothing to draw: no saved
-    model (`--save-models none`), a text-only best model, no predictions file or no readable test image.
+    model (`--save-models none`), a text-only best model, no predictions file or no readable test
+    image.
     """
     run_dir = Path(run_dir)
     try:

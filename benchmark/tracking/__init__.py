@@ -1,4 +1,5 @@
-"""Experiment tracking: each grid cell (and tune trial) as an MLflow run, and TensorBoard logs per cell.
+"""Experiment tracking: each grid cell (and tune trial) as an MLflow run, and TensorBoard logs per
+cell.
 
 Off by default; `--mlflow [URI]` and `--tensorboard` turn it on. The grid loop only sees the small
 `benchmark.run.tracking.GridTracker` interface; `make_tracker` returns its no-op base when both

@@ -1,4 +1,5 @@
-"""Keras callbacks that put both training phases of a cell on one epoch timeline (MLflow, TensorBoard).
+"""Keras callbacks that put both training phases of a cell on one epoch timeline (MLflow,
+TensorBoard).
 
 `train_two_phase` fits each phase separately, and Keras numbers each fit's epochs from 0, so phase 2
 would overwrite phase 1's steps. `EpochClock` turns a fit's epoch into the cell's global epoch: with
@@ -84,7 +85,8 @@ class PhasedTensorBoard(keras.callbacks.TensorBoard):
 
 
 def tensorboard_available() -> bool:
-    """Keras writes TensorBoard scalars through the `tensorboard` package, which TensorFlow does not install."""
+    """Keras writes TensorBoard scalars through the `tensorboard` package, which TensorFlow does not
+    install."""
     try:
         import tensorboard  # noqa: F401
     except ImportError:

@@ -1,4 +1,5 @@
-"""One MLflow tracking store for a run: connect quickly or not at all, and never let it stop the run.
+"""One MLflow tracking store for a run: connect quickly or not at all, and never let it stop the
+run.
 
 The records on disk are the source of truth; MLflow only mirrors them. So the store is probed with
 a bounded timeout before the first cell (an unreachable server is one `warning:` line and the run
@@ -124,7 +125,8 @@ def quiet_mlflow_loggers() -> None:
 
 
 def probe(uri: str) -> None:
-    """Raises OSError within `PROBE_SECONDS` when an http(s) tracking server does not accept connections."""
+    """Raises OSError within `PROBE_SECONDS` when an http(s) tracking server does not accept
+    connections."""
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
@@ -154,7 +156,8 @@ class MlflowStore:
                 self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
         except Exception as err:  # noqa: BLE001 - any failure to connect means: run on, untracked
             self.disable(
-                f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: {first_line(err)})"
+                f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: "
+                f"{first_line(err)})"
             )
             return False
         return True
@@ -162,7 +165,8 @@ class MlflowStore:
     def disable(self, why: str) -> None:
         if self.enabled:
             print(
-                f"warning: {why}; experiment tracking is off for this run (results on disk are unaffected)",
+                f"warning: {why}; experiment tracking is off for this run (results on disk are "
+                "unaffected)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -181,7 +185,8 @@ class MlflowStore:
     # The calls below run inside `guard`.
 
     def experiment_id(self, name: str) -> str:
-        """The experiment named `name`, created (or restored) when missing; concurrent creators agree."""
+        """The experiment named `name`, created (or restored) when missing; concurrent creators
+        agree."""
         found = self.client.get_experiment_by_name(name)
         if found is None:
             try:
@@ -205,11 +210,13 @@ class MlflowStore:
         params: dict[str, Any],
         shared: bool = False,
     ) -> tuple[str, bool]:
-        """Reopens the run whose id `id_file` holds for this store, or creates one; returns (run id, resumed).
+        """Reopens the run whose id `id_file` holds for this store, or creates one; returns (run id,
+        resumed).
 
-        A run that ended FAILED is not reopened: re-running a failed cell is a new attempt with its own
-        curves. `shared` (the grid's parent, which concurrent array tasks may all open) claims the id
-        with an exclusive link, so they end with one run: a loser deletes its own and takes the winner's.
+        A run that ended FAILED is not reopened: re-running a failed cell is a new attempt with its
+        own curves. `shared` (the grid's parent, which concurrent array tasks may all open) claims
+        the id with an exclusive link, so they end with one run: a loser deletes its own and takes
+        the winner's.
         """
         stored = read_ids(id_file).get(self.uri)
         status = self._status(stored) if stored else None
@@ -268,7 +275,8 @@ class MlflowStore:
                 )
 
     def log_history(self, run_id: str, history: dict[str, list[float]]) -> int:
-        """Fills the per-epoch steps a kill left unlogged (a resumed cell); returns how many it added."""
+        """Fills the per-epoch steps a kill left unlogged (a resumed cell); returns how many it
+        added."""
         from mlflow.entities import Metric
 
         now, rows = int(time.time() * 1000), []
@@ -293,7 +301,8 @@ class MlflowStore:
 
 
 def param_value(value: Any) -> str:
-    """A configuration value as an MLflow param: lists comma-joined, None as "None", capped in length."""
+    """A configuration value as an MLflow param: lists comma-joined, None as "None", capped in
+    length."""
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     return str(value)[:PARAM_LIMIT]
@@ -325,9 +334,9 @@ def read_ids(id_file: Path) -> dict[str, str]:
 def claim_id(id_file: Path, uri: str, run_id: str, *, stale: str | None = None) -> str:
     """Records `run_id` for `uri` unless another process already did; returns the id that holds.
 
-    The first claim is an exclusive hard link of a finished file, so a reader never sees half a file and
-    two creators cannot both win. A file that exists (an earlier store's ids, or a run since deleted)
-    is rewritten in place: by then the grid's parent is no longer created concurrently.
+    The first claim is an exclusive hard link of a finished file, so a reader never sees half a file
+    and two creators cannot both win. A file that exists (an earlier store's ids, or a run since
+    deleted) is rewritten in place: by then the grid's parent is no longer created concurrently.
     """
     id_file = Path(id_file)
     id_file.parent.mkdir(parents=True, exist_ok=True)

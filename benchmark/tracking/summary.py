@@ -50,7 +50,8 @@ RECORD_TAGS = (
 
 
 def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:
-    """The cell's resolved configuration: grid lists replaced by the cell's values, model defaults filled in."""
+    """The cell's resolved configuration: grid lists replaced by the cell's values, model defaults
+    filled in."""
     entry = get_entry(cell.model)
     params = {key: value for key, value in config.items() if key not in GRID_KEYS}
     params.update(model=cell.model, alpha=cell.alpha, seed=cell.seed, cell_index=cell.index)
@@ -64,7 +65,8 @@ def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:
 
 
 def final_metrics(record: CellRecord, run_dir: Path) -> dict[str, float]:
-    """Final val/test scores (and without TTA), per-class F1, calibration, 95% bootstrap intervals, timings, parameters, epochs."""
+    """Final val/test scores (and without TTA), per-class F1, calibration, 95% bootstrap intervals,
+    timings, parameters, epochs."""
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
         scores = record.split_metrics(split)
@@ -133,7 +135,8 @@ def record_tags(record: CellRecord) -> dict[str, str]:
 def log_artifacts(
     store: MlflowStore, run_id: str, record: CellRecord, run_dir: Path, saved_model: Path | None
 ) -> None:
-    """The record, predictions CSV, training-curve and confusion-matrix plots, the traceback and the saved model."""
+    """The record, predictions CSV, training-curve and confusion-matrix plots, the traceback and the
+    saved model."""
     from benchmark.results import plots
 
     client = store.client

@@ -119,7 +119,8 @@ class MlflowRuns:
 
 
 class ExperimentTracker(GridTracker):
-    """MLflow (when `config.mlflow`) and TensorBoard (when `config.tensorboard`) for one run folder."""
+    """MLflow (when `config.mlflow`) and TensorBoard (when `config.tensorboard`) for one run
+    folder."""
 
     active = True
 
@@ -131,8 +132,8 @@ class ExperimentTracker(GridTracker):
     def start_grid(self, ctx) -> None:
         if self.tensorboard and not tensorboard_available():
             print(
-                "warning: --tensorboard needs the tensorboard package (pip install -r requirements.txt); "
-                "no TensorBoard logs for this run",
+                "warning: --tensorboard needs the tensorboard package (pip install -r "
+                "requirements.txt); no TensorBoard logs for this run",
                 file=sys.stderr,
                 flush=True,
             )
@@ -201,7 +202,8 @@ class ExperimentTracker(GridTracker):
 
 
 def make_tracker(config: RunConfig, run_dir: Path) -> GridTracker:
-    """The no-op tracker when neither MLflow nor TensorBoard is asked for (nothing imported, nothing written)."""
+    """The no-op tracker when neither MLflow nor TensorBoard is asked for (nothing imported, nothing
+    written)."""
     if not config.mlflow and not config.tensorboard:
         return GridTracker()
     return ExperimentTracker(config, run_dir)

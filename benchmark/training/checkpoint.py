@@ -1,4 +1,5 @@
-"""Per-epoch backups so a preempted or killed cell continues where it stopped instead of starting over.
+"""Per-epoch backups so a preempted or killed cell continues where it stopped instead of starting
+over.
 
 `keras.callbacks.BackupAndRestore` keeps only the weights and the epoch: the resumed run would
 start AdamW's moments and step count (and with them the cosine schedule) from zero, and early
@@ -35,10 +36,11 @@ def seed_states(model: keras.Model) -> list:
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one phase.
+    """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one
+    phase.
 
-    Place it after the `EarlyStopping` it mirrors: callbacks run in list order, and the stopper's own
-    `on_train_begin` resets what this one restores.
+    Place it after the `EarlyStopping` it mirrors: callbacks run in list order, and the stopper's
+    own `on_train_begin` resets what this one restores.
     """
 
     def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping):
@@ -105,12 +107,14 @@ class EpochBackup(keras.callbacks.Callback):
             "best_epoch": self.stopper.best_epoch,
             "stopped": bool(self.model.stop_training),
         }
-        # The state file is written last: it is the commit point that says the files beside it are whole.
+        # The state file is written last: it is the commit point that says the files beside it are
+        # whole.
         write_text_atomic(self.folder / STATE, json.dumps(state))
 
 
 class PhaseCheckpoint:
-    """The finished phases of one cell: the phase's summary and the whole model's weights after it."""
+    """The finished phases of one cell: the phase's summary and the whole model's weights after
+    it."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -119,7 +123,8 @@ class PhaseCheckpoint:
         return EpochBackup(self.folder / phase, stopper)
 
     def finished(self, phase: str, model: keras.Model) -> dict | None:
-        """The saved summary of `phase`, with `model` set to the weights it ended with; None if it never finished."""
+        """The saved summary of `phase`, with `model` set to the weights it ended with; None if it
+        never finished."""
         summary = self.folder / f"{phase}.done.json"
         if not summary.is_file():
             return None
@@ -127,7 +132,8 @@ class PhaseCheckpoint:
         return json.loads(summary.read_text())
 
     def finished_epochs(self) -> list[int]:
-        """Epochs each finished phase ran, read without touching a model: where a resumed cell's timeline stands."""
+        """Epochs each finished phase ran, read without touching a model: where a resumed cell's
+        timeline stands."""
         return [
             int(json.loads(path.read_text())["epochs"])
             for path in sorted(self.folder.glob("*.done.json"))

@@ -36,7 +36,8 @@ import tensorflow as tf
 
 from benchmark.io import replace_atomically
 
-BANK_DTYPE = "float16"  # halves memory and disk; head accuracy measured in benchmarks/sweep_speed.py --bank-dtype
+# float16 halves memory and disk; head accuracy measured in benchmarks/sweep_speed.py --bank-dtype
+BANK_DTYPE = "float16"
 
 
 def bank_key(
@@ -50,7 +51,8 @@ def bank_key(
     seed: int,
     dtype: str | None = None,
 ) -> str:
-    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the images)."""
+    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the
+    images)."""
     digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
     recipe = json.dumps(
         {
@@ -61,7 +63,10 @@ def bank_key(
         },
         sort_keys=True,
     )
-    return f"{model_name}_{image_size}px_{digest}_bank-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
+    return (
+        f"{model_name}_{image_size}px_{digest}_bank-"
+        f"{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
+    )
 
 
 class FeatureBank:
@@ -122,7 +127,8 @@ def read_epoch(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as stored:
             features, labels = stored["features"], stored["labels"]
-        # Pooled features are 2-D; the fine-tune bank stores activation maps (4-D) in the same files.
+        # Pooled features are 2-D; the fine-tune bank stores activation maps (4-D) in the same
+        # files.
         if features.ndim < 2 or labels.ndim != 1 or len(features) != len(labels):
             raise ValueError(f"features {features.shape} and labels {labels.shape} do not fit")
     except DAMAGED_FILE_ERRORS as err:
@@ -143,20 +149,22 @@ def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str | None 
     per_epoch = num_images * feature_dim * np.dtype(dtype).itemsize
     return (
         f"{epochs} epochs x {num_images} images x {feature_dim} features, {dtype}: "
-        f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to {epochs * per_epoch / 2**20:.1f} MiB on disk"
+        f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to "
+        f"{epochs * per_epoch / 2**20:.1f} MiB on disk"
     )
 
 
 class BankEpochs(keras.callbacks.Callback):
-    """Feeds the head, epoch by epoch, from the bank: the head phase's training data and its callback.
+    """Feeds the head, epoch by epoch, from the bank: the head phase's training data and its
+    callback.
 
     Keras creates the iterator it trains an epoch on after `on_epoch_begin` (it may create and drop
     others; the generator only reads), so `dataset()`'s generator yields the epoch this callback has
     just loaded. The dataset declares its length: with an unknown one, Keras runs one extra step per
     epoch into the end of the data, and that step still advances the optimizer's iteration count,
     which would shift AdamW's bias correction and the learning-rate schedule away from the online
-    path's. Before the first epoch (Keras may peek at a batch to build the model under a distribution
-    strategy) it yields batches of zeros with the right shapes.
+    path's. Before the first epoch (Keras may peek at a batch to build the model under a
+    distribution strategy) it yields batches of zeros with the right shapes.
     """
 
     def __init__(

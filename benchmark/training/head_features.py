@@ -26,7 +26,8 @@ POOL_LAYER = f"{HEAD_PREFIX}pool"
 
 
 def supports_cached_features(built: BuiltModel) -> bool:
-    """Image models with a frozen backbone followed by our pooled head (not scratch, text or fusion)."""
+    """Image models with a frozen backbone followed by our pooled head (not scratch, text or
+    fusion)."""
     names = [layer.name for layer in built.model.layers]
     return not built.from_scratch and built.backbone is not None and POOL_LAYER in names
 
@@ -37,7 +38,8 @@ def feature_extractor(built: BuiltModel) -> keras.Model:
 
 
 def head_model(built: BuiltModel) -> keras.Model:
-    """Pooled features -> softmax, sharing the head layers (and so the weights) of the full model."""
+    """Pooled features -> softmax, sharing the head layers (and so the weights) of the full
+    model."""
     layers = built.model.layers
     start = [layer.name for layer in layers].index(POOL_LAYER) + 1
     features = keras.Input(
@@ -52,7 +54,8 @@ def head_model(built: BuiltModel) -> keras.Model:
 def features_key(
     model_name: str, image_size: int, weights: str, split_file: Path, part: str
 ) -> str:
-    """Cache file stem: what determines the features (the split file's content stands for the images)."""
+    """Cache file stem: what determines the features (the split file's content stands for the
+    images)."""
     digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
     weights_tag = hashlib.sha1(weights.encode()).hexdigest()[:8]
     return f"{model_name}_{image_size}px_{weights_tag}_{digest}_{part}"
@@ -93,7 +96,8 @@ def feature_dataset(
     sample_weights: np.ndarray | None = None,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """(features, one-hot[, per-sample weight]) batches, shuffled with the cell's seed for training."""
+    """(features, one-hot[, per-sample weight]) batches, shuffled with the cell's seed for
+    training."""
     onehot = keras.utils.to_categorical(labels, num_classes).astype("float32")
     parts = (
         (features, onehot)

@@ -14,7 +14,8 @@ def predict_probabilities(model, dataset) -> np.ndarray:
 def classification_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
 ) -> dict:
-    """Accuracy, cross-entropy, macro/weighted P/R/F1, per-class P/R/F1/support, confusion matrix, worst class.
+    """Accuracy, cross-entropy, macro/weighted P/R/F1, per-class P/R/F1/support, confusion matrix,
+    worst class.
 
     The confusion matrix has true classes as rows and predicted classes as columns, in
     `class_names` order; the worst class is the one with the lowest F1 (ties: first in order).

@@ -122,12 +122,13 @@ def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> 
 
 
 def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -> int:
-    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole encoder).
+    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole
+    encoder).
 
     Everything outside the chosen blocks stays frozen: patch and position embeddings, the final
     LayerNorm and pooling, as the text encoder's embeddings do (`unfreeze_top_transformer_layers`).
-    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders) never.
-    Returns the number of blocks unfrozen.
+    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders)
+    never. Returns the number of blocks unfrozen.
     """
     if layers == "all":
         unfreeze_top(encoder, "all")
@@ -190,7 +191,8 @@ def make_optimizer(
 def compile_model(
     model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False
 ) -> None:
-    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain accuracy."""
+    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain
+    accuracy."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -204,7 +206,8 @@ def _count(weights) -> int:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling cost."""
+    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling
+    cost."""
 
     def __init__(self):
         super().__init__()
@@ -268,12 +271,14 @@ def run_phase(
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
     guard, timer = DivergenceGuard(), EpochTimer()
-    # The backup must follow the stopper (it saves the stopper's state) and the average's swap back out.
+    # The backup must follow the stopper (it saves the stopper's state) and the average's swap back
+    # out.
     stopping = (
         AveragedWeights().around(stopper) if getattr(optimizer, "use_ema", False) else [stopper]
     )
     start = time.perf_counter()
-    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
+    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a
+    # tf.data.Dataset.
     fitted = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -322,10 +327,12 @@ def train_two_phase(
     progressive: ProgressiveResizing | None = None,
     cached_tune: CachedHeadPhase | None = None,
 ) -> TrainingResult:
-    """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
+    """Runs the recipe on a freshly built model; the model ends with the best weights of the last
+    phase.
 
     With `progressive` (a from-scratch model only), the single phase trains a twin of the model that
-    takes any image side, with the callback that sets each epoch's side; the twin shares every weight.
+    takes any image side, with the callback that sets each epoch's side; the twin shares every
+    weight.
 
     With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
     are shared, so phase 2 starts from exactly those weights. With `cached_tune`, phase 2 trains the
@@ -336,11 +343,13 @@ def train_two_phase(
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
     if progressive is not None and (backbone is not None or not built.from_scratch):
         raise ValueError(
-            "progressive resizing needs a network built to train from scratch (RunConfig refuses others)"
+            "progressive resizing needs a network built to train from scratch (RunConfig refuses "
+            "others)"
         )
 
     if built.from_scratch:
-        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with the budget of both.
+        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with
+        # the budget of both.
         if backbone is not None:
             backbone.trainable = True
         epochs = settings.initial_epochs + settings.fine_tune_epochs
