@@ -1,5 +1,6 @@
-"""Test-wide settings and fixtures: quiet TensorFlow, the real TrashNet folder when it sits beside the
-project, and the real pretrained all-MiniLM-L6-v2 (BERT family) from PyPI for offline text-model tests."""
+"""Test-wide settings and fixtures: quiet TensorFlow, the real TrashNet folder when it sits beside
+the project, and the real pretrained all-MiniLM-L6-v2 (BERT family) from PyPI for offline
+text-model tests."""
 
 import os
 from pathlib import Path
@@ -27,7 +28,8 @@ SLOW_PLACES = (
 
 
 def pytest_collection_modifyitems(items):
-    """Marks the end-to-end tests `slow`, so `pytest -m "not slow"` is the quick loop while editing."""
+    """Marks the end-to-end tests `slow`, so `pytest -m "not slow"` is the quick loop while
+    editing."""
     for item in items:
         where = Path(item.fspath).resolve().relative_to(PROJECT_ROOT).as_posix()
         if where.startswith(SLOW_PLACES):

@@ -28,7 +28,8 @@ def colour_split(root: Path) -> SplitTable:
 
 
 def stand_in_pretrained(seed: int = 0) -> BuiltModel:
-    """A tiny conv backbone in the Keras-applications layout, treated as pretrained (frozen, inference mode)."""
+    """A tiny conv backbone in the Keras-applications layout, treated as pretrained (frozen,
+    inference mode)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)

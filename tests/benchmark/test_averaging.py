@@ -1,4 +1,5 @@
-"""Weight averaging (--ema): the average is what is validated, early-stopped on, kept, evaluated and backed up right."""
+"""Weight averaging (--ema): the average is what is validated, early-stopped on, kept, evaluated and
+backed up right."""
 
 import json
 
@@ -67,7 +68,8 @@ def test_with_ema_the_model_ends_with_the_average_and_differs_from_plain_trainin
 
 
 def test_validation_and_early_stopping_score_the_weights_that_are_kept(data):
-    """Keras alone validates the raw weights and restores a raw snapshot over the average; here both are the average's."""
+    """Keras alone validates the raw weights and restores a raw snapshot over the average; here both
+    are the average's."""
     model, phase = train(data, ema=True, epochs=4)
     best = phase.history["val_loss"][phase.best_epoch - 1]
     model.compile(loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
@@ -79,7 +81,8 @@ def test_validation_and_early_stopping_score_the_weights_that_are_kept(data):
 
 
 def test_the_epoch_backup_holds_the_raw_weights_and_the_average_in_the_optimizer(data, tmp_path):
-    """So a resumed cell trains on from the raw weights, not from an average swapped into their place."""
+    """So a resumed cell trains on from the raw weights, not from an average swapped into their
+    place."""
     raw_at_epoch_end = []
 
     class RawWeights(
@@ -116,7 +119,8 @@ def test_both_phases_of_a_pretrained_model_average_and_end_on_the_average(data):
 
 
 def test_mixed_precision_averages_inside_the_loss_scale_optimizer(data):
-    """On a GPU the optimizer is wrapped in a LossScaleOptimizer; the average lives in the inner one."""
+    """On a GPU the optimizer is wrapped in a LossScaleOptimizer; the average lives in the inner
+    one."""
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model, _ = train(data, ema=True, epochs=1)

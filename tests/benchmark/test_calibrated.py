@@ -1,4 +1,5 @@
-"""predict and explain show calibrated probabilities through one function, from the run's record or the sidecar."""
+"""predict and explain show calibrated probabilities through one function, from the run's record or
+the sidecar."""
 
 import json
 import shutil
@@ -21,7 +22,8 @@ SIZE, CLASSES, CELL = 8, ["a", "b", "c"], "simple_cnn__alpha0__seed0"
 
 
 def tiny_model() -> keras.Model:
-    """Not mirror-symmetric (a flattening dense layer), so a flipped view really changes the output."""
+    """Not mirror-symmetric (a flattening dense layer), so a flipped view really changes the
+    output."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
@@ -113,7 +115,8 @@ def test_a_model_copied_out_of_its_run_uses_its_sidecar(run_dir, tmp_path):
 
 
 def test_an_old_run_gets_the_temperature_its_report_shows(tmp_path):
-    """No calibration in the record: it is fitted from the saved val predictions, as the leaderboard fits it."""
+    """No calibration in the record: it is fitted from the saved val predictions, as the leaderboard
+    fits it."""
     frame = pd.DataFrame(
         {
             "split": ["val"] * 4 + ["test"] * 2,

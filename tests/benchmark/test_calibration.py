@@ -1,4 +1,5 @@
-"""Calibration figures on hand-made probabilities whose answers are known (benchmark/training/calibration.py)."""
+"""Calibration figures on hand-made probabilities whose answers are known
+(benchmark/training/calibration.py)."""
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from benchmark.training.calibration import (
 
 
 def two_class(confidence: float, n: int, n_correct: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n` images all predicting class 0 with `confidence`, of which the first `n_correct` are class 0."""
+    """`n` images all predicting class 0 with `confidence`, of which the first `n_correct` are class
+    0."""
     probs = np.tile([confidence, 1 - confidence], (n, 1))
     return probs, np.array([0] * n_correct + [1] * (n - n_correct))
 
@@ -31,14 +33,16 @@ def test_bins_that_are_right_as_often_as_they_say_have_zero_ece():
 def test_an_overconfident_model_has_the_gap_as_its_ece():
     probs, labels = two_class(0.9, 10, 6)  # says 0.9, right 0.6 of the time
     assert expected_calibration_error(probs, labels) == pytest.approx(0.3)
-    # Two bins weighted by their share of images: 10 images off by 0.3, 30 images off by 0.1 (underconfident).
+    # Two bins weighted by their share of images: 10 images off by 0.3, 30 images off by 0.1
+    # (underconfident).
     under, y_under = two_class(0.6, 30, 21)
     both = expected_calibration_error(np.vstack([probs, under]), np.concatenate([labels, y_under]))
     assert both == pytest.approx(10 / 40 * 0.3 + 30 / 40 * 0.1)
 
 
 def test_bins_are_fifteen_equal_width_and_right_inclusive():
-    # Confidences on both sides of the 0.6 edge (bin 9 is (8/15, 9/15]) and a certain answer in the last bin.
+    # Confidences on both sides of the 0.6 edge (bin 9 is (8/15, 9/15]) and a certain answer in the
+    # last bin.
     probs = np.array([[0.6, 0.4], [0.61, 0.39], [1.0, 0.0]])
     table = reliability_bins(probs, [0, 0, 0])
     assert len(table["count"]) == 15 and table["edges"][0] == 0 and table["edges"][-1] == 1
@@ -79,7 +83,8 @@ def test_temperature_never_changes_the_predicted_class():
 
 @pytest.mark.parametrize("true_temperature", [2.5, 0.5])
 def test_fitted_temperature_recovers_the_one_the_labels_were_drawn_with(true_temperature):
-    """The model says softmax(z); the world draws labels from softmax(z / T0): fitting must find T0."""
+    """The model says softmax(z); the world draws labels from softmax(z / T0): fitting must find
+    T0."""
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (20000, 6))
     model = np.exp(logits - logits.max(1, keepdims=True))

@@ -108,7 +108,8 @@ def test_differing_keys_ignores_yaml_number_and_list_spelling():
 
 
 def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
-    """One definition: flag destinations are RunConfig fields, and choice flags offer exactly CHOICES."""
+    """One definition: flag destinations are RunConfig fields, and choice flags offer exactly
+    CHOICES."""
     import dataclasses
 
     from benchmark.config.choices import CHOICES

@@ -1,4 +1,5 @@
-"""`evaluate` in-process on a run folder whose saved model really separates its classes (colour images).
+"""`evaluate` in-process on a run folder whose saved model really separates its classes (colour
+images).
 
 A model that is right on every image makes the expected figures exact: a correct map scores 1.0,
 a map that sends a class to the wrong run class scores 0 on it, and the probabilities must be the
@@ -26,7 +27,8 @@ CHANNEL = {"glass": 0, "paper": 1, "plastic": 2}  # each class is one dominant c
 
 
 def colour_images(folder: Path, per_class: dict[str, str], n: int, seed: int) -> Path:
-    """`n` noisy PNGs per folder; `per_class` maps a folder name to the run class whose colour it shows."""
+    """`n` noisy PNGs per folder; `per_class` maps a folder name to the run class whose colour it
+    shows."""
     rng = np.random.default_rng(seed)
     for name, looks_like in per_class.items():
         (folder / name).mkdir(parents=True)
@@ -62,10 +64,11 @@ def record(cell_id: str, index: int, val: float, test: float, **extra) -> dict:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A run folder as the runner leaves it: records, splits.csv, one saved model (simple_cnn's best cell).
+    """A run folder as the runner leaves it: records, splits.csv, one saved model (simple_cnn's best
+    cell).
 
-    Besides the saved cell: simple_cnn at alpha 1 (worse, not saved), a mobilenet cell never saved and
-    a late-fusion row, so each way a cell cannot be scored is present.
+    Besides the saved cell: simple_cnn at alpha 1 (worse, not saved), a mobilenet cell never saved
+    and a late-fusion row, so each way a cell cannot be scored is present.
     """
     root = tmp_path_factory.mktemp("evaluate")
     train = colour_images(root / "train", {c: c for c in RUN_CLASSES}, 12, seed=0)
@@ -120,7 +123,8 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    """Unseen images under other names: `Glass` (case), `paper_plastic` (either counts), `food` (the run lacks it)."""
+    """Unseen images under other names: `Glass` (case), `paper_plastic` (either counts), `food` (the
+    run lacks it)."""
     root = tmp_path_factory.mktemp("photos")
     folder = colour_images(root / "my_photos", {"Glass": "glass", "food": "glass"}, 6, seed=1)
     rng = np.random.default_rng(2)

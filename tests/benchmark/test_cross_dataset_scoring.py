@@ -1,4 +1,5 @@
-"""Label maps and set-target scoring, checked against hand counts and scikit-learn, not against themselves."""
+"""Label maps and set-target scoring, checked against hand counts and scikit-learn, not against
+themselves."""
 
 import numpy as np
 import pytest
@@ -132,7 +133,8 @@ def test_a_list_target_counts_any_of_its_classes_and_f1_follows_the_definition()
     )  # paper, cardboard right for the mixed class; two glass right
     assert score.per_class["paper_and_cardboard"]["recall"] == pytest.approx(2 / 4)
     assert score.per_class["glass"]["recall"] == pytest.approx(2 / 4)
-    # glass: TP 2, FP 1 (a mixed photo called glass), FN 2 -> 4/7; mixed: TP 2, FP 1 (glass called cardboard), FN 2 -> 4/7
+    # glass: TP 2, FP 1 (a mixed photo called glass), FN 2 -> 4/7; mixed: TP 2, FP 1 (glass called
+    # cardboard), FN 2 -> 4/7
     assert score.per_class["glass"]["f1"] == pytest.approx(4 / 7)
     assert score.per_class["paper_and_cardboard"]["f1"] == pytest.approx(4 / 7)
     assert score.macro_f1 == pytest.approx(4 / 7)

@@ -1,7 +1,9 @@
-"""Deployment profile on 32 px models trained for a few steps on colour-coded images (class k = channel k bright).
+"""Deployment profile on 32 px models trained for a few steps on colour-coded images (class k
+= channel k bright).
 
 Training matters: an untrained network outputs near-uniform probabilities, where a float16 rounding
-flips the argmax and agreement with Keras would test nothing. Each model is profiled once per module.
+flips the argmax and agreement with Keras would test nothing. Each model is profiled once per
+module.
 """
 
 import sys
@@ -60,7 +62,8 @@ def tiny_cnn() -> keras.Model:
 
 
 def mobilenet_v3_small() -> keras.Model:
-    """The model the issue measured; BatchNorm statistics follow the batches (momentum 0) so a short fit shows."""
+    """The model the issue measured; BatchNorm statistics follow the batches (momentum 0) so a short
+    fit shows."""
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV3Small(
         weights=None,
@@ -136,7 +139,8 @@ def test_sizes_and_speeds_are_positive(any_profile):
 
 
 def test_reduced_precision_files_are_smaller(mobilenet_profile):
-    # Not asserted on the 1.4k-parameter CNN: there ONNX's quantisation scales outweigh the saved weight bytes.
+    # Not asserted on the 1.4k-parameter CNN: there ONNX's quantisation scales outweigh the saved
+    # weight bytes.
     variants = variants_by_key(mobilenet_profile)
     for fmt, precisions in (
         ("tflite", ["float16", "int8_dynamic", "int8_full"]),
@@ -161,7 +165,8 @@ def test_keras_size_is_the_weights_without_optimizer_state(mobilenet_profile):
 
 
 def test_conv_flops_match_the_analytic_count(mobilenet_profile):
-    """Two FLOPs per multiply-add plus the bias, counted by hand for a 3x3 convolution (not by the profiler again)."""
+    """Two FLOPs per multiply-add plus the bias, counted by hand for a 3x3 convolution (not by the
+    profiler again)."""
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)]
     )  # 6x6x4 outputs, 27 MACs each
@@ -173,7 +178,8 @@ def test_conv_flops_match_the_analytic_count(mobilenet_profile):
 
 
 def test_stored_profile_feeds_the_declared_columns(cnn_profile, tmp_path):
-    """The path a run takes: the stored per-model profile -> leaderboard cost columns and deployment.csv rows."""
+    """The path a run takes: the stored per-model profile -> leaderboard cost columns and
+    deployment.csv rows."""
     record = CellRecord(
         cell_id="cnn_tiny__alpha0.5__seed0", index=0, model="cnn_tiny", alpha=0.5, seed=0
     )

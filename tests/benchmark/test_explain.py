@@ -1,4 +1,5 @@
-"""Grad-CAM: it points at the evidence, reaches into nested backbones, and the explain command's files."""
+"""Grad-CAM: it points at the evidence, reaches into nested backbones, and the explain command's
+files."""
 
 import json
 from pathlib import Path
@@ -26,7 +27,8 @@ COLOURS = {"blue": (40, 40, 255), "red": (255, 40, 40)}
 
 
 def patch_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`n` noise images (uint8), each with one coloured patch; returns images, class indices and the patch quadrant."""
+    """`n` noise images (uint8), each with one coloured patch; returns images, class indices and the
+    patch quadrant."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 120, (n, SIZE, SIZE, 3)).astype(np.uint8)
     labels = np.arange(n) % len(CLASSES)
@@ -38,7 +40,8 @@ def patch_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def quadrant_mass(heatmap: np.ndarray, quadrant: int) -> float:
-    """Share of the heatmap (stretched to the image) inside one quadrant: 0 top-left ... 3 bottom-right."""
+    """Share of the heatmap (stretched to the image) inside one quadrant: 0 top-left ... 3
+    bottom-right."""
     full = upsample(heatmap, (SIZE, SIZE))
     row, column = divmod(quadrant, 2)
     return float(
@@ -49,7 +52,8 @@ def quadrant_mass(heatmap: np.ndarray, quadrant: int) -> float:
 
 @pytest.fixture(scope="module")
 def patch_model() -> keras.Model:
-    """simple_cnn (two blocks, 16x16 last map) trained to 100 % on the patch colours; seeded, ~3 s."""
+    """simple_cnn (two blocks, 16x16 last map) trained to 100 % on the patch colours; seeded, ~3
+    s."""
     keras.utils.set_random_seed(0)
     images, labels, _ = patch_images(160, seed=0)
     spec = BuildSpec(
@@ -88,7 +92,8 @@ def test_heatmap_mass_falls_on_the_evidence(patch_model):
 
 @pytest.fixture(scope="module", params=["mobilenet_v3_small", "mobilenet_v2"])
 def nested(request):
-    """A Keras application under the shared head (model -> backbone sub-model -> layers), 64 px, random weights."""
+    """A Keras application under the shared head (model -> backbone sub-model -> layers), 64 px,
+    random weights."""
     keras.utils.set_random_seed(0)
     built = build_model(request.param, BuildSpec(num_classes=3, image_size=64, weights="none"))
     image = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
@@ -96,7 +101,8 @@ def nested(request):
 
 
 def hand_split_gradcam(built, image: np.ndarray) -> np.ndarray:
-    """Grad-CAM at the backbone's output computed the long way: backbone, then the head layers one by one."""
+    """Grad-CAM at the backbone's output computed the long way: backbone, then the head layers one
+    by one."""
     with tf.GradientTape() as tape:
         features = built.backbone(image, training=False)
         x = features
@@ -144,7 +150,8 @@ def test_bad_layer_names_are_one_line_usage_errors(nested):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, patch_model) -> Path:
-    """A run folder as the runner leaves it: splits.csv, one cell record, its predictions, the saved model.
+    """A run folder as the runner leaves it: splits.csv, one cell record, its predictions, the saved
+    model.
 
     Test images sit in class folders; one test label is flipped so the cell has a mistake to show.
     """

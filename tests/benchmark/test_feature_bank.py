@@ -1,4 +1,5 @@
-"""The augmented feature bank: what it holds, that training on it equals training online, and that it is safe to share."""
+"""The augmented feature bank: what it holds, that training on it equals training online, and that
+it is safe to share."""
 
 import dataclasses
 import subprocess
@@ -58,7 +59,8 @@ def test_epoch_e_holds_the_pooled_features_of_epoch_e_augmented_images(split, tm
 def test_the_head_trained_on_the_bank_matches_the_head_trained_online_on_the_same_draws(
     split, tmp_path
 ):
-    """Same seed, augmentation on: phase 1 from the bank ends where phase 1 on epoch e's images does."""
+    """Same seed, augmentation on: phase 1 from the bank ends where phase 1 on epoch e's images
+    does."""
     epochs, weights = 4, np.array([1.0, 2.0, 0.5], np.float32)
     inputs = CellInputs(
         image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
@@ -241,7 +243,8 @@ def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_mu
 
 @pytest.mark.slow
 def test_an_alpha_sweep_through_the_runner_fills_the_bank_once_and_says_so(tmp_path):
-    """Two alpha cells of a "pretrained" MobileNetV3 (a random backbone saved as a weights file): one bank."""
+    """Two alpha cells of a "pretrained" MobileNetV3 (a random backbone saved as a weights file):
+    one bank."""
     from benchmark.config.run_config import resolve_config
     from benchmark.run.folder import prepare_run
     from benchmark.run.loop import run_grid

@@ -97,7 +97,8 @@ def test_phase_two_changes_top_layers_but_never_frozen_ones_or_batchnorm_statist
     assert [p.name for p in result.phases] == ["head", "fine_tune"]
     after = {layer.name: snapshot(layer) for layer in built.backbone.layers}
     # The top 4 layers are bn1(frozen, BN), relu1, conv2, bn2(frozen, BN) ... counted from the end:
-    # layers = [input, rescaling, conv0, bn0, relu0, conv1, bn1, relu1, conv2, bn2, relu2]; top 4 = relu1..relu2.
+    # layers = [input, rescaling, conv0, bn0, relu0, conv1, bn1, relu1, conv2, bn2, relu2]; top 4
+    # = relu1..relu2.
     assert changed(before["conv2"], after["conv2"]), "the unfrozen top conv did not train"
     for name in ("conv0", "conv1", "bn0", "bn1", "bn2"):
         assert not changed(before[name], after[name]), f"{name} changed in phase 2"
@@ -170,7 +171,8 @@ def test_scratch_model_trains_in_one_phase_with_both_budgets(data):
 
 
 def test_random_init_registry_backbone_trains_whole_with_live_batchnorm(data):
-    """Under `--weights none` there is nothing pretrained to protect: every layer trains, BN statistics included."""
+    """Under `--weights none` there is nothing pretrained to protect: every layer trains, BN
+    statistics included."""
     train, val = data
     keras.utils.set_random_seed(0)
     built = build_model(

@@ -27,7 +27,8 @@ def exact_two_sided(b: int, c: int) -> float:
 
 
 def predictions_at(accuracy: float, n: int, num_classes: int = 6, seed: int = 0):
-    """Balanced labels and predictions right on exactly `accuracy` of them, wrong ones shifted by one class."""
+    """Balanced labels and predictions right on exactly `accuracy` of them, wrong ones shifted by
+    one class."""
     rng = np.random.default_rng(seed)
     y_true = np.arange(n) % num_classes
     y_pred = y_true.copy()

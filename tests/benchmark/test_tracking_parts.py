@@ -1,4 +1,5 @@
-"""The tracking parts that need no training: the epoch timeline, run-id claims, URIs and config keys."""
+"""The tracking parts that need no training: the epoch timeline, run-id claims, URIs and config
+keys."""
 
 import json
 import socket

@@ -1,4 +1,5 @@
-"""A zero-shot cell through the runner: one cell whatever the alphas and seeds, metrics and predictions like any cell."""
+"""A zero-shot cell through the runner: one cell whatever the alphas and seeds, metrics and
+predictions like any cell."""
 
 import dataclasses
 
@@ -37,7 +38,8 @@ def colours(tmp_path):
 
 @pytest.fixture
 def tiny_preset(monkeypatch):
-    """The zero-shot row at the tiny CLIP's size, its preset answered offline by a tiny random CLIP."""
+    """The zero-shot row at the tiny CLIP's size, its preset answered offline by a tiny random
+    CLIP."""
     monkeypatch.setitem(
         _REGISTRY, NAME, dataclasses.replace(_REGISTRY[NAME], input_size=SIZE, min_input_size=SIZE)
     )

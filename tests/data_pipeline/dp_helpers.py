@@ -13,7 +13,8 @@ TRASHNET_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "trashn
 def write_image(
     path: Path, seed: int, size: tuple[int, int] = (24, 16), fmt: str | None = None
 ) -> Path:
-    """A random-noise RGB image (distinct per seed) of `size` (width, height); format from the suffix unless given."""
+    """A random-noise RGB image (distinct per seed) of `size` (width, height); format from the
+    suffix unless given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path, fmt)

@@ -1,4 +1,5 @@
-"""RandomAffine and RandomBrightnessContrast: identity at zero, known motions, Keras semantics, seeding, shapes."""
+"""RandomAffine and RandomBrightnessContrast: identity at zero, known motions, Keras semantics,
+seeding, shapes."""
 
 import keras
 import numpy as np

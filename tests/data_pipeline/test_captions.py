@@ -27,6 +27,7 @@ def test_leak_fraction_counts_whole_words_ignoring_case():
             "caption": ["Glass jar", "fiberglass sheet", "a newspaper", "", "brown glass bottle"],
         }
     )
-    # non-empty captions: 4; "Glass jar" and "brown glass bottle" name their class, "fiberglass"/"newspaper" do not
+    # non-empty captions: 4; "Glass jar" and "brown glass bottle" name their class,
+    # "fiberglass"/"newspaper" do not
     assert caption_leak_fraction(table, ["brown_glass", "glass", "paper"]) == pytest.approx(0.5)
     assert caption_leak_fraction(table.assign(caption=""), ["glass", "paper"]) == 0.0

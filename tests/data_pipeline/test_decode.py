@@ -1,4 +1,5 @@
-"""The one decoder (`images.decode_rgb`): 16-bit PNGs, EXIF orientation and huge images, alike in scan, training and prediction."""
+"""The one decoder (`images.decode_rgb`): 16-bit PNGs, EXIF orientation and huge images, alike in
+scan, training and prediction."""
 
 import subprocess
 import sys
@@ -19,14 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def training_pixels(path: Path, height: int, width: int) -> np.ndarray:
-    """What make_dataset feeds a model at the image's own size (the resize then leaves the pixels alone)."""
+    """What make_dataset feeds a model at the image's own size (the resize then leaves the pixels
+    alone)."""
     frame = pd.DataFrame({"path": [str(path)], "label": ["x"]})
     (batch,) = list(make_dataset(frame, ["x", "y"], image_size=(height, width), batch_size=1))
     return batch[0].numpy()[0]
 
 
 def write_16bit_grey(path: Path, seed: int) -> Path:
-    """A 16-bit greyscale PNG whose values all lie above 255 (PIL's own 8-bit conversion turns it all white)."""
+    """A 16-bit greyscale PNG whose values all lie above 255 (PIL's own 8-bit conversion turns it
+    all white)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(
         np.random.default_rng(seed).integers(256, 65536, (12, 10), dtype=np.uint16)
@@ -56,7 +59,8 @@ def test_16bit_png_decodes_as_tensorflow_and_training_decode_it(tmp_path):
 
 
 def write_oriented_jpeg(path: Path, orientation: int) -> Path:
-    """40x20 stored pixels (red left, blue right, a green top band) tagged with an EXIF orientation."""
+    """40x20 stored pixels (red left, blue right, a green top band) tagged with an EXIF
+    orientation."""
     pixels = np.zeros((20, 40, 3), np.uint8)
     pixels[:, :20, 0] = pixels[:, 20:, 2] = 255
     pixels[:5, :, 1] = 255
@@ -115,9 +119,11 @@ MEMORY_PROBE = textwrap.dedent("""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     from data_pipeline import make_dataset, scan_dataset
     root = sys.argv[1]
-    frame = pd.DataFrame({"path": [root + "/cat/small.png", root + "/cat/huge.png"], "label": ["cat", "cat"]})
+    paths = [root + "/cat/small.png", root + "/cat/huge.png"]
+    frame = pd.DataFrame({"path": paths, "label": ["cat", "cat"]})
     def train():
-        return [b[0].numpy() for b in make_dataset(frame, ["cat", "dog"], image_size=32, batch_size=1)]
+        batches = make_dataset(frame, ["cat", "dog"], image_size=32, batch_size=1)
+        return [b[0].numpy() for b in batches]
     frame.loc[1, "path"] = root + "/dog/small.png"
     train()  # warm TensorFlow up on small images
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -132,7 +138,8 @@ MEMORY_PROBE = textwrap.dedent("""
 
 
 def test_a_huge_png_costs_bounded_memory_and_warns_in_one_line(tmp_path):
-    side = 10_000  # 100 M pixels: over PIL's 89 M-pixel warning; 1.2 GB as the float32 image tf.io used to resize
+    # 100 M pixels: over PIL's 89 M-pixel warning; 1.2 GB as the float32 image tf.io used to resize
+    side = 10_000
     (tmp_path / "cat").mkdir()
     (tmp_path / "dog").mkdir()
     huge = Image.new("L", (side, side), 40)

@@ -1,5 +1,5 @@
-"""fold_splits: the test folds partition the data, no group of identical images straddles train and test in
-any fold, validation is carved from each fold's training part, every fold is stratified."""
+"""fold_splits: the test folds partition the data, no group of identical images straddles train and
+test in any fold, validation is carved from each fold's training part, every fold is stratified."""
 
 import pandas as pd
 import pytest
@@ -17,7 +17,8 @@ from data_pipeline.folds import even_targets, minimum_groups
 
 @pytest.fixture
 def with_copies(tmp_path):
-    """cat 12, dog 12, eel 5 distinct images, plus four groups of identical copies (two across classes)."""
+    """cat 12, dog 12, eel 5 distinct images, plus four groups of identical copies (two across
+    classes)."""
     write_classes(tmp_path, {"cat": 12, "dog": 12, "eel": 5})
     for i in range(4):
         write_image(tmp_path / "cat" / f"copy{i}.png", i)  # same pixels as cat<i>

@@ -91,6 +91,7 @@ def test_a_split_file_that_is_not_utf8_says_so(split_csv):
     split_csv.write_bytes(split_csv.read_bytes() + b"x.png,caf\xe9,train,0,\n")
     with pytest.raises(
         DataError,
-        match=r"split file .*splits.csv is not UTF-8 text \(byte 0xe9 on line 26\); re-save it as UTF-8",
+        match=r"split file .*splits.csv is not UTF-8 text \(byte 0xe9 on line 26\); "
+        r"re-save it as UTF-8",
     ):
         read_split_file(split_csv)

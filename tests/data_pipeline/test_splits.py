@@ -1,4 +1,5 @@
-"""split_dataset: stratified, seeded, group-aware; given splits are kept; too-small classes are rejected."""
+"""split_dataset: stratified, seeded, group-aware; given splits are kept; too-small classes are
+rejected."""
 
 import pytest
 from dp_helpers import write_classes, write_image

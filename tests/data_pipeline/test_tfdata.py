@@ -1,4 +1,5 @@
-"""make_dataset: shapes, value ranges, order, preprocessing once, augmentation, weights, caching; decoding formats."""
+"""make_dataset: shapes, value ranges, order, preprocessing once, augmentation, weights, caching;
+decoding formats."""
 
 from pathlib import Path
 

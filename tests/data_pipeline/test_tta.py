@@ -1,4 +1,5 @@
-"""Test-time views: fixed, deterministic, made on 0..255 before the family's preprocessing (applied once per view)."""
+"""Test-time views: fixed, deterministic, made on 0..255 before the family's preprocessing (applied
+once per view)."""
 
 import numpy as np
 import pytest

@@ -1,7 +1,9 @@
-"""keras-hub image encoders, built as tiny random configurations of the real classes (presets need network).
+"""keras-hub image encoders, built as tiny random configurations of the real classes (presets need
+network).
 
 Pinned here: the preset's converter scale/offset is applied once, inside the model, to raw pixels;
-the pooled token reaches `head_pool`; the transformer blocks are found; an unloadable preset is one line.
+the pooled token reaches `head_pool`; the transformer blocks are found; an unloadable preset is one
+line.
 """
 
 import keras
@@ -51,7 +53,8 @@ def tiny_encoder(family: str):
 
 
 def tiny_converter(family: str):
-    """Each family's converter kind, with the normalisation its presets use (CLIP: its own mean/std)."""
+    """Each family's converter kind, with the normalisation its presets use (CLIP: its own
+    mean/std)."""
     if family == "clip":
         return keras_hub.layers.CLIPImageConverter(
             image_size=(SIZE, SIZE),
@@ -85,7 +88,8 @@ def test_converter_applied_once_and_pooled_token_reaches_the_head(family):
     np.testing.assert_allclose(
         reaching, keras.ops.convert_to_numpy(converter(x)), rtol=1e-5, atol=1e-5
     )
-    # End to end: pooled features equal the encoder's token on converter(x), so nothing normalises twice.
+    # End to end: pooled features equal the encoder's token on converter(x), so nothing normalises
+    # twice.
     pooled = keras.ops.convert_to_numpy(
         keras.Model(model.input, model.get_layer("head_pool").output)(x)
     )

@@ -1,4 +1,5 @@
-"""Issue 19's Keras families: one row each, and what actually reaches each backbone (its contract)."""
+"""Issue 19's Keras families: one row each, and what actually reaches each backbone (its
+contract)."""
 
 import keras
 import numpy as np
@@ -65,7 +66,8 @@ def test_vgg16_gets_caffe_mode():
 
 
 def test_convnext_takes_raw_pixels_and_normalises_inside():
-    """No pipeline function; the backbone's own first layer turns 0..255 into ImageNet-normalised values."""
+    """No pipeline function; the backbone's own first layer turns 0..255 into ImageNet-normalised
+    values."""
     assert preprocess_function(get_entry("convnext_tiny").preprocess) is None
     built = build_model("convnext_tiny", BuildSpec(num_classes=3, image_size=32, weights="none"))
     first = built.backbone.layers[1]

@@ -1,4 +1,5 @@
-"""Text and fusion models with the real MiniLM encoder: shapes, L2-normalised branches, offline errors."""
+"""Text and fusion models with the real MiniLM encoder: shapes, L2-normalised branches, offline
+errors."""
 
 import keras
 import numpy as np

@@ -1,4 +1,5 @@
-"""Zero-shot rows: prompts from class names, and the prompt-to-class wiring through a tiny random CLIP."""
+"""Zero-shot rows: prompts from class names, and the prompt-to-class wiring through a tiny random
+CLIP."""
 
 import keras
 import keras_hub
@@ -43,7 +44,8 @@ def tiny_clip():
 
 
 class StubTokenizer:
-    """Word -> id in 3..47, start 1, end 49 (the highest id, as CLIP's end token, which the text pooler finds)."""
+    """Word -> id in 3..47, start 1, end 49 (the highest id, as CLIP's end token, which the text
+    pooler finds)."""
 
     start_token_id, end_token_id, pad_token_id = 1, 49, 0
 
@@ -61,7 +63,8 @@ def test_prompts_follow_templates_in_class_order():
 
 
 def test_rigged_text_tower_gives_the_expected_labels():
-    """Text tower rigged so every prompt of class k embeds to e_k: the labels must be argmax of the image's first K coords."""
+    """Text tower rigged so every prompt of class k embeds to e_k: the labels must be argmax of the
+    image's first K coords."""
     seen = []
 
     def rigged(prompts):
@@ -117,7 +120,8 @@ def test_zero_shot_rows_are_registered_without_training():
 
 
 def test_hub_and_zero_shot_models_round_trip_through_keras_files(tmp_path):
-    """Saved models are reloaded by predict and the cost profiler: the custom layers must deserialize."""
+    """Saved models are reloaded by predict and the cost profiler: the custom layers must
+    deserialize."""
     from models.hub import hub_image_model
     from tests.models.test_hub import SPEC, tiny_encoder
 

@@ -34,7 +34,8 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """Starts the cluster under a fresh folder in /tmp (munge must reach it) and yields its slurm.conf."""
+    """Starts the cluster under a fresh folder in /tmp (munge must reach it) and yields its
+    slurm.conf."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)

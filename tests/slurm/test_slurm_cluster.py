@@ -1,4 +1,5 @@
-"""benchmark/run/slurm.py against a real single-node Slurm (the `slurm_cluster` fixture), not a mock of sbatch."""
+"""benchmark/run/slurm.py against a real single-node Slurm (the `slurm_cluster` fixture), not a mock
+of sbatch."""
 
 import json
 import subprocess
@@ -17,7 +18,8 @@ from benchmark.run.slurm import PROJECT_ROOT, SlurmOptions, SlurmPlan, slurm_com
 def test_submit_waits_for_the_array_and_the_merge_runs_after_a_failed_task(
     slurm_cluster, tmp_path, capsys
 ):
-    """Trivial jobs: task 0 writes an "ok" record, task 1 fails; afterany still runs the merge, and wait reports cell 1."""
+    """Trivial jobs: task 0 writes an "ok" record, task 1 fails; afterany still runs the merge, and
+    wait reports cell 1."""
     cells = tmp_path / "cells"
     logs = tmp_path / "slurm" / "logs"
     logs.mkdir(parents=True)
@@ -100,7 +102,8 @@ SLURM_FLAGS = [
 
 
 def run_slurm(data: Path, run_dir: Path, capsys) -> tuple[int, str]:
-    """`run_benchmark.py slurm ...` as a subprocess once the CLI has the subcommand, else the same call in process."""
+    """`run_benchmark.py slurm ...` as a subprocess once the CLI has the subcommand, else the same
+    call in process."""
     if "slurm" in run_benchmark.SUBCOMMANDS:
         done = subprocess.run(
             [

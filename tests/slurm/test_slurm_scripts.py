@@ -1,4 +1,5 @@
-"""Script generation of benchmark/run/slurm.py: no Slurm needed (a hand-made run folder, no training)."""
+"""Script generation of benchmark/run/slurm.py: no Slurm needed (a hand-made run folder, no
+training)."""
 
 import json
 import os
@@ -27,7 +28,8 @@ from benchmark.run.slurm import (
 
 
 def make_context(run_dir: Path, alphas=(0.0, 0.5, 1.0), finished=(), failed=()) -> RunContext:
-    """A run of simple_cnn over `alphas` whose cells `finished` have "ok" records and `failed` failed ones."""
+    """A run of simple_cnn over `alphas` whose cells `finished` have "ok" records and `failed`
+    failed ones."""
     config = RunConfig(models=["simple_cnn"], alphas=list(alphas), weights="none")
     cells = build_grid(config)
     for index, status in [(i, "ok") for i in finished] + [(i, "failed") for i in failed]:
@@ -92,7 +94,8 @@ def test_array_script_requeues_before_the_time_limit_and_logs_per_task(tmp_path)
     text = plan.array_script.read_text()
     assert "trap requeue USR1" in text and 'scontrol requeue "$task"' in text
     command = (
-        f"{sys.executable} {PROJECT_ROOT / 'run_benchmark.py'} --config {run_dir}/slurm/config.yaml "
+        f"{sys.executable} {PROJECT_ROOT / 'run_benchmark.py'} --config "
+        f"{run_dir}/slurm/config.yaml "
         f'--output {run_dir} --cell "$SLURM_ARRAY_TASK_ID" --quiet &'
     )
     assert command in text
@@ -125,7 +128,8 @@ def test_generated_scripts_are_valid_bash(tmp_path):
 
 
 def test_usr1_stops_the_cell_and_requeues_the_task(tmp_path):
-    """Runs array.sbatch outside Slurm: the cell is a sleep, scontrol a recorder; SIGUSR1 must requeue."""
+    """Runs array.sbatch outside Slurm: the cell is a sleep, scontrol a recorder; SIGUSR1 must
+    requeue."""
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/scontrol.args\n')
