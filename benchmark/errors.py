@@ -1,4 +1,5 @@
 """Errors that stop a run before (or between) cells: a file or flag the user must fix."""
+
 from data_pipeline import DataError
 from models import ModelError
 
@@ -12,7 +13,8 @@ USER_ERRORS = (UsageError, DataError, ModelError)
 
 
 def first_line(error: BaseException, *, limit: int = 160, default: str | None = None) -> str:
-    """An exception as one line for a message or a table cell: its first line, cut to `limit` characters.
+    """An exception as one line for a message or a table cell: its first line, cut to `limit`
+    characters.
 
     An exception with no message gives `default`, or its type name when no default is given.
     """
@@ -23,7 +25,15 @@ def first_line(error: BaseException, *, limit: int = 160, default: str | None = 
 
 
 # Lines TensorFlow puts before or around the message that says what went wrong.
-_BOILERPLATE = ("graph execution error", "detected at node", "defined at", "file \"", "stack trace", "[[", "traceback")
+_BOILERPLATE = (
+    "graph execution error",
+    "detected at node",
+    "defined at",
+    'file "',
+    "stack trace",
+    "[[",
+    "traceback",
+)
 
 
 def error_summary(error: BaseException, *, limit: int = 300) -> str:

@@ -2,6 +2,7 @@
 
 Importing `pyplot` from here guarantees the Agg backend is chosen before pyplot loads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

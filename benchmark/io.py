@@ -5,6 +5,7 @@ it writes a temporary file in the target's own folder (so the rename never cross
 and renames it over the target, which POSIX makes atomic. The temporary name carries the process
 id, so parallel Slurm tasks writing the same target never share a temporary file.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ import pandas as pd
 def replace_atomically(path: Path, write: Callable[[str], object], *, suffix: str = "") -> Path:
     """Calls `write(temporary_path)`, then renames the temporary file over `path`.
 
-    The temporary name ends in `.tmp` (so no `*.json` glob reads a half-written record) plus `suffix`,
-    for writers that infer the format from the name (Keras' `.keras` and `.weights.h5`, numpy's `.npz`).
+    The temporary name ends in `.tmp` (so no `*.json` glob reads a half-written record) plus
+    `suffix`, for writers that infer the format from the name (Keras' `.keras` and `.weights.h5`,
+    numpy's `.npz`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ registry data too (`models.parameter_counts`, checked against real builds by a t
 is built. Huge backbones (ConvNeXt Base and up) carry their own `params_m`; text, fusion, keras-hub
 and zero-shot rows are blank, as their counts depend on `--text-encoder` or on the preset's config.
 """
+
 from __future__ import annotations
 
 from tabulate import tabulate
@@ -12,8 +13,17 @@ from tabulate import tabulate
 from models import get_entry, list_models
 from models.parameter_counts import PARAMETER_COUNTS
 
-COLUMNS = ["model", "family", "params_m", "input", "preprocess", "fine_tune_layers", "pretrained", "modality",
-           "weights_from"]
+COLUMNS = [
+    "model",
+    "family",
+    "params_m",
+    "input",
+    "preprocess",
+    "fine_tune_layers",
+    "pretrained",
+    "modality",
+    "weights_from",
+]
 
 
 def weights_from(entry) -> str:
@@ -34,10 +44,22 @@ def registry_rows() -> list[list]:
     for name in list_models():
         entry = get_entry(name)
         count = PARAMETER_COUNTS.get(name) if entry.modality == "image" else None
-        millions = entry.params_m if entry.params_m is not None else (count / 1e6 if count else None)
-        rows.append([name, entry.family, f"{millions:.2f}" if millions is not None else "", entry.input_size, entry.preprocess,
-                     entry.fine_tune_layers, "yes" if entry.pretrained else "no", entry.modality,
-                     weights_from(entry)])
+        millions = (
+            entry.params_m if entry.params_m is not None else (count / 1e6 if count else None)
+        )
+        rows.append(
+            [
+                name,
+                entry.family,
+                f"{millions:.2f}" if millions is not None else "",
+                entry.input_size,
+                entry.preprocess,
+                entry.fine_tune_layers,
+                "yes" if entry.pretrained else "no",
+                entry.modality,
+                weights_from(entry),
+            ]
+        )
     return rows
 
 

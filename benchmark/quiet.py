@@ -8,6 +8,7 @@ pointed at a temporary file, then replays any captured line that is not such noi
 silences numpy/matplotlib `RuntimeWarning`s and third-party INFO logs; `--verbose` keeps them all.
 This module imports nothing heavy itself, so the CLI can parse flags first.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,9 +20,10 @@ import warnings
 
 # Start-up lines that say nothing a user must act on (matched anywhere in the line).
 NOISE = re.compile(
-    r"absl::InitializeLog|cudart_stub|cuda_(?:driver|diagnostics|executor|blas|dnn|fft)|cuInit|oneDNN custom operations"
-    r"|rebuild TensorFlow with the appropriate compiler flags|This TensorFlow binary is optimized|computation_placer"
-    r"|TF-TRT Warning|Unable to register cu(?:DNN|FFT|BLAS) factory|port\.cc:\d+\]|cpu_feature_guard"
+    r"absl::InitializeLog|cudart_stub|cuda_(?:driver|diagnostics|executor|blas|dnn|fft)|cuInit"
+    r"|oneDNN custom operations|rebuild TensorFlow with the appropriate compiler flags"
+    r"|This TensorFlow binary is optimized|computation_placer|TF-TRT Warning"
+    r"|Unable to register cu(?:DNN|FFT|BLAS) factory|port\.cc:\d+\]|cpu_feature_guard"
 )
 
 
@@ -48,7 +50,11 @@ def quiet_startup(*, verbose: bool = False) -> list[str]:
             os.dup2(saved, 2)
             os.close(saved)
         captured.seek(0)
-        kept = [line for line in captured.read().decode(errors="replace").splitlines() if line.strip() and not NOISE.search(line)]
+        kept = [
+            line
+            for line in captured.read().decode(errors="replace").splitlines()
+            if line.strip() and not NOISE.search(line)
+        ]
     for line in kept:
         print(line, file=sys.stderr)
     tf.get_logger().setLevel(logging.ERROR)

@@ -1,10 +1,12 @@
-"""Datasets for the benchmark: scanning and checking images, leak-free splits, class weights and tf.data input.
+"""Datasets for the benchmark: scanning and checking images, leak-free splits, class weights and
+tf.data input.
 
 Never imports `models` or `benchmark`: the runner hands in each model's preprocessing and tokenizer.
 
 Each name below loads its module on first use (PEP 562 `__getattr__`), so a configuration check
 that needs `DataError` or `validate_alpha` does not wait for the TensorFlow `tfdata` imports.
 """
+
 import importlib
 
 # Exported name -> (module, name in it).

@@ -1,4 +1,6 @@
-"""Training-time augmentation on 0..255 pixels before `preprocess`: one affine warp, then one colour pass."""
+"""Training-time augmentation on 0..255 pixels before `preprocess`: one affine warp, then one colour
+pass."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +11,14 @@ import keras
 from data_pipeline.errors import DataError
 
 # Magnitudes at strength 1.0: mild enough for photos of single objects on a plain background.
-DEFAULTS = {"rotation": 0.1, "zoom": 0.15, "translation": 0.1, "shear": 0.1, "brightness": 0.15, "contrast": 0.15}
+DEFAULTS = {
+    "rotation": 0.1,
+    "zoom": 0.15,
+    "translation": 0.1,
+    "shear": 0.1,
+    "brightness": 0.15,
+    "contrast": 0.15,
+}
 
 Bounds = float | tuple[float, float]
 
@@ -21,11 +30,12 @@ class AugmentConfig:
     Args:
         strength: scales every transform left at None; 0 turns them all off. Defaults to 1.0.
         flip: random horizontal flips. Defaults to True.
-        rotation, zoom, translation, shear, brightness, contrast: the transform's factor f; each image draws
-            its value from (-f, f), as a fraction of a full turn (rotation), of the size (zoom, below 1;
-            translation), as the tangent of the shear angle (shear), a fraction of the 0..255 range
-            (brightness) or a relative change of contrast (contrast). See `RandomAffine` and
-            `RandomBrightnessContrast`. None means `strength * DEFAULTS[name]`, 0 disables it.
+        rotation, zoom, translation, shear, brightness, contrast: the transform's factor f; each
+            image draws its value from (-f, f), as a fraction of a full turn (rotation), of the size
+            (zoom, below 1; translation), as the tangent of the shear angle (shear), a fraction of
+            the 0..255 range (brightness) or a relative change of contrast (contrast). See
+            `RandomAffine` and `RandomBrightnessContrast`. None means `strength * DEFAULTS[name]`, 0
+            disables it.
     """
 
     strength: float = 1.0
@@ -41,9 +51,14 @@ class AugmentConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "flip" and value is not None and not (math.isfinite(value) and value >= 0):
-                raise DataError(f"augmentation {f.name} must be a finite number >= 0, got {value!r}")
+                raise DataError(
+                    f"augmentation {f.name} must be a finite number >= 0, got {value!r}"
+                )
         if self.factor("zoom") >= 1:  # a scale of 1 - zoom <= 0 would collapse or mirror the image
-            raise DataError(f"augmentation zoom must be < 1, got {self.factor('zoom')!r} (strength {self.strength!r})")
+            raise DataError(
+                f"augmentation zoom must be < 1, got {self.factor('zoom')!r} (strength "
+                f"{self.strength!r})"
+            )
 
     def factor(self, name: str) -> float:
         """The resolved factor of one transform."""
@@ -54,37 +69,54 @@ class AugmentConfig:
 def _bounds(name: str, value: Bounds) -> tuple[float, float]:
     lower, upper = (-value, value) if isinstance(value, (int, float)) else value
     if not (math.isfinite(lower) and math.isfinite(upper) and lower <= upper):
-        raise ValueError(f"{name} must be a number or a (lower, upper) pair of finite numbers, got {value!r}")
+        raise ValueError(
+            f"{name} must be a number or a (lower, upper) pair of finite numbers, got {value!r}"
+        )
     return float(lower), float(upper)
 
 
 class RandomAffine(keras.layers.Layer):
-    """Per-image random flip, rotation, zoom, translation and shear of an NHWC batch, as ONE bilinear warp.
+    """Per-image random flip, rotation, zoom, translation and shear of an NHWC batch, as ONE
+    bilinear warp.
 
-    Why one layer: each Keras geometric layer (and RandomFlip, via a batch-wide `where`) rewrites the
-    whole batch on its own, so the chain cost five passes; here the five 3x3 matrices are multiplied
-    first and `ImageProjectiveTransformV3` runs once, with reflect fill. Resampling once also blurs less.
+    Why one layer: each Keras geometric layer (and RandomFlip, via a batch-wide `where`) rewrites
+    the whole batch on its own, so the chain cost five passes; here the five 3x3 matrices are
+    multiplied first and `ImageProjectiveTransformV3` runs once, with reflect fill. Resampling once
+    also blurs less.
 
-    The transforms act about the image centre, in the order the Keras chain had (flip, rotation, zoom,
-    translation, shear), with the same factor meanings as the Keras layers named below. A number f
-    draws uniformly from (-f, f) per image; a pair (lower, upper) from that range, so (x, x) fixes it.
+    The transforms act about the image centre, in the order the Keras chain had (flip, rotation,
+    zoom, translation, shear), with the same factor meanings as the Keras layers named below. A
+    number f draws uniformly from (-f, f) per image; a pair (lower, upper) from that range, so
+    (x, x) fixes it.
 
     Args:
-        rotation: fraction of a full turn; positive turns counter-clockwise (`RandomRotation`). Defaults to 0.
-        zoom: the sampled region is (1 + z) times the image, so positive zooms out; one z for both axes
-            (`RandomZoom` with `width_factor=None`). The lower bound must be > -1. Defaults to 0.
-        translation: fraction of the width (x) and of the height (y), drawn independently; positive moves
-            the content right and down (`RandomTranslation`). Defaults to 0.
-        shear: s_x and s_y drawn independently, the matrix `[[1, s_x], [s_y, 1]]` of `RandomShear`: a row
-            at d pixels below the centre moves left by s_x * d. `RandomShear` shears about the top-left
-            corner, which also shifts the image by s * size / 2; here the centre stays put. Defaults to 0.
-        flip: mirror left-right with probability 0.5 (`RandomFlip("horizontal")`). Defaults to False.
-        seed: seeds the `SeedGenerator`, whose state advances per call: the same seed repeats the same
-            sequence of batches, and successive batches (epochs) differ. Defaults to None.
+        rotation: fraction of a full turn; positive turns counter-clockwise (`RandomRotation`).
+            Defaults to 0.
+        zoom: the sampled region is (1 + z) times the image, so positive zooms out; one z for both
+            axes (`RandomZoom` with `width_factor=None`). The lower bound must be > -1. Defaults to
+            0.
+        translation: fraction of the width (x) and of the height (y), drawn independently; positive
+            moves the content right and down (`RandomTranslation`). Defaults to 0.
+        shear: s_x and s_y drawn independently, the matrix `[[1, s_x], [s_y, 1]]` of `RandomShear`:
+            a row at d pixels below the centre moves left by s_x * d. `RandomShear` shears about the
+            top-left corner, which also shifts the image by s * size / 2; here the centre stays put.
+            Defaults to 0.
+        flip: mirror left-right with probability 0.5 (`RandomFlip("horizontal")`). Defaults to
+            False.
+        seed: seeds the `SeedGenerator`, whose state advances per call: the same seed repeats the
+            same sequence of batches, and successive batches (epochs) differ. Defaults to None.
     """
 
-    def __init__(self, rotation: Bounds = 0.0, zoom: Bounds = 0.0, translation: Bounds = 0.0, shear: Bounds = 0.0,
-                 flip: bool = False, seed: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        rotation: Bounds = 0.0,
+        zoom: Bounds = 0.0,
+        translation: Bounds = 0.0,
+        shear: Bounds = 0.0,
+        flip: bool = False,
+        seed: int | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.rotation, self.zoom = _bounds("rotation", rotation), _bounds("zoom", zoom)
         self.translation, self.shear = _bounds("translation", translation), _bounds("shear", shear)
@@ -94,7 +126,8 @@ class RandomAffine(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def transforms(self, batch_size: int, height: float, width: float):
-        """`ImageProjectiveTransformV3` rows `[a0, a1, a2, b0, b1, b2, 0, 0]` (output pixel -> input pixel).
+        """`ImageProjectiveTransformV3` rows `[a0, a1, a2, b0, b1, b2, 0, 0]` (output pixel -> input
+        pixel).
 
         Sizes may be tensors (the last batch of an epoch is smaller); a new draw on every call.
         """
@@ -111,12 +144,14 @@ class RandomAffine(keras.layers.Layer):
         tx, ty = sample(3, self.translation) * width, sample(4, self.translation) * height
         sx, sy = sample(5, self.shear), sample(6, self.shear)
         cos, sin = ops.cos(angle), ops.sin(angle)
-        # Centred coordinates: input = F R Z (S @ output - t), with F = diag(mirror, 1), R the rotation,
-        # Z = scale * I, S = [[1, sx], [sy, 1]], t = (tx, ty): the chain's matrices, first layer leftmost.
+        # Centred coordinates: input = F R Z (S @ output - t), with F = diag(mirror, 1), R the
+        # rotation, Z = scale * I, S = [[1, sx], [sy, 1]], t = (tx, ty): the chain's matrices, first
+        # layer leftmost.
         a00, a01 = mirror * scale * (cos - sin * sy), mirror * scale * (cos * sx - sin)
         a10, a11 = scale * (sin + cos * sy), scale * (sin * sx + cos)
         shift_x, shift_y = -mirror * scale * (cos * tx - sin * ty), -scale * (sin * tx + cos * ty)
-        # Back to pixel coordinates: pixel centres sit at integers, so the image centre is ((W-1)/2, (H-1)/2).
+        # Back to pixel coordinates: pixel centres sit at integers, so the image centre is ((W-1)/2,
+        # (H-1)/2).
         cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
         a02 = cx - a00 * cx - a01 * cy + shift_x
         a12 = cy - a10 * cx - a11 * cy + shift_y
@@ -128,8 +163,12 @@ class RandomAffine(keras.layers.Layer):
             return images
         shape = keras.ops.shape(images)
         height, width = (keras.ops.cast(side, "float32") for side in shape[1:3])
-        return keras.ops.image.affine_transform(images, self.transforms(shape[0], height, width),
-                                                interpolation="bilinear", fill_mode="reflect")
+        return keras.ops.image.affine_transform(
+            images,
+            self.transforms(shape[0], height, width),
+            interpolation="bilinear",
+            fill_mode="reflect",
+        )
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
@@ -140,12 +179,12 @@ class RandomBrightnessContrast(keras.layers.Layer):
 
     Why not `RandomBrightness` + `RandomContrast` + a clip: `RandomContrast` broadcasts a per-image,
     per-channel mean over the batch, which TF's CPU kernels run on a slow generic path: about 800
-    images/s at 224 px on 2 cores, a large share next to the warp's 300-500. Here `x * f + bias`, with
-    the bias tiled along the width (a fast broadcast), feeds about 3000 images/s.
+    images/s at 224 px on 2 cores, a large share next to the warp's 300-500. Here `x * f + bias`,
+    with the bias tiled along the width (a fast broadcast), feeds about 3000 images/s.
 
-    Same factor meanings as the Keras layers: brightness adds `d * 255`, d drawn from (-b, b); contrast
-    scales each channel's deviation from its mean by f, drawn from (1 - c, 1 + c). One difference: the
-    brightened image is not clipped before the contrast, only the result.
+    Same factor meanings as the Keras layers: brightness adds `d * 255`, d drawn from (-b, b);
+    contrast scales each channel's deviation from its mean by f, drawn from (1 - c, 1 + c). One
+    difference: the brightened image is not clipped before the contrast, only the result.
 
     Args:
         brightness: b, a fraction of the 0..255 range. Defaults to 0.
@@ -153,7 +192,9 @@ class RandomBrightnessContrast(keras.layers.Layer):
         seed: seeds the `SeedGenerator` (see `RandomAffine`). Defaults to None.
     """
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, seed: int | None = None, **kwargs) -> None:
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, seed: int | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.brightness, self.contrast = brightness, contrast
         self.generator = keras.random.SeedGenerator(seed)
@@ -163,10 +204,13 @@ class RandomBrightnessContrast(keras.layers.Layer):
         if not training:
             return ops.clip(images, 0.0, 255.0)
         batch_size, _, width, _ = ops.shape(images)
-        u = ops.reshape(keras.random.uniform((batch_size, 2), minval=-1.0, maxval=1.0, seed=self.generator),
-                        (-1, 2, 1, 1, 1))
+        u = ops.reshape(
+            keras.random.uniform((batch_size, 2), minval=-1.0, maxval=1.0, seed=self.generator),
+            (-1, 2, 1, 1, 1),
+        )
         delta, scale = 255.0 * self.brightness * u[:, 0], 1.0 + self.contrast * u[:, 1]
-        # (x + delta - m) * scale + m with m = mean(x) + delta, the mean of the brightened image per channel.
+        # (x + delta - m) * scale + m with m = mean(x) + delta, the mean of the brightened image per
+        # channel.
         bias = delta + ops.mean(images, axis=(1, 2), keepdims=True) * (1.0 - scale)
         return ops.clip(images * scale + ops.tile(bias, (1, 1, width, 1)), 0.0, 255.0)
 
@@ -178,9 +222,10 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.layers.Pipeline:
     """A Pipeline of the enabled transforms, seeded from `seed`, ending in a clip to 0..255.
 
     `keras.layers.Pipeline` rather than Sequential: it is Keras' container for preprocessing layers
-    inside tf.data, without the model machinery. Two fused layers rather than Keras' seven: the chain
-    of RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomShear, RandomBrightness and
-    RandomContrast fed about 74 images/s at 224 px on 2 cores, a few times slower than this.
+    inside tf.data, without the model machinery. Two fused layers rather than Keras' seven: the
+    chain of RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomShear,
+    RandomBrightness and RandomContrast fed about 74 images/s at 224 px on 2 cores, a few times
+    slower than this.
 
     Build a fresh one per dataset: its random state advances per batch, which is what makes the
     epochs differ while the same seed repeats the same sequence.
@@ -189,5 +234,7 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.layers.Pipeline:
     geometry = {name: cfg.factor(name) for name in ("rotation", "zoom", "translation", "shear")}
     if cfg.flip or any(geometry.values()):
         layers.append(RandomAffine(**geometry, flip=cfg.flip, seed=seed))
-    layers.append(RandomBrightnessContrast(cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1))
+    layers.append(
+        RandomBrightnessContrast(cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1)
+    )
     return keras.layers.Pipeline(layers, name="augment")

@@ -3,6 +3,7 @@
 `alpha` = 0 trains unweighted, 1 fully balanced; values between trade the minority classes'
 recall against overall accuracy, which is what the benchmark's alpha grid measures.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,17 @@ _WARNED_ALPHAS: set[float] = set()
 
 
 def balanced_class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
-    """`w_c = N / (K n_c)` for per-class training counts in class order; each class then weighs N / K in total.
+    """`w_c = N / (K n_c)` for per-class training counts in class order; each class then weighs N
+    / K in total.
 
     A class with no training images would get an infinite weight, so it is a DataError.
     """
     values = np.asarray(counts, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0 or (values <= 0).any():
-        raise DataError(f"class weights need a positive training count for every class, got {values.tolist()}; "
-                        "every class needs training images")
+        raise DataError(
+            f"class weights need a positive training count for every class, got {values.tolist()}; "
+            "every class needs training images"
+        )
     return values.sum() / (len(values) * values)
 
 
@@ -42,10 +46,13 @@ def validate_alpha(alpha: float) -> float:
         raise DataError(f"--alphas value {alpha!r} is not a finite number >= 0; use e.g. 0, 0.5, 1")
     if value > 1 and value not in _WARNED_ALPHAS:
         _WARNED_ALPHAS.add(value)
-        logger.warning("class-weight alpha %g > 1 over-weights minority classes beyond balance", value)
+        logger.warning(
+            "class-weight alpha %g > 1 over-weights minority classes beyond balance", value
+        )
     return value
 
 
 def damped_class_weights(counts: Sequence[int] | np.ndarray, alpha: float) -> np.ndarray:
-    """`1 + alpha (w_c - 1)`: the balanced weights pulled towards 1 (unweighted) by `alpha` in [0, 1]."""
+    """`1 + alpha (w_c - 1)`: the balanced weights pulled towards 1 (unweighted) by `alpha` in
+    [0, 1]."""
     return 1.0 + validate_alpha(alpha) * (balanced_class_weights(counts) - 1.0)

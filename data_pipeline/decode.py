@@ -1,4 +1,5 @@
-"""Decoding and resizing for TensorFlow, shared by the training pipeline and prediction on new files.
+"""Decoding and resizing for TensorFlow, shared by the training pipeline and prediction on new
+files.
 
 Every format is decoded by `images.decode_rgb` (PIL), the decoder the scan hashes with: EXIF
 orientation, 16-bit PNGs and huge images are then handled once, and a content hash describes the
@@ -9,6 +10,7 @@ tf.data's parallel calls still decode in parallel: 200 TrashNet JPEGs took 0.28 
 Both paths resize with the same call (`resize_image`), so a model sees the same pixels at
 prediction time as it saw in training.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +33,14 @@ def resize_image(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 
 
 def _decode_path(path: bytes | np.ndarray) -> np.ndarray:
-    """`path` arrives from tf.numpy_function as bytes in tf.data, as a 0-d object array when eager."""
+    """`path` arrives from tf.numpy_function as bytes in tf.data, as a 0-d object array when
+    eager."""
     return decode_rgb((path.item() if isinstance(path, np.ndarray) else path).decode())
 
 
 def decode_file(path: tf.Tensor) -> tf.Tensor:
-    """An image file as upright uint8 RGB (first frame), exactly as the scan decoded it (`images.decode_rgb`)."""
+    """An image file as upright uint8 RGB (first frame), exactly as the scan decoded it
+    (`images.decode_rgb`)."""
     image = tf.numpy_function(_decode_path, [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
     return image

@@ -1,4 +1,6 @@
-"""The one exception for problems the user must fix in their data or flags, and how warnings are kept."""
+"""The one exception for problems the user must fix in their data or flags, and how warnings are
+kept."""
+
 import logging
 
 
@@ -11,6 +13,7 @@ class DataError(ValueError):
 
 
 def record_warning(warnings: list[str], message: str, logger: logging.Logger) -> None:
-    """Logs a warning and keeps it in `warnings`, so callers that print their own summary still see it."""
+    """Logs a warning and keeps it in `warnings`, so callers that print their own summary still see
+    it."""
     logger.warning(message)
     warnings.append(message)

@@ -7,6 +7,7 @@ in every path alike. The scan decodes every image once here, so a broken file is
 training starts rather than in the middle of an epoch, and identical pictures are recognised by
 their pixels, not bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
 # Longer sides above this are reduced by a whole factor before anything else sees the image (the
 # result is over half this and at most this). Every model here takes 600 px or less, so the later
-# antialiased resize still downsamples at least 3.4x, and a 12 MP phone photo (4032x3024) is left alone.
+# antialiased resize still downsamples at least 3.4x, and a 12 MP phone photo (4032x3024) is left
+# alone.
 MAX_SIDE = 4096
 # What one image may cost: PIL holds the pixels it decodes at their native size (JPEGs are decoded
 # already reduced, by `draft`; other formats whole), 1-4 bytes each. Beyond this many pixels after
@@ -37,7 +39,9 @@ REFUSED_FOR_SIZE = "refused for size"
 # Decodes of such images at once (scan threads, tf.data's parallel calls): each holds its
 # full-size native pixels (432 MB for a 12000x12000 RGB PNG) until it is reduced.
 _LARGE_DECODES = threading.BoundedSemaphore(2)
-_STRIP_PIXELS = 4_000_000  # converted to RGB at a time while reducing (~50 MB), so no full-size RGB copy is made
+# Pixels converted to RGB at a time while reducing (~50 MB), so no full-size RGB copy is made
+_STRIP_PIXELS = 4_000_000
+
 
 class ImageTooLarge(ValueError):
     """An image whose decode would hold over `MAX_PIXELS` pixels: refused, never decoded."""
@@ -45,9 +49,15 @@ class ImageTooLarge(ValueError):
 
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 _SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N")
-_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-                5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                8: Image.Transpose.ROTATE_90}
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 # PIL's own warning (two lines, from the warnings module) fires above 89 M pixels; every such image
 # is over MAX_SIDE and gets this package's one-line warning instead.
@@ -59,7 +69,8 @@ _warned_lock = threading.Lock()
 def is_image_file(path: Path) -> bool:
     """Whether the scan considers `path` an image: an image extension (any case), not a hidden file.
 
-    Hidden names include macOS `._x.jpg` resource forks, which carry an image extension but no image.
+    Hidden names include macOS `._x.jpg` resource forks, which carry an image extension but no
+    image.
     """
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -85,8 +96,10 @@ def decode_rgb(source: str | Path | BinaryIO) -> np.ndarray:
             img.draft(None, (math.ceil(width / factor), math.ceil(height / factor)))
         decoded = img.size[0] * img.size[1]  # what load() would hold (a JPEG: once drafted)
         if decoded > MAX_PIXELS:
-            raise ImageTooLarge(f"{REFUSED_FOR_SIZE}: {width}x{height} px, {decoded / 1e6:.0f} M "
-                                f"pixels to decode; the limit is {MAX_PIXELS // 10**6} M per image")
+            raise ImageTooLarge(
+                f"{REFUSED_FOR_SIZE}: {width}x{height} px, {decoded / 1e6:.0f} M "
+                f"pixels to decode; the limit is {MAX_PIXELS // 10**6} M per image"
+            )
         if max(width, height) <= MAX_SIDE:
             img.load()
             return _upright(img, _rgb_array(img))
@@ -101,15 +114,20 @@ def _rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _reduced(img: Image.Image, source: str | Path | BinaryIO,
-             original: tuple[int, int]) -> np.ndarray:
+def _reduced(
+    img: Image.Image, source: str | Path | BinaryIO, original: tuple[int, int]
+) -> np.ndarray:
     """A huge image (`original` px; a JPEG is drafted smaller already) reduced so its long side
     is at most MAX_SIDE, without a full-size RGB copy."""
     img.load()
     factor = math.ceil(max(img.size) / MAX_SIDE)
-    rows = factor * max(1, _STRIP_PIXELS // (img.width * factor))  # a multiple of the factor: reduces as the whole would
+    rows = factor * max(
+        1, _STRIP_PIXELS // (img.width * factor)
+    )  # a multiple of the factor: reduces as the whole would
     reduced = []
-    for top in range(0, img.height, rows):  # each strip is reduced at once, so only one is ever held in RGB
+    for top in range(
+        0, img.height, rows
+    ):  # each strip is reduced at once, so only one is ever held in RGB
         strip = _rgb_array(img.crop((0, top, img.width, min(top + rows, img.height))))
         reduced.append(np.asarray(Image.fromarray(strip).reduce(factor)) if factor > 1 else strip)
     pixels = np.concatenate(reduced, axis=0)
@@ -117,14 +135,22 @@ def _reduced(img: Image.Image, source: str | Path | BinaryIO,
     return pixels
 
 
-def _warn_once(source: str | Path | BinaryIO, original: tuple[int, int], shape: tuple[int, ...]) -> None:
-    name = str(source) if isinstance(source, str | Path) else getattr(source, "name", "an in-memory image")
+def _warn_once(
+    source: str | Path | BinaryIO, original: tuple[int, int], shape: tuple[int, ...]
+) -> None:
+    name = (
+        str(source)
+        if isinstance(source, str | Path)
+        else getattr(source, "name", "an in-memory image")
+    )
     with _warned_lock:
         if name in _warned:
             return
         _warned.add(name)
-    logger.warning(f"{name} is {original[0]}x{original[1]} px; it is read reduced to {shape[1]}x{shape[0]} "
-                   f"(images over {MAX_SIDE} px a side are, to bound memory; models see them resized anyway)")
+    logger.warning(
+        f"{name} is {original[0]}x{original[1]} px; it is read reduced to {shape[1]}x{shape[0]} "
+        f"(images over {MAX_SIDE} px a side are, to bound memory; models see them resized anyway)"
+    )
 
 
 def _upright(img: Image.Image, pixels: np.ndarray) -> np.ndarray:
@@ -134,7 +160,8 @@ def _upright(img: Image.Image, pixels: np.ndarray) -> np.ndarray:
 
 
 def content_hash(pixels: np.ndarray) -> str:
-    """sha1 of the decoded pixels and their shape: equal for the same picture saved twice under any name."""
+    """sha1 of the decoded pixels and their shape: equal for the same picture saved twice under any
+    name."""
     digest = hashlib.sha1(repr(pixels.shape).encode())
     digest.update(np.ascontiguousarray(pixels).tobytes())
     return digest.hexdigest()
@@ -148,7 +175,8 @@ def read_error(err: BaseException) -> str:
 
 
 def inspect_image(path: str | Path) -> tuple[str, str]:
-    """`(content_hash, "")` for a readable image, or `("", reason)` with a short reason it is unreadable."""
+    """`(content_hash, "")` for a readable image, or `("", reason)` with a short reason it is
+    unreadable."""
     try:
         return content_hash(decode_rgb(path)), ""
     except _READ_ERRORS as err:
@@ -164,5 +192,6 @@ def read_image(path: str | Path) -> tuple[np.ndarray | None, str]:
 
 
 def image_problem(path: str | Path) -> str:
-    """Why `path` is not a readable image ("not an image", "image file is truncated", ...), or "" when it is."""
+    """Why `path` is not a readable image ("not an image", "image file is truncated", ...), or ""
+    when it is."""
     return read_image(path)[1]

@@ -4,6 +4,7 @@ Files are grouped by `content_hash` (decoded pixels), so a re-saved or renamed c
 A group whose files carry different labels is a labelling problem in the dataset itself; it is
 reported, and the group still stays within one split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,9 +38,15 @@ class LeakReport:
         if not self.duplicate_groups:
             return "no duplicate images"
         files = sum(len(g) for g in self.duplicate_groups)
-        text = f"{len(self.duplicate_groups)} group(s) of identical images ({files} files), each kept within one split"
+        text = (
+            f"{len(self.duplicate_groups)} group(s) of identical images ({files} files), "
+            "each kept within one split"
+        )
         if self.label_conflicts:
-            text += f"; {len(self.label_conflicts)} with conflicting labels: {conflict_names(self.label_conflicts)}"
+            text += (
+                f"; {len(self.label_conflicts)} with conflicting labels: "
+                f"{conflict_names(self.label_conflicts)}"
+            )
         return text
 
 
@@ -64,8 +71,11 @@ def conflict_warning(report: LeakReport, where: str | Path) -> str:
     """The warning text for label conflicts, naming the files, or "" when there are none."""
     if not report.label_conflicts:
         return ""
-    return (f"{len(report.label_conflicts)} group(s) of identical images under {where} carry different labels: "
-            f"{conflict_names(report.label_conflicts)}; each group is kept in one split; relabel or remove the wrong copy")
+    return (
+        f"{len(report.label_conflicts)} group(s) of identical images under {where} carry different "
+        f"labels: {conflict_names(report.label_conflicts)}; each group is kept in one split; "
+        "relabel or remove the wrong copy"
+    )
 
 
 def check_split_leaks(table: pd.DataFrame, where: str | Path) -> None:
@@ -77,11 +87,19 @@ def check_split_leaks(table: pd.DataFrame, where: str | Path) -> None:
     splits_per_path = table.groupby("path")["split"].nunique()
     repeated = sorted(splits_per_path[splits_per_path > 1].index)
     if repeated:
-        raise DataError(f"{where} puts {len(repeated)} file(s) in more than one split ({', '.join(map(short_name, repeated[:10]))}); "
-                        "keep each file in one split")
-    straddling = [sorted(g["path"]) for _, g in table.groupby("content_hash") if g["split"].nunique() > 1]
+        raise DataError(
+            f"{where} puts {len(repeated)} file(s) in more than one split "
+            f"({', '.join(map(short_name, repeated[:10]))}); keep each file in one split"
+        )
+    straddling = [
+        sorted(g["path"]) for _, g in table.groupby("content_hash") if g["split"].nunique() > 1
+    ]
     if straddling:
         split_of = dict(zip(table["path"], table["split"]))
-        described = ", ".join(" = ".join(f"{short_name(p)} ({split_of[p]})" for p in group) for group in straddling)
-        raise DataError(f"{where} has {len(straddling)} group(s) of identical images in different splits: {described}; "
-                        "move each group into one split or delete the copies")
+        described = ", ".join(
+            " = ".join(f"{short_name(p)} ({split_of[p]})" for p in group) for group in straddling
+        )
+        raise DataError(
+            f"{where} has {len(straddling)} group(s) of identical images in different splits: "
+            f"{described}; move each group into one split or delete the copies"
+        )

@@ -4,6 +4,7 @@ A proportional, seeded subset of each class (at least `--min-per-class`), withou
 has an identical copy in the source (TrashNet ships three across classes), downscaled to 128x96
 JPEGs so the whole sample stays near 2 MB in git.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,18 @@ def choose(paths: list[str], count: int, rng: np.random.Generator) -> list[str]:
     return [paths[i] for i in sorted(picked)]
 
 
-def make_sample(source: Path, out: Path, *, fraction: float, min_per_class: int, seed: int,
-                size: tuple[int, int], quality: int) -> dict[str, int]:
-    """Writes `out/<class>/<name>.jpg` and returns the images per class; old JPEGs in those folders are replaced."""
+def make_sample(
+    source: Path,
+    out: Path,
+    *,
+    fraction: float,
+    min_per_class: int,
+    seed: int,
+    size: tuple[int, int],
+    quality: int,
+) -> dict[str, int]:
+    """Writes `out/<class>/<name>.jpg` and returns the images per class; old JPEGs in those folders
+    are replaced."""
     scanned = scan_dataset(source)
     duplicated = scanned.table["content_hash"].duplicated(keep=False)
     table = scanned.table[~duplicated]
@@ -47,16 +57,32 @@ def make_sample(source: Path, out: Path, *, fraction: float, min_per_class: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, type=Path, help="the full TrashNet class-folder root")
-    parser.add_argument("--out", type=Path, default=sample_data_dir(), help="defaults to the embedded sample folder")
+    parser.add_argument(
+        "--source", required=True, type=Path, help="the full TrashNet class-folder root"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=sample_data_dir(), help="defaults to the embedded sample folder"
+    )
     parser.add_argument("--fraction", type=float, default=0.2, help="share of each class kept")
-    parser.add_argument("--min-per-class", type=int, default=30, help="floor, so the smallest class stays usable")
+    parser.add_argument(
+        "--min-per-class", type=int, default=30, help="floor, so the smallest class stays usable"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
     args = parser.parse_args(argv)
-    written = make_sample(args.source, args.out, fraction=args.fraction, min_per_class=args.min_per_class,
-                          seed=args.seed, size=(128, 96), quality=args.quality)
-    print(", ".join(f"{name} {n}" for name, n in written.items()), f"= {sum(written.values())} images in {args.out}")
+    written = make_sample(
+        args.source,
+        args.out,
+        fraction=args.fraction,
+        min_per_class=args.min_per_class,
+        seed=args.seed,
+        size=(128, 96),
+        quality=args.quality,
+    )
+    print(
+        ", ".join(f"{name} {n}" for name, n in written.items()),
+        f"= {sum(written.values())} images in {args.out}",
+    )
     return 0
 
 

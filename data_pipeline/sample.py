@@ -1,4 +1,6 @@
-"""Where the embedded TrashNet sample lives: the default dataset, so a first run needs no download."""
+"""Where the embedded TrashNet sample lives: the default dataset, so a first run needs no
+download."""
+
 from pathlib import Path
 
 SAMPLE_NAME = "trashnet_sample"

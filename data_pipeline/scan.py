@@ -1,4 +1,6 @@
-"""`scan_dataset`: list a dataset, decode every image once, and check it before anything trains on it."""
+"""`scan_dataset`: list a dataset, decode every image once, and check it before anything trains on
+it."""
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +30,8 @@ class ScannedDataset:
         source: the class-folder root, pre-split root or CSV manifest given.
         layout: "folders", "presplit" or "manifest".
         class_names: sorted class names; the index of a name is its label index everywhere.
-        table: columns `path` (absolute str), `label`, `split` ("" when not pre-split), `caption`, `content_hash`.
+        table: columns `path` (absolute str), `label`, `split` ("" when not pre-split), `caption`,
+            `content_hash`.
         skipped: `(path, reason)` of unreadable files left out because `skip_corrupt` was set.
         warnings: problems that do not stop the run (also logged).
     """
@@ -54,8 +57,9 @@ def _relative(path: str, base: Path) -> str:
         return path
 
 
-def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
-                 min_classes: int = 2) -> ScannedDataset:
+def scan_dataset(
+    source: str | Path, *, skip_corrupt: bool = False, min_classes: int = 2
+) -> ScannedDataset:
     """Lists, decodes and checks a dataset in any of the three layouts.
 
     Training needs `min_classes` = 2; scoring a trained model (`evaluate`) takes one class, a user
@@ -63,7 +67,8 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
 
     Unreadable files are all found in one pass and reported in one DataError (or, with
     `skip_corrupt`, left out and listed in `skipped`). Label conflicts among identical images and
-    captions that spell out the label become warnings; identical images across given splits are errors.
+    captions that spell out the label become warnings; identical images across given splits are
+    errors.
     """
     source = Path(source).expanduser()
     listing = list_source(source)
@@ -79,20 +84,30 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
         what = "unreadable"
         if too_large:
             what = "too large" if len(too_large) == len(skipped) else "unreadable or too large"
-        raise DataError(f"{len(skipped)} {what} image(s) under {base}: {listed}; fix or remove "
-                        "them, or pass --skip-corrupt")
+        raise DataError(
+            f"{len(skipped)} {what} image(s) under {base}: {listed}; fix or remove "
+            "them, or pass --skip-corrupt"
+        )
     if too_large:  # named in one line: not a broken file, and the user may want to shrink them
-        named = ", ".join(f"{_relative(p, base)} ({reason.split(': ', 1)[-1]})"
-                          for p, reason in too_large[:5])
+        named = ", ".join(
+            f"{_relative(p, base)} ({reason.split(': ', 1)[-1]})" for p, reason in too_large[:5]
+        )
         more = f" and {len(too_large) - 5} more" if len(too_large) > 5 else ""
-        _warn(warnings, f"skipped {len(too_large)} image(s) refused for size under {base}: "
-                        f"{named}{more}")
+        _warn(
+            warnings,
+            f"skipped {len(too_large)} image(s) refused for size under {base}: {named}{more}",
+        )
     if len(skipped) > len(too_large):
-        _warn(warnings, f"skipped {len(skipped) - len(too_large)} unreadable image(s) under {base} "
-                        "(see the skipped list)")
+        _warn(
+            warnings,
+            f"skipped {len(skipped) - len(too_large)} unreadable image(s) under {base} "
+            "(see the skipped list)",
+        )
     if skipped:
         table = table[table["content_hash"] != ""]
-    table["caption"] = [c or caption_from_filename(p) for c, p in zip(table["caption"], table["path"])]
+    table["caption"] = [
+        c or caption_from_filename(p) for c, p in zip(table["caption"], table["path"])
+    ]
     table = table[COLUMNS].reset_index(drop=True)
     class_names = _class_names(table, listing, base, warnings, min_classes)
     report = find_leaks(table)
@@ -104,8 +119,9 @@ def scan_dataset(source: str | Path, *, skip_corrupt: bool = False,
     return ScannedDataset(source, listing.layout, class_names, table, skipped, warnings)
 
 
-def _class_names(table: pd.DataFrame, listing: Listing, base: Path, warnings: list[str],
-                 min_classes: int = 2) -> list[str]:
+def _class_names(
+    table: pd.DataFrame, listing: Listing, base: Path, warnings: list[str], min_classes: int = 2
+) -> list[str]:
     """Sorted class names; a class whose only images were skipped is dropped, and fewer than
     `min_classes` (at least one) is an error."""
     names = sorted(table["label"].unique())

@@ -4,6 +4,7 @@ Identical images (same `content_hash`) form one group that is assigned as a whol
 is trained on and then scored. Each class is split on its own, so a small class (TrashNet's
 trash, 5 %) still lands in every split.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,10 @@ class SplitTable:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in each split, zeros included."""
-        return {s: {c: int((self.subset(s)["label"] == c).sum()) for c in self.class_names} for s in SPLITS}
+        return {
+            s: {c: int((self.subset(s)["label"] == c).sum()) for c in self.class_names}
+            for s in SPLITS
+        }
 
     def label_indices(self, split: str) -> np.ndarray:
         """Class indices of one split's rows, in `subset(split)` order."""
@@ -55,16 +59,25 @@ class SplitTable:
 
 
 def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
-    """Three finite non-negative ratios summing to 1 with a non-zero train ratio, or DataError naming --split."""
+    """Three finite non-negative ratios summing to 1 with a non-zero train ratio, or DataError
+    naming --split."""
     values = tuple(float(r) for r in ratios)
-    if (len(values) != 3 or not all(math.isfinite(r) and r >= 0 for r in values)
-            or not math.isclose(sum(values), 1.0, abs_tol=1e-6) or values[0] == 0):
-        raise DataError(f"--split must be three non-negative train/val/test ratios summing to 1 with train > 0, got {list(ratios)}")
+    if (
+        len(values) != 3
+        or not all(math.isfinite(r) and r >= 0 for r in values)
+        or not math.isclose(sum(values), 1.0, abs_tol=1e-6)
+        or values[0] == 0
+    ):
+        raise DataError(
+            "--split must be three non-negative train/val/test ratios summing to 1 with train "
+            f"> 0, got {list(ratios)}"
+        )
     return values  # type: ignore[return-value]
 
 
 def split_targets(n: int, ratios: tuple[float, float, float]) -> list[int]:
-    """Images per split for a class of `n`: largest-remainder rounding, then at least one per non-zero ratio."""
+    """Images per split for a class of `n`: largest-remainder rounding, then at least one per
+    non-zero ratio."""
     raw = [n * r for r in ratios]
     targets = [math.floor(x) for x in raw]
     for i in sorted(range(3), key=lambda i: raw[i] - targets[i], reverse=True)[: n - sum(targets)]:
@@ -82,9 +95,14 @@ def _class_location(scanned: ScannedDataset, label: str) -> str:
     return f"class {label!r} of {scanned.source}"
 
 
-def _assign_class(groups: pd.DataFrame, ratios: tuple[float, float, float], rng: np.random.Generator) -> dict[str, str]:
-    """content_hash -> split for one class's groups: shuffled, largest first, each to the split furthest below target."""
-    order = groups.iloc[rng.permutation(len(groups))].sort_values("size", ascending=False, kind="stable")
+def _assign_class(
+    groups: pd.DataFrame, ratios: tuple[float, float, float], rng: np.random.Generator
+) -> dict[str, str]:
+    """content_hash -> split for one class's groups: shuffled, largest first, each to the split
+    furthest below target."""
+    order = groups.iloc[rng.permutation(len(groups))].sort_values(
+        "size", ascending=False, kind="stable"
+    )
     targets = split_targets(int(order["size"].sum()), ratios)
     filled = [0, 0, 0]
     open_splits = [i for i in range(3) if ratios[i] > 0]
@@ -96,8 +114,11 @@ def _assign_class(groups: pd.DataFrame, ratios: tuple[float, float, float], rng:
     return assignment
 
 
-def split_dataset(scanned: ScannedDataset, *, ratios: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0) -> SplitTable:
-    """Splits a scanned dataset, or takes the split it already has (pre-split folders, manifest `split`).
+def split_dataset(
+    scanned: ScannedDataset, *, ratios: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> SplitTable:
+    """Splits a scanned dataset, or takes the split it already has (pre-split folders, manifest
+    `split`).
 
     A class with fewer distinct images than splits with a non-zero ratio cannot be stratified and is
     a DataError naming its folder.
@@ -105,14 +126,19 @@ def split_dataset(scanned: ScannedDataset, *, ratios: Sequence[float] = (0.7, 0.
     values = validate_ratios(ratios)
     table = scanned.table[SPLIT_COLUMNS].copy()
     if not (table["split"] != "").all():
-        groups = table.groupby("content_hash").agg(size=("path", "size"), label=("label", lambda s: s.value_counts().index[0]))
+        groups = table.groupby("content_hash").agg(
+            size=("path", "size"), label=("label", lambda s: s.value_counts().index[0])
+        )
         needed = sum(r > 0 for r in values)
         assignment: dict[str, str] = {}
         for index, name in enumerate(scanned.class_names):
             own = groups[groups["label"] == name]
             if len(own) < needed:
-                raise DataError(f"{_class_location(scanned, name)} has {len(own)} distinct image(s), too few to put "
-                                f"one in each of the {needed} splits of --split {list(values)}; add images or set a ratio to 0")
+                raise DataError(
+                    f"{_class_location(scanned, name)} has {len(own)} distinct image(s), too few "
+                    f"to put one in each of the {needed} splits of --split {list(values)}; add "
+                    "images or set a ratio to 0"
+                )
             assignment.update(_assign_class(own, values, np.random.default_rng([seed, index])))
         table["split"] = table["content_hash"].map(assignment)
     check_split_leaks(table, scanned.source)
@@ -120,7 +146,10 @@ def split_dataset(scanned: ScannedDataset, *, ratios: Sequence[float] = (0.7, 0.
 
 
 def make_split_table(class_names: list[str], table: pd.DataFrame, where: str | Path) -> SplitTable:
-    """A SplitTable with its leak report; label conflicts become its warning (already logged by the scan)."""
+    """A SplitTable with its leak report; label conflicts become its warning (already logged by the
+    scan)."""
     report = find_leaks(table)
     warning = conflict_warning(report, where)
-    return SplitTable(list(class_names), table.reset_index(drop=True), report, [warning] if warning else [])
+    return SplitTable(
+        list(class_names), table.reset_index(drop=True), report, [warning] if warning else []
+    )

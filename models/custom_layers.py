@@ -4,6 +4,7 @@ They live apart from the registry tables so that importing `models` does not imp
 builders that use them import this module, and so does every path that loads a saved `.keras`
 model (`register_custom_layers`).
 """
+
 from __future__ import annotations
 
 import keras
@@ -15,7 +16,8 @@ SERIALIZATION_PACKAGE = "waste_benchmark"
 class ConverterRescaling(keras.layers.Layer):
     """`x * scale + offset` per channel: a keras-hub ImageConverter without its resize.
 
-    `scale`/`offset` are None, a number or one value per channel, exactly as the converter holds them.
+    `scale`/`offset` are None, a number or one value per channel, exactly as the converter holds
+    them.
     """
 
     def __init__(self, scale=None, offset=None, **kwargs):
@@ -37,7 +39,8 @@ class ConverterRescaling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class TokenPool(keras.layers.Layer):
-    """The class token of a `(batch, tokens, dim)` sequence; an already pooled `(batch, dim)` passes through."""
+    """The class token of a `(batch, tokens, dim)` sequence; an already pooled `(batch, dim)` passes
+    through."""
 
     def call(self, features):
         return features[:, 0, :] if len(features.shape) == 3 else features
@@ -57,13 +60,22 @@ def _plain(value):
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class PromptSimilarity(keras.layers.Layer):
-    """Image embedding -> softmax(logit_scale * cos(image, class text vector)); the class vectors are fixed weights."""
+    """Image embedding -> softmax(logit_scale * cos(image, class text vector)); the class vectors
+    are fixed weights."""
 
     def __init__(self, num_classes: int, dim: int, logit_scale: float, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes, self.dim, self.logit_scale = int(num_classes), int(dim), float(logit_scale)
-        self.class_vectors = self.add_weight(shape=(self.num_classes, self.dim), initializer="zeros",
-                                             trainable=False, name="class_vectors")
+        self.num_classes, self.dim, self.logit_scale = (
+            int(num_classes),
+            int(dim),
+            float(logit_scale),
+        )
+        self.class_vectors = self.add_weight(
+            shape=(self.num_classes, self.dim),
+            initializer="zeros",
+            trainable=False,
+            name="class_vectors",
+        )
 
     def call(self, image_embeddings):
         image = keras.ops.cast(image_embeddings, "float32")
@@ -72,5 +84,9 @@ class PromptSimilarity(keras.layers.Layer):
         return keras.ops.softmax(logits, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "dim": self.dim,
-                "logit_scale": self.logit_scale}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "dim": self.dim,
+            "logit_scale": self.logit_scale,
+        }

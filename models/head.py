@@ -1,4 +1,5 @@
 """The classification head every image model shares, so backbones are compared on equal terms."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,18 +39,23 @@ SCRATCH_BN_MOMENTUM = 0.9
 
 
 def classification_head(features, num_classes: int, config: HeadConfig, prefix: str = HEAD_PREFIX):
-    """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable loss."""
+    """Dense blocks then a softmax whose dtype stays float32, so mixed precision keeps a stable
+    loss."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
     x = features
     for i, units in enumerate(config.units):
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}dense_{i}")(x)
         if config.dropout:
             x = keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_{i}")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{prefix}softmax")(x)
+    return keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name=f"{prefix}softmax"
+    )(x)
 
 
-def attach_head(backbone: keras.Model, num_classes: int, config: HeadConfig, name: str,
-                pretrained: bool = True) -> keras.Model:
+def attach_head(
+    backbone: keras.Model, num_classes: int, config: HeadConfig, name: str, pretrained: bool = True
+) -> keras.Model:
     """Wraps a headless backbone: pooled features -> dense blocks -> softmax.
 
     A pretrained backbone is called with `training=False` so its BatchNormalization layers stay in
@@ -59,6 +65,7 @@ def attach_head(backbone: keras.Model, num_classes: int, config: HeadConfig, nam
     from scratch, so its BatchNormalization must learn them like any network's.
     """
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
     if not pretrained:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -1,9 +1,11 @@
-"""Total parameters of each image model as `--list-models` shows it: built with 6 classes, the default
-head, its default input size and random weights (the count does not depend on the weights).
+"""Total parameters of each image model as `--list-models` shows it: built with 6 classes, the
+default head, its default input size and random weights (the count does not depend on the weights).
 
 Registry data, so listing builds nothing (building them all took 70 s and 2 GB). After adding an
-image model, add its count: `build_model(name, BuildSpec(num_classes=6, weights="none")).model.count_params()`.
-`tests/run/test_reliability.py` checks a sample against real builds and that every image model has one.
+image model, add its count:
+`build_model(name, BuildSpec(num_classes=6, weights="none")).model.count_params()`.
+`tests/run/test_reliability.py` checks a sample against real builds and that every image model has
+one.
 """
 
 PARAMETER_COUNTS: dict[str, int] = {

@@ -3,6 +3,7 @@
 The data pipeline applies the returned function exactly once, after augmentation; "raw" means the
 model rescales inside itself and must receive 0..255 pixels untouched.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from collections.abc import Callable
 # asked, so importing the registry does not import TensorFlow).
 _MODULES: dict[str, str | None] = {
     "raw": None,
-    "tf": "mobilenet_v2",  # x / 127.5 - 1 (MobileNet, MobileNetV2, ResNet V2 all share Keras's "tf" mode)
+    # x / 127.5 - 1 (MobileNet, MobileNetV2, ResNet V2 all share Keras's "tf" mode)
+    "tf": "mobilenet_v2",
     "caffe": "resnet",  # RGB -> BGR and ImageNet mean subtraction (ResNet V1)
     "torch": "densenet",  # x / 255, then ImageNet mean/std normalisation (DenseNet-style)
 }
@@ -20,7 +22,9 @@ _MODULES: dict[str, str | None] = {
 def preprocess_function(contract: str) -> Callable | None:
     """The function to apply to 0..255 float pixels for `contract`, or None for raw input."""
     if contract not in _MODULES:
-        raise ValueError(f"unknown preprocess contract {contract!r}; expected one of {sorted(_MODULES)}")
+        raise ValueError(
+            f"unknown preprocess contract {contract!r}; expected one of {sorted(_MODULES)}"
+        )
     if _MODULES[contract] is None:
         return None
     import keras

@@ -1,4 +1,5 @@
 """Knobs of the from-scratch baseline CNN, as plain data (the tuner searches over these)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -20,7 +21,8 @@ class SimpleCNNConfig:
 
     Args:
         base_filters: filters of the first block (16/32/64 in the prior sweep). Defaults to 32.
-        filter_strategy: "same", "doubling" or "halving" across blocks (capped at 256, floored at 8).
+        filter_strategy: "same", "doubling" or "halving" across blocks (capped at 256, floored at
+            8).
         filter_size: square kernel side, 3 or 5. Defaults to 3.
         blocks: number of conv blocks, each ending in 2x2 max pooling. Defaults to 5.
         convs_per_block: convolutions in each block. Defaults to 1.
@@ -49,10 +51,15 @@ class SimpleCNNConfig:
                 expected = "a number" if knob.type == "float" else knob.type
                 raise ValueError(f"{knob.name} must be {expected}, got {value!r}")
         if self.filter_strategy not in FILTER_STRATEGIES:
-            raise ValueError(f"unknown filter_strategy {self.filter_strategy!r}; expected one of {FILTER_STRATEGIES}")
+            raise ValueError(
+                f"unknown filter_strategy {self.filter_strategy!r}; expected one of "
+                f"{FILTER_STRATEGIES}"
+            )
         for key in ("conv_activation", "dense_activation"):
             if getattr(self, key) not in ACTIVATIONS:
-                raise ValueError(f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}")
+                raise ValueError(
+                    f"unknown {key} {getattr(self, key)!r}; expected one of {ACTIVATIONS}"
+                )
         if self.filter_size not in (3, 5):
             raise ValueError(f"filter_size must be 3 or 5, got {self.filter_size}")
         for key in ("base_filters", "blocks", "convs_per_block"):

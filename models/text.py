@@ -5,6 +5,7 @@ encoder gives a strong signal. The encoder comes from a keras-hub preset name (d
 first use into the keras-hub/Kaggle cache), a keras-hub preset folder, or a Hugging Face
 transformers folder (config.json + model.safetensors + vocab.txt) that keras-hub converts.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,21 +29,29 @@ def kerashub_cache_dir() -> Path:
 def text_encoder_unavailable_message(encoder: str, cause: BaseException) -> str:
     reason = str(cause).splitlines()[0][:160] if str(cause) else type(cause).__name__
     return (
-        f"text encoder {encoder!r} could not be loaded ({reason}); it is not in {kerashub_cache_dir()}: pre-fetch it on "
-        f"a connected machine (python run_benchmark.py fetch-weights --text-encoder {encoder}), point KAGGLEHUB_CACHE at "
-        "a filled cache, or pass --text-encoder with a local keras-hub preset or Hugging Face folder"
+        f"text encoder {encoder!r} could not be loaded ({reason}); it is not in "
+        f"{kerashub_cache_dir()}: pre-fetch it on a connected machine (python run_benchmark.py "
+        f"fetch-weights --text-encoder {encoder}), point KAGGLEHUB_CACHE at a filled cache, or "
+        "pass --text-encoder with a local keras-hub preset or Hugging Face folder"
     )
 
 
 def load_text_encoder(encoder: str):
-    """Returns `(backbone, tokenizer)` for a preset name or folder, or raises a one-line `ModelError`."""
+    """Returns `(backbone, tokenizer)` for a preset name or folder, or raises a one-line
+    `ModelError`."""
     import keras_hub
 
-    source = str(Path(encoder).expanduser().resolve()) if Path(encoder).expanduser().exists() else encoder
+    source = (
+        str(Path(encoder).expanduser().resolve())
+        if Path(encoder).expanduser().exists()
+        else encoder
+    )
     try:
         backbone = keras_hub.models.Backbone.from_preset(source)
         tokenizer = keras_hub.models.Tokenizer.from_preset(source)
-    except Exception as err:  # network, missing kagglehub, unreadable folder: all mean "not available"
+    except (
+        Exception
+    ) as err:  # network, missing kagglehub, unreadable folder: all mean "not available"
         raise ModelError(text_encoder_unavailable_message(encoder, err)) from err
     return backbone, tokenizer
 
@@ -50,6 +59,7 @@ def load_text_encoder(encoder: str):
 def text_inputs() -> dict:
     """The symbolic inputs the data pipeline feeds for captions."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
     return {
         "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
         "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
@@ -59,6 +69,7 @@ def text_inputs() -> dict:
 def encode_text(backbone: keras.Model, inputs: dict, pooling: str):
     """One vector per caption from a BERT-family backbone, kept in inference mode (see head.py)."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
     feed = {"token_ids": inputs["token_ids"], "padding_mask": inputs["padding_mask"]}
     if "segment_ids" in backbone.input:
         # Single-sentence input: every token is segment 0 (DistilBERT has no segments at all).
@@ -68,7 +79,9 @@ def encode_text(backbone: keras.Model, inputs: dict, pooling: str):
     if pooling == "cls":
         return sequence[:, 0, :]
     mask = keras.ops.expand_dims(keras.ops.cast(inputs["padding_mask"], sequence.dtype), -1)
-    return keras.ops.sum(sequence * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+    return keras.ops.sum(sequence * mask, axis=1) / keras.ops.maximum(
+        keras.ops.sum(mask, axis=1), 1.0
+    )
 
 
 def transformer_layers(backbone: keras.Model) -> list:
@@ -80,10 +93,17 @@ def transformer_layers(backbone: keras.Model) -> list:
 def text_bert(spec: BuildSpec) -> BuiltModel:
     """Text-only classifier: BERT-family [CLS] embedding -> dense head -> softmax."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
     backbone, tokenizer = load_text_encoder(spec.text.encoder)
     inputs = text_inputs()
     features = encode_text(backbone, inputs, spec.text.pooling)
     outputs = classification_head(features, spec.num_classes, spec.head)
     model = keras.Model(inputs, outputs, name="text_bert")
-    return BuiltModel(model=model, backbone=None, entry=None, weights=spec.text.encoder, text_backbone=backbone,
-                      tokenizer=tokenizer)
+    return BuiltModel(
+        model=model,
+        backbone=None,
+        entry=None,
+        weights=spec.text.encoder,
+        text_backbone=backbone,
+        tokenizer=tokenizer,
+    )

@@ -1,4 +1,5 @@
 """Knobs of the text branch (text-only and fusion models), as plain data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ class TextConfig:
             Defaults to DistilBERT (`distil_bert_base_en_uncased`).
         sequence_length: tokens per caption, [CLS]/[SEP] included. Defaults to 32.
         fine_tune_layers: top transformer layers unfrozen in phase 2. Defaults to 2.
-        pooling: "cls" ([CLS] token of the last layer) or "mean" (mask-aware mean). Defaults to "cls".
+        pooling: "cls" ([CLS] token of the last layer) or "mean" (mask-aware mean). Defaults to
+            "cls".
         branch_units: width of each fusion branch. Defaults to 512.
         branch_dropout: dropout in each fusion branch. Defaults to 0.3.
     """

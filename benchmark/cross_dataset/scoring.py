@@ -16,6 +16,7 @@ and `bags` both -> `plastic`), a `plastic` prediction is a "yes" for both, so ea
 counts the other's images: the model cannot tell them apart, and F1 says so; accuracy and recall
 are unaffected. Intervals are the suite's stratified bootstrap (`benchmark.results.stats`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,16 +31,19 @@ RESAMPLES_PER_BLOCK = 100  # bounds the resample-weight matrix at 100 x images f
 
 
 def target_matrix(label_map: LabelMap, run_classes: list[str]) -> np.ndarray:
-    """Boolean (DATA classes x run classes): entry [d, r] says a prediction of r is right for DATA class d."""
+    """Boolean (DATA classes x run classes): entry [d, r] says a prediction of r is right for DATA
+    class d."""
     matrix = np.zeros((len(label_map.targets), len(run_classes)), dtype=bool)
     for row, targets in enumerate(label_map.targets.values()):
         matrix[row, [run_classes.index(t) for t in targets]] = True
     return matrix
 
 
-def set_target_counts(true: np.ndarray, pred: np.ndarray, targets: np.ndarray,
-                      weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(TP, FP, FN) per DATA class for each row of `weights` (how often each image counts), as defined above.
+def set_target_counts(
+    true: np.ndarray, pred: np.ndarray, targets: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(TP, FP, FN) per DATA class for each row of `weights` (how often each image counts), as
+    defined above.
 
     Shapes: `true`, `pred` (n,), `targets` (D, R), `weights` (rows, n) -> three (rows, D) arrays.
     """
@@ -58,7 +62,8 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SetTargetScore:
-    """Accuracy, macro-F1 (with bootstrap intervals), per-class figures and the confusion counts of one model.
+    """Accuracy, macro-F1 (with bootstrap intervals), per-class figures and the confusion counts of
+    one model.
 
     `confusion` has DATA's scored classes as rows and the run's classes as columns; `per_class`
     maps each DATA class to its recall, precision, F1 and number of images.
@@ -73,17 +78,29 @@ class SetTargetScore:
     confusion: list[list[int]]
 
 
-def score_predictions(true: np.ndarray, pred: np.ndarray, targets: np.ndarray, data_classes: list[str], *,
-                      n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> SetTargetScore:
-    """Scores run-class predictions `pred` of images whose DATA classes are `true` (indices into `data_classes`).
+def score_predictions(
+    true: np.ndarray,
+    pred: np.ndarray,
+    targets: np.ndarray,
+    data_classes: list[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> SetTargetScore:
+    """Scores run-class predictions `pred` of images whose DATA classes are `true` (indices into
+    `data_classes`).
 
-    The bootstrap resamples images within each DATA class (seeded), as the leaderboard's intervals do.
+    The bootstrap resamples images within each DATA class (seeded), as the leaderboard's intervals
+    do.
     """
     true, pred = np.asarray(true, dtype=int), np.asarray(pred, dtype=int)
     if true.shape != pred.shape or true.size == 0:
         raise ValueError(f"need equal, non-empty label arrays; got {true.shape} and {pred.shape}")
     correct = targets[true, pred]
-    tp, fp, fn = (counts[0] for counts in set_target_counts(true, pred, targets, np.ones((1, true.size))))
+    tp, fp, fn = (
+        counts[0] for counts in set_target_counts(true, pred, targets, np.ones((1, true.size)))
+    )
     f1 = _f1(tp, fp, fn)
     rng = np.random.default_rng(seed)
     accuracies, macro_f1s = [], []
@@ -96,12 +113,20 @@ def score_predictions(true: np.ndarray, pred: np.ndarray, targets: np.ndarray, d
     np.add.at(confusion, (true, pred), 1)
     support = tp + fn
     per_class = {
-        name: {"recall": float(tp[d] / support[d]) if support[d] else float("nan"),
-               "precision": float(tp[d] / (tp[d] + fp[d])) if tp[d] + fp[d] else 0.0,
-               "f1": float(f1[d]), "support": int(support[d])}
+        name: {
+            "recall": float(tp[d] / support[d]) if support[d] else float("nan"),
+            "precision": float(tp[d] / (tp[d] + fp[d])) if tp[d] + fp[d] else 0.0,
+            "f1": float(f1[d]),
+            "support": int(support[d]),
+        }
         for d, name in enumerate(data_classes)
     }
-    return SetTargetScore(images=int(true.size), accuracy=float(correct.mean()),
-                          accuracy_ci=percentile_interval(np.concatenate(accuracies), confidence),
-                          macro_f1=float(f1.mean()), macro_f1_ci=percentile_interval(np.concatenate(macro_f1s), confidence),
-                          per_class=per_class, confusion=confusion.tolist())
+    return SetTargetScore(
+        images=int(true.size),
+        accuracy=float(correct.mean()),
+        accuracy_ci=percentile_interval(np.concatenate(accuracies), confidence),
+        macro_f1=float(f1.mean()),
+        macro_f1_ci=percentile_interval(np.concatenate(macro_f1s), confidence),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+    )

@@ -2,6 +2,7 @@
 
 A variant that cannot be built (missing package, converter error) becomes a row with its reason.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,17 +35,23 @@ ONNX_OPSET = 17
 
 INSTALL_HINT = "pip install -r requirements.txt"
 
-def tflite_variants(model: keras.Model, calibration: np.ndarray, work_dir: Path,
-                     measure: Measurer) -> list[VariantResult]:
-    """The four LiteRT exports, converted from one SavedModel with builtin ops only (no Flex delegate)."""
-    variants = [VariantResult("tflite", precision, device=cpu_device()) for precision in TFLITE_PRECISIONS]
+
+def tflite_variants(
+    model: keras.Model, calibration: np.ndarray, work_dir: Path, measure: Measurer
+) -> list[VariantResult]:
+    """The four LiteRT exports, converted from one SavedModel with builtin ops only (no Flex
+    delegate)."""
+    variants = [
+        VariantResult("tflite", precision, device=cpu_device()) for precision in TFLITE_PRECISIONS
+    ]
     litert = _import_optional("ai_edge_litert.interpreter", "ai-edge-litert")
     if isinstance(litert, str):
         return [mark_skipped(v, litert) for v in variants]
     saved_model = work_dir / "saved_model"
     try:
-        # The SavedModel route is TF's supported Keras 3 path; converting a concrete function with its
-        # variables left as resources produced NaN outputs here (the variables are never initialised).
+        # The SavedModel route is TF's supported Keras 3 path; converting a concrete function with
+        # its variables left as resources produced NaN outputs here (the variables are never
+        # initialised).
         model.export(str(saved_model), format="tf_saved_model", verbose=False)
     except Exception as err:
         return [mark_failed(v, f"SavedModel export failed: {one_line(err)}") for v in variants]
@@ -67,8 +74,12 @@ def tflite_variants(model: keras.Model, calibration: np.ndarray, work_dir: Path,
         try:
             predict_b32 = _litert_predict(litert.Interpreter, path, THROUGHPUT_BATCH)
         except Exception as err:
-            # Some quantised graphs cannot be resized; one image at a time is then the honest figure.
-            variant.note = f"batch {THROUGHPUT_BATCH} measured as single-image calls (resize failed: {one_line(err)})"
+            # Some quantised graphs cannot be resized; one image at a time is then the honest
+            # figure.
+            variant.note = (
+                f"batch {THROUGHPUT_BATCH} measured as single-image calls "
+                f"(resize failed: {one_line(err)})"
+            )
             predict_b32 = _one_at_a_time(predict_b1)
         measure.run(variant, _one_at_a_time(predict_b1), batch_predict=predict_b32)
     return variants
@@ -77,7 +88,9 @@ def tflite_variants(model: keras.Model, calibration: np.ndarray, work_dir: Path,
 def _convert_tflite(saved_model: Path, precision: str, calibration: np.ndarray) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if precision != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights, float activations
+        converter.optimizations = [
+            tf.lite.Optimize.DEFAULT
+        ]  # alone: int8 weights, float activations
     if precision == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if precision == "int8_full":
@@ -102,13 +115,20 @@ def _litert_predict(interpreter_class: type, path: Path, batch_size: int) -> Pre
 
 
 def _one_at_a_time(predict_one: Predict) -> Predict:
-    return lambda batch: np.concatenate([predict_one(batch[i:i + 1]) for i in range(len(batch))])
+    return lambda batch: np.concatenate([predict_one(batch[i : i + 1]) for i in range(len(batch))])
 
 
 def onnx_variants(model: keras.Model, work_dir: Path, measure: Measurer) -> list[VariantResult]:
-    """float32 exported by Keras through tf2onnx (opset 17), and its ONNX Runtime dynamic int8 quantisation."""
-    variants = [VariantResult("onnx", precision, device=cpu_device()) for precision in ONNX_PRECISIONS]
-    for module, package in (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
+    """float32 exported by Keras through tf2onnx (opset 17), and its ONNX Runtime dynamic int8
+    quantisation."""
+    variants = [
+        VariantResult("onnx", precision, device=cpu_device()) for precision in ONNX_PRECISIONS
+    ]
+    for module, package in (
+        ("tf2onnx", "tf2onnx"),
+        ("onnx", "onnx"),
+        ("onnxruntime", "onnxruntime"),
+    ):
         missing = _import_optional(module, package)
         if isinstance(missing, str):
             return [mark_skipped(v, missing) for v in variants]
@@ -117,15 +137,17 @@ def onnx_variants(model: keras.Model, work_dir: Path, measure: Measurer) -> list
 
     float_path, int8_path = work_dir / "model_float32.onnx", work_dir / "model_int8_dynamic.onnx"
     try:
-        # Keras's exporter wraps tf2onnx with the numpy-2 patches tf2onnx 1.17 still needs. tf2onnx logs
-        # a full traceback for each graph optimisation it skips (harmless), so only its errors are shown.
+        # Keras's exporter wraps tf2onnx with the numpy-2 patches tf2onnx 1.17 still needs. tf2onnx
+        # logs a full traceback for each graph optimisation it skips (harmless), so only its errors
+        # are shown.
         with _quiet_logger("tf2onnx"):
             model.export(str(float_path), format="onnx", opset_version=ONNX_OPSET, verbose=False)
     except Exception as err:
         return [mark_failed(v, f"tf2onnx export failed: {one_line(err)}") for v in variants]
     try:
-        # onnxruntime logs "Please consider to run pre-processing before quantization" on the root logger
-        # for every model; the int8 row's measured accuracy already says what quantisation cost.
+        # onnxruntime logs "Please consider to run pre-processing before quantization" on the root
+        # logger for every model; the int8 row's measured accuracy already says what quantisation
+        # cost.
         with _quiet_logger(""):
             quantize_dynamic(str(float_path), str(int8_path), weight_type=QuantType.QInt8)
     except Exception as err:

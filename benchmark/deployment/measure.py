@@ -2,6 +2,7 @@
 
 Conventions are in `benchmark.deployment.profile`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,12 @@ import tensorflow as tf
 
 THROUGHPUT_BATCH = 32
 
-# Largest |exported - Keras| on the model outputs (probabilities for our heads) before a float variant
-# is flagged "mismatch". float32 runtimes differ only in summation order (~1e-6 measured); float16
-# weights round to ~3 significant digits. Quantised variants are expected to differ: no tolerance.
+# Largest |exported - Keras| on the model outputs (probabilities for our heads) before a float
+# variant is flagged "mismatch". float32 runtimes differ only in summation order (~1e-6 measured);
+# float16 weights round to ~3 significant digits. Quantised variants are expected to differ: no
+# tolerance.
 FLOAT_TOLERANCE = {"float32": 1e-3, "float16": 2e-2}
+
 
 @dataclass
 class VariantResult:
@@ -31,11 +34,13 @@ class VariantResult:
         precision: "float32", "float16", "int8_dynamic" (int8 weights, float activations) or
             "int8_full" (int8 weights and activations, calibrated on training images).
         status: "ok"; "mismatch" (a float variant beyond `FLOAT_TOLERANCE`, figures kept);
-            "failed" (conversion or run error); "skipped" (package missing or nothing to calibrate on).
+            "failed" (conversion or run error); "skipped" (package missing or nothing to calibrate
+            on).
         agreement_with_keras: fraction of test images whose argmax equals the Keras model's.
         max_abs_diff: largest |output - Keras output| over the test images.
         note: how a figure was measured when it differs from the default (e.g. no batch-32 resize).
     """
+
     format: str
     precision: str
     status: str = "ok"
@@ -56,6 +61,7 @@ class DeploymentProfile:
 
     `gflops` is None, with `gflops_error` saying why, when TF's profiler cannot count the graph.
     """
+
     params_m: float
     keras_size_mb: float | None
     gflops: float | None
@@ -70,36 +76,67 @@ DEPLOYMENT_COLUMNS = ["model", "alpha"] + [f.name for f in dataclasses.fields(Va
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
-class Measurer:
-    """Runs one variant over the test split: agreement check, timings, accuracy, agreement with Keras.
 
-    The first variant run with `reference=True` (Keras) supplies the outputs the others are compared with.
+class Measurer:
+    """Runs one variant over the test split: agreement check, timings, accuracy, agreement with
+    Keras.
+
+    The first variant run with `reference=True` (Keras) supplies the outputs the others are compared
+    with.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, repeats: int, warmup: int, check_images: int):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        repeats: int,
+        warmup: int,
+        check_images: int,
+    ):
         if len(images) == 0:
             raise ValueError("deployment profiling needs at least one test image")
         self.images, self.labels = images, labels
-        self.repeats, self.warmup, self.check_images = max(1, repeats), max(0, warmup), max(1, check_images)
+        self.repeats, self.warmup, self.check_images = (
+            max(1, repeats),
+            max(0, warmup),
+            max(1, check_images),
+        )
         # A fixed batch-32 input even when the test split is smaller, so throughput is always at 32.
         self.batch = images[np.arange(THROUGHPUT_BATCH) % len(images)]
         self.reference: np.ndarray | None = None
 
-    def run(self, variant: VariantResult, predict: Predict, *, reference: bool = False,
-            batch_predict: Predict | None = None) -> None:
+    def run(
+        self,
+        variant: VariantResult,
+        predict: Predict,
+        *,
+        reference: bool = False,
+        batch_predict: Predict | None = None,
+    ) -> None:
         """Fills `variant` in place. `batch_predict` takes a batch of 32 (default: `predict`)."""
         batch_predict = batch_predict or predict
         if not reference and self.reference is None:
-            variant.status, variant.error = "failed", "no Keras reference outputs (the Keras run failed)"
+            variant.status, variant.error = (
+                "failed",
+                "no Keras reference outputs (the Keras run failed)",
+            )
             return
         try:
             if not reference:
                 check = self.check_images
                 head = predict(self.images[:check])
                 if not np.all(np.isfinite(head)):
-                    variant.status, variant.error = "failed", f"non-finite outputs on the first {check} test images"
+                    variant.status, variant.error = (
+                        "failed",
+                        f"non-finite outputs on the first {check} test images",
+                    )
                     return
-                self._flag(variant, float(np.max(np.abs(head - self.reference[:check]))), f"first {check} test images")
+                self._flag(
+                    variant,
+                    float(np.max(np.abs(head - self.reference[:check]))),
+                    f"first {check} test images",
+                )
             variant.infer_ms_b1 = 1e3 * self._median_s(predict, self.images[:1])
             variant.infer_img_s_b32 = THROUGHPUT_BATCH / self._median_s(batch_predict, self.batch)
             outputs = np.concatenate([batch_predict(chunk)[:n] for chunk, n in self._chunks()])
@@ -116,7 +153,12 @@ class Measurer:
 
     def _flag(self, variant: VariantResult, diff: float, where: str) -> None:
         tolerance = FLOAT_TOLERANCE.get(variant.precision)
-        if variant.format != "keras" and tolerance is not None and diff > tolerance and variant.status == "ok":
+        if (
+            variant.format != "keras"
+            and tolerance is not None
+            and diff > tolerance
+            and variant.status == "ok"
+        ):
             variant.status = "mismatch"
             variant.error = f"max |output - Keras| {diff:.2e} > {tolerance:g} on the {where}"
 
@@ -133,9 +175,16 @@ class Measurer:
     def _chunks(self):
         """Test batches padded to 32 (and the real count), so runtimes sized for 32 never resize."""
         for start in range(0, len(self.images), THROUGHPUT_BATCH):
-            chunk = self.images[start:start + THROUGHPUT_BATCH]
+            chunk = self.images[start : start + THROUGHPUT_BATCH]
             n = len(chunk)
-            yield (chunk if n == THROUGHPUT_BATCH else np.concatenate([chunk, self.batch[: THROUGHPUT_BATCH - n]])), n
+            yield (
+                (
+                    chunk
+                    if n == THROUGHPUT_BATCH
+                    else np.concatenate([chunk, self.batch[: THROUGHPUT_BATCH - n]])
+                ),
+                n,
+            )
 
 
 def mark_skipped(variant: VariantResult, reason: str) -> VariantResult:

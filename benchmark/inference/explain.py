@@ -2,12 +2,14 @@
 
 An accuracy figure cannot tell a model that recognises a bottle from one that recognises the
 background bottles happen to be photographed on; a heatmap over the image can. Images are fed
-exactly as `predict` feeds them (`benchmark.inference.predict.model_inputs`: the sidecar's preprocessing
-contract and input size, and for fusion models a caption from the file name), and the map is
-drawn over the pixels the model was given. `benchmark/inference/gradcam.py` holds the math.
-The probability in a caption is calibrated as `predict` shows it (`run.calibrated.shown_probabilities`)
-but of the image as given: Grad-CAM explains one image, so a cell's test-time views are not averaged here.
+exactly as `predict` feeds them (`benchmark.inference.predict.model_inputs`: the sidecar's
+preprocessing contract and input size, and for fusion models a caption from the file name), and the
+map is drawn over the pixels the model was given. `benchmark/inference/gradcam.py` holds the math.
+The probability in a caption is calibrated as `predict` shows it
+(`run.calibrated.shown_probabilities`) but of the image as given: Grad-CAM explains one image, so a
+cell's test-time views are not averaged here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +24,13 @@ import pandas as pd
 from benchmark.errors import UsageError, first_line
 from benchmark.figures import RIGHT, WRONG, plt, save_figure
 from benchmark.inference.gradcam import Explanation, GradCam, upsample
-from benchmark.inference.predict import SavedModel, collect_images, load_saved_model, model_inputs, no_readable_image
+from benchmark.inference.predict import (
+    SavedModel,
+    collect_images,
+    load_saved_model,
+    model_inputs,
+    no_readable_image,
+)
 from benchmark.run.calibrated import shown_probabilities
 from benchmark.run.folder import split_file
 from benchmark.run.records import predictions_path
@@ -34,7 +42,8 @@ HEAT_ALPHA = 0.45  # enough colour to read the map, enough image left to see wha
 
 @dataclass
 class Explained:
-    """One image, what the model saw of it (0..255 at its input size), its Grad-CAM and its true label if known."""
+    """One image, what the model saw of it (0..255 at its input size), its Grad-CAM and its true
+    label if known."""
 
     path: Path
     pixels: np.ndarray
@@ -45,20 +54,23 @@ class Explained:
 def gradcam_for(saved: SavedModel, layer: str | None) -> GradCam:
     """Grad-CAM of a saved model's image branch; a text-only model has no image to explain."""
     if saved.info.modality == "text":
-        raise UsageError(f"{str(saved.path)!r} is a text-only model; Grad-CAM explains models that see images")
+        raise UsageError(
+            f"{str(saved.path)!r} is a text-only model; Grad-CAM explains models that see images"
+        )
     return GradCam(saved.model, layer)
 
 
 def explain_image(saved: SavedModel, cam: GradCam, inputs) -> Explanation:
-    """Grad-CAM of one image, its probabilities calibrated with the cell's temperature (the class is the same)."""
+    """Grad-CAM of one image, its probabilities calibrated with the cell's temperature (the class is
+    the same)."""
     explanation = cam.explain(inputs)
     shown = shown_probabilities(saved.record, explanation.probabilities[None])[0]
     return dataclasses.replace(explanation, probabilities=shown)
 
 
 def split_labels(saved: SavedModel) -> dict[Path, str]:
-    """Labels of the images in the run's `splits.csv` (a K-fold run: its fold 0 file, which lists every image too)
-    when the model sits in a run folder's `saved_models/`."""
+    """Labels of the images in the run's `splits.csv` (a K-fold run: its fold 0 file, which lists
+    every image too) when the model sits in a run folder's `saved_models/`."""
     run_dir = saved.path.parent.parent
     files = [f for f in (split_file(run_dir), split_file(run_dir, 0)) if f.is_file()]
     if saved.path.parent.name != "saved_models" or not files:
@@ -68,8 +80,11 @@ def split_labels(saved: SavedModel) -> dict[Path, str]:
 
 
 def true_label(path: Path, labels: dict[Path, str], class_names: list[str]) -> str | None:
-    """The run's own label for `path`, else its folder name when that is a class (`glass/x.jpg`), else None."""
-    return labels.get(path.resolve()) or (path.parent.name if path.parent.name in class_names else None)
+    """The run's own label for `path`, else its folder name when that is a class (`glass/x.jpg`),
+    else None."""
+    return labels.get(path.resolve()) or (
+        path.parent.name if path.parent.name in class_names else None
+    )
 
 
 def read_image(saved: SavedModel, path: Path) -> tuple[object, np.ndarray]:
@@ -78,11 +93,14 @@ def read_image(saved: SavedModel, path: Path) -> tuple[object, np.ndarray]:
     Fusion models get the caption `predict` would give them (from the file name): Grad-CAM then
     explains the image branch with the text branch held at that caption.
     """
-    return model_inputs(saved, [path], caption=None), make_prediction_batch([path], saved.info.image_size)[0]
+    return model_inputs(saved, [path], caption=None), make_prediction_batch(
+        [path], saved.info.image_size
+    )[0]
 
 
 def _verdict(item: Explained, class_names: list[str]) -> tuple[list[str], str]:
-    """Caption lines for an image and their colour: green right, red wrong, black when the truth is unknown."""
+    """Caption lines for an image and their colour: green right, red wrong, black when the truth is
+    unknown."""
     index = item.explanation.class_index
     pred = f"pred: {class_names[index]} ({item.explanation.probabilities[index]:.2f})"
     if item.true is None:
@@ -101,10 +119,9 @@ def _overlay(ax, item: Explained, title: str = "") -> None:
         ax.set_title(title, fontsize=9)
 
 
-
-
 def draw_explanation(item: Explained, class_names: list[str], layer: str, path: Path) -> Path:
-    """The image beside the same image under its heatmap, titled with the predicted (and true) label."""
+    """The image beside the same image under its heatmap, titled with the predicted (and true)
+    label."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.6))
     left.imshow(item.pixels.astype(np.uint8))
     left.set_xticks([])
@@ -118,7 +135,8 @@ def draw_explanation(item: Explained, class_names: list[str], layer: str, path: 
 
 
 def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
-    """`<stem>.gradcam.png` per file; files sharing a stem (`glass/1.jpg`, `paper/1.jpg`) get `<stem>_2...`."""
+    """`<stem>.gradcam.png` per file; files sharing a stem (`glass/1.jpg`, `paper/1.jpg`) get
+    `<stem>_2...`."""
     used: set[str] = set()
     paths = []
     for file in files:
@@ -131,14 +149,17 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
 
 
 def explain_command(target: str, paths: list[str], out: str | None, layer: str | None) -> int:
-    """Writes one Grad-CAM PNG per readable image and prints where; unreadable files are reported and skipped.
+    """Writes one Grad-CAM PNG per readable image and prints where; unreadable files are reported
+    and skipped.
 
     Returns 0 when at least one image was explained; raises UsageError when none could be read
     (`no_readable_image`: one line on stderr and exit 2, with no skipped-file lines before it).
     """
     out_dir = Path(out or DEFAULT_OUT)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"explain --out {str(out_dir)!r} is an existing file; give a folder for the PNGs")
+        raise UsageError(
+            f"explain --out {str(out_dir)!r} is an existing file; give a folder for the PNGs"
+        )
     saved = load_saved_model(target)
     cam = gradcam_for(saved, layer)
     class_names = saved.info.class_names
@@ -152,7 +173,9 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
         except Exception as err:  # an unreadable image must not stop the others
             unreadable.append((file, err))
             continue
-        item = Explained(file, pixels, explain_image(saved, cam, inputs), true_label(file, labels, class_names))
+        item = Explained(
+            file, pixels, explain_image(saved, cam, inputs), true_label(file, labels, class_names)
+        )
         draw_explanation(item, class_names, cam.layer_name, png)
         written += 1
         print(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
@@ -165,7 +188,9 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
     return 0
 
 
-def _grid_candidates(predictions: pd.DataFrame, class_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _grid_candidates(
+    predictions: pd.DataFrame, class_names: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A cell's test mistakes and hits, each most confident first (the most telling of each)."""
     test = predictions[predictions["split"] == "test"]
     probabilities = test[[f"prob_{name}" for name in class_names]].to_numpy(float)
@@ -174,7 +199,9 @@ def _grid_candidates(predictions: pd.DataFrame, class_names: list[str]) -> tuple
     return test[test["true"] != test["pred"]], test[test["true"] == test["pred"]]
 
 
-def _explain_rows(saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: int) -> list[Explained]:
+def _explain_rows(
+    saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: int
+) -> list[Explained]:
     """Up to `limit` explanations from `rows`, skipping files that can no longer be read."""
     names = saved.info.class_names
     items = []
@@ -185,16 +212,20 @@ def _explain_rows(saved: SavedModel, cam: GradCam, rows: pd.DataFrame, limit: in
             inputs, pixels = read_image(saved, Path(path))
         except Exception:  # a moved or deleted image only leaves a gap the next candidate fills
             continue
-        items.append(Explained(Path(path), pixels, explain_image(saved, cam, inputs), names[int(true)]))
+        items.append(
+            Explained(Path(path), pixels, explain_image(saved, cam, inputs), names[int(true)])
+        )
     return items
 
 
 def gradcam_grid(run_dir: Path, out_png: Path, n_correct: int = 4, n_wrong: int = 4) -> Path | None:
-    """Grad-CAM of the run's best saved model on its most confident test mistakes (red) and hits (green).
+    """Grad-CAM of the run's best saved model on its most confident test mistakes (red) and hits
+    (green).
 
     For the run report. The model is the one `predict` uses (`best_model_file`), and the images
     come from that cell's predictions file. Returns None when there is nothing to draw: no saved
-    model (`--save-models none`), a text-only best model, no predictions file or no readable test image.
+    model (`--save-models none`), a text-only best model, no predictions file or no readable test
+    image.
     """
     run_dir = Path(run_dir)
     try:
@@ -209,12 +240,16 @@ def gradcam_grid(run_dir: Path, out_png: Path, n_correct: int = 4, n_wrong: int 
     items = _explain_rows(saved, cam, wrong, n_wrong) + _explain_rows(saved, cam, right, n_correct)
     if not items:
         return None
-    title = (f"Grad-CAM of {saved.info.cell_id or saved.path.stem} at {cam.layer_name}: "
-             "most confident mistakes (red), then hits (green)")
+    title = (
+        f"Grad-CAM of {saved.info.cell_id or saved.path.stem} at {cam.layer_name}: "
+        "most confident mistakes (red), then hits (green)"
+    )
     return _draw_grid(items, saved.info.class_names, title, Path(out_png))
 
 
-def _draw_grid(items: list[Explained], class_names: list[str], title: str, path: Path, columns: int = 4) -> Path:
+def _draw_grid(
+    items: list[Explained], class_names: list[str], title: str, path: Path, columns: int = 4
+) -> Path:
     """Heatmap overlays in rows of `columns`, each titled and framed in its verdict's colour."""
     columns = min(columns, len(items))
     rows = math.ceil(len(items) / columns)

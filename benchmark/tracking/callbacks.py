@@ -1,4 +1,5 @@
-"""Keras callbacks that put both training phases of a cell on one epoch timeline (MLflow, TensorBoard).
+"""Keras callbacks that put both training phases of a cell on one epoch timeline (MLflow,
+TensorBoard).
 
 `train_two_phase` fits each phase separately, and Keras numbers each fit's epochs from 0, so phase 2
 would overwrite phase 1's steps. `EpochClock` turns a fit's epoch into the cell's global epoch: with
@@ -7,6 +8,7 @@ phase 2, whose phase 1 is skipped, still starts phase 2 at the right step, and a
 mid-way continues its numbering because Keras restarts the fit at the backed-up epoch); without one
 (a tune trial, never resumed) it counts the epochs of earlier fits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,7 +85,8 @@ class PhasedTensorBoard(keras.callbacks.TensorBoard):
 
 
 def tensorboard_available() -> bool:
-    """Keras writes TensorBoard scalars through the `tensorboard` package, which TensorFlow does not install."""
+    """Keras writes TensorBoard scalars through the `tensorboard` package, which TensorFlow does not
+    install."""
     try:
         import tensorboard  # noqa: F401
     except ImportError:

@@ -1,4 +1,5 @@
-"""One MLflow tracking store for a run: connect quickly or not at all, and never let it stop the run.
+"""One MLflow tracking store for a run: connect quickly or not at all, and never let it stop the
+run.
 
 The records on disk are the source of truth; MLflow only mirrors them. So the store is probed with
 a bounded timeout before the first cell (an unreachable server is one `warning:` line and the run
@@ -17,6 +18,7 @@ no git probing, no "View run at" lines on the console. Run ids are kept in small
 by tracking URI, so a resumed or requeued cell reopens its run, and a changed `--mlflow` starts
 fresh runs in the new store instead of pointing at ids of another one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,10 +39,15 @@ from benchmark.errors import first_line
 from benchmark.io import write_json_atomic
 
 # Bounded network behaviour; a user's own settings win.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "15", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 PROBE_SECONDS = 5.0
-PARAM_LIMIT = 500  # characters of one param value (MLflow allows more; long lists help nobody in a table)
+PARAM_LIMIT = (
+    500  # characters of one param value (MLflow allows more; long lists help nobody in a table)
+)
 
 
 def tracking_uri(setting: bool | str, run_dir: Path) -> str:
@@ -118,7 +125,8 @@ def quiet_mlflow_loggers() -> None:
 
 
 def probe(uri: str) -> None:
-    """Raises OSError within `PROBE_SECONDS` when an http(s) tracking server does not accept connections."""
+    """Raises OSError within `PROBE_SECONDS` when an http(s) tracking server does not accept
+    connections."""
     parsed = urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
@@ -147,14 +155,21 @@ class MlflowStore:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
         except Exception as err:  # noqa: BLE001 - any failure to connect means: run on, untracked
-            self.disable(f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: {first_line(err)})")
+            self.disable(
+                f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: "
+                f"{first_line(err)})"
+            )
             return False
         return True
 
     def disable(self, why: str) -> None:
         if self.enabled:
-            print(f"warning: {why}; experiment tracking is off for this run (results on disk are unaffected)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"warning: {why}; experiment tracking is off for this run (results on disk are "
+                "unaffected)",
+                file=sys.stderr,
+                flush=True,
+            )
         self.enabled = False
 
     def guard(self, what: str, action, *args, **kwargs):
@@ -170,7 +185,8 @@ class MlflowStore:
     # The calls below run inside `guard`.
 
     def experiment_id(self, name: str) -> str:
-        """The experiment named `name`, created (or restored) when missing; concurrent creators agree."""
+        """The experiment named `name`, created (or restored) when missing; concurrent creators
+        agree."""
         found = self.client.get_experiment_by_name(name)
         if found is None:
             try:
@@ -184,13 +200,23 @@ class MlflowStore:
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
 
-    def open_run(self, experiment_id: str, id_file: Path, *, name: str, tags: dict[str, str],
-                 params: dict[str, Any], shared: bool = False) -> tuple[str, bool]:
-        """Reopens the run whose id `id_file` holds for this store, or creates one; returns (run id, resumed).
+    def open_run(
+        self,
+        experiment_id: str,
+        id_file: Path,
+        *,
+        name: str,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        shared: bool = False,
+    ) -> tuple[str, bool]:
+        """Reopens the run whose id `id_file` holds for this store, or creates one; returns (run id,
+        resumed).
 
-        A run that ended FAILED is not reopened: re-running a failed cell is a new attempt with its own
-        curves. `shared` (the grid's parent, which concurrent array tasks may all open) claims the id
-        with an exclusive link, so they end with one run: a loser deletes its own and takes the winner's.
+        A run that ended FAILED is not reopened: re-running a failed cell is a new attempt with its
+        own curves. `shared` (the grid's parent, which concurrent array tasks may all open) claims
+        the id with an exclusive link, so they end with one run: a loser deletes its own and takes
+        the winner's.
         """
         stored = read_ids(id_file).get(self.uri)
         status = self._status(stored) if stored else None
@@ -218,23 +244,39 @@ class MlflowStore:
             return None
         return run.info.status if run.info.lifecycle_stage == "active" else None
 
-    def log(self, run_id: str, *, metrics: dict[str, float] | None = None, step: int = 0,
-            params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> None:
+    def log(
+        self,
+        run_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
         """One batch of metrics at `step`, params and tags (non-finite metrics are left out)."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        metric_rows = [Metric(k, float(v), now, int(step)) for k, v in (metrics or {}).items()
-                       if isinstance(v, (int, float)) and math.isfinite(float(v))]
+        metric_rows = [
+            Metric(k, float(v), now, int(step))
+            for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and math.isfinite(float(v))
+        ]
         param_rows = [Param(k, param_value(v)) for k, v in (params or {}).items()]
         tag_rows = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
         for start in range(0, max(len(metric_rows), len(param_rows), len(tag_rows), 1), 100):
             chunk = slice(start, start + 100)
             if metric_rows[chunk] or param_rows[chunk] or tag_rows[chunk]:
-                self.client.log_batch(run_id, metrics=metric_rows[chunk], params=param_rows[chunk], tags=tag_rows[chunk])
+                self.client.log_batch(
+                    run_id,
+                    metrics=metric_rows[chunk],
+                    params=param_rows[chunk],
+                    tags=tag_rows[chunk],
+                )
 
     def log_history(self, run_id: str, history: dict[str, list[float]]) -> int:
-        """Fills the per-epoch steps a kill left unlogged (a resumed cell); returns how many it added."""
+        """Fills the per-epoch steps a kill left unlogged (a resumed cell); returns how many it
+        added."""
         from mlflow.entities import Metric
 
         now, rows = int(time.time() * 1000), []
@@ -242,19 +284,25 @@ class MlflowStore:
             if not isinstance(values, list):
                 continue
             logged = {m.step for m in self.client.get_metric_history(run_id, key)}
-            rows += [Metric(key, float(v), now, step) for step, v in enumerate(values)
-                     if step not in logged and math.isfinite(float(v))]
+            rows += [
+                Metric(key, float(v), now, step)
+                for step, v in enumerate(values)
+                if step not in logged and math.isfinite(float(v))
+            ]
         for start in range(0, len(rows), 1000):
-            self.client.log_batch(run_id, metrics=rows[start:start + 1000])
+            self.client.log_batch(run_id, metrics=rows[start : start + 1000])
         return len(rows)
 
     def close(self, run_id: str, status: str = "FINISHED") -> None:
-        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "View run ... at" for servers
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # MLflow prints "View run ... at" for servers
             self.client.set_terminated(run_id, status)
 
 
 def param_value(value: Any) -> str:
-    """A configuration value as an MLflow param: lists comma-joined, None as "None", capped in length."""
+    """A configuration value as an MLflow param: lists comma-joined, None as "None", capped in
+    length."""
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     return str(value)[:PARAM_LIMIT]
@@ -286,9 +334,9 @@ def read_ids(id_file: Path) -> dict[str, str]:
 def claim_id(id_file: Path, uri: str, run_id: str, *, stale: str | None = None) -> str:
     """Records `run_id` for `uri` unless another process already did; returns the id that holds.
 
-    The first claim is an exclusive hard link of a finished file, so a reader never sees half a file and
-    two creators cannot both win. A file that exists (an earlier store's ids, or a run since deleted)
-    is rewritten in place: by then the grid's parent is no longer created concurrently.
+    The first claim is an exclusive hard link of a finished file, so a reader never sees half a file
+    and two creators cannot both win. A file that exists (an earlier store's ids, or a run since
+    deleted) is rewritten in place: by then the grid's parent is no longer created concurrently.
     """
     id_file = Path(id_file)
     id_file.parent.mkdir(parents=True, exist_ok=True)
@@ -307,4 +355,3 @@ def claim_id(id_file: Path, uri: str, run_id: str, *, stale: str | None = None) 
         return read_ids(id_file).get(uri) or run_id
     finally:
         draft.unlink(missing_ok=True)
-

@@ -6,6 +6,7 @@ one parent run per grid and one child run per cell (per trial for a search). Run
 cell reopens its run and its epoch numbering continues where the backups resume it; concurrent
 Slurm array tasks share the one parent run (see `MlflowStore.open_run`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,7 +36,9 @@ class MlflowRuns:
 
     def __init__(self, config: RunConfig, folder: Path):
         self.folder = Path(folder)
-        self.store = MlflowStore(tracking_uri(config.mlflow, self.folder)) if config.mlflow else None
+        self.store = (
+            MlflowStore(tracking_uri(config.mlflow, self.folder)) if config.mlflow else None
+        )
         self.experiment_name = config.mlflow_experiment or self.folder.resolve().name
         self.experiment = None
         self.parent = None
@@ -46,25 +49,49 @@ class MlflowRuns:
         return self.store is not None and self.store.enabled
 
     def start(self, *, params: dict[str, Any], tags: dict[str, str]) -> None:
-        if self.store is None or self.parent is not None or not self.store.enabled or not self.store.connect():
+        if (
+            self.store is None
+            or self.parent is not None
+            or not self.store.enabled
+            or not self.store.connect()
+        ):
             return
-        self.experiment = self.store.guard("opening the experiment", self.store.experiment_id, self.experiment_name)
+        self.experiment = self.store.guard(
+            "opening the experiment", self.store.experiment_id, self.experiment_name
+        )
         if self.experiment is None:
             return
-        opened = self.store.guard("opening the parent run", self.store.open_run, self.experiment,
-                                  tracking_dir(self.folder) / "grid.json", name=self.folder.resolve().name,
-                                  tags={"benchmark.folder": str(self.folder.resolve()), **tags},
-                                  params=params, shared=True)
+        opened = self.store.guard(
+            "opening the parent run",
+            self.store.open_run,
+            self.experiment,
+            tracking_dir(self.folder) / "grid.json",
+            name=self.folder.resolve().name,
+            tags={"benchmark.folder": str(self.folder.resolve()), **tags},
+            params=params,
+            shared=True,
+        )
         if opened:
             self.parent = opened[0]
-            print(f"mlflow: logging to {self.store.uri} (experiment {self.experiment_name!r})", flush=True)
+            print(
+                f"mlflow: logging to {self.store.uri} (experiment {self.experiment_name!r})",
+                flush=True,
+            )
 
-    def open_child(self, key: str, *, name: str, params: dict[str, Any], tags: dict[str, str]) -> str | None:
+    def open_child(
+        self, key: str, *, name: str, params: dict[str, Any], tags: dict[str, str]
+    ) -> str | None:
         if not self.on or self.parent is None:
             return None
-        opened = self.store.guard("opening a run", self.store.open_run, self.experiment,
-                                  tracking_dir(self.folder) / f"{key}.json", name=name, params=params,
-                                  tags={"mlflow.parentRunId": self.parent, **tags})
+        opened = self.store.guard(
+            "opening a run",
+            self.store.open_run,
+            self.experiment,
+            tracking_dir(self.folder) / f"{key}.json",
+            name=name,
+            params=params,
+            tags={"mlflow.parentRunId": self.parent, **tags},
+        )
         if opened:
             self.children[key] = opened
         return opened[0] if opened else None
@@ -75,7 +102,9 @@ class MlflowRuns:
 
         return MlflowEpochLogger(log, backups)
 
-    def finish_parent(self, *, metrics: dict[str, float], artifacts: list[Path], close: bool) -> None:
+    def finish_parent(
+        self, *, metrics: dict[str, float], artifacts: list[Path], close: bool
+    ) -> None:
         if not self.on or self.parent is None:
             return
         self.store.guard("logging the grid", self._finish_parent, metrics, artifacts, close)
@@ -90,7 +119,8 @@ class MlflowRuns:
 
 
 class ExperimentTracker(GridTracker):
-    """MLflow (when `config.mlflow`) and TensorBoard (when `config.tensorboard`) for one run folder."""
+    """MLflow (when `config.mlflow`) and TensorBoard (when `config.tensorboard`) for one run
+    folder."""
 
     active = True
 
@@ -101,20 +131,29 @@ class ExperimentTracker(GridTracker):
 
     def start_grid(self, ctx) -> None:
         if self.tensorboard and not tensorboard_available():
-            print("warning: --tensorboard needs the tensorboard package (pip install -r requirements.txt); "
-                  "no TensorBoard logs for this run", file=sys.stderr, flush=True)
+            print(
+                "warning: --tensorboard needs the tensorboard package (pip install -r "
+                "requirements.txt); no TensorBoard logs for this run",
+                file=sys.stderr,
+                flush=True,
+            )
             self.tensorboard = False
-        self.mlflow.start(params=flat_params(ctx.config.to_dict()),
-                          tags={"benchmark.cells": str(len(ctx.cells)), "benchmark.kind": "grid"})
+        self.mlflow.start(
+            params=flat_params(ctx.config.to_dict()),
+            tags={"benchmark.cells": str(len(ctx.cells)), "benchmark.kind": "grid"},
+        )
 
     def start_cell(self, ctx, cell) -> list:
         backups = work_dir(ctx.run_dir, cell.cell_id)
         callbacks = []
         if self.tensorboard:
             callbacks.append(PhasedTensorBoard(tensorboard_dir(ctx.run_dir, cell.cell_id), backups))
-        run_id = self.mlflow.open_child(cell.cell_id, name=cell.cell_id,
-                                        params=summary.cell_params(ctx.config.to_dict(), cell),
-                                        tags={"benchmark.cell_id": cell.cell_id, "benchmark.kind": "cell"})
+        run_id = self.mlflow.open_child(
+            cell.cell_id,
+            name=cell.cell_id,
+            params=summary.cell_params(ctx.config.to_dict(), cell),
+            tags={"benchmark.cell_id": cell.cell_id, "benchmark.kind": "cell"},
+        )
         if run_id is not None:
             callbacks.append(self.mlflow.epoch_logger(run_id, backups))
         return callbacks
@@ -126,14 +165,26 @@ class ExperimentTracker(GridTracker):
         store = self.mlflow.store
         store.guard("finishing a cell's run", self._finish_cell, store, opened, record, saved_model)
 
-    def _finish_cell(self, store: MlflowStore, opened: tuple[str, bool], record, saved_model) -> None:
+    def _finish_cell(
+        self, store: MlflowStore, opened: tuple[str, bool], record, saved_model
+    ) -> None:
         run_id, resumed = opened
-        if resumed and record.history:  # a kill may have left epochs between the backup and the log unlogged
-            store.log_history(run_id, {k: v for k, v in record.history.items() if k != "phase_boundary"})
+        if (
+            resumed and record.history
+        ):  # a kill may have left epochs between the backup and the log unlogged
+            store.log_history(
+                run_id, {k: v for k, v in record.history.items() if k != "phase_boundary"}
+            )
         boundary = record.history.get("phase_boundary") if record.history else None
-        if isinstance(boundary, int) and len(record.phases) < 2:  # with phase 2, the epoch logger logged it
+        if (
+            isinstance(boundary, int) and len(record.phases) < 2
+        ):  # with phase 2, the epoch logger logged it
             store.log(run_id, metrics={"phase_boundary": boundary}, step=boundary)
-        store.log(run_id, metrics=summary.final_metrics(record, self.run_dir), tags=summary.record_tags(record))
+        store.log(
+            run_id,
+            metrics=summary.final_metrics(record, self.run_dir),
+            tags=summary.record_tags(record),
+        )
         summary.log_artifacts(store, run_id, record, self.run_dir, saved_model)
         store.close(run_id, "FINISHED" if record.ok else "FAILED")
 
@@ -143,12 +194,16 @@ class ExperimentTracker(GridTracker):
         complete = all(cell.cell_id in done for cell in ctx.cells)
         self.mlflow.finish_parent(
             metrics={"cells_ok": len(done), "cells_failed": sum(not r.ok for r in records)},
-            artifacts=[ctx.run_dir / name for name in ("config.yaml", "leaderboard.csv", "report.md")],
-            close=complete)
+            artifacts=[
+                ctx.run_dir / name for name in ("config.yaml", "leaderboard.csv", "report.md")
+            ],
+            close=complete,
+        )
 
 
 def make_tracker(config: RunConfig, run_dir: Path) -> GridTracker:
-    """The no-op tracker when neither MLflow nor TensorBoard is asked for (nothing imported, nothing written)."""
+    """The no-op tracker when neither MLflow nor TensorBoard is asked for (nothing imported, nothing
+    written)."""
     if not config.mlflow and not config.tensorboard:
         return GridTracker()
     return ExperimentTracker(config, run_dir)
@@ -168,30 +223,63 @@ class TrialTracker:
         self.base = config
 
     def start(self, *, model: str, tuner: str, objective: str) -> None:
-        self.mlflow.start(params={**flat_params(self.base.to_dict()), "tune.model": model, "tune.tuner": tuner,
-                                  "tune.objective": objective}, tags={"benchmark.kind": "tune"})
+        self.mlflow.start(
+            params={
+                **flat_params(self.base.to_dict()),
+                "tune.model": model,
+                "tune.tuner": tuner,
+                "tune.objective": objective,
+            },
+            tags={"benchmark.kind": "tune"},
+        )
 
     def start_trial(self, trial_id: str, values: dict[str, Any]) -> list:
         key = f"trial_{trial_id}"
         callbacks = [PhasedTensorBoard(tensorboard_dir(self.out, key))] if self.tensorboard else []
-        run_id = self.mlflow.open_child(key, name=key, params={**flat_params(values), "trial_id": trial_id},
-                                        tags={"benchmark.kind": "trial", "benchmark.trial_id": trial_id})
+        run_id = self.mlflow.open_child(
+            key,
+            name=key,
+            params={**flat_params(values), "trial_id": trial_id},
+            tags={"benchmark.kind": "trial", "benchmark.trial_id": trial_id},
+        )
         if run_id is not None:
             callbacks.append(self.mlflow.epoch_logger(run_id, None))
         return callbacks
 
-    def finish_trial(self, trial_id: str, *, metrics: dict[str, float], epochs: int, seconds: float,
-                     error: str = "") -> None:
+    def finish_trial(
+        self,
+        trial_id: str,
+        *,
+        metrics: dict[str, float],
+        epochs: int,
+        seconds: float,
+        error: str = "",
+    ) -> None:
         opened = self.mlflow.children.pop(f"trial_{trial_id}", None)
         if opened is None or not self.mlflow.on:
             return
         store = self.mlflow.store
         final = {f"final_{key}": value for key, value in metrics.items()}
-        tags = {"benchmark.status": "failed" if error else "ok", **({"benchmark.error": error} if error else {})}
-        store.guard("finishing a trial's run", store.log, opened[0],
-                    metrics={**final, "epochs_trained": epochs, "timing_total_seconds": seconds}, tags=tags)
-        store.guard("finishing a trial's run", store.close, opened[0], "FAILED" if error else "FINISHED")
+        tags = {
+            "benchmark.status": "failed" if error else "ok",
+            **({"benchmark.error": error} if error else {}),
+        }
+        store.guard(
+            "finishing a trial's run",
+            store.log,
+            opened[0],
+            metrics={**final, "epochs_trained": epochs, "timing_total_seconds": seconds},
+            tags=tags,
+        )
+        store.guard(
+            "finishing a trial's run", store.close, opened[0], "FAILED" if error else "FINISHED"
+        )
 
     def end(self) -> None:
-        self.mlflow.finish_parent(metrics={}, close=True, artifacts=[
-            self.out / name for name in ("trials.csv", "importance.csv", "best_config.yaml")])
+        self.mlflow.finish_parent(
+            metrics={},
+            close=True,
+            artifacts=[
+                self.out / name for name in ("trials.csv", "importance.csv", "best_config.yaml")
+            ],
+        )

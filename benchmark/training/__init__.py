@@ -1,1 +1,2 @@
-"""Training one model: the two-phase recipe, per-epoch checkpoints, stored head features and metrics."""
+"""Training one model: the two-phase recipe, per-epoch checkpoints, stored head features and
+metrics."""

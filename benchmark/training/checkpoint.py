@@ -1,4 +1,5 @@
-"""Per-epoch backups so a preempted or killed cell continues where it stopped instead of starting over.
+"""Per-epoch backups so a preempted or killed cell continues where it stopped instead of starting
+over.
 
 `keras.callbacks.BackupAndRestore` keeps only the weights and the epoch: the resumed run would
 start AdamW's moments and step count (and with them the cosine schedule) from zero, and early
@@ -10,6 +11,7 @@ a resumed cell ends bit-identical to one never interrupted (tested in `tests/run
 `PhaseCheckpoint` marks a finished phase so a re-run skips it. A cell's backups live in
 `RUN_DIR/work/<cell_id>/` and are removed once its record is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +36,11 @@ def seed_states(model: keras.Model) -> list:
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one phase.
+    """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one
+    phase.
 
-    Place it after the `EarlyStopping` it mirrors: callbacks run in list order, and the stopper's own
-    `on_train_begin` resets what this one restores.
+    Place it after the `EarlyStopping` it mirrors: callbacks run in list order, and the stopper's
+    own `on_train_begin` resets what this one restores.
     """
 
     def __init__(self, folder: Path, stopper: keras.callbacks.EarlyStopping):
@@ -59,7 +62,11 @@ class EpochBackup(keras.callbacks.Callback):
         saved = np.load(self.folder / OPTIMIZER)
         for index, variable in enumerate(optimizer.variables):
             variable.assign(saved[f"v{index}"])
-        self.stopper.wait, self.stopper.best, self.stopper.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        self.stopper.wait, self.stopper.best, self.stopper.best_epoch = (
+            state["wait"],
+            state["best"],
+            state["best_epoch"],
+        )
         if (self.folder / SEEDS).is_file():  # backups written before it was saved lack it
             seeds = np.load(self.folder / SEEDS)
             for index, variable in enumerate(seed_states(self.model)):
@@ -77,23 +84,37 @@ class EpochBackup(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         self.folder.mkdir(parents=True, exist_ok=True)
         replace_atomically(self.folder / WEIGHTS, self.model.save_weights, suffix=".weights.h5")
-        optimizer_state = {f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)}
-        replace_atomically(self.folder / OPTIMIZER, lambda path: np.savez(path, **optimizer_state), suffix=".npz")
+        optimizer_state = {
+            f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)
+        }
+        replace_atomically(
+            self.folder / OPTIMIZER, lambda path: np.savez(path, **optimizer_state), suffix=".npz"
+        )
         seeds = {f"s{i}": np.asarray(v) for i, v in enumerate(seed_states(self.model))}
         replace_atomically(self.folder / SEEDS, lambda path: np.savez(path, **seeds), suffix=".npz")
         if self.stopper.best_weights is not None:
             best_weights = {f"w{i}": w for i, w in enumerate(self.stopper.best_weights)}
-            replace_atomically(self.folder / BEST, lambda path: np.savez(path, **best_weights), suffix=".npz")
+            replace_atomically(
+                self.folder / BEST, lambda path: np.savez(path, **best_weights), suffix=".npz"
+            )
         best = self.stopper.best
-        state = {"epoch": epoch, "epochs": self.params.get("epochs", epoch + 1), "history": self.history,
-                 "wait": self.stopper.wait, "best": None if best is None else float(best),
-                 "best_epoch": self.stopper.best_epoch, "stopped": bool(self.model.stop_training)}
-        # The state file is written last: it is the commit point that says the files beside it are whole.
+        state = {
+            "epoch": epoch,
+            "epochs": self.params.get("epochs", epoch + 1),
+            "history": self.history,
+            "wait": self.stopper.wait,
+            "best": None if best is None else float(best),
+            "best_epoch": self.stopper.best_epoch,
+            "stopped": bool(self.model.stop_training),
+        }
+        # The state file is written last: it is the commit point that says the files beside it are
+        # whole.
         write_text_atomic(self.folder / STATE, json.dumps(state))
 
 
 class PhaseCheckpoint:
-    """The finished phases of one cell: the phase's summary and the whole model's weights after it."""
+    """The finished phases of one cell: the phase's summary and the whole model's weights after
+    it."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -102,7 +123,8 @@ class PhaseCheckpoint:
         return EpochBackup(self.folder / phase, stopper)
 
     def finished(self, phase: str, model: keras.Model) -> dict | None:
-        """The saved summary of `phase`, with `model` set to the weights it ended with; None if it never finished."""
+        """The saved summary of `phase`, with `model` set to the weights it ended with; None if it
+        never finished."""
         summary = self.folder / f"{phase}.done.json"
         if not summary.is_file():
             return None
@@ -110,11 +132,16 @@ class PhaseCheckpoint:
         return json.loads(summary.read_text())
 
     def finished_epochs(self) -> list[int]:
-        """Epochs each finished phase ran, read without touching a model: where a resumed cell's timeline stands."""
-        return [int(json.loads(path.read_text())["epochs"]) for path in sorted(self.folder.glob("*.done.json"))]
+        """Epochs each finished phase ran, read without touching a model: where a resumed cell's
+        timeline stands."""
+        return [
+            int(json.loads(path.read_text())["epochs"])
+            for path in sorted(self.folder.glob("*.done.json"))
+        ]
 
     def mark_finished(self, phase: str, model: keras.Model, summary: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        replace_atomically(self.folder / f"{phase}.done.weights.h5", model.save_weights, suffix=".weights.h5")
+        replace_atomically(
+            self.folder / f"{phase}.done.weights.h5", model.save_weights, suffix=".weights.h5"
+        )
         write_text_atomic(self.folder / f"{phase}.done.json", json.dumps(summary))
-

@@ -17,6 +17,7 @@ a copy cut short) is validated on read, named in one warning line and computed a
 processes that need the same missing epoch at once each compute their own copy and the later
 rename wins (the copies are the same computation).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,16 +36,37 @@ import tensorflow as tf
 
 from benchmark.io import replace_atomically
 
-BANK_DTYPE = "float16"  # halves memory and disk; head accuracy measured in benchmarks/sweep_speed.py --bank-dtype
+# float16 halves memory and disk; head accuracy measured in benchmarks/sweep_speed.py --bank-dtype
+BANK_DTYPE = "float16"
 
 
-def bank_key(model_name: str, image_size: int, weights: str, split_file: Path, *, augment, batch_size: int,
-             seed: int, dtype: str | None = None) -> str:
-    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the images)."""
+def bank_key(
+    model_name: str,
+    image_size: int,
+    weights: str,
+    split_file: Path,
+    *,
+    augment,
+    batch_size: int,
+    seed: int,
+    dtype: str | None = None,
+) -> str:
+    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the
+    images)."""
     digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
-    recipe = json.dumps({"weights": weights, "augment": dataclasses.asdict(augment), "batch_size": batch_size,
-                         "dtype": dtype or BANK_DTYPE}, sort_keys=True)
-    return f"{model_name}_{image_size}px_{digest}_bank-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
+    recipe = json.dumps(
+        {
+            "weights": weights,
+            "augment": dataclasses.asdict(augment),
+            "batch_size": batch_size,
+            "dtype": dtype or BANK_DTYPE,
+        },
+        sort_keys=True,
+    )
+    return (
+        f"{model_name}_{image_size}px_{digest}_bank-"
+        f"{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
+    )
 
 
 class FeatureBank:
@@ -54,8 +76,13 @@ class FeatureBank:
     head will see them; `extractor` maps a batch of images to pooled backbone features.
     """
 
-    def __init__(self, folder: Path, extractor: keras.Model, epoch_images: Callable[[int], tf.data.Dataset],
-                 dtype: str | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        extractor: keras.Model,
+        epoch_images: Callable[[int], tf.data.Dataset],
+        dtype: str | None = None,
+    ):
         self.folder = Path(folder)
         self.extractor = extractor
         self.epoch_images = epoch_images
@@ -82,7 +109,9 @@ class FeatureBank:
             features.append(np.asarray(self.extractor.predict_on_batch(images), dtype=self.dtype))
             labels.append(np.argmax(np.asarray(onehot), axis=1).astype(np.int32))
         features, labels = np.concatenate(features), np.concatenate(labels)
-        replace_atomically(path, lambda tmp: np.savez(tmp, features=features, labels=labels), suffix=".npz")
+        replace_atomically(
+            path, lambda tmp: np.savez(tmp, features=features, labels=labels), suffix=".npz"
+        )
         self.seconds += time.perf_counter() - started
         self.computed.append(epoch)
         return features, labels
@@ -98,13 +127,18 @@ def read_epoch(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as stored:
             features, labels = stored["features"], stored["labels"]
-        # Pooled features are 2-D; the fine-tune bank stores activation maps (4-D) in the same files.
+        # Pooled features are 2-D; the fine-tune bank stores activation maps (4-D) in the same
+        # files.
         if features.ndim < 2 or labels.ndim != 1 or len(features) != len(labels):
             raise ValueError(f"features {features.shape} and labels {labels.shape} do not fit")
     except DAMAGED_FILE_ERRORS as err:
         reason = " ".join(str(err).split())[:160] or type(err).__name__
-        print(f"warning: feature-bank file {path} is damaged ({type(err).__name__}: {reason}); "
-              "computing that epoch again", file=sys.stderr, flush=True)
+        print(
+            f"warning: feature-bank file {path} is damaged ({type(err).__name__}: {reason}); "
+            "computing that epoch again",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     return features, labels
 
@@ -113,24 +147,34 @@ def bank_cost(num_images: int, feature_dim: int, epochs: int, dtype: str | None 
     """What a bank of `epochs` epochs holds: one epoch in memory at a time, all of them on disk."""
     dtype = dtype or BANK_DTYPE
     per_epoch = num_images * feature_dim * np.dtype(dtype).itemsize
-    return (f"{epochs} epochs x {num_images} images x {feature_dim} features, {dtype}: "
-            f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to {epochs * per_epoch / 2**20:.1f} MiB on disk")
+    return (
+        f"{epochs} epochs x {num_images} images x {feature_dim} features, {dtype}: "
+        f"{per_epoch / 2**20:.1f} MiB in memory (one epoch at a time), up to "
+        f"{epochs * per_epoch / 2**20:.1f} MiB on disk"
+    )
 
 
 class BankEpochs(keras.callbacks.Callback):
-    """Feeds the head, epoch by epoch, from the bank: the head phase's training data and its callback.
+    """Feeds the head, epoch by epoch, from the bank: the head phase's training data and its
+    callback.
 
     Keras creates the iterator it trains an epoch on after `on_epoch_begin` (it may create and drop
     others; the generator only reads), so `dataset()`'s generator yields the epoch this callback has
     just loaded. The dataset declares its length: with an unknown one, Keras runs one extra step per
     epoch into the end of the data, and that step still advances the optimizer's iteration count,
     which would shift AdamW's bias correction and the learning-rate schedule away from the online
-    path's. Before the first epoch (Keras may peek at a batch to build the model under a distribution
-    strategy) it yields batches of zeros with the right shapes.
+    path's. Before the first epoch (Keras may peek at a batch to build the model under a
+    distribution strategy) it yields batches of zeros with the right shapes.
     """
 
-    def __init__(self, bank: FeatureBank, class_weights: np.ndarray, batch_size: int, feature_dim: int,
-                 num_images: int):
+    def __init__(
+        self,
+        bank: FeatureBank,
+        class_weights: np.ndarray,
+        batch_size: int,
+        feature_dim: int,
+        num_images: int,
+    ):
         super().__init__()
         self.bank = bank
         self.class_weights = np.asarray(class_weights, dtype=np.float32)
@@ -146,19 +190,28 @@ class BankEpochs(keras.callbacks.Callback):
         num_classes = len(self.class_weights)
         if self.current is None:
             for _ in range(self.steps):
-                yield (np.zeros((1, self.feature_dim), np.float32), np.eye(num_classes, dtype=np.float32)[:1],
-                       np.ones((1,), np.float32))
+                yield (
+                    np.zeros((1, self.feature_dim), np.float32),
+                    np.eye(num_classes, dtype=np.float32)[:1],
+                    np.ones((1,), np.float32),
+                )
             return
         features, labels = self.current
         for start in range(0, len(labels), self.batch_size):
-            batch = labels[start:start + self.batch_size]
-            yield (features[start:start + self.batch_size].astype(np.float32),
-                   np.eye(num_classes, dtype=np.float32)[batch], self.class_weights[batch])
+            batch = labels[start : start + self.batch_size]
+            yield (
+                features[start : start + self.batch_size].astype(np.float32),
+                np.eye(num_classes, dtype=np.float32)[batch],
+                self.class_weights[batch],
+            )
 
     def dataset(self) -> tf.data.Dataset:
         num_classes = len(self.class_weights)
-        return tf.data.Dataset.from_generator(self._batches, output_signature=(
-            tf.TensorSpec((None, self.feature_dim), tf.float32),
-            tf.TensorSpec((None, num_classes), tf.float32),
-            tf.TensorSpec((None,), tf.float32),
-        )).apply(tf.data.experimental.assert_cardinality(self.steps))
+        return tf.data.Dataset.from_generator(
+            self._batches,
+            output_signature=(
+                tf.TensorSpec((None, self.feature_dim), tf.float32),
+                tf.TensorSpec((None, num_classes), tf.float32),
+                tf.TensorSpec((None,), tf.float32),
+            ),
+        ).apply(tf.data.experimental.assert_cardinality(self.steps))

@@ -7,6 +7,7 @@ at a low learning rate. Both phases use AdamW and early stopping with the best w
 A model without pretrained weights (simple_cnn, or a registry backbone under `--weights none`) has
 nothing to freeze, so it trains whole, in one phase with the budget of both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,12 @@ class PhaseResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     unfrozen_layers: int = 0
     resumed_from_epoch: int = 0  # > 0 when a backup let a re-run continue this phase
-    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch this process ran
-    first_epoch_extra_seconds: float | None = None  # first epoch minus the median later one: tracing and compiling
+    epoch_seconds: list[float] = field(
+        default_factory=list
+    )  # wall time of each epoch this process ran
+    first_epoch_extra_seconds: float | None = (
+        None  # first epoch minus the median later one: tracing and compiling
+    )
 
     def __post_init__(self):
         if self.first_epoch_extra_seconds is None and len(self.epoch_seconds) >= 2:
@@ -100,7 +105,9 @@ def unfreeze_top(backbone: keras.Model, layers: int | str) -> int:
     count = len(backbone.layers) if layers == "all" else int(layers)
     boundary = len(backbone.layers) - count
     for index, layer in enumerate(backbone.layers):
-        layer.trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= boundary and not isinstance(
+            layer, keras.layers.BatchNormalization
+        )
     return sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
 
 
@@ -108,29 +115,35 @@ def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> 
     """Unfreezes the top `layers` transformer blocks of a text encoder; embeddings stay frozen."""
     text_backbone.trainable = True
     blocks = transformer_layers(text_backbone)
-    chosen = set(id(layer) for layer in blocks[len(blocks) - layers:]) if layers > 0 else set()
+    chosen = set(id(layer) for layer in blocks[len(blocks) - layers :]) if layers > 0 else set()
     for layer in text_backbone.layers:
         layer.trainable = id(layer) in chosen
     return len(chosen)
 
 
 def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -> int:
-    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole encoder).
+    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole
+    encoder).
 
     Everything outside the chosen blocks stays frozen: patch and position embeddings, the final
     LayerNorm and pooling, as the text encoder's embeddings do (`unfreeze_top_transformer_layers`).
-    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders) never.
-    Returns the number of blocks unfrozen.
+    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders)
+    never. Returns the number of blocks unfrozen.
     """
     if layers == "all":
         unfreeze_top(encoder, "all")
         return len(blocks)
     count = min(int(layers), len(blocks))
-    chosen = blocks[len(blocks) - count:] if count > 0 else []
+    chosen = blocks[len(blocks) - count :] if count > 0 else []
     encoder.trainable = False  # every variable of every sublayer frozen ...
-    encoder._trainable = True  # ... then the containers on the path open again, without touching variables
+    encoder._trainable = (
+        True  # ... then the containers on the path open again, without touching variables
+    )
     for container in encoder._flatten_layers(include_self=False, recursive=True):
-        if any(block in container._flatten_layers(include_self=False, recursive=True) for block in chosen):
+        if any(
+            block in container._flatten_layers(include_self=False, recursive=True)
+            for block in chosen
+        ):
             container._trainable = True
     for block in chosen:
         block.trainable = True
@@ -140,8 +153,17 @@ def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -
     return len(chosen)
 
 
-def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: int,
-                   *, ema: bool = False, ema_momentum: float = 0.99):
+def make_optimizer(
+    lr: float,
+    weight_decay: float,
+    schedule: str,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: int,
+    *,
+    ema: bool = False,
+    ema_momentum: float = 0.99,
+):
     """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget.
 
     With `ema`, AdamW also keeps a moving average of the weights; `run_phase` makes it the weights
@@ -158,12 +180,19 @@ def make_optimizer(lr: float, weight_decay: float, schedule: str, epochs: int, s
         )
     else:
         learning_rate = lr
-    return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, use_ema=ema,
-                                  ema_momentum=ema_momentum)
+    return keras.optimizers.AdamW(
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        use_ema=ema,
+        ema_momentum=ema_momentum,
+    )
 
 
-def compile_model(model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False) -> None:
-    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain accuracy."""
+def compile_model(
+    model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False
+) -> None:
+    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain
+    accuracy."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -177,7 +206,8 @@ def _count(weights) -> int:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling cost."""
+    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling
+    cost."""
 
     def __init__(self):
         super().__init__()
@@ -212,8 +242,18 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: RecipeSettings, callbacks, verbose,
-              checkpoint: PhaseCheckpoint | None = None) -> PhaseResult:
+def run_phase(
+    name,
+    model,
+    train_ds,
+    val_ds,
+    epochs,
+    optimizer,
+    settings: RecipeSettings,
+    callbacks,
+    verbose,
+    checkpoint: PhaseCheckpoint | None = None,
+) -> PhaseResult:
     """Compiles and fits one phase with early stopping (best weights restored).
 
     With a `checkpoint`, a phase that already finished is skipped (its weights reloaded) and an
@@ -224,19 +264,33 @@ def run_phase(name, model, train_ds, val_ds, epochs, optimizer, settings: Recipe
     if checkpoint is not None and (done := checkpoint.finished(name, model)) is not None:
         return PhaseResult(**done)
     stopper = keras.callbacks.EarlyStopping(
-        monitor=settings.monitor, patience=settings.patience, restore_best_weights=True,
+        monitor=settings.monitor,
+        patience=settings.patience,
+        restore_best_weights=True,
         mode="min" if settings.monitor == "val_loss" else "max",
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
     guard, timer = DivergenceGuard(), EpochTimer()
-    # The backup must follow the stopper (it saves the stopper's state) and the average's swap back out.
-    stopping = AveragedWeights().around(stopper) if getattr(optimizer, "use_ema", False) else [stopper]
+    # The backup must follow the stopper (it saves the stopper's state) and the average's swap back
+    # out.
+    stopping = (
+        AveragedWeights().around(stopper) if getattr(optimizer, "use_ema", False) else [stopper]
+    )
     start = time.perf_counter()
-    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a tf.data.Dataset.
-    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                       callbacks=[timer, guard, *stopping, *([backup] if backup else []), *callbacks])
+    # shuffle=False: the datasets shuffle themselves (seeded, per epoch); Keras cannot shuffle a
+    # tf.data.Dataset.
+    fitted = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        verbose=verbose,
+        shuffle=False,
+        callbacks=[timer, guard, *stopping, *([backup] if backup else []), *callbacks],
+    )
     if guard.where:
-        raise FloatingPointError(f"training diverged in phase {name!r} ({guard.where}); try a lower learning rate")
+        raise FloatingPointError(
+            f"training diverged in phase {name!r} ({guard.where}); try a lower learning rate"
+        )
     history = backup.history if backup is not None else fitted.history
     ran = len(history.get("loss", []))
     result = PhaseResult(
@@ -259,15 +313,26 @@ def _averaging(settings: RecipeSettings) -> dict:
     return {"ema": settings.ema, "ema_momentum": settings.ema_momentum}
 
 
-def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSettings, *, steps_per_epoch: int,
-                    callbacks=(), verbose: int | str = "auto", cached_head: CachedHeadPhase | None = None,
-                    checkpoint: PhaseCheckpoint | None = None,
-                    progressive: ProgressiveResizing | None = None,
-                    cached_tune: CachedHeadPhase | None = None) -> TrainingResult:
-    """Runs the recipe on a freshly built model; the model ends with the best weights of the last phase.
+def train_two_phase(
+    built: BuiltModel,
+    train_ds,
+    val_ds,
+    settings: RecipeSettings,
+    *,
+    steps_per_epoch: int,
+    callbacks=(),
+    verbose: int | str = "auto",
+    cached_head: CachedHeadPhase | None = None,
+    checkpoint: PhaseCheckpoint | None = None,
+    progressive: ProgressiveResizing | None = None,
+    cached_tune: CachedHeadPhase | None = None,
+) -> TrainingResult:
+    """Runs the recipe on a freshly built model; the model ends with the best weights of the last
+    phase.
 
     With `progressive` (a from-scratch model only), the single phase trains a twin of the model that
-    takes any image side, with the callback that sets each epoch's side; the twin shares every weight.
+    takes any image side, with the callback that sets each epoch's side; the twin shares every
+    weight.
 
     With `cached_head`, phase 1 trains the head on precomputed backbone features; the head layers
     are shared, so phase 2 starts from exactly those weights. With `cached_tune`, phase 2 trains the
@@ -277,33 +342,91 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
     """
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
     if progressive is not None and (backbone is not None or not built.from_scratch):
-        raise ValueError("progressive resizing needs a network built to train from scratch (RunConfig refuses others)")
+        raise ValueError(
+            "progressive resizing needs a network built to train from scratch (RunConfig refuses "
+            "others)"
+        )
 
     if built.from_scratch:
-        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with the budget of both.
+        # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with
+        # the budget of both.
         if backbone is not None:
             backbone.trainable = True
         epochs = settings.initial_epochs + settings.fine_tune_epochs
-        optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule, epochs,
-                                   steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
+        optimizer = make_optimizer(
+            settings.initial_lr,
+            settings.weight_decay,
+            settings.lr_schedule,
+            epochs,
+            steps_per_epoch,
+            settings.warmup_epochs,
+            **_averaging(settings),
+        )
         if progressive is not None:
-            model, callbacks = progressive.training_model(model), [progressive.callback(epochs), *callbacks]
-        only = run_phase("single", model, train_ds, val_ds, epochs, optimizer, settings, callbacks, verbose, checkpoint)
-        return TrainingResult([only], phase2_note="single phase, whole network trained: no pretrained weights to freeze")
+            model, callbacks = (
+                progressive.training_model(model),
+                [progressive.callback(epochs), *callbacks],
+            )
+        only = run_phase(
+            "single",
+            model,
+            train_ds,
+            val_ds,
+            epochs,
+            optimizer,
+            settings,
+            callbacks,
+            verbose,
+            checkpoint,
+        )
+        return TrainingResult(
+            [only],
+            phase2_note="single phase, whole network trained: no pretrained weights to freeze",
+        )
 
     for pretrained in (backbone, text_backbone):
         if pretrained is not None:
             freeze(pretrained)
-    optimizer = make_optimizer(settings.initial_lr, settings.weight_decay, settings.lr_schedule,
-                               settings.initial_epochs, steps_per_epoch, settings.warmup_epochs, **_averaging(settings))
+    optimizer = make_optimizer(
+        settings.initial_lr,
+        settings.weight_decay,
+        settings.lr_schedule,
+        settings.initial_epochs,
+        steps_per_epoch,
+        settings.warmup_epochs,
+        **_averaging(settings),
+    )
     if cached_head is not None:
-        head = run_phase("head", cached_head.model, cached_head.train, cached_head.val, settings.initial_epochs, optimizer,
-                         settings, [*cached_head.callbacks, *callbacks], verbose, checkpoint)
+        head = run_phase(
+            "head",
+            cached_head.model,
+            cached_head.train,
+            cached_head.val,
+            settings.initial_epochs,
+            optimizer,
+            settings,
+            [*cached_head.callbacks, *callbacks],
+            verbose,
+            checkpoint,
+        )
     else:
-        head = run_phase("head", model, train_ds, val_ds, settings.initial_epochs, optimizer, settings, callbacks, verbose, checkpoint)
+        head = run_phase(
+            "head",
+            model,
+            train_ds,
+            val_ds,
+            settings.initial_epochs,
+            optimizer,
+            settings,
+            callbacks,
+            verbose,
+            checkpoint,
+        )
 
     if settings.fine_tune_layers in (0, "0") or settings.fine_tune_epochs == 0:
-        return TrainingResult([head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)")
+        return TrainingResult(
+            [head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)"
+        )
 
     if backbone is None:
         unfrozen = 0
@@ -314,14 +437,40 @@ def train_two_phase(built: BuiltModel, train_ds, val_ds, settings: RecipeSetting
     if text_backbone is not None:
         unfrozen += unfreeze_top_transformer_layers(text_backbone, settings.text_fine_tune_layers)
     # `trainable` changed, so the model must be compiled again for it to take effect.
-    optimizer = make_optimizer(settings.fine_tune_lr, settings.weight_decay, settings.lr_schedule,
-                               settings.fine_tune_epochs, steps_per_epoch, 0, **_averaging(settings))
+    optimizer = make_optimizer(
+        settings.fine_tune_lr,
+        settings.weight_decay,
+        settings.lr_schedule,
+        settings.fine_tune_epochs,
+        steps_per_epoch,
+        0,
+        **_averaging(settings),
+    )
     if cached_tune is not None:
-        tune = run_phase("fine_tune", cached_tune.model, cached_tune.train, cached_tune.val,
-                         settings.fine_tune_epochs, optimizer, settings,
-                         [*cached_tune.callbacks, *callbacks], verbose, checkpoint)
+        tune = run_phase(
+            "fine_tune",
+            cached_tune.model,
+            cached_tune.train,
+            cached_tune.val,
+            settings.fine_tune_epochs,
+            optimizer,
+            settings,
+            [*cached_tune.callbacks, *callbacks],
+            verbose,
+            checkpoint,
+        )
     else:
-        tune = run_phase("fine_tune", model, train_ds, val_ds, settings.fine_tune_epochs, optimizer,
-                         settings, callbacks, verbose, checkpoint)
+        tune = run_phase(
+            "fine_tune",
+            model,
+            train_ds,
+            val_ds,
+            settings.fine_tune_epochs,
+            optimizer,
+            settings,
+            callbacks,
+            verbose,
+            checkpoint,
+        )
     tune.unfrozen_layers = unfrozen
     return TrainingResult([head, tune])

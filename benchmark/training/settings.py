@@ -4,6 +4,7 @@ schedules progressive resizing accepts.
 No TensorFlow here: `RunConfig` takes its defaults and checks from this module, and the command
 line checks a configuration before it imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,10 +52,14 @@ def progressive_refusal(sizes: list[int], image_size: int | None, model: str) ->
         return None  # the unknown name is reported where the grid is resolved
     final = image_size or entry.input_size
     if sizes[-1] >= final:
-        return (f"--progressive-sizes {sizes} must stay below the final side {final} px "
-                f"(--image-size) of {model}")
+        return (
+            f"--progressive-sizes {sizes} must stay below the final side {final} px "
+            f"(--image-size) of {model}"
+        )
     if entry.pretrained:
-        return ("--progressive-sizes applies to the networks built to train from scratch "
-                f"(simple_cnn); {model} is a pretrained backbone with a fixed input size: "
-                "leave --progressive-sizes out")
+        return (
+            "--progressive-sizes applies to the networks built to train from scratch "
+            f"(simple_cnn); {model} is a pretrained backbone with a fixed input size: "
+            "leave --progressive-sizes out"
+        )
     return None

@@ -4,7 +4,15 @@
 and no PyTorch; `port` copies it into a Keras model through a family's key map, checking every
 shape, and caches the result as a native Keras weights file keyed by the checkpoint's hash.
 """
+
 from models.checkpoints.port import KeyMap, Target, load_ported_weights, port_state_dict
 from models.checkpoints.torch_pickle import CheckpointError, read_state_dict
 
-__all__ = ["CheckpointError", "KeyMap", "Target", "load_ported_weights", "port_state_dict", "read_state_dict"]
+__all__ = [
+    "CheckpointError",
+    "KeyMap",
+    "Target",
+    "load_ported_weights",
+    "port_state_dict",
+    "read_state_dict",
+]

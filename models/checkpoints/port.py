@@ -10,6 +10,7 @@ other difference means the file is not this family's checkpoint and is refused i
 The ported weights are saved once as a Keras `.weights.h5` under the weights cache, keyed by the
 family and the checkpoint's SHA-256, so later runs load them natively without reading the pickle.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,18 +65,24 @@ def port_state_dict(model, state: dict[str, np.ndarray], key_map: KeyMap, source
     missing = [key for key in targets if key not in state]
     unused = [key for key in state if key not in targets and not key_map.is_optional(key)]
     if missing:
-        raise CheckpointError(f"checkpoint {source} does not fit {key_map.family}: it lacks "
-                              f"{_listed(missing)}, {len(state)} tensors in all")
+        raise CheckpointError(
+            f"checkpoint {source} does not fit {key_map.family}: it lacks "
+            f"{_listed(missing)}, {len(state)} tensors in all"
+        )
     if unused:
-        raise CheckpointError(f"checkpoint {source} does not fit {key_map.family}: "
-                              f"{_listed(unused)} has no place in the model")
+        raise CheckpointError(
+            f"checkpoint {source} does not fit {key_map.family}: "
+            f"{_listed(unused)} has no place in the model"
+        )
     arrays = {}
     for key, target in targets.items():
         array = np.asarray(target.transform(state[key]), dtype="float32")
         expected = tuple(target.variable.shape)
         if array.shape != expected:
-            raise CheckpointError(f"checkpoint {source} does not fit {key_map.family}: {key} has "
-                                  f"shape {tuple(state[key].shape)}, the model needs {expected}")
+            raise CheckpointError(
+                f"checkpoint {source} does not fit {key_map.family}: {key} has "
+                f"shape {tuple(state[key].shape)}, the model needs {expected}"
+            )
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"checkpoint {source}: {key} holds NaN or infinite values")
         arrays[key] = array

@@ -15,6 +15,7 @@ A tensor is (storage, offset, size, stride). Many checkpoints exported from Tens
 TensorFlow's memory layout, so strides are not contiguous: ignoring them loads numbers that still
 run and are garbage. Every view is checked to lie inside its storage before it is read.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,9 +34,15 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 # Storage classes a state dict may name, with their numpy dtypes (bfloat16 has no numpy dtype).
 STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
 }
 # Wrappers that training scripts put around the state dict itself.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
@@ -70,13 +77,18 @@ class _StorageType:
         self.dtype = STORAGE_DTYPES[name]
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+):
     """Stands in for `torch._utils._rebuild_tensor_v2` (and `_rebuild_tensor`): records the view."""
     if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError("a tensor whose storage is not a storage")
-    if not (_is_index(storage_offset) and _is_shape(size) and _is_shape(stride)
-            and len(size) == len(stride)):
+    if not (
+        _is_index(storage_offset)
+        and _is_shape(size)
+        and _is_shape(stride)
+        and len(size) == len(stride)
+    ):
         raise pickle.UnpicklingError("a tensor with a malformed offset, size or stride")
     return _TensorRef(storage, storage_offset, tuple(size), tuple(stride))
 
@@ -109,7 +121,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if allowed is None:
             raise pickle.UnpicklingError(
                 f"it names {module}.{name}, which a state dict never needs (only tensors and "
-                "ordered dicts are admitted)")
+                "ordered dicts are admitted)"
+            )
         return allowed
 
     def persistent_load(self, pid):
@@ -118,8 +131,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         storage_type, key, _location, numel = pid[1:5]
         if len(pid) == 6 and pid[5] is not None:
             raise pickle.UnpicklingError("a storage view (pre-1.0 serialisation) is not supported")
-        if not isinstance(storage_type, _StorageType) or not isinstance(key, str) \
-                or not _is_index(numel):
+        if (
+            not isinstance(storage_type, _StorageType)
+            or not isinstance(key, str)
+            or not _is_index(numel)
+        ):
             raise pickle.UnpicklingError("a malformed storage reference")
         known = self.storages.get(key)
         storage = _Storage(key, storage_type.dtype, numel)
@@ -147,7 +163,8 @@ def _legacy_storages(stream: io.BytesIO, keys, storages: dict[str, _Storage]) ->
         storage = storages[key]
         if numel != storage.numel:
             raise pickle.UnpicklingError(
-                f"storage {key} holds {numel} elements, its reference says {storage.numel}")
+                f"storage {key} holds {numel} elements, its reference says {storage.numel}"
+            )
         nbytes = numel * np.dtype(storage.dtype).itemsize
         raw[key] = stream.read(nbytes)
         if len(raw[key]) != nbytes:
@@ -203,10 +220,14 @@ def _materialise(name: str, ref: _TensorRef, raw: dict[str, bytes]) -> np.ndarra
     last = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride))
     if last >= ref.storage.numel:
         raise pickle.UnpicklingError(
-            f"tensor {name} overruns its storage ({last + 1} > {ref.storage.numel} elements)")
+            f"tensor {name} overruns its storage ({last + 1} > {ref.storage.numel} elements)"
+        )
     view = np.lib.stride_tricks.as_strided(
-        storage[ref.offset:], shape=ref.size, strides=[s * dtype.itemsize for s in ref.stride],
-        writeable=False)
+        storage[ref.offset :],
+        shape=ref.size,
+        strides=[s * dtype.itemsize for s in ref.stride],
+        writeable=False,
+    )
     return np.array(view, copy=True)
 
 
@@ -231,11 +252,23 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         state = _unwrap(obj)
         if not isinstance(state, dict) or not state:
             raise pickle.UnpicklingError("it holds no state dict")
-        bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, _TensorRef)]
+        bad = [
+            k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, _TensorRef)
+        ]
         if bad:
             raise pickle.UnpicklingError(f"entry {bad[0]!r} is not a named tensor")
         return {name: _materialise(name, ref, raw) for name, ref in state.items()}
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, struct.error, zipfile.BadZipFile, MemoryError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        struct.error,
+        zipfile.BadZipFile,
+        MemoryError,
+    ) as err:
         reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise CheckpointError(f"checkpoint {path} refused: {reason}") from None

@@ -1,10 +1,17 @@
 """Configuration: precedence, unknown keys, validation naming the flag, change detection."""
+
 import json
 
 import pytest
 import yaml
 
-from benchmark.config.run_config import RunConfig, differing_keys, list_presets, read_config_file, resolve_config
+from benchmark.config.run_config import (
+    RunConfig,
+    differing_keys,
+    list_presets,
+    read_config_file,
+    resolve_config,
+)
 from benchmark.errors import UsageError
 
 
@@ -63,11 +70,17 @@ def test_tta_and_ema_come_from_flags_files_and_presets(tmp_path):
     config_file = tmp_path / "levers.yaml"
     config_file.write_text("tta: 2\nema: true\n")
     config = resolve_config("scratch_trashnet", str(config_file))
-    assert (config.tta, config.ema, config.initial_epochs) == (2, True, 84)  # the file over the preset
+    assert (config.tta, config.ema, config.initial_epochs) == (
+        2,
+        True,
+        84,
+    )  # the file over the preset
 
 
 def test_a_saved_config_from_before_tta_and_ema_ran_without_them():
-    old = {k: v for k, v in RunConfig().to_dict().items() if k not in ("tta", "ema", "ema_momentum")}
+    old = {
+        k: v for k, v in RunConfig().to_dict().items() if k not in ("tta", "ema", "ema_momentum")
+    }
     assert differing_keys(old, RunConfig().to_dict()) == []
     assert differing_keys(old, RunConfig(tta=2, ema=True).to_dict()) == ["ema", "tta"]
 
@@ -89,11 +102,14 @@ def test_ema_momentum_without_ema_is_refused_and_never_counts_as_a_change(tmp_pa
 def test_differing_keys_ignores_yaml_number_and_list_spelling():
     saved = RunConfig(alphas=[0, 1]).to_dict()
     assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0]).to_dict()) == []
-    assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0], batch_size=8).to_dict()) == ["batch_size"]
+    assert differing_keys(saved, RunConfig(alphas=[0.0, 1.0], batch_size=8).to_dict()) == [
+        "batch_size"
+    ]
 
 
 def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
-    """One definition: flag destinations are RunConfig fields, and choice flags offer exactly CHOICES."""
+    """One definition: flag destinations are RunConfig fields, and choice flags offer exactly
+    CHOICES."""
     import dataclasses
 
     from benchmark.config.choices import CHOICES

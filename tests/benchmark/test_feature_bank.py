@@ -1,4 +1,6 @@
-"""The augmented feature bank: what it holds, that training on it equals training online, and that it is safe to share."""
+"""The augmented feature bank: what it holds, that training on it equals training online, and that
+it is safe to share."""
+
 import dataclasses
 import subprocess
 import sys
@@ -29,9 +31,15 @@ def split(tmp_path_factory):
 
 
 def bank_for(built, split, folder: Path, dtype="float32") -> FeatureBank:
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=folder / "cache")
-    return FeatureBank(folder / "bank", feature_extractor(built),
-                       lambda e: inputs.dataset(split, "train", BATCH, augment=AUGMENT, shuffle_seed=0, epoch=e), dtype=dtype)
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=folder / "cache"
+    )
+    return FeatureBank(
+        folder / "bank",
+        feature_extractor(built),
+        lambda e: inputs.dataset(split, "train", BATCH, augment=AUGMENT, shuffle_seed=0, epoch=e),
+        dtype=dtype,
+    )
 
 
 def test_epoch_e_holds_the_pooled_features_of_epoch_e_augmented_images(split, tmp_path):
@@ -48,18 +56,35 @@ def test_epoch_e_holds_the_pooled_features_of_epoch_e_augmented_images(split, tm
     assert again.computed == []
 
 
-def test_the_head_trained_on_the_bank_matches_the_head_trained_online_on_the_same_draws(split, tmp_path):
-    """Same seed, augmentation on: phase 1 from the bank ends where phase 1 on epoch e's images does."""
+def test_the_head_trained_on_the_bank_matches_the_head_trained_online_on_the_same_draws(
+    split, tmp_path
+):
+    """Same seed, augmentation on: phase 1 from the bank ends where phase 1 on epoch e's images
+    does."""
     epochs, weights = 4, np.array([1.0, 2.0, 0.5], np.float32)
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     val = inputs.dataset(split, "val", BATCH)
-    settings = RecipeSettings(initial_epochs=epochs, fine_tune_epochs=0, initial_lr=1e-2, patience=10)
+    settings = RecipeSettings(
+        initial_epochs=epochs, fine_tune_epochs=0, initial_lr=1e-2, patience=10
+    )
 
     online = stand_in_pretrained(seed=3)
     online.backbone.trainable = False
-    compile_model(online.model, make_optimizer(1e-2, settings.weight_decay, "constant", epochs, 3, 0), 0.0)
+    compile_model(
+        online.model, make_optimizer(1e-2, settings.weight_decay, "constant", epochs, 3, 0), 0.0
+    )
     for epoch in range(epochs):  # epoch e's images, exactly as the bank draws them
-        train = inputs.dataset(split, "train", BATCH, augment=AUGMENT, shuffle_seed=0, epoch=epoch, sample_weights=weights)
+        train = inputs.dataset(
+            split,
+            "train",
+            BATCH,
+            augment=AUGMENT,
+            shuffle_seed=0,
+            epoch=epoch,
+            sample_weights=weights,
+        )
         online.model.fit(train, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False)
 
     banked = stand_in_pretrained(seed=3)
@@ -69,9 +94,20 @@ def test_the_head_trained_on_the_bank_matches_the_head_trained_online_on_the_sam
     head = head_model(banked)  # shares the full model's head layers
     compile_model(head, make_optimizer(1e-2, settings.weight_decay, "constant", epochs, 3, 0), 0.0)
     for epoch in range(epochs):
-        head.fit(feeder.dataset(), initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False, callbacks=[feeder])
-    assert int(head.optimizer.iterations) == int(online.model.optimizer.iterations)  # same steps: same AdamW schedule
-    np.testing.assert_allclose(banked.model.predict(val, verbose=0), online.model.predict(val, verbose=0), atol=1e-5)
+        head.fit(
+            feeder.dataset(),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[feeder],
+        )
+    assert int(head.optimizer.iterations) == int(
+        online.model.optimizer.iterations
+    )  # same steps: same AdamW schedule
+    np.testing.assert_allclose(
+        banked.model.predict(val, verbose=0), online.model.predict(val, verbose=0), atol=1e-5
+    )
     assert bank.stored_epochs() == list(range(epochs))
 
 
@@ -119,8 +155,9 @@ def test_damaged_stored_features_are_named_once_and_computed_again(split, tmp_pa
     from benchmark.training.head_features import cached_features
 
     built = stand_in_pretrained()
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image",
-                        cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     val, rows = inputs.dataset(split, "val", BATCH), len(split.subset("val"))
     cache_file = tmp_path / "features" / "val.npy"
     cache_file.parent.mkdir()
@@ -143,7 +180,7 @@ def test_float16_bank_keeps_the_features_to_three_decimals(split, tmp_path):
 def test_two_processes_filling_the_same_epoch_at_once_leave_one_whole_file(split, tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        sys.path[:0] = [{str(PROJECT)!r}, {str(PROJECT / 'tests' / 'benchmark')!r}]
+        sys.path[:0] = [{str(PROJECT)!r}, {str(PROJECT / "tests" / "benchmark")!r}]
         from pathlib import Path
         import numpy as np
         from stand_ins import stand_in_pretrained
@@ -156,22 +193,41 @@ def test_two_processes_filling_the_same_epoch_at_once_leave_one_whole_file(split
     from data_pipeline import write_split_file
 
     write_split_file(split, tmp_path / "splits.csv")
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "splits.csv"), str(tmp_path / "run"),
-                                 str(tmp_path / f"out{i}.npy")]) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(tmp_path / "splits.csv"),
+                str(tmp_path / "run"),
+                str(tmp_path / f"out{i}.npy"),
+            ]
+        )
+        for i in range(2)
+    ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
     stored = bank_for(stand_in_pretrained(), split, tmp_path / "run")
-    assert stored.stored_epochs() == [0] and not [p for p in stored.folder.iterdir() if p.name.startswith(".")]
+    assert stored.stored_epochs() == [0] and not [
+        p for p in stored.folder.iterdir() if p.name.startswith(".")
+    ]
     for i in range(2):  # each process got a whole epoch, the same as the one kept
         np.testing.assert_allclose(np.load(tmp_path / f"out{i}.npy"), stored.epoch(0)[0], atol=1e-6)
 
 
 def test_cached_on_a_model_that_cannot_store_features_is_refused_in_one_line(split):
-    with pytest.raises(UsageError, match=r"--head-features cached: mobilenet_v2 trains from scratch here"):
+    with pytest.raises(
+        UsageError, match=r"--head-features cached: mobilenet_v2 trains from scratch here"
+    ):
         check_head_features(RunConfig(head_features="cached", weights="none"), ["mobilenet_v2"])
     with pytest.raises(UsageError, match=r"--head-features cached: simple_cnn trains from scratch"):
         check_head_features(RunConfig(head_features="cached"), ["simple_cnn"])
-    check_head_features(RunConfig(head_features="cached"), ["mobilenet_v2", "late_fusion_convnext_small"])
-    check_head_features(RunConfig(head_features="auto", weights="none"), ["simple_cnn"])  # auto runs online there
+    check_head_features(
+        RunConfig(head_features="cached"), ["mobilenet_v2", "late_fusion_convnext_small"]
+    )
+    check_head_features(
+        RunConfig(head_features="auto", weights="none"), ["simple_cnn"]
+    )  # auto runs online there
 
 
 def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_must():
@@ -187,7 +243,8 @@ def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_mu
 
 @pytest.mark.slow
 def test_an_alpha_sweep_through_the_runner_fills_the_bank_once_and_says_so(tmp_path):
-    """Two alpha cells of a "pretrained" MobileNetV3 (a random backbone saved as a weights file): one bank."""
+    """Two alpha cells of a "pretrained" MobileNetV3 (a random backbone saved as a weights file):
+    one bank."""
     from benchmark.config.run_config import resolve_config
     from benchmark.run.folder import prepare_run
     from benchmark.run.loop import run_grid
@@ -195,21 +252,41 @@ def test_an_alpha_sweep_through_the_runner_fills_the_bank_once_and_says_so(tmp_p
     from models import BuildSpec, build_model
 
     weights = tmp_path / "backbone.weights.h5"
-    build_model("mobilenet_v3_small", BuildSpec(num_classes=2, image_size=32, weights="none")).backbone.save_weights(weights)
+    build_model(
+        "mobilenet_v3_small", BuildSpec(num_classes=2, image_size=32, weights="none")
+    ).backbone.save_weights(weights)
     data = tmp_path / "data"
     data.mkdir()
     colour_split(data)
-    config = resolve_config(None, None, {
-        "models": ["mobilenet_v3_small"], "alphas": [0.0, 1.0], "data": str(data), "weights": str(weights),
-        "image_size": 32, "batch_size": 8, "initial_epochs": 2, "fine_tune_epochs": 1, "patience": 5,
-        "save_models": "none", "profile": False,
-    })
+    config = resolve_config(
+        None,
+        None,
+        {
+            "models": ["mobilenet_v3_small"],
+            "alphas": [0.0, 1.0],
+            "data": str(data),
+            "weights": str(weights),
+            "image_size": 32,
+            "batch_size": 8,
+            "initial_epochs": 2,
+            "fine_tune_epochs": 1,
+            "patience": 5,
+            "save_models": "none",
+            "profile": False,
+        },
+    )
     assert run_grid(prepare_run(config, tmp_path / "run"), quiet=True) == 0
     records = sorted(load_records(tmp_path / "run"), key=lambda r: r.alpha)
     assert [r.head_features for r in records] == ["bank", "bank"]
-    assert [r.timings["feature_bank_epochs_computed"] for r in records] == [2, 0]  # the second cell only reads
+    assert [r.timings["feature_bank_epochs_computed"] for r in records] == [
+        2,
+        0,
+    ]  # the second cell only reads
     banks = list((tmp_path / "run" / "features").glob("*_bank-*"))
-    assert len(banks) == 1 and sorted(p.name for p in banks[0].iterdir()) == ["epoch000.npz", "epoch001.npz"]
+    assert len(banks) == 1 and sorted(p.name for p in banks[0].iterdir()) == [
+        "epoch000.npz",
+        "epoch001.npz",
+    ]
     assert all(isinstance(r.timings["first_epoch_extra_seconds"][0], float) for r in records)
 
 
@@ -224,11 +301,17 @@ def test_a_cell_killed_inside_a_bank_epoch_resumes_bit_identical_and_quietly(spl
     from models import HeadConfig, attach_head
 
     epochs, weights = 6, np.array([1.0, 2.0, 0.5], np.float32)
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image",
-                        cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     val = inputs.dataset(split, "val", BATCH)
-    settings = RecipeSettings(initial_epochs=epochs, fine_tune_epochs=0, initial_lr=1e-2,
-                              patience=100, lr_schedule="cosine")
+    settings = RecipeSettings(
+        initial_epochs=epochs,
+        fine_tune_epochs=0,
+        initial_lr=1e-2,
+        patience=100,
+        lr_schedule="cosine",
+    )
 
     def head_phase(work: Path, bank_folder: Path, kill_in_epoch: int | None = None) -> list:
         built = stand_in_pretrained(seed=3)  # a fresh process: same seed, new objects
@@ -239,8 +322,9 @@ def test_a_cell_killed_inside_a_bank_epoch_resumes_bit_identical_and_quietly(spl
         def epoch_images(epoch):
             if epoch == kill_in_epoch:  # killed while the bank computes this epoch's features
                 raise KeyboardInterrupt
-            return inputs.dataset(split, "train", BATCH, augment=AUGMENT, shuffle_seed=0,
-                                  epoch=epoch)
+            return inputs.dataset(
+                split, "train", BATCH, augment=AUGMENT, shuffle_seed=0, epoch=epoch
+            )
 
         extractor = feature_extractor(built)
         bank = FeatureBank(bank_folder, extractor, epoch_images, dtype="float32")
@@ -249,8 +333,18 @@ def test_a_cell_killed_inside_a_bank_epoch_resumes_bit_identical_and_quietly(spl
         val_features = feature_dataset(features, split.label_indices("val"), 3, BATCH)
         head_only = head_model(built)
         optimizer = make_optimizer(1e-2, settings.weight_decay, "cosine", epochs, feeder.steps, 1)
-        run_phase("head", head_only, feeder.dataset(), val_features, epochs, optimizer, settings,
-                  [feeder], 0, PhaseCheckpoint(work))
+        run_phase(
+            "head",
+            head_only,
+            feeder.dataset(),
+            val_features,
+            epochs,
+            optimizer,
+            settings,
+            [feeder],
+            0,
+            PhaseCheckpoint(work),
+        )
         return [np.asarray(w) for w in head_only.weights]
 
     uninterrupted = head_phase(tmp_path / "work_full", tmp_path / "bank_full")

@@ -1,4 +1,5 @@
 """Each figure from plain data at a realistic size: 7 models x 5 alphas, TrashNet's six classes."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +8,15 @@ from PIL import Image
 from benchmark.results import plots
 
 CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
-MODELS = ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50v2", "densenet121", "convnext_tiny",
-          "simple_cnn"]
+MODELS = [
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "resnet50v2",
+    "densenet121",
+    "convnext_tiny",
+    "simple_cnn",
+]
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
@@ -27,7 +35,9 @@ def fake_board() -> pd.DataFrame:
             rows.append(row)
     rows.append({"model": "broken_net", "alpha": 0.0, "status": "failed"})
     board = pd.DataFrame(rows)
-    board = board.sort_values("val_accuracy", ascending=False, na_position="last").reset_index(drop=True)
+    board = board.sort_values("val_accuracy", ascending=False, na_position="last").reset_index(
+        drop=True
+    )
     board.insert(0, "rank", range(1, len(board) + 1))
     return board
 
@@ -44,8 +54,17 @@ def assert_png(path, min_side=300):
         assert min(image.size) >= min_side, image.size
 
 
-@pytest.mark.parametrize("text, expected", [("0.8123-0.8790", (0.8123, 0.879)), ("1.0000-1.0000", (1.0, 1.0)),
-                                            ("", None), (float("nan"), None), (None, None), ("n/a", None)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.8123-0.8790", (0.8123, 0.879)),
+        ("1.0000-1.0000", (1.0, 1.0)),
+        ("", None),
+        (float("nan"), None),
+        (None, None),
+        ("n/a", None),
+    ],
+)
 def test_parse_ci(text, expected):
     assert plots.parse_ci(text) == (pytest.approx(expected) if expected else None)
 
@@ -73,20 +92,37 @@ def test_sweep_and_leaderboard_figures(tmp_path):
 
 
 def test_figures_without_intervals(tmp_path):
-    board = fake_board().drop(columns=["val_accuracy_ci", "test_accuracy_ci", "test_macro_f1_ci", "tied_with_best"])
+    board = fake_board().drop(
+        columns=["val_accuracy_ci", "test_accuracy_ci", "test_macro_f1_ci", "tied_with_best"]
+    )
     assert_png(plots.alpha_sweep(board, tmp_path / "sweep.png"))
     assert_png(plots.leaderboard_dots(board, tmp_path / "board.png"), min_side=200)
 
 
 def test_cell_figures(tmp_path):
-    history = {"loss": [1.5, 1.1, 0.9, 0.7, 0.6], "accuracy": [0.4, 0.6, 0.7, 0.8, 0.85],
-               "val_loss": [1.4, 1.0, 0.95, 0.8, 0.82], "val_accuracy": [0.45, 0.6, 0.65, 0.75, 0.74],
-               "phase_boundary": 3}
-    assert_png(plots.training_curves(history, tmp_path / "curves.png", title="mobilenet_v2, alpha 0.5, seed 0"))
-    assert_png(plots.training_curves({"loss": [1.0]}, tmp_path / "short.png", title="one epoch"), min_side=200)
+    history = {
+        "loss": [1.5, 1.1, 0.9, 0.7, 0.6],
+        "accuracy": [0.4, 0.6, 0.7, 0.8, 0.85],
+        "val_loss": [1.4, 1.0, 0.95, 0.8, 0.82],
+        "val_accuracy": [0.45, 0.6, 0.65, 0.75, 0.74],
+        "phase_boundary": 3,
+    }
+    assert_png(
+        plots.training_curves(
+            history, tmp_path / "curves.png", title="mobilenet_v2, alpha 0.5, seed 0"
+        )
+    )
+    assert_png(
+        plots.training_curves({"loss": [1.0]}, tmp_path / "short.png", title="one epoch"),
+        min_side=200,
+    )
     matrix = np.diag([60, 70, 55, 80, 65, 10]) + 3
     matrix[5] = 0  # a class absent from the test split must not divide by zero
-    assert_png(plots.confusion_matrices(matrix, CLASSES, tmp_path / "cm.png", title="mobilenet_v2, alpha 0.5"))
+    assert_png(
+        plots.confusion_matrices(
+            matrix, CLASSES, tmp_path / "cm.png", title="mobilenet_v2, alpha 0.5"
+        )
+    )
 
 
 def test_prediction_grid_skips_unreadable_and_limits(tmp_path):
@@ -94,7 +130,14 @@ def test_prediction_grid_skips_unreadable_and_limits(tmp_path):
     for i in range(30):
         path = tmp_path / f"img{i}.jpg"
         Image.new("RGB", (64, 48), (8 * i, 100, 200 - 5 * i)).save(path)
-        items.append({"path": str(path), "true": CLASSES[i % 6], "pred": CLASSES[(i // 3) % 6], "confidence": 0.5})
+        items.append(
+            {
+                "path": str(path),
+                "true": CLASSES[i % 6],
+                "pred": CLASSES[(i // 3) % 6],
+                "confidence": 0.5,
+            }
+        )
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     items.insert(0, {"path": str(tmp_path / "bad.jpg"), "true": "glass", "pred": "metal"})
     items.insert(0, {"path": str(tmp_path / "missing.jpg"), "true": "glass", "pred": "metal"})

@@ -1,4 +1,5 @@
 """Leaderboard statistics checked against hand computations, not against the libraries they call."""
+
 import math
 
 import numpy as np
@@ -26,7 +27,8 @@ def exact_two_sided(b: int, c: int) -> float:
 
 
 def predictions_at(accuracy: float, n: int, num_classes: int = 6, seed: int = 0):
-    """Balanced labels and predictions right on exactly `accuracy` of them, wrong ones shifted by one class."""
+    """Balanced labels and predictions right on exactly `accuracy` of them, wrong ones shifted by
+    one class."""
     rng = np.random.default_rng(seed)
     y_true = np.arange(n) % num_classes
     y_pred = y_true.copy()
@@ -35,7 +37,9 @@ def predictions_at(accuracy: float, n: int, num_classes: int = 6, seed: int = 0)
     return y_true, y_pred
 
 
-@pytest.mark.parametrize("b, c, expected", [(0, 5, 0.0625), (1, 9, 0.021484375), (3, 7, 0.34375), (4, 4, 1.0)])
+@pytest.mark.parametrize(
+    "b, c, expected", [(0, 5, 0.0625), (1, 9, 0.021484375), (3, 7, 0.34375), (4, 4, 1.0)]
+)
 def test_mcnemar_matches_known_values(b, c, expected):
     assert exact_two_sided(b, c) == pytest.approx(expected)
     assert mcnemar_from_counts(b, c) == pytest.approx(expected)
@@ -134,7 +138,10 @@ def test_vectorised_macro_f1_matches_sklearn_resample_by_resample(num_classes):
     y_pred[y_pred == 4] = 0  # a true class never predicted
     rows = stratified_resample_indices(y_true, np.random.default_rng(0), n_resamples=200)
     labels = None if num_classes is None else list(range(num_classes))
-    values = [f1_score(y_true[r], y_pred[r], labels=labels, average="macro", zero_division=0) for r in rows]
+    values = [
+        f1_score(y_true[r], y_pred[r], labels=labels, average="macro", zero_division=0)
+        for r in rows
+    ]
     tail = 0.025
     expected = tuple(np.quantile(values, [tail, 1 - tail]))
     got = bootstrap_ci(y_true, y_pred, "macro_f1", n_resamples=200, num_classes=num_classes)

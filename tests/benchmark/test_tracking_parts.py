@@ -1,4 +1,6 @@
-"""The tracking parts that need no training: the epoch timeline, run-id claims, URIs and config keys."""
+"""The tracking parts that need no training: the epoch timeline, run-id claims, URIs and config
+keys."""
+
 import json
 import socket
 import time
@@ -23,7 +25,9 @@ def test_the_clock_puts_phase_two_after_phase_one_also_when_a_resume_skips_phase
     backups = tmp_path / "work" / "cell"
     backups.mkdir(parents=True)
     (backups / "head.done.json").write_text(json.dumps({"name": "head", "epochs": 4}))
-    resumed = EpochClock(backups)  # a re-run: phase 1 is reloaded, not fitted; phase 2 resumes at its epoch 2
+    resumed = EpochClock(
+        backups
+    )  # a re-run: phase 1 is reloaded, not fitted; phase 2 resumes at its epoch 2
     resumed.begin_fit()
     assert resumed.phase == 1 and resumed.offset == 4 and resumed.step(2) == 6
 
@@ -33,7 +37,9 @@ def test_concurrent_creators_of_the_parent_run_agree_on_one_id(tmp_path):
     assert claim_id(id_file, "http://a", "first") == "first"
     assert claim_id(id_file, "http://a", "second") == "first"  # the loser takes the winner's id
     assert claim_id(id_file, "sqlite:///b.db", "other") == "other"  # another store keeps its own id
-    assert claim_id(id_file, "http://a", "fresh", stale="first") == "fresh"  # the stored run was deleted
+    assert (
+        claim_id(id_file, "http://a", "fresh", stale="first") == "fresh"
+    )  # the stored run was deleted
     assert read_ids(id_file) == {"http://a": "fresh", "sqlite:///b.db": "other"}
     assert not [p for p in id_file.parent.iterdir() if p.name.startswith(".")]
 
@@ -48,7 +54,10 @@ def test_tracking_uris_and_params(tmp_path):
     assert tracking_uri("http://host:5000", run_dir) == "http://host:5000"
     assert tracking_uri("sqlite:///x.db", run_dir) == "sqlite:///x.db"
     assert tracking_uri("/srv/mlruns", run_dir) == "file:///srv/mlruns"
-    assert flat_params({"a": 1, "simple_cnn": {"filters": [8, 16]}}) == {"a": 1, "simple_cnn.filters": [8, 16]}
+    assert flat_params({"a": 1, "simple_cnn": {"filters": [8, 16]}}) == {
+        "a": 1,
+        "simple_cnn.filters": [8, 16],
+    }
     assert param_value([0.0, 0.5]) == "0.0,0.5" and param_value(None) == "None"
 
 
@@ -88,8 +97,9 @@ def test_two_processes_log_at_once_to_one_new_sqlite_store(tmp_path):
     env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     command = [sys.executable, "-c", CONCURRENT_LOGGER, uri, str(go), str(tmp_path / "ids")]
     pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tasks = [subprocess.Popen([*command, f"task{k}"], cwd=tmp_path, env=env, **pipes)
-             for k in range(2)]
+    tasks = [
+        subprocess.Popen([*command, f"task{k}"], cwd=tmp_path, env=env, **pipes) for k in range(2)
+    ]
     time.sleep(8)  # both have imported MLflow and wait for the signal
     go.touch()
     outputs = [task.communicate(timeout=240) for task in tasks]
@@ -109,8 +119,12 @@ def test_two_processes_log_at_once_to_one_new_sqlite_store(tmp_path):
 
 def test_tracking_keys_are_output_only_and_checked():
     saved = RunConfig(models=["simple_cnn"]).to_dict()
-    changed = RunConfig(models=["simple_cnn"], mlflow="http://host:5000", mlflow_experiment="x", tensorboard=True)
-    assert differing_keys(saved, changed.to_dict()) == []  # a resume may turn tracking on or move it
+    changed = RunConfig(
+        models=["simple_cnn"], mlflow="http://host:5000", mlflow_experiment="x", tensorboard=True
+    )
+    assert (
+        differing_keys(saved, changed.to_dict()) == []
+    )  # a resume may turn tracking on or move it
     with pytest.raises(UsageError, match="--mlflow"):
         RunConfig(models=["simple_cnn"], mlflow=3)
 
@@ -129,12 +143,28 @@ def test_tune_logs_each_trial_as_a_child_run_with_its_values_and_curves(tmp_path
     for k, name in enumerate(("glass", "paper", "plastic")):
         (tmp_path / "data" / name).mkdir(parents=True)
         for i in range(6):
-            pixels = rng.integers(0, 70, (32, 32, 3)) + np.array([170 if c == k else 30 for c in range(3)])
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(tmp_path / "data" / name / f"{name}_{i}.png")
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump({"initial_lr": {"type": "float", "min": 1e-3, "max": 1e-2}}))
-    config = RunConfig(models=["simple_cnn"], alphas=[0.0], data=str(tmp_path / "data"), weights="none", image_size=32,
-                       batch_size=8, initial_epochs=2, fine_tune_epochs=0, augment=False, mlflow=True,
-                       simple_cnn={"blocks": 1, "base_filters": 4, "dense_units": 0})
+            pixels = rng.integers(0, 70, (32, 32, 3)) + np.array(
+                [170 if c == k else 30 for c in range(3)]
+            )
+            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(
+                tmp_path / "data" / name / f"{name}_{i}.png"
+            )
+    (tmp_path / "space.yaml").write_text(
+        yaml.safe_dump({"initial_lr": {"type": "float", "min": 1e-3, "max": 1e-2}})
+    )
+    config = RunConfig(
+        models=["simple_cnn"],
+        alphas=[0.0],
+        data=str(tmp_path / "data"),
+        weights="none",
+        image_size=32,
+        batch_size=8,
+        initial_epochs=2,
+        fine_tune_epochs=0,
+        augment=False,
+        mlflow=True,
+        simple_cnn={"blocks": 1, "base_filters": 4, "dense_units": 0},
+    )
     options = TuneOptions(model="simple_cnn", max_trials=2, space=str(tmp_path / "space.yaml"))
     assert tune_command(config, options, str(tmp_path / "search"), force=False) == 0
 
@@ -145,12 +175,19 @@ def test_tune_logs_each_trial_as_a_child_run_with_its_values_and_curves(tmp_path
     assert parent.data.params["tune.model"] == "simple_cnn" and parent.info.status == "FINISHED"
     assert len(trials) == 2 and all(r.info.status == "FINISHED" for r in trials)
     for run in trials:
-        assert 1e-3 <= float(run.data.params["initial_lr"]) <= 1e-2 and "trial_id" in run.data.params
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss")) == [0, 1]
+        assert (
+            1e-3 <= float(run.data.params["initial_lr"]) <= 1e-2 and "trial_id" in run.data.params
+        )
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_loss")) == [
+            0,
+            1,
+        ]
         assert 0 <= run.data.metrics["final_val_accuracy"] <= 1
 
 
-def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_a_quick_no_op(tmp_path, capsys):
+def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_a_quick_no_op(
+    tmp_path, capsys
+):
     pytest.importorskip("mlflow")
     from benchmark.run.grid import build_grid
     from benchmark.run.records import CellRecord
@@ -159,18 +196,30 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
-    config = RunConfig(models=["simple_cnn"], alphas=[0.0, 1.0], mlflow=f"http://127.0.0.1:{closed}")
+    config = RunConfig(
+        models=["simple_cnn"], alphas=[0.0, 1.0], mlflow=f"http://127.0.0.1:{closed}"
+    )
     ctx = SimpleNamespace(config=config, run_dir=tmp_path, cells=build_grid(config))
     tracker, started = make_tracker(config, tmp_path), time.monotonic()
     tracker.start_grid(ctx)
     for cell in ctx.cells:
         assert tracker.start_cell(ctx, cell) == []  # the cell trains with no tracking callbacks
-        tracker.finish_cell(ctx, CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model,
-                                            alpha=cell.alpha, seed=cell.seed))
+        tracker.finish_cell(
+            ctx,
+            CellRecord(
+                cell_id=cell.cell_id,
+                index=cell.index,
+                model=cell.model,
+                alpha=cell.alpha,
+                seed=cell.seed,
+            ),
+        )
     tracker.end_grid(ctx, 0)
     assert time.monotonic() - started < 10
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning: cannot reach MLflow tracking at http://127.0.0.1:"), lines
+    assert len(lines) == 1 and lines[0].startswith(
+        "warning: cannot reach MLflow tracking at http://127.0.0.1:"
+    ), lines
     assert not (tmp_path / "tracking").exists() and not (tmp_path / "mlruns").exists()
     assert not (tmp_path / "mlflow.db").exists()
 
@@ -185,12 +234,16 @@ def test_tensorboard_puts_both_fits_of_a_cell_on_one_epoch_axis(tmp_path):
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
-    board = PhasedTensorBoard(tmp_path / "tb")  # one callback for both phases, as train_two_phase passes it
+    board = PhasedTensorBoard(
+        tmp_path / "tb"
+    )  # one callback for both phases, as train_two_phase passes it
     x, y = np.zeros((8, 3)), np.zeros((8, 2))
     for _ in range(2):  # phase 1, then phase 2 (a new fit, epochs from 0 again)
         model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[board])
     for part in ("train", "validation"):
-        events = EventAccumulator(str(tmp_path / "tb" / part), size_guidance={"tensors": 0}).Reload()
+        events = EventAccumulator(
+            str(tmp_path / "tb" / part), size_guidance={"tensors": 0}
+        ).Reload()
         assert sorted(e.step for e in events.Tensors("epoch_loss")) == [0, 1, 2, 3], part
 
 
@@ -198,10 +251,21 @@ def test_final_metrics_carry_calibration_and_the_figures_without_tta(tmp_path):
     from benchmark.run.records import CellRecord
     from benchmark.tracking.summary import final_metrics
 
-    record = CellRecord(cell_id="m__alpha0__seed0", index=0, model="m", alpha=0.0, seed=0, tta=2,
-                        metrics={"test": {"accuracy": 0.8, "macro_f1": 0.7}},
-                        metrics_plain={"test": {"accuracy": 0.75, "macro_f1": 0.65}},
-                        calibration={"temperature": 1.5, "test": {"ece": 0.1, "ece_scaled": 0.04, "brier": 0.3}})
+    record = CellRecord(
+        cell_id="m__alpha0__seed0",
+        index=0,
+        model="m",
+        alpha=0.0,
+        seed=0,
+        tta=2,
+        metrics={"test": {"accuracy": 0.8, "macro_f1": 0.7}},
+        metrics_plain={"test": {"accuracy": 0.75, "macro_f1": 0.65}},
+        calibration={"temperature": 1.5, "test": {"ece": 0.1, "ece_scaled": 0.04, "brier": 0.3}},
+    )
     metrics = final_metrics(record, tmp_path)
     assert metrics["final_test_accuracy"] == 0.8 and metrics["final_test_accuracy_no_tta"] == 0.75
-    assert metrics["temperature"] == 1.5 and metrics["final_test_ece"] == 0.1 and metrics["final_test_ece_scaled"] == 0.04
+    assert (
+        metrics["temperature"] == 1.5
+        and metrics["final_test_ece"] == 0.1
+        and metrics["final_test_ece_scaled"] == 0.04
+    )

@@ -1,4 +1,6 @@
-"""A zero-shot cell through the runner: one cell whatever the alphas and seeds, metrics and predictions like any cell."""
+"""A zero-shot cell through the runner: one cell whatever the alphas and seeds, metrics and
+predictions like any cell."""
+
 import dataclasses
 
 import keras_hub
@@ -25,23 +27,41 @@ def colours(tmp_path):
     for k, name in enumerate(("blue", "green", "red")):
         (tmp_path / "data" / name).mkdir(parents=True)
         for i in range(8):
-            pixels = rng.integers(0, 80, (SIZE, SIZE, 3)) + np.array([170 if c == 2 - k else 20 for c in range(3)])
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(tmp_path / "data" / name / f"{i}.png")
+            pixels = rng.integers(0, 80, (SIZE, SIZE, 3)) + np.array(
+                [170 if c == 2 - k else 20 for c in range(3)]
+            )
+            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(
+                tmp_path / "data" / name / f"{i}.png"
+            )
     return tmp_path / "data"
 
 
 @pytest.fixture
 def tiny_preset(monkeypatch):
-    """The zero-shot row at the tiny CLIP's size, its preset answered offline by a tiny random CLIP."""
-    monkeypatch.setitem(_REGISTRY, NAME, dataclasses.replace(_REGISTRY[NAME], input_size=SIZE, min_input_size=SIZE))
-    monkeypatch.setattr(zero_shot, "load_preset", lambda *a, **k: (tiny_clip(), tiny_converter("clip")))
-    monkeypatch.setattr(keras_hub.models.CLIPTokenizer, "from_preset", lambda *a, **k: StubTokenizer())
+    """The zero-shot row at the tiny CLIP's size, its preset answered offline by a tiny random
+    CLIP."""
+    monkeypatch.setitem(
+        _REGISTRY, NAME, dataclasses.replace(_REGISTRY[NAME], input_size=SIZE, min_input_size=SIZE)
+    )
+    monkeypatch.setattr(
+        zero_shot, "load_preset", lambda *a, **k: (tiny_clip(), tiny_converter("clip"))
+    )
+    monkeypatch.setattr(
+        keras_hub.models.CLIPTokenizer, "from_preset", lambda *a, **k: StubTokenizer()
+    )
 
 
 def test_zero_shot_cell_is_evaluated_like_a_trained_one(colours, tmp_path, tiny_preset):
-    config = RunConfig(models=[NAME, "simple_cnn"], alphas=[0.0, 1.0], seeds=[0, 1], data=str(colours),
-                       zero_shot_prompts=["a photo of {class} waste", "{class} rubbish"], save_models="none",
-                       profile=False, batch_size=8)
+    config = RunConfig(
+        models=[NAME, "simple_cnn"],
+        alphas=[0.0, 1.0],
+        seeds=[0, 1],
+        data=str(colours),
+        zero_shot_prompts=["a photo of {class} waste", "{class} rubbish"],
+        save_models="none",
+        profile=False,
+        batch_size=8,
+    )
     ctx = prepare_run(config, tmp_path / "run")
     zero_cells = [c for c in ctx.cells if c.model == NAME]
     assert len(zero_cells) == 1 and (zero_cells[0].alpha, zero_cells[0].seed) == (0.0, 0)

@@ -1,4 +1,6 @@
-"""Fixtures of the data_pipeline tests: a tiny class-folder dataset and the real TrashNet when present."""
+"""Fixtures of the data_pipeline tests: a tiny class-folder dataset and the real TrashNet when
+present."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """Tiny synthetic images written with PIL, shared by the data_pipeline tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,11 @@ from PIL import Image
 TRASHNET_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "trashnet"
 
 
-def write_image(path: Path, seed: int, size: tuple[int, int] = (24, 16), fmt: str | None = None) -> Path:
-    """A random-noise RGB image (distinct per seed) of `size` (width, height); format from the suffix unless given."""
+def write_image(
+    path: Path, seed: int, size: tuple[int, int] = (24, 16), fmt: str | None = None
+) -> Path:
+    """A random-noise RGB image (distinct per seed) of `size` (width, height); format from the
+    suffix unless given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(pixels).save(path, fmt)

@@ -1,4 +1,6 @@
-"""RandomAffine and RandomBrightnessContrast: identity at zero, known motions, Keras semantics, seeding, shapes."""
+"""RandomAffine and RandomBrightnessContrast: identity at zero, known motions, Keras semantics,
+seeding, shapes."""
+
 import keras
 import numpy as np
 import pytest
@@ -37,12 +39,16 @@ def test_quarter_turn_moves_a_marked_pixel_counter_clockwise():
 
 
 def test_translation_moves_a_marked_pixel_by_the_fraction_of_each_side():
-    out = RandomAffine(translation=(0.25, 0.25))(marked(12, 8, 6, 4)).numpy()  # 3 rows down, 2 columns right
+    out = RandomAffine(translation=(0.25, 0.25))(
+        marked(12, 8, 6, 4)
+    ).numpy()  # 3 rows down, 2 columns right
     assert position_of_max(out) == (9, 6) and out[0, 9, 6, 0] == pytest.approx(255.0, abs=1e-2)
 
 
 def test_zoom_in_spreads_pixels_away_from_the_centre():
-    out = RandomAffine(zoom=(-0.5, -0.5))(marked(9, 9, 3, 4)).numpy()  # samples half the size: 1 px above -> 2 px
+    out = RandomAffine(zoom=(-0.5, -0.5))(
+        marked(9, 9, 3, 4)
+    ).numpy()  # samples half the size: 1 px above -> 2 px
     assert position_of_max(out) == (2, 4)
 
 
@@ -53,11 +59,24 @@ def test_shear_is_randomshears_matrix_about_the_centre():
     np.testing.assert_allclose(transform, [1, s, -s * cy, s, 1, -s * cx, 0, 0], atol=1e-5)
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (RandomAffine(rotation=(0.07, 0.07)), keras.layers.RandomRotation((0.07, 0.07), fill_mode="reflect")),
-    (RandomAffine(zoom=(-0.3, -0.3)), keras.layers.RandomZoom((-0.3, -0.3), fill_mode="reflect")),
-    (RandomAffine(translation=(0.2, 0.2)), keras.layers.RandomTranslation((0.2, 0.2), (0.2, 0.2), fill_mode="reflect")),
-], ids=["rotation", "zoom", "translation"])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (
+            RandomAffine(rotation=(0.07, 0.07)),
+            keras.layers.RandomRotation((0.07, 0.07), fill_mode="reflect"),
+        ),
+        (
+            RandomAffine(zoom=(-0.3, -0.3)),
+            keras.layers.RandomZoom((-0.3, -0.3), fill_mode="reflect"),
+        ),
+        (
+            RandomAffine(translation=(0.2, 0.2)),
+            keras.layers.RandomTranslation((0.2, 0.2), (0.2, 0.2), fill_mode="reflect"),
+        ),
+    ],
+    ids=["rotation", "zoom", "translation"],
+)
 def test_fixed_factors_give_the_keras_layers_output(ours, theirs):
     images = random_images()
     np.testing.assert_allclose(ours(images), theirs(images), atol=1e-2)
@@ -88,15 +107,23 @@ def test_same_seed_repeats_the_sequence_and_each_call_differs():
     calls = [first(images, training=True).numpy() for _ in range(2)]
     np.testing.assert_array_equal(calls[0], again(images, training=True))
     np.testing.assert_array_equal(calls[1], again(images, training=True))
-    assert not np.allclose(calls[0], calls[1]) and not np.allclose(calls[0], other(images, training=True))
+    assert not np.allclose(calls[0], calls[1]) and not np.allclose(
+        calls[0], other(images, training=True)
+    )
 
 
 def test_augmenter_keeps_shapes_and_dtype_and_clips_in_tf_data():
     images = random_images((5, 12, 20, 3)) * 1.5 - 60  # out of range on purpose
     augmenter = build_augmenter(AugmentConfig(strength=2.0), seed=0)
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(3).map(lambda x: augmenter(x, training=True))
+    ds = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .batch(3)
+        .map(lambda x: augmenter(x, training=True))
+    )
     batches = list(ds)
-    assert [b.shape for b in batches] == [(3, 12, 20, 3), (2, 12, 20, 3)] and all(b.dtype == tf.float32 for b in batches)
+    assert [b.shape for b in batches] == [(3, 12, 20, 3), (2, 12, 20, 3)] and all(
+        b.dtype == tf.float32 for b in batches
+    )
     out = np.concatenate(batches)
     assert 0.0 <= out.min() and out.max() <= 255.0
 
@@ -106,7 +133,9 @@ def test_build_augmenter_fuses_the_transforms_into_two_layers():
         return [type(layer).__name__ for layer in build_augmenter(cfg, seed=0).layers]
 
     assert kinds(AugmentConfig()) == ["RandomAffine", "RandomBrightnessContrast"]
-    assert kinds(AugmentConfig(flip=False, rotation=0, zoom=0, translation=0, shear=0)) == ["RandomBrightnessContrast"]
+    assert kinds(AugmentConfig(flip=False, rotation=0, zoom=0, translation=0, shear=0)) == [
+        "RandomBrightnessContrast"
+    ]
 
 
 def test_zoom_that_would_collapse_the_image_is_refused():

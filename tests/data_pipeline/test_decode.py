@@ -1,4 +1,6 @@
-"""The one decoder (`images.decode_rgb`): 16-bit PNGs, EXIF orientation and huge images, alike in scan, training and prediction."""
+"""The one decoder (`images.decode_rgb`): 16-bit PNGs, EXIF orientation and huge images, alike in
+scan, training and prediction."""
+
 import subprocess
 import sys
 import textwrap
@@ -18,16 +20,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def training_pixels(path: Path, height: int, width: int) -> np.ndarray:
-    """What make_dataset feeds a model at the image's own size (the resize then leaves the pixels alone)."""
+    """What make_dataset feeds a model at the image's own size (the resize then leaves the pixels
+    alone)."""
     frame = pd.DataFrame({"path": [str(path)], "label": ["x"]})
     (batch,) = list(make_dataset(frame, ["x", "y"], image_size=(height, width), batch_size=1))
     return batch[0].numpy()[0]
 
 
 def write_16bit_grey(path: Path, seed: int) -> Path:
-    """A 16-bit greyscale PNG whose values all lie above 255 (PIL's own 8-bit conversion turns it all white)."""
+    """A 16-bit greyscale PNG whose values all lie above 255 (PIL's own 8-bit conversion turns it
+    all white)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(256, 65536, (12, 10), dtype=np.uint16)).save(path)
+    Image.fromarray(
+        np.random.default_rng(seed).integers(256, 65536, (12, 10), dtype=np.uint16)
+    ).save(path)
     return path
 
 
@@ -36,7 +42,9 @@ def test_different_16bit_pngs_are_not_duplicates(tmp_path):
     write_16bit_grey(tmp_path / "train" / "dog" / "b.png", 1)
     write_16bit_grey(tmp_path / "val" / "cat" / "c.png", 2)
     write_16bit_grey(tmp_path / "val" / "dog" / "d.png", 3)
-    scanned = scan_dataset(tmp_path)  # before: all four hashed as the same white image, an error across splits
+    scanned = scan_dataset(
+        tmp_path
+    )  # before: all four hashed as the same white image, an error across splits
     assert scanned.table["content_hash"].nunique() == 4
 
 
@@ -51,7 +59,8 @@ def test_16bit_png_decodes_as_tensorflow_and_training_decode_it(tmp_path):
 
 
 def write_oriented_jpeg(path: Path, orientation: int) -> Path:
-    """40x20 stored pixels (red left, blue right, a green top band) tagged with an EXIF orientation."""
+    """40x20 stored pixels (red left, blue right, a green top band) tagged with an EXIF
+    orientation."""
     pixels = np.zeros((20, 40, 3), np.uint8)
     pixels[:, :20, 0] = pixels[:, 20:, 2] = 255
     pixels[:5, :, 1] = 255
@@ -71,17 +80,25 @@ def test_exif_orientation_is_applied_as_pil_transposes(tmp_path, orientation):
 
 
 def test_exif_orientation_reaches_scan_training_and_prediction_alike(tmp_path):
-    path = write_oriented_jpeg(tmp_path / "cat" / "phone.jpg", 6)  # stored landscape, shown portrait
+    path = write_oriented_jpeg(
+        tmp_path / "cat" / "phone.jpg", 6
+    )  # stored landscape, shown portrait
     (tmp_path / "dog").mkdir()
     Image.new("RGB", (8, 8), "white").save(tmp_path / "dog" / "b.png")
     upright = decode_rgb(path)
     assert upright.shape == (40, 20, 3)  # turned 90 degrees clockwise: height 40, width 20
-    assert upright[:5, :, 0].mean() > 200 and upright[-5:, :, 2].mean() > 200  # the stored left (red) on top, blue below
+    assert (
+        upright[:5, :, 0].mean() > 200 and upright[-5:, :, 2].mean() > 200
+    )  # the stored left (red) on top, blue below
     assert upright[:, -5:, 1].mean() > 200  # the green band (stored on top) is on the right
     np.testing.assert_array_equal(training_pixels(path, 40, 20), upright.astype(np.float32))
-    np.testing.assert_array_equal(make_prediction_batch([path], (40, 20))[0], upright.astype(np.float32))
+    np.testing.assert_array_equal(
+        make_prediction_batch([path], (40, 20))[0], upright.astype(np.float32)
+    )
     table = scan_dataset(tmp_path).table
-    assert table.loc[table["path"] == str(path.resolve()), "content_hash"].item() == content_hash(upright)
+    assert table.loc[table["path"] == str(path.resolve()), "content_hash"].item() == content_hash(
+        upright
+    )
 
 
 def test_a_huge_image_is_reduced_and_resizes_as_the_full_image_would(tmp_path):
@@ -102,9 +119,11 @@ MEMORY_PROBE = textwrap.dedent("""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     from data_pipeline import make_dataset, scan_dataset
     root = sys.argv[1]
-    frame = pd.DataFrame({"path": [root + "/cat/small.png", root + "/cat/huge.png"], "label": ["cat", "cat"]})
+    paths = [root + "/cat/small.png", root + "/cat/huge.png"]
+    frame = pd.DataFrame({"path": paths, "label": ["cat", "cat"]})
     def train():
-        return [b[0].numpy() for b in make_dataset(frame, ["cat", "dog"], image_size=32, batch_size=1)]
+        batches = make_dataset(frame, ["cat", "dog"], image_size=32, batch_size=1)
+        return [b[0].numpy() for b in batches]
     frame.loc[1, "path"] = root + "/dog/small.png"
     train()  # warm TensorFlow up on small images
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -119,7 +138,8 @@ MEMORY_PROBE = textwrap.dedent("""
 
 
 def test_a_huge_png_costs_bounded_memory_and_warns_in_one_line(tmp_path):
-    side = 10_000  # 100 M pixels: over PIL's 89 M-pixel warning; 1.2 GB as the float32 image tf.io used to resize
+    # 100 M pixels: over PIL's 89 M-pixel warning; 1.2 GB as the float32 image tf.io used to resize
+    side = 10_000
     (tmp_path / "cat").mkdir()
     (tmp_path / "dog").mkdir()
     huge = Image.new("L", (side, side), 40)
@@ -127,17 +147,33 @@ def test_a_huge_png_costs_bounded_memory_and_warns_in_one_line(tmp_path):
     huge.save(tmp_path / "cat" / "huge.png")  # ~100 KB on disk
     del huge
     for name in ("cat", "dog"):
-        Image.new("RGB", (16, 16), name == "cat" and "red" or "blue").save(tmp_path / name / "small.png")
-    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"})
+        Image.new("RGB", (16, 16), name == "cat" and "red" or "blue").save(
+            tmp_path / name / "small.png"
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line for line in done.stderr.splitlines() if "huge.png" in line or "Decompression" in line]
-    assert len(lines) == 1 and lines[0].startswith("warning: ") and "reduced to 3334x3334" in lines[0], done.stderr[-2000:]
+    lines = [
+        line for line in done.stderr.splitlines() if "huge.png" in line or "Decompression" in line
+    ]
+    assert (
+        len(lines) == 1 and lines[0].startswith("warning: ") and "reduced to 3334x3334" in lines[0]
+    ), done.stderr[-2000:]
     report = next(line for line in done.stderr.splitlines() if line.startswith("rss growth"))
     grown = float(report.split()[2])
     print(report)
-    assert grown < 350, report  # measured 230: the native 100 MB grey pixels, a strip and the reduced image; 1457 before
-    assert float(report.split(", ")[-1]) > 100  # both halves survive the reduction (dark and bright)
+    assert grown < 350, (
+        report
+    )  # measured 230: the native 100 MB grey pixels, a strip and the reduced image; 1457 before
+    assert (
+        float(report.split(", ")[-1]) > 100
+    )  # both halves survive the reduction (dark and bright)
 
 
 @pytest.fixture(scope="module")

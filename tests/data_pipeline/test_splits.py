@@ -1,4 +1,6 @@
-"""split_dataset: stratified, seeded, group-aware; given splits are kept; too-small classes are rejected."""
+"""split_dataset: stratified, seeded, group-aware; given splits are kept; too-small classes are
+rejected."""
+
 import pytest
 from dp_helpers import write_classes, write_image
 
@@ -8,14 +10,19 @@ from data_pipeline.splits import split_targets
 
 def test_default_split_is_stratified_and_puts_a_small_class_in_every_split(folders):
     split = split_dataset(scan_dataset(folders))
-    assert split.counts() == {"train": {"cat": 7, "dog": 7, "eel": 2}, "val": {"cat": 2, "dog": 2, "eel": 1},
-                              "test": {"cat": 1, "dog": 1, "eel": 1}}
+    assert split.counts() == {
+        "train": {"cat": 7, "dog": 7, "eel": 2},
+        "val": {"cat": 2, "dog": 2, "eel": 1},
+        "test": {"cat": 1, "dog": 1, "eel": 1},
+    }
     assert list(split.table.columns) == ["path", "label", "split", "content_hash", "caption"]
 
 
 def test_split_is_seeded(folders):
     scanned = scan_dataset(folders)
-    first, again, other = (split_dataset(scanned, seed=s).table["split"].tolist() for s in (0, 0, 1))
+    first, again, other = (
+        split_dataset(scanned, seed=s).table["split"].tolist() for s in (0, 0, 1)
+    )
     assert first == again and first != other
 
 
@@ -39,7 +46,10 @@ def test_targets_round_by_largest_remainder_with_one_per_split():
 
 def test_class_too_small_names_its_folder(tmp_path):
     write_classes(tmp_path, {"cat": 5, "dog": 2})
-    with pytest.raises(DataError, match=rf"class folder {tmp_path}/dog has 2 distinct image\(s\), too few .* 3 splits"):
+    with pytest.raises(
+        DataError,
+        match=rf"class folder {tmp_path}/dog has 2 distinct image\(s\), too few .* 3 splits",
+    ):
         split_dataset(scan_dataset(tmp_path))
     assert split_dataset(scan_dataset(tmp_path), ratios=(0.5, 0.5, 0.0)).counts()["val"]["dog"] == 1
 
@@ -62,7 +72,11 @@ def test_presplit_layout_keeps_its_split(tmp_path):
     write_classes(tmp_path / "train", {"cat": 3, "dog": 3})
     write_classes(tmp_path / "val", {"cat": 1, "dog": 1}, start_seed=10)
     split = split_dataset(scan_dataset(tmp_path))
-    assert split.counts() == {"train": {"cat": 3, "dog": 3}, "val": {"cat": 1, "dog": 1}, "test": {"cat": 0, "dog": 0}}
+    assert split.counts() == {
+        "train": {"cat": 3, "dog": 3},
+        "val": {"cat": 1, "dog": 1},
+        "test": {"cat": 0, "dog": 0},
+    }
 
 
 def test_subset_keeps_file_order_and_label_indices_match(folders):

@@ -6,6 +6,7 @@ bottles. Every way of getting the port subtly wrong that the issue measured (ReL
 PyTorch's symmetric padding, strides ignored, another input normalisation) still runs and scores
 clearly worse, so this test can fail.
 """
+
 import re
 
 import keras
@@ -41,8 +42,11 @@ def _centre_crop(path):
 def photos():
     if not TRASHNET_DIR.is_dir():
         pytest.skip("../shared/data/trashnet is not beside the project")
-    files = [path for folder in ("glass", "plastic")
-             for path in sorted((TRASHNET_DIR / folder).glob("*.jpg"), key=_natural)[:100]]
+    files = [
+        path
+        for folder in ("glass", "plastic")
+        for path in sorted((TRASHNET_DIR / folder).glob("*.jpg"), key=_natural)[:100]
+    ]
     return np.stack([_centre_crop(path) for path in files])
 
 
@@ -98,7 +102,7 @@ def test_ignoring_strides_scores_worse(monkeypatch, photos):
         dtype = np.dtype(ref.storage.dtype)
         storage = np.frombuffer(raw[ref.storage.key], dtype=dtype, count=ref.storage.numel)
         count = int(np.prod(ref.size))
-        return storage[ref.offset:ref.offset + count].reshape(ref.size).copy()
+        return storage[ref.offset : ref.offset + count].reshape(ref.size).copy()
 
     monkeypatch.setattr(torch_pickle, "_materialise", contiguous)
     model = lite_backbone(LITE0, (SIZE, SIZE, 3), include_top=True)

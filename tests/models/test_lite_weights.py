@@ -1,4 +1,5 @@
 """Lite weights end to end: the Keras cache, `--weights FILE`, refusals, and the fine-tune cut."""
+
 import shutil
 
 import keras
@@ -40,13 +41,15 @@ def test_the_converted_keras_file_reproduces_the_port(keras_home):
 def test_a_user_pth_file_is_accepted_and_another_variants_is_refused(keras_home, tmp_path):
     own = tmp_path / "my lite0.pth"
     shutil.copy(packaged_checkpoint(VARIANTS[0]), own)
-    built = build_model("efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE,
-                                                        weights=str(own)))
+    built = build_model(
+        "efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE, weights=str(own))
+    )
     assert built.weights == str(own) and not built.from_scratch
     lite1 = packaged_checkpoint(VARIANTS[1])
     with pytest.raises(CheckpointError, match=r"lite1.*does not fit efficientnet_lite.*no place"):
-        build_model("efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE,
-                                                    weights=str(lite1)))
+        build_model(
+            "efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE, weights=str(lite1))
+        )
 
 
 def test_a_missing_package_is_named_with_the_install_command(monkeypatch):
@@ -57,7 +60,11 @@ def test_a_missing_package_is_named_with_the_install_command(monkeypatch):
 
 def test_lite_entries_declare_raw_input_native_sizes_and_their_source():
     sizes = {v.name: get_entry(v.name).input_size for v in VARIANTS}
-    assert sizes == {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+    assert sizes == {
+        "efficientnet_lite0": 224,
+        "efficientnet_lite1": 240,
+        "efficientnet_lite2": 260,
+    }
     for variant in VARIANTS:
         entry = get_entry(variant.name)
         assert entry.preprocess == "raw" and entry.pretrained
@@ -78,9 +85,14 @@ def test_the_fine_tune_cut_starts_a_block_and_keeps_batchnorm_in_inference_mode(
     assert backbone.layers[cut].name == "block11_expand_conv"  # the first block of stage 6
     freeze(backbone)
     unfreeze_top(backbone, get_entry("efficientnet_lite0").fine_tune_layers)
-    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert not any(layer.trainable for layer in norms)
-    assert backbone.get_layer("top_conv").trainable and not backbone.get_layer("block10_dwconv").trainable
+    assert (
+        backbone.get_layer("top_conv").trainable
+        and not backbone.get_layer("block10_dwconv").trainable
+    )
     before = [keras.ops.convert_to_numpy(w) for w in norms[-1].non_trainable_weights]
     built.model.compile(optimizer="adam", loss="categorical_crossentropy")
     pixels = np.random.default_rng(1).uniform(0, 255, (8, SIZE, SIZE, 3)).astype("float32")
@@ -93,15 +105,17 @@ def test_the_fine_tune_cut_starts_a_block_and_keeps_batchnorm_in_inference_mode(
 def test_fusion_on_lite_starts_from_the_packaged_imagenet_weights(minilm_path, keras_home):
     from models import TextConfig
 
-    spec = BuildSpec(num_classes=3, image_size=SIZE, text=TextConfig(encoder=minilm_path,
-                                                                     branch_units=8))
+    spec = BuildSpec(
+        num_classes=3, image_size=SIZE, text=TextConfig(encoder=minilm_path, branch_units=8)
+    )
     fusion = build_model("fusion_efficientnet_lite0", spec)
     assert fusion.text_backbone is not None and fusion.weights == "imagenet"
     reference = lite_backbone(VARIANTS[0], (SIZE, SIZE, 3))
     load_lite_weights(reference, VARIANTS[0], "imagenet")
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(fusion.backbone.get_layer("stem_conv").kernel),
-        keras.ops.convert_to_numpy(reference.get_layer("stem_conv").kernel))
+        keras.ops.convert_to_numpy(reference.get_layer("stem_conv").kernel),
+    )
 
 
 def test_list_models_says_where_each_models_weights_come_from():

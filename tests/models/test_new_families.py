@@ -1,4 +1,6 @@
-"""Issue 19's Keras families: one row each, and what actually reaches each backbone (its contract)."""
+"""Issue 19's Keras families: one row each, and what actually reaches each backbone (its
+contract)."""
+
 import keras
 import numpy as np
 import pytest
@@ -16,17 +18,28 @@ def pixels(seed=0, size=8):
 
 def test_rows_sizes_depths_and_aliases():
     expected = {
-        "densenet121": ("torch", 224), "densenet169": ("torch", 224), "densenet201": ("torch", 224),
-        "convnext_tiny": ("raw", 224), "convnext_small": ("raw", 224), "convnext_base": ("raw", 224),
-        "convnext_large": ("raw", 224), "convnext_xlarge": ("raw", 224),
-        "xception": ("tf", 299), "inception_v3": ("tf", 299), "inception_resnet_v2": ("tf", 299),
-        "nasnet_mobile": ("tf", 224), "vgg16": ("caffe", 224),
+        "densenet121": ("torch", 224),
+        "densenet169": ("torch", 224),
+        "densenet201": ("torch", 224),
+        "convnext_tiny": ("raw", 224),
+        "convnext_small": ("raw", 224),
+        "convnext_base": ("raw", 224),
+        "convnext_large": ("raw", 224),
+        "convnext_xlarge": ("raw", 224),
+        "xception": ("tf", 299),
+        "inception_v3": ("tf", 299),
+        "inception_resnet_v2": ("tf", 299),
+        "nasnet_mobile": ("tf", 224),
+        "vgg16": ("caffe", 224),
     }
     for name, (contract, size) in expected.items():
         entry = get_entry(name)
         assert (entry.preprocess, entry.input_size) == (contract, size), name
         assert entry.fine_tune_layers > 0 and f"fusion_{name}" in list_models("fusion_*")
-    assert get_entry("ConvNeXtXLarge").name == "convnext_xlarge" and get_entry("InceptionResNetV2").name == "inception_resnet_v2"
+    assert (
+        get_entry("ConvNeXtXLarge").name == "convnext_xlarge"
+        and get_entry("InceptionResNetV2").name == "inception_resnet_v2"
+    )
 
 
 @pytest.mark.parametrize("name", ["densenet121", "densenet169", "densenet201"])
@@ -37,7 +50,9 @@ def test_densenet_gets_torch_mode(name):
     np.testing.assert_allclose(out, (x / 255.0 - MEAN) / STD, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["xception", "inception_v3", "inception_resnet_v2", "nasnet_mobile"])
+@pytest.mark.parametrize(
+    "name", ["xception", "inception_v3", "inception_resnet_v2", "nasnet_mobile"]
+)
 def test_tf_mode_families(name):
     x = pixels()
     out = keras.ops.convert_to_numpy(preprocess_function(get_entry(name).preprocess)(x.copy()))
@@ -51,7 +66,8 @@ def test_vgg16_gets_caffe_mode():
 
 
 def test_convnext_takes_raw_pixels_and_normalises_inside():
-    """No pipeline function; the backbone's own first layer turns 0..255 into ImageNet-normalised values."""
+    """No pipeline function; the backbone's own first layer turns 0..255 into ImageNet-normalised
+    values."""
     assert preprocess_function(get_entry("convnext_tiny").preprocess) is None
     built = build_model("convnext_tiny", BuildSpec(num_classes=3, image_size=32, weights="none"))
     first = built.backbone.layers[1]
@@ -62,6 +78,9 @@ def test_convnext_takes_raw_pixels_and_normalises_inside():
 
 
 def test_inception_minimum_size_is_declared():
-    assert get_entry("inception_v3").min_input_size == 75 and get_entry("xception").min_input_size == 71
+    assert (
+        get_entry("inception_v3").min_input_size == 75
+        and get_entry("xception").min_input_size == 71
+    )
     built = build_model("inception_v3", BuildSpec(num_classes=2, image_size=75, weights="none"))
     assert built.model.output_shape == (None, 2)

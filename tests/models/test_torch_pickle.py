@@ -1,4 +1,5 @@
 """The torch-free checkpoint reader on checkpoints this test writes itself: layouts and attacks."""
+
 import numpy as np
 import pytest
 

@@ -3,6 +3,7 @@
 Skipped with the reason where it cannot start: not root, or no Slurm binaries and no apt-get to
 install them. CI runs as root with apt, so it runs these tests.
 """
+
 import os
 import shutil
 import socket
@@ -33,14 +34,24 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """Starts the cluster under a fresh folder in /tmp (munge must reach it) and yields its slurm.conf."""
+    """Starts the cluster under a fresh folder in /tmp (munge must reach it) and yields its
+    slurm.conf."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     folder = Path(tempfile.mkdtemp(prefix="slurm-test-"))
-    env = {**os.environ, "SLURM_LOCAL_CTLD_PORT": str(_free_port()), "SLURM_LOCAL_D_PORT": str(_free_port())}
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(folder)], env=env, capture_output=True, text=True,
-                             timeout=600)
+    env = {
+        **os.environ,
+        "SLURM_LOCAL_CTLD_PORT": str(_free_port()),
+        "SLURM_LOCAL_D_PORT": str(_free_port()),
+    }
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     try:
         if started.returncode == CANNOT_RUN_HERE:
             pytest.skip(f"local Slurm cannot run here: {started.stderr.strip()}")
@@ -48,7 +59,9 @@ def slurm_cluster():
         conf = folder / "etc" / "slurm.conf"
         assert f"export SLURM_CONF={conf}" in started.stdout
         previous = os.environ.get("SLURM_CONF")
-        os.environ["SLURM_CONF"] = str(conf)  # sbatch, squeue and the jobs (which inherit it) use this cluster
+        os.environ["SLURM_CONF"] = str(
+            conf
+        )  # sbatch, squeue and the jobs (which inherit it) use this cluster
         try:
             yield conf
         finally:
