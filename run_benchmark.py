@@ -9,6 +9,7 @@
 
 This file only parses flags and delegates to `benchmark/`; see README.md for every flag.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,13 @@ import os
 import sys
 from collections.abc import Callable
 
-from benchmark.config.flags import add_grid_flags, add_run_flags, add_verbose_flag, csv_list, grid_keys
+from benchmark.config.flags import (
+    add_grid_flags,
+    add_run_flags,
+    add_verbose_flag,
+    csv_list,
+    grid_keys,
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,112 +35,194 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_run_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                           epilog=f"subcommands: {', '.join(SUBCOMMANDS)} (run '<subcommand> --help')")
+    parser = OneLineParser(
+        prog="run_benchmark.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"subcommands: {', '.join(SUBCOMMANDS)} (run '<subcommand> --help')",
+    )
     add_grid_flags(parser)
-    add_run_flags(parser, output_help="run folder (default results/<timestamp>); reusing one resumes it")
+    add_run_flags(
+        parser, output_help="run folder (default results/<timestamp>); reusing one resumes it"
+    )
     only = parser.add_argument_group("run only")
     only.add_argument("--cell", type=int, help="run only grid cell I (0-based, as --dry-run lists)")
-    only.add_argument("--dry-run", action="store_true", help="print the grid and dataset summary, train nothing")
-    only.add_argument("--list-models", action="store_true", help="print the model registry and exit")
+    only.add_argument(
+        "--dry-run", action="store_true", help="print the grid and dataset summary, train nothing"
+    )
+    only.add_argument(
+        "--list-models", action="store_true", help="print the model registry and exit"
+    )
     return parser
 
 
 def build_report_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py report", description="Rebuild the tables and report of a run folder.")
+    parser = OneLineParser(
+        prog="run_benchmark.py report", description="Rebuild the tables and report of a run folder."
+    )
     parser.add_argument("run_dir")
     add_verbose_flag(parser)
     return parser
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py predict",
-                           description="Classify images with the best model of a run, or with a saved MODEL.keras.")
+    parser = OneLineParser(
+        prog="run_benchmark.py predict",
+        description="Classify images with the best model of a run, or with a saved MODEL.keras.",
+    )
     parser.add_argument("model", help="run folder (its best cell) or a saved .keras file")
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--csv", help="also write the predictions to this CSV file")
-    parser.add_argument("--caption", help="caption for text and fusion models (default: from each file name)")
+    parser.add_argument(
+        "--caption", help="caption for text and fusion models (default: from each file name)"
+    )
     add_verbose_flag(parser)
     return parser
 
 
 def build_evaluate_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py evaluate",
-                           description="Score a finished run's saved models on another labelled image set (nothing of "
-                                       "it is trained on): accuracy, macro-F1, per-class recall, confusion matrix, "
-                                       "bootstrap intervals and the drop from the in-domain test accuracy.")
+    parser = OneLineParser(
+        prog="run_benchmark.py evaluate",
+        description="Score a finished run's saved models on another labelled image set (nothing of "
+        "it is trained on): accuracy, macro-F1, per-class recall, confusion matrix, "
+        "bootstrap intervals and the drop from the in-domain test accuracy.",
+    )
     parser.add_argument("run_dir", help="run folder with saved models (--save-models best or all)")
-    parser.add_argument("data", help="class-folder root, pre-split root (all splits pooled) or CSV manifest")
-    parser.add_argument("--label-map", help="YAML or JSON: each DATA class -> a run class, a list of them (any counts "
-                                            "as right), or null (left out); default: match class names, ignoring case")
-    parser.add_argument("--cells", choices=("best", "all"), default="best",
-                        help="best (default): each model's best cell by validation; all: every cell with a saved model")
-    parser.add_argument("--output", help="folder for cross_dataset.csv/.md (default: the run folder, whose report.md "
-                                         "gains the section)")
-    parser.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images of DATA, listing them")
+    parser.add_argument(
+        "data", help="class-folder root, pre-split root (all splits pooled) or CSV manifest"
+    )
+    parser.add_argument(
+        "--label-map",
+        help="YAML or JSON: each DATA class -> a run class, a list of them (any counts "
+        "as right), or null (left out); default: match class names, ignoring case",
+    )
+    parser.add_argument(
+        "--cells",
+        choices=("best", "all"),
+        default="best",
+        help="best (default): each model's best cell by validation; all: every cell with a saved model",
+    )
+    parser.add_argument(
+        "--output",
+        help="folder for cross_dataset.csv/.md (default: the run folder, whose report.md "
+        "gains the section)",
+    )
+    parser.add_argument(
+        "--skip-corrupt", action="store_true", help="skip unreadable images of DATA, listing them"
+    )
     add_verbose_flag(parser)
     return parser
 
 
 def build_explain_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py explain",
-                           description="Grad-CAM heatmaps: where the best model of a run, or a saved MODEL.keras, looked.")
+    parser = OneLineParser(
+        prog="run_benchmark.py explain",
+        description="Grad-CAM heatmaps: where the best model of a run, or a saved MODEL.keras, looked.",
+    )
     parser.add_argument("model", help="run folder (its best cell) or a saved .keras file")
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--out", help="folder for the PNGs, one per image (default: explanations)")
-    parser.add_argument("--layer", help="layer to explain at, also inside a nested backbone (default: the last feature map)")
+    parser.add_argument(
+        "--layer",
+        help="layer to explain at, also inside a nested backbone (default: the last feature map)",
+    )
     add_verbose_flag(parser)
     return parser
 
 
 def build_fetch_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py fetch-weights",
-                           description="Download ImageNet weights and text encoders into the caches (on a connected machine).")
-    parser.add_argument("--models", type=csv_list(str), default=[], help="comma list of registry names or wildcards")
+    parser = OneLineParser(
+        prog="run_benchmark.py fetch-weights",
+        description="Download ImageNet weights and text encoders into the caches (on a connected machine).",
+    )
+    parser.add_argument(
+        "--models", type=csv_list(str), default=[], help="comma list of registry names or wildcards"
+    )
     parser.add_argument("--text-encoder", help="text encoder preset to fetch as well")
     add_verbose_flag(parser)
     return parser
 
 
 def build_slurm_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py slurm",
-                           description="Write (and with --submit, submit) the grid as a Slurm job array plus a merge job.")
+    parser = OneLineParser(
+        prog="run_benchmark.py slurm",
+        description="Write (and with --submit, submit) the grid as a Slurm job array plus a merge job.",
+    )
     add_grid_flags(parser)
-    add_run_flags(parser, output_help="run folder on a file system the compute nodes share (required)")
+    add_run_flags(
+        parser, output_help="run folder on a file system the compute nodes share (required)"
+    )
     slurm = parser.add_argument_group("slurm")
     slurm.add_argument("--partition")
     slurm.add_argument("--account")
     slurm.add_argument("--gpus-per-task", type=int)
     slurm.add_argument("--cpus-per-task", type=int)
     slurm.add_argument("--mem", help="memory per task, e.g. 16G")
-    slurm.add_argument("--time", help="time limit per task (HH:MM:SS or D-HH:MM:SS); tasks requeue before it")
+    slurm.add_argument(
+        "--time", help="time limit per task (HH:MM:SS or D-HH:MM:SS); tasks requeue before it"
+    )
     slurm.add_argument("--max-parallel", type=int, help="at most this many array tasks at once")
-    slurm.add_argument("--sbatch-arg", dest="sbatch_args", action="append", default=[],
-                       help="extra sbatch option for both jobs, e.g. --sbatch-arg=--qos=high (repeatable)")
-    slurm.add_argument("--submit", action="store_true", help="submit with sbatch (default: only write the scripts)")
-    slurm.add_argument("--wait", action="store_true", help="with --submit: wait for both jobs and report failed cells")
+    slurm.add_argument(
+        "--sbatch-arg",
+        dest="sbatch_args",
+        action="append",
+        default=[],
+        help="extra sbatch option for both jobs, e.g. --sbatch-arg=--qos=high (repeatable)",
+    )
+    slurm.add_argument(
+        "--submit", action="store_true", help="submit with sbatch (default: only write the scripts)"
+    )
+    slurm.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --submit: wait for both jobs and report failed cells",
+    )
     return parser
 
 
 def build_tune_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="run_benchmark.py tune",
-                           description="Search one model's hyperparameters with KerasTuner, each trial trained by the "
-                                       "benchmark's two-phase recipe and scored on the validation split (never test).")
+    parser = OneLineParser(
+        prog="run_benchmark.py tune",
+        description="Search one model's hyperparameters with KerasTuner, each trial trained by the "
+        "benchmark's two-phase recipe and scored on the validation split (never test).",
+    )
     add_grid_flags(parser)
-    add_run_flags(parser, output_required=True, output_help="tune folder; re-running the same command resumes it "
-                                                            "(--force starts afresh when the search request changed)")
+    add_run_flags(
+        parser,
+        output_required=True,
+        output_help="tune folder; re-running the same command resumes it "
+        "(--force starts afresh when the search request changed)",
+    )
     tune = parser.add_argument_group("tune")
-    tune.add_argument("--model", required=True, help="the one registry model to tune (--models is ignored)")
-    tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random",
-                      help="search strategy (default random: independent trials keep the importance estimates unbiased)")
-    tune.add_argument("--max-trials", type=int, default=20, help="trials in all, finished ones included (default 20)")
-    tune.add_argument("--max-epochs", type=int,
-                      help="cap on each phase's epochs during the search (hyperband: its largest budget; required)")
-    tune.add_argument("--objective", choices=("val_accuracy", "val_loss", "val_macro_f1"), default="val_accuracy")
-    tune.add_argument("--space", help="search-space YAML/JSON "
-                                      "(default: benchmark/tune/spaces/simple_cnn.yaml or transfer.yaml)")
+    tune.add_argument(
+        "--model", required=True, help="the one registry model to tune (--models is ignored)"
+    )
+    tune.add_argument(
+        "--tuner",
+        choices=("random", "bayesian", "hyperband"),
+        default="random",
+        help="search strategy (default random: independent trials keep the importance estimates unbiased)",
+    )
+    tune.add_argument(
+        "--max-trials",
+        type=int,
+        default=20,
+        help="trials in all, finished ones included (default 20)",
+    )
+    tune.add_argument(
+        "--max-epochs",
+        type=int,
+        help="cap on each phase's epochs during the search (hyperband: its largest budget; required)",
+    )
+    tune.add_argument(
+        "--objective", choices=("val_accuracy", "val_loss", "val_macro_f1"), default="val_accuracy"
+    )
+    tune.add_argument(
+        "--space",
+        help="search-space YAML/JSON "
+        "(default: benchmark/tune/spaces/simple_cnn.yaml or transfer.yaml)",
+    )
     return parser
 
 
@@ -178,8 +267,14 @@ def cmd_run(argv: list[str]) -> int:
     start(args)
     from benchmark import commands
 
-    return commands.run_command(config, output=args.output, force=args.force, cell=args.cell,
-                                dry_run=args.dry_run, quiet=args.quiet)
+    return commands.run_command(
+        config,
+        output=args.output,
+        force=args.force,
+        cell=args.cell,
+        dry_run=args.dry_run,
+        quiet=args.quiet,
+    )
 
 
 def cmd_report(argv: list[str]) -> int:
@@ -195,7 +290,9 @@ def cmd_predict(argv: list[str]) -> int:
     start(args)
     from benchmark import commands
 
-    return commands.predict_command(args.model, args.paths, top_k=args.top_k, csv=args.csv, caption=args.caption)
+    return commands.predict_command(
+        args.model, args.paths, top_k=args.top_k, csv=args.csv, caption=args.caption
+    )
 
 
 def cmd_evaluate(argv: list[str]) -> int:
@@ -203,8 +300,14 @@ def cmd_evaluate(argv: list[str]) -> int:
     start(args)
     from benchmark.cross_dataset.evaluate import evaluate_command
 
-    return evaluate_command(args.run_dir, args.data, label_map=args.label_map, cells=args.cells, output=args.output,
-                            skip_corrupt=args.skip_corrupt)
+    return evaluate_command(
+        args.run_dir,
+        args.data,
+        label_map=args.label_map,
+        cells=args.cells,
+        output=args.output,
+        skip_corrupt=args.skip_corrupt,
+    )
 
 
 def cmd_explain(argv: list[str]) -> int:
@@ -230,10 +333,19 @@ def cmd_slurm(argv: list[str]) -> int:
     start(args)
     from benchmark.run.slurm import SlurmOptions, slurm_command
 
-    options = SlurmOptions(partition=args.partition, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
-                           mem=args.mem, time=args.time, max_parallel=args.max_parallel, account=args.account,
-                           sbatch_args=args.sbatch_args)
-    return slurm_command(config, args.output, options, submit=args.submit, wait=args.wait, force=args.force)
+    options = SlurmOptions(
+        partition=args.partition,
+        gpus_per_task=args.gpus_per_task,
+        cpus_per_task=args.cpus_per_task,
+        mem=args.mem,
+        time=args.time,
+        max_parallel=args.max_parallel,
+        account=args.account,
+        sbatch_args=args.sbatch_args,
+    )
+    return slurm_command(
+        config, args.output, options, submit=args.submit, wait=args.wait, force=args.force
+    )
 
 
 def cmd_tune(argv: list[str]) -> int:
@@ -243,15 +355,26 @@ def cmd_tune(argv: list[str]) -> int:
     start(args)
     from benchmark.tune.search import TuneOptions, tune_command
 
-    options = TuneOptions(model=args.model, tuner=args.tuner, max_trials=args.max_trials, max_epochs=args.max_epochs,
-                          objective=args.objective, space=args.space)
+    options = TuneOptions(
+        model=args.model,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        max_epochs=args.max_epochs,
+        objective=args.objective,
+        space=args.space,
+    )
     return tune_command(config, options, args.output, args.force, quiet=args.quiet)
 
 
 # The subcommands, in the order `--help` lists them: dispatch and help both read this one mapping.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "run": cmd_run, "report": cmd_report, "predict": cmd_predict, "evaluate": cmd_evaluate,
-    "explain": cmd_explain, "fetch-weights": cmd_fetch_weights, "slurm": cmd_slurm,
+    "run": cmd_run,
+    "report": cmd_report,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+    "explain": cmd_explain,
+    "fetch-weights": cmd_fetch_weights,
+    "slurm": cmd_slurm,
     "tune": cmd_tune,
 }
 
@@ -259,15 +382,22 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # 1.2-2x faster on CPU here; the user's setting wins
+    os.environ.setdefault(
+        "TF_ENABLE_ONEDNN_OPTS", "1"
+    )  # 1.2-2x faster on CPU here; the user's setting wins
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "run"
     if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)  # the data pipeline's warnings
+    logging.basicConfig(
+        format="warning: %(message)s", level=logging.WARNING
+    )  # the data pipeline's warnings
     try:
         return SUBCOMMANDS[command](argv)
     except KeyboardInterrupt:
-        print("run_benchmark: interrupted; finished cells are kept, re-run the same command to resume", file=sys.stderr)
+        print(
+            "run_benchmark: interrupted; finished cells are kept, re-run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:  # imported only now: parsing a flag must not wait for TensorFlow
         from benchmark.errors import USER_ERRORS

@@ -1,4 +1,5 @@
 """What each command-line subcommand does, so `run_benchmark.py` only parses flags."""
+
 from __future__ import annotations
 
 import time
@@ -32,18 +33,26 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
     """
     run_dir = Path(output) if output else default_output()
     context = prepare_run(config, run_dir, force=force, write=not dry_run)
-    models = sorted({cell.model for cell in context.cells}, key=[c.model for c in context.cells].index)
-    check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
+    models = sorted(
+        {cell.model for cell in context.cells}, key=[c.model for c in context.cells].index
+    )
+    check_weights_available(
+        models, context.config.weights, context.config.text_encoder, context.config.image_size
+    )
     check_head_features(context.config, models)
     if dry_run:
         print_dry_run(context)
         return 0
     if cell is not None and not 0 <= cell < len(context.cells):
-        raise UsageError(f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}")
+        raise UsageError(
+            f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}"
+        )
     print(f"run folder: {run_dir} ({len(context.cells)} cells)")
     tracker = make_tracker(context.config, run_dir)
     failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet, tracker=tracker)
-    if context.config.profile and cell is None:  # a single --cell (a Slurm task) leaves profiling to the merge job
+    if (
+        context.config.profile and cell is None
+    ):  # a single --cell (a Slurm task) leaves profiling to the merge job
         print_notes(profile_run(run_dir, quiet=quiet))
     tables = build_tables(run_dir)
     report = write_report(run_dir, tables)
@@ -51,7 +60,9 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
     print(f"tables and {report.name} written to {run_dir}")
     tracker.end_grid(context, failed)
     if failed:
-        print(f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}")
+        print(
+            f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}"
+        )
     return 1 if failed else 0
 
 
@@ -63,16 +74,34 @@ def print_leaderboard(board) -> None:
 
 def print_dry_run(context) -> None:
     folds = context.config.folds
-    print(f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
-          f"x {len(context.config.seeds)} seeds" + (f" x {folds} folds" if folds else ""))
+    print(
+        f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
+        f"x {len(context.config.seeds)} seeds" + (f" x {folds} folds" if folds else "")
+    )
     done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()
     fold_column = [[] if folds is None else [c.fold] for c in context.cells]
-    print(tabulate([[c.index, c.model, f"{c.alpha:g}", c.seed, *fold, "finished" if c.cell_id in done else ""]
-                    for c, fold in zip(context.cells, fold_column)],
-                   headers=["cell", "model", "alpha", "seed", *(["fold"] if folds else []), "status"], tablefmt="github"))
+    print(
+        tabulate(
+            [
+                [
+                    c.index,
+                    c.model,
+                    f"{c.alpha:g}",
+                    c.seed,
+                    *fold,
+                    "finished" if c.cell_id in done else "",
+                ]
+                for c, fold in zip(context.cells, fold_column)
+            ],
+            headers=["cell", "model", "alpha", "seed", *(["fold"] if folds else []), "status"],
+            tablefmt="github",
+        )
+    )
     split = context.any_split()
     print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
-    for fold, table in [(None, context.split)] if folds is None else list(enumerate(context.fold_splits)):
+    for fold, table in (
+        [(None, context.split)] if folds is None else list(enumerate(context.fold_splits))
+    ):
         counts = table.counts()
         parts = [p for p in ("train", "val", "test") if p in counts]
         rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in table.class_names]
@@ -88,9 +117,15 @@ def report_command(run_dir: str) -> int:
     """Rebuilds the tables of a run folder from its cell records."""
     path = Path(run_dir)
     if not (path / "cells").is_dir():
-        raise UsageError(f"{run_dir!r} is not a run folder (no cells/ inside); pass the --output of a run")
+        raise UsageError(
+            f"{run_dir!r} is not a run folder (no cells/ inside); pass the --output of a run"
+        )
     finish_late_fusion(path)
-    config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
+    config = (
+        yaml.safe_load((path / "config.yaml").read_text())
+        if (path / "config.yaml").is_file()
+        else {}
+    )
     if config.get("profile", True):
         print_notes(profile_run(path))
     tables = build_tables(path)
@@ -100,7 +135,9 @@ def report_command(run_dir: str) -> int:
     return 0
 
 
-def predict_command(target: str, paths: list[str], *, top_k: int, csv: str | None, caption: str | None) -> int:
+def predict_command(
+    target: str, paths: list[str], *, top_k: int, csv: str | None, caption: str | None
+) -> int:
     """Prints file, top-k labels and probabilities; unreadable files are reported and skipped.
 
     Not one readable image is a UsageError from `predict_files` (one line on stderr, exit 2).
@@ -108,9 +145,15 @@ def predict_command(target: str, paths: list[str], *, top_k: int, csv: str | Non
     from benchmark.inference.predict import load_saved_model, predict_files
 
     saved = load_saved_model(target)
-    print(f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})")
+    print(
+        f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})"
+    )
     table, problems = predict_files(saved, paths, top_k=top_k, caption=caption)
-    print(tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"))
+    print(
+        tabulate(
+            table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"
+        )
+    )
     for problem in problems:
         print(f"skipped unreadable file {problem}")
     if csv:

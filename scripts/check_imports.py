@@ -19,6 +19,7 @@ function (lazy imports run too, only later). Skipped, and why:
 
     python scripts/check_imports.py [ROOT] [--type-checking]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,11 @@ from pathlib import Path
 PACKAGES = ("benchmark", "models", "data_pipeline")
 SCRIPTS = ("run_benchmark.py",)
 # Top-level name -> the top-level names it must never import (README "Layout").
-FORBIDDEN = {"models": {"benchmark", "data_pipeline", "run_benchmark"},
-             "data_pipeline": {"benchmark", "models", "run_benchmark"},
-             "benchmark": {"run_benchmark"}}
+FORBIDDEN = {
+    "models": {"benchmark", "data_pipeline", "run_benchmark"},
+    "data_pipeline": {"benchmark", "models", "run_benchmark"},
+    "benchmark": {"run_benchmark"},
+}
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -51,7 +54,8 @@ def module_files(root: Path) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST, type_checking: bool):
@@ -178,16 +182,20 @@ def _cycle_path(graph: dict[str, set[str]], group: list[str]) -> list[str]:
 
 
 def layer_violations(graph: dict[str, set[str]]) -> list[str]:
-    return [f"{module} imports {target}" for module, targets in sorted(graph.items())
-            for target in sorted(targets)
-            if target.split(".")[0] in FORBIDDEN.get(module.split(".")[0], set())]
+    return [
+        f"{module} imports {target}"
+        for module, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if target.split(".")[0] in FORBIDDEN.get(module.split(".")[0], set())
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[1]))
-    parser.add_argument("--type-checking", action="store_true",
-                        help="count imports under `if TYPE_CHECKING:` too")
+    parser.add_argument(
+        "--type-checking", action="store_true", help="count imports under `if TYPE_CHECKING:` too"
+    )
     args = parser.parse_args(argv)
     graph = import_graph(Path(args.root), type_checking=args.type_checking)
     problems = [f"import cycle: {' -> '.join(path)}" for path in find_cycles(graph)]

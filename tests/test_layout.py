@@ -1,11 +1,27 @@
 """The architecture as a test: imports point one way, between packages and between benchmark's parts."""
+
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
-BENCHMARK_ORDER = ["commands", "listing", "tune", "tracking", "cross_dataset", "results", "inference", "deployment", "run",
-                   "config", "training", "figures", "io", "quiet", "errors"]
+BENCHMARK_ORDER = [
+    "commands",
+    "listing",
+    "tune",
+    "tracking",
+    "cross_dataset",
+    "results",
+    "inference",
+    "deployment",
+    "run",
+    "config",
+    "training",
+    "figures",
+    "io",
+    "quiet",
+    "errors",
+]
 
 
 def imports_of(folder: str) -> dict[str, set[str]]:
@@ -18,12 +34,17 @@ def imports_of(folder: str) -> dict[str, set[str]]:
                 names.add(node.module)
             elif isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
-        found[str(path.relative_to(ROOT))] = {n for n in names if n.split(".")[0] in ("benchmark", "models", "data_pipeline")}
+        found[str(path.relative_to(ROOT))] = {
+            n for n in names if n.split(".")[0] in ("benchmark", "models", "data_pipeline")
+        }
     return found
 
 
 def test_models_and_data_pipeline_import_neither_each_other_nor_benchmark():
-    for package, forbidden in (("models", {"benchmark", "data_pipeline"}), ("data_pipeline", {"benchmark", "models"})):
+    for package, forbidden in (
+        ("models", {"benchmark", "data_pipeline"}),
+        ("data_pipeline", {"benchmark", "models"}),
+    ):
         for module, names in imports_of(package).items():
             assert not {n.split(".")[0] for n in names} & forbidden, (module, names)
 
@@ -42,4 +63,6 @@ def test_benchmark_parts_import_only_later_parts():
             bits = name.split(".")
             if bits[0] != "benchmark" or len(bits) < 2 or bits[1] == part:
                 continue
-            assert BENCHMARK_ORDER.index(bits[1]) > BENCHMARK_ORDER.index(part), f"{module} imports {name}"
+            assert BENCHMARK_ORDER.index(bits[1]) > BENCHMARK_ORDER.index(part), (
+                f"{module} imports {name}"
+            )

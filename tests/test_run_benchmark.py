@@ -1,5 +1,6 @@
 """run_benchmark.py's subcommands come from one mapping: each name dispatches to its own parser, and
 `--help` lists exactly those names."""
+
 import pytest
 
 import run_benchmark

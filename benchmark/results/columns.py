@@ -5,6 +5,7 @@ are named here beside the table, and a test checks them against it, so renaming 
 column cannot silently thin a view out (`view` keeps only the columns a given board has, as the
 fold columns exist only in a K-fold run).
 """
+
 from __future__ import annotations
 
 from benchmark.deployment.run_costs import COST_COLUMNS
@@ -13,27 +14,85 @@ from benchmark.results.folds import FOLD_COLUMNS
 # The full table, before `tables.with_cost_columns` adds `COST_COLUMNS` after `params_m` (and a
 # K-fold run `folds` and `FOLD_COLUMNS`: `leaderboard_columns`).
 LEADERBOARD_COLUMNS = [
-    "rank", "model", "alpha", "seeds", "val_accuracy", "val_accuracy_ci", "val_macro_f1",
-    "test_accuracy", "test_accuracy_ci", "test_macro_f1", "test_macro_f1_ci", "test_weighted_f1",
-    "test_ece", "test_brier", "temperature", "test_ece_scaled", "p_vs_best", "tied_with_best",
-    "worst_class", "worst_class_f1", "val_accuracy_std", "test_accuracy_std",
-    "test_accuracy_seed_ci", "params_m", "train_seconds", "epochs_phase1", "epochs_phase2", "tta",
-    "weights", "status", "error",
+    "rank",
+    "model",
+    "alpha",
+    "seeds",
+    "val_accuracy",
+    "val_accuracy_ci",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_accuracy_ci",
+    "test_macro_f1",
+    "test_macro_f1_ci",
+    "test_weighted_f1",
+    "test_ece",
+    "test_brier",
+    "temperature",
+    "test_ece_scaled",
+    "p_vs_best",
+    "tied_with_best",
+    "worst_class",
+    "worst_class_f1",
+    "val_accuracy_std",
+    "test_accuracy_std",
+    "test_accuracy_seed_ci",
+    "params_m",
+    "train_seconds",
+    "epochs_phase1",
+    "epochs_phase2",
+    "tta",
+    "weights",
+    "status",
+    "error",
 ]
 # The inference-cost columns the report plots accuracy against and shows in its excerpt.
 REPORT_COST_COLUMNS = ("infer_ms_b1", "gflops")
 # The report's excerpt, ordered for reading: each fold interval beside its metric, calibration
 # after the worst class.
 REPORT_COLUMNS = (
-    "rank", "model", "alpha", "seeds", "folds", "val_accuracy", "val_accuracy_ci",
-    "val_accuracy_fold_ci", "val_macro_f1", "test_accuracy", "test_accuracy_ci",
-    "test_accuracy_fold_ci", "test_macro_f1", "test_macro_f1_ci", "test_macro_f1_fold_ci",
-    "tied_with_best", "p_vs_best", "worst_class", "worst_class_f1", "test_ece", "temperature",
-    "test_ece_scaled", "params_m", *REPORT_COST_COLUMNS, "train_seconds", "tta", "status",
+    "rank",
+    "model",
+    "alpha",
+    "seeds",
+    "folds",
+    "val_accuracy",
+    "val_accuracy_ci",
+    "val_accuracy_fold_ci",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_accuracy_ci",
+    "test_accuracy_fold_ci",
+    "test_macro_f1",
+    "test_macro_f1_ci",
+    "test_macro_f1_fold_ci",
+    "tied_with_best",
+    "p_vs_best",
+    "worst_class",
+    "worst_class_f1",
+    "test_ece",
+    "temperature",
+    "test_ece_scaled",
+    "params_m",
+    *REPORT_COST_COLUMNS,
+    "train_seconds",
+    "tta",
+    "status",
 )
 # The headline columns printed after a run or `report` (the files have them all).
-CONSOLE_COLUMNS = ("rank", "model", "alpha", "val_accuracy", "val_macro_f1", "test_accuracy",
-                   "test_accuracy_ci", "test_macro_f1", "tied_with_best", "infer_ms_b1", "status")
+CONSOLE_COLUMNS = (
+    "rank",
+    "model",
+    "alpha",
+    "val_accuracy",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_accuracy_ci",
+    "test_macro_f1",
+    "tied_with_best",
+    "infer_ms_b1",
+    "status",
+)
 
 
 def leaderboard_columns(with_folds: bool) -> list[str]:

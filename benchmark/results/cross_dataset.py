@@ -5,6 +5,7 @@ scores, per-class figures and confusion counts) and `cross_dataset/<dataset>/<ce
 The tables and the report's section are rebuilt from those files alone, so evaluating a second data
 set adds its rows and re-evaluating one replaces only its own: nothing measured earlier is lost.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,9 +45,15 @@ class ModelEvaluation:
     macro_f1: float | None = None
     macro_f1_ci: list[float] = field(default_factory=list)
     in_domain_test_accuracy: float | None = None  # the cell's own test split, from its record
-    in_domain_test_accuracy_ci: list[float] = field(default_factory=list)  # as the leaderboard's test_accuracy_ci
-    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)  # DATA class -> recall, precision, f1, support
-    confusion: list[list[int]] = field(default_factory=list)  # DATA classes (rows) x run classes (columns)
+    in_domain_test_accuracy_ci: list[float] = field(
+        default_factory=list
+    )  # as the leaderboard's test_accuracy_ci
+    per_class: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # DATA class -> recall, precision, f1, support
+    confusion: list[list[int]] = field(
+        default_factory=list
+    )  # DATA classes (rows) x run classes (columns)
     predictions_file: str = ""  # relative to the folder holding cross_dataset/
 
     @property
@@ -70,8 +77,12 @@ class CrossDatasetEvaluation:
     mapping: list[str]  # `data -> run` lines (LabelMap.describe)
     label_map: str = ""  # the map file, or "" when classes matched by name
     cells: str = "best"
-    left_out: dict[str, int] = field(default_factory=dict)  # DATA class mapped to null -> its image count
-    skipped_files: list[list[str]] = field(default_factory=list)  # unreadable images left out with --skip-corrupt
+    left_out: dict[str, int] = field(
+        default_factory=dict
+    )  # DATA class mapped to null -> its image count
+    skipped_files: list[list[str]] = field(
+        default_factory=list
+    )  # unreadable images left out with --skip-corrupt
     notes: list[str] = field(default_factory=list)
     models: list[ModelEvaluation] = field(default_factory=list)
 
@@ -83,7 +94,10 @@ class CrossDatasetEvaluation:
         names = {f.name for f in dataclasses.fields(cls)}
         model_names = {f.name for f in dataclasses.fields(ModelEvaluation)}
         values = {k: v for k, v in data.items() if k in names}
-        values["models"] = [ModelEvaluation(**{k: v for k, v in m.items() if k in model_names}) for m in data.get("models", [])]
+        values["models"] = [
+            ModelEvaluation(**{k: v for k, v in m.items() if k in model_names})
+            for m in data.get("models", [])
+        ]
         return cls(**values)
 
 
@@ -119,15 +133,32 @@ def _ci(bounds: list[float]) -> str:
 
 
 def row_of(evaluation: CrossDatasetEvaluation, scored: ModelEvaluation) -> CrossDatasetRow:
-    recalls = {name: c.get("recall") for name, c in scored.per_class.items()
-               if isinstance(c.get("recall"), float) and not math.isnan(c["recall"])}
+    recalls = {
+        name: c.get("recall")
+        for name, c in scored.per_class.items()
+        if isinstance(c.get("recall"), float) and not math.isnan(c["recall"])
+    }
     worst = min(recalls, key=recalls.get) if recalls else ""
     return CrossDatasetRow(
-        dataset=evaluation.dataset, model=scored.model, cell_id=scored.cell_id, alpha=scored.alpha, seed=scored.seed,
-        images=scored.images if scored.status == OK else None, accuracy=scored.accuracy, accuracy_ci=_ci(scored.accuracy_ci),
-        macro_f1=scored.macro_f1, macro_f1_ci=_ci(scored.macro_f1_ci), in_domain_test_accuracy=scored.in_domain_test_accuracy,
-        in_domain_test_accuracy_ci=_ci(scored.in_domain_test_accuracy_ci), drop=scored.drop, worst_class=worst, worst_class_recall=recalls.get(worst), status=scored.status,
-        reason=scored.reason, label_map=evaluation.label_map)
+        dataset=evaluation.dataset,
+        model=scored.model,
+        cell_id=scored.cell_id,
+        alpha=scored.alpha,
+        seed=scored.seed,
+        images=scored.images if scored.status == OK else None,
+        accuracy=scored.accuracy,
+        accuracy_ci=_ci(scored.accuracy_ci),
+        macro_f1=scored.macro_f1,
+        macro_f1_ci=_ci(scored.macro_f1_ci),
+        in_domain_test_accuracy=scored.in_domain_test_accuracy,
+        in_domain_test_accuracy_ci=_ci(scored.in_domain_test_accuracy_ci),
+        drop=scored.drop,
+        worst_class=worst,
+        worst_class_recall=recalls.get(worst),
+        status=scored.status,
+        reason=scored.reason,
+        label_map=evaluation.label_map,
+    )
 
 
 def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
@@ -137,7 +168,9 @@ def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
         try:
             found.append(CrossDatasetEvaluation.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError) as err:
-            print(f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left out of cross_dataset.csv")
+            print(
+                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left out of cross_dataset.csv"
+            )
     return found
 
 
@@ -147,7 +180,9 @@ def cross_dataset_frame(evaluations: list[CrossDatasetEvaluation]) -> pd.DataFra
 
 
 def save_evaluation(folder: Path, evaluation: CrossDatasetEvaluation) -> Path:
-    return write_json_atomic(evaluations_dir(folder) / f"{evaluation.dataset}.json", evaluation.to_json())
+    return write_json_atomic(
+        evaluations_dir(folder) / f"{evaluation.dataset}.json", evaluation.to_json()
+    )
 
 
 def write_cross_dataset_tables(folder: Path) -> tuple[Path, Path]:
@@ -159,14 +194,28 @@ def write_cross_dataset_tables(folder: Path) -> tuple[Path, Path]:
     return csv, write_text_atomic(folder / "cross_dataset.md", text)
 
 
-SHOWN = ["model", "alpha", "images", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "in_domain_test_accuracy",
-         "in_domain_test_accuracy_ci", "drop", "worst_class", "worst_class_recall"]
-READING = ("A prediction counts as right when it is one of the run classes the image's class maps to. `drop` is the "
-           "cell's in-domain test accuracy minus its accuracy here: how much is lost on these photos. The in-domain "
-           "figure is over the run's own classes and class mix, so a map that merges classes (several targets) or "
-           "leaves some out changes the task too; compare per-class recall for the classes both share. Intervals are "
-           "95 % stratified bootstrap intervals over these images. Macro-F1 is over the data set's classes, an image "
-           "counting as predicted-as class d when its prediction lies in d's mapped set.\n")
+SHOWN = [
+    "model",
+    "alpha",
+    "images",
+    "accuracy",
+    "accuracy_ci",
+    "macro_f1",
+    "macro_f1_ci",
+    "in_domain_test_accuracy",
+    "in_domain_test_accuracy_ci",
+    "drop",
+    "worst_class",
+    "worst_class_recall",
+]
+READING = (
+    "A prediction counts as right when it is one of the run classes the image's class maps to. `drop` is the "
+    "cell's in-domain test accuracy minus its accuracy here: how much is lost on these photos. The in-domain "
+    "figure is over the run's own classes and class mix, so a map that merges classes (several targets) or "
+    "leaves some out changes the task too; compare per-class recall for the classes both share. Intervals are "
+    "95 % stratified bootstrap intervals over these images. Macro-F1 is over the data set's classes, an image "
+    "counting as predicted-as class d when its prediction lies in d's mapped set.\n"
+)
 
 
 def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: int) -> str:
@@ -179,17 +228,33 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
         parts.append(f"{head} `{evaluation.dataset}`: {evaluation.data}\n")
         scored = [m for m in evaluation.models if m.status == OK]
         images = scored[0].images if scored else 0
-        source = f"label map `{evaluation.label_map}`" if evaluation.label_map else "class names (no label map)"
-        parts.append(f"{images} images ({evaluation.layout} layout, all splits pooled), {len(evaluation.data_classes)} "
-                     f"classes scored through {source}; models: `--cells {evaluation.cells}`.\n")
-        parts.append("Class translation (DATA -> run): " + "; ".join(f"`{line}`" for line in evaluation.mapping) + ".\n")
+        source = (
+            f"label map `{evaluation.label_map}`"
+            if evaluation.label_map
+            else "class names (no label map)"
+        )
+        parts.append(
+            f"{images} images ({evaluation.layout} layout, all splits pooled), {len(evaluation.data_classes)} "
+            f"classes scored through {source}; models: `--cells {evaluation.cells}`.\n"
+        )
+        parts.append(
+            "Class translation (DATA -> run): "
+            + "; ".join(f"`{line}`" for line in evaluation.mapping)
+            + ".\n"
+        )
         if evaluation.left_out:
-            parts.append("Left out (mapped to null): " + ", ".join(f"{k} ({n} images)" for k, n in evaluation.left_out.items())
-                         + ".\n")
+            parts.append(
+                "Left out (mapped to null): "
+                + ", ".join(f"{k} ({n} images)" for k, n in evaluation.left_out.items())
+                + ".\n"
+            )
         if evaluation.skipped_files:
-            parts.append(f"{len(evaluation.skipped_files)} unreadable image(s) skipped (`--skip-corrupt`): "
-                         + ", ".join(f"{Path(p).name} ({why})" for p, why in evaluation.skipped_files[:10])
-                         + (" ..." if len(evaluation.skipped_files) > 10 else "") + ".\n")
+            parts.append(
+                f"{len(evaluation.skipped_files)} unreadable image(s) skipped (`--skip-corrupt`): "
+                + ", ".join(f"{Path(p).name} ({why})" for p, why in evaluation.skipped_files[:10])
+                + (" ..." if len(evaluation.skipped_files) > 10 else "")
+                + ".\n"
+            )
         parts.extend(f"Note: {note}\n" for note in evaluation.notes)
         frame = cross_dataset_frame([evaluation])
         ok = frame[frame["status"] == OK]
@@ -197,15 +262,32 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
             parts.append(to_markdown(ok[SHOWN].reset_index(drop=True)))
         skipped = frame[frame["status"] != OK]
         if not skipped.empty:
-            parts.append("Not scored: " + "; ".join(f"`{c}` ({r})" for c, r in zip(skipped["cell_id"], skipped["reason"])) + ".\n")
+            parts.append(
+                "Not scored: "
+                + "; ".join(f"`{c}` ({r})" for c, r in zip(skipped["cell_id"], skipped["reason"]))
+                + ".\n"
+            )
         if scored:
-            recall = pd.DataFrame({"class": evaluation.data_classes,
-                                   "images": [scored[0].per_class.get(c, {}).get("support") for c in evaluation.data_classes],
-                                   **{m.cell_id: [m.per_class.get(c, {}).get("recall") for c in evaluation.data_classes]
-                                      for m in scored}})
+            recall = pd.DataFrame(
+                {
+                    "class": evaluation.data_classes,
+                    "images": [
+                        scored[0].per_class.get(c, {}).get("support")
+                        for c in evaluation.data_classes
+                    ],
+                    **{
+                        m.cell_id: [
+                            m.per_class.get(c, {}).get("recall") for c in evaluation.data_classes
+                        ]
+                        for m in scored
+                    },
+                }
+            )
             parts.append(f"{head}# Per-class recall on `{evaluation.dataset}`\n")
             parts.append(to_markdown(recall))
-            parts.append(f"{head}# Confusion matrices on `{evaluation.dataset}` (rows: DATA's classes, columns: the run's)\n")
+            parts.append(
+                f"{head}# Confusion matrices on `{evaluation.dataset}` (rows: DATA's classes, columns: the run's)\n"
+            )
             for m in scored:
                 matrix = pd.DataFrame(m.confusion, columns=evaluation.run_classes)
                 matrix.insert(0, "DATA \\ run", evaluation.data_classes)

@@ -8,6 +8,7 @@ this interval says how much the score moves with the data a model is trained and
 the bootstrap intervals over one test set cannot. The seed columns keep their meaning: the spread
 over seeds of each seed's mean over folds.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,15 @@ import numpy as np
 from benchmark.results import stats
 from benchmark.run.records import CellRecord
 
-FOLD_METRICS = (("val", "accuracy"), ("val", "macro_f1"), ("test", "accuracy"), ("test", "macro_f1"))
-FOLD_COLUMNS = [f"{split}_{key}_fold_{stat}" for split, key in FOLD_METRICS for stat in ("std", "ci")]
+FOLD_METRICS = (
+    ("val", "accuracy"),
+    ("val", "macro_f1"),
+    ("test", "accuracy"),
+    ("test", "macro_f1"),
+)
+FOLD_COLUMNS = [
+    f"{split}_{key}_fold_{stat}" for split, key in FOLD_METRICS for stat in ("std", "ci")
+]
 MEAN_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 
 
@@ -35,8 +43,13 @@ def _mean_by(records: list[CellRecord], attribute: str, split: str, key: str) ->
     """Per value of `attribute` (fold or seed), the mean of a metric over the records holding it (NaNs skipped)."""
     values: dict[int, list[float]] = {}
     for record in records:
-        values.setdefault(getattr(record, attribute), []).append(record.split_metrics(split).get(key, np.nan))
-    return {k: float(np.nanmean(v)) if not np.isnan(v).all() else float("nan") for k, v in sorted(values.items())}
+        values.setdefault(getattr(record, attribute), []).append(
+            record.split_metrics(split).get(key, np.nan)
+        )
+    return {
+        k: float(np.nanmean(v)) if not np.isnan(v).all() else float("nan")
+        for k, v in sorted(values.items())
+    }
 
 
 def fold_scores(ok: list[CellRecord], split: str, key: str) -> dict[int, float]:
@@ -58,14 +71,18 @@ def fold_aggregate(ok: list[CellRecord]) -> dict:
         row[f"{split}_{key}_fold_ci"] = None if math.isnan(low) else stats.format_ci(low, high)
     if len({record.seed for record in ok}) > 1:
         for split in ("val", "test"):
-            row[f"{split}_accuracy_std"] = float(np.std(list(_mean_by(ok, "seed", split, "accuracy").values()), ddof=1))
-        _, _, low, high = stats.t_interval(np.array(list(_mean_by(ok, "seed", "test", "accuracy").values())))
+            row[f"{split}_accuracy_std"] = float(
+                np.std(list(_mean_by(ok, "seed", split, "accuracy").values()), ddof=1)
+            )
+        _, _, low, high = stats.t_interval(
+            np.array(list(_mean_by(ok, "seed", "test", "accuracy").values()))
+        )
         row["test_accuracy_seed_ci"] = stats.format_ci(low, high)
     return row
 
 
 def fold_status(ok: list[CellRecord], group: list[CellRecord]) -> str:
-    """"ok", or what the row's means lack: failed cells, and folds with no finished cell (means over fewer folds)."""
+    """ "ok", or what the row's means lack: failed cells, and folds with no finished cell (means over fewer folds)."""
     expected = (ok[0].config or {}).get("folds") if ok else None
     present = {record.fold for record in ok}
     missing = sorted(set(range(expected)) - present) if isinstance(expected, int) else []
@@ -73,5 +90,7 @@ def fold_status(ok: list[CellRecord], group: list[CellRecord]) -> str:
     if len(ok) < len(group):
         problems.append(f"{len(group) - len(ok)} cell(s) failed")
     if missing:
-        problems.append(f"fold(s) {', '.join(map(str, missing))} missing: means over {len(present)} of {expected} folds")
+        problems.append(
+            f"fold(s) {', '.join(map(str, missing))} missing: means over {len(present)} of {expected} folds"
+        )
     return "; ".join(problems) or "ok"

@@ -3,6 +3,7 @@
 Every function takes tables, lists or arrays (never a run folder) and an output path, writes
 one PNG at 110 dpi, closes the figure (a 35-cell sweep draws dozens) and returns the path.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 
-
 def safe_name(text: str) -> str:
     """A file-name stem: letters, digits, dots, dashes and underscores kept (cell ids keep their dots)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "plot"
@@ -25,10 +25,10 @@ def safe_name(text: str) -> str:
 
 def parse_ci(value) -> tuple[float, float] | None:
     """(low, high) from a leaderboard interval cell "0.8123-0.8790"; None when blank or malformed."""
-    match = re.fullmatch(r"\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*-\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*", str(value))
+    match = re.fullmatch(
+        r"\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*-\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*", str(value)
+    )
     return (float(match.group(1)), float(match.group(2))) if match else None
-
-
 
 
 def _colors(n: int) -> list:
@@ -65,8 +65,12 @@ def alpha_sweep(board: pd.DataFrame, path: Path, title: str = "Alpha sweep") -> 
     """
     ok = _ok_rows(board).sort_values("alpha")
     models = list(dict.fromkeys(ok["model"]))
-    panels = [("val_accuracy", "val_accuracy_ci", "Validation accuracy"), ("val_macro_f1", None, "Validation macro-F1"),
-              ("test_accuracy", "test_accuracy_ci", "Test accuracy"), ("test_macro_f1", "test_macro_f1_ci", "Test macro-F1")]
+    panels = [
+        ("val_accuracy", "val_accuracy_ci", "Validation accuracy"),
+        ("val_macro_f1", None, "Validation macro-F1"),
+        ("test_accuracy", "test_accuracy_ci", "Test accuracy"),
+        ("test_macro_f1", "test_macro_f1_ci", "Test macro-F1"),
+    ]
     alphas = sorted(ok["alpha"].unique())
     span = (max(alphas) - min(alphas)) if len(alphas) > 1 else 1.0
     dodge = 0.012 * span
@@ -77,9 +81,17 @@ def alpha_sweep(board: pd.DataFrame, path: Path, title: str = "Alpha sweep") -> 
             if column not in rows.columns or rows[column].isna().all():
                 continue
             x = rows["alpha"].to_numpy(float) + (i - (len(models) - 1) / 2) * dodge
-            ax.errorbar(x, rows[column].to_numpy(float), yerr=_errors(rows, column, ci_column) if ci_column else None,
-                        color=color, marker=MARKERS[i % len(MARKERS)], markersize=5, capsize=3, linewidth=1.5,
-                        label=model)
+            ax.errorbar(
+                x,
+                rows[column].to_numpy(float),
+                yerr=_errors(rows, column, ci_column) if ci_column else None,
+                color=color,
+                marker=MARKERS[i % len(MARKERS)],
+                markersize=5,
+                capsize=3,
+                linewidth=1.5,
+                label=model,
+            )
         ax.set_title(label + (" (95 % CI)" if ci_column and ci_column in ok.columns else ""))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -88,14 +100,23 @@ def alpha_sweep(board: pd.DataFrame, path: Path, title: str = "Alpha sweep") -> 
     for ax in axes[1]:
         ax.set_xlabel("class-weight damping alpha (0 = unweighted, 1 = fully balanced)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, max(1, len(labels))),
-               frameon=False, title="model")
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(4, max(1, len(labels))),
+        frameon=False,
+        title="model",
+    )
     fig.suptitle(title, fontsize=14)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def worst_class_sweep(board: pd.DataFrame, path: Path, title: str = "Worst class F1 against alpha") -> Path:
+def worst_class_sweep(
+    board: pd.DataFrame, path: Path, title: str = "Worst class F1 against alpha"
+) -> Path:
     """Test F1 of each row's worst class against alpha, one line per model, points named by class."""
     ok = _ok_rows(board).sort_values("alpha")
     ok = ok[ok["worst_class_f1"].notna()] if "worst_class_f1" in ok.columns else ok.iloc[0:0]
@@ -107,13 +128,25 @@ def worst_class_sweep(board: pd.DataFrame, path: Path, title: str = "Worst class
     fig, ax = plt.subplots(figsize=(10, 5.5))
     for i, (model, color) in enumerate(zip(models, _colors(len(models)))):
         rows = ok[ok["model"] == model]
-        ax.plot(rows["alpha"], rows["worst_class_f1"], color=color, marker=MARKERS[i % len(MARKERS)], label=model)
+        ax.plot(
+            rows["alpha"],
+            rows["worst_class_f1"],
+            color=color,
+            marker=MARKERS[i % len(MARKERS)],
+            label=model,
+        )
         if not single:  # name the worst class where it first appears and wherever it changes
             previous = None
             for alpha, f1, name in zip(rows["alpha"], rows["worst_class_f1"], rows["worst_class"]):
                 if name != previous:
-                    ax.annotate(str(name), (alpha, f1), xytext=(4, 4), textcoords="offset points", fontsize=8,
-                                color=color)
+                    ax.annotate(
+                        str(name),
+                        (alpha, f1),
+                        xytext=(4, 4),
+                        textcoords="offset points",
+                        fontsize=8,
+                        color=color,
+                    )
                 previous = name
     ax.set_xticks(alphas)
     ax.set_xticklabels([f"{a:g}" for a in alphas])
@@ -125,19 +158,34 @@ def worst_class_sweep(board: pd.DataFrame, path: Path, title: str = "Worst class
     return save_figure(fig, path)
 
 
-def leaderboard_dots(board: pd.DataFrame, path: Path, top: int = 20, title: str = "Leaderboard") -> Path:
+def leaderboard_dots(
+    board: pd.DataFrame, path: Path, top: int = 20, title: str = "Leaderboard"
+) -> Path:
     """Test accuracy with its 95 % interval per leaderboard row (rank 1 at the top)."""
     ok = _ok_rows(board).head(top).reset_index(drop=True)
     labels = [f"{int(r['rank'])}. {r['model']} (alpha {r['alpha']:g})" for _, r in ok.iterrows()]
     y = np.arange(len(ok))[::-1]
-    tied = ok["tied_with_best"].fillna(False).astype(bool).to_numpy() if "tied_with_best" in ok.columns else np.zeros(len(ok), bool)
+    tied = (
+        ok["tied_with_best"].fillna(False).astype(bool).to_numpy()
+        if "tied_with_best" in ok.columns
+        else np.zeros(len(ok), bool)
+    )
     errors = _errors(ok, "test_accuracy", "test_accuracy_ci")
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.38 * max(len(ok), 1)))
-    for mask, color, label in ((tied, "#1565c0", "not significantly worse than rank 1"), (~tied, "#9e9e9e", "worse than rank 1")):
+    for mask, color, label in (
+        (tied, "#1565c0", "not significantly worse than rank 1"),
+        (~tied, "#9e9e9e", "worse than rank 1"),
+    ):
         if mask.any():
-            ax.errorbar(ok["test_accuracy"].to_numpy(float)[mask], y[mask],
-                        xerr=errors[:, mask] if errors is not None else None,
-                        fmt="o", color=color, capsize=3, label=label)
+            ax.errorbar(
+                ok["test_accuracy"].to_numpy(float)[mask],
+                y[mask],
+                xerr=errors[:, mask] if errors is not None else None,
+                fmt="o",
+                color=color,
+                capsize=3,
+                label=label,
+            )
     ax.set_yticks(y)
     ax.set_yticklabels(labels)
     ax.set_xlabel("test accuracy (95 % bootstrap CI); rows ranked by validation accuracy")
@@ -174,21 +222,42 @@ def accuracy_vs_cost(frame: pd.DataFrame, cost_column: str, path: Path, title: s
     front = pareto_front(cost, score)
     fig, ax = plt.subplots(figsize=(10, 6))
     ax.scatter(cost, score, color="#607d8b", zorder=2, label="model (best alpha)")
-    ax.plot(cost[front], score[front], color="#d84315", marker="o", linewidth=2, zorder=3, label="Pareto front")
+    ax.plot(
+        cost[front],
+        score[front],
+        color="#d84315",
+        marker="o",
+        linewidth=2,
+        zorder=3,
+        label="Pareto front",
+    )
     middle = np.sqrt(cost.min() * cost.max()) if len(cost) else 1.0
     labels: dict[tuple, list[str]] = {}  # points drawn on top of each other share one label
     for c, s, r in zip(cost, score, rows.itertuples()):
-        labels.setdefault((float(f"{c:.3g}"), round(s, 4)), []).append(f"{r.model} (alpha {r.alpha:g})")
+        labels.setdefault((float(f"{c:.3g}"), round(s, 4)), []).append(
+            f"{r.model} (alpha {r.alpha:g})"
+        )
     for (c, s), names in labels.items():
         right = c <= middle  # labels point inwards so they stay inside the axes
-        ax.annotate("\n".join(names), (c, s), xytext=(6 if right else -6, 4), textcoords="offset points",
-                    fontsize=8, ha="left" if right else "right", va="bottom" if len(names) == 1 else "center")
+        ax.annotate(
+            "\n".join(names),
+            (c, s),
+            xytext=(6 if right else -6, 4),
+            textcoords="offset points",
+            fontsize=8,
+            ha="left" if right else "right",
+            va="bottom" if len(names) == 1 else "center",
+        )
     ax.set_xscale("log")
     ax.margins(x=0.08, y=0.08)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     short = len(cost) and cost.max() / cost.min() < 10  # less than a decade: label every minor tick
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, p: f"{v:g}" if short else _minor_label(v, p)))
-    unit = {"infer_ms_b1": "inference latency, batch 1 (ms)", "gflops": "GFLOPs per image"}.get(cost_column, cost_column)
+    ax.xaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, p: f"{v:g}" if short else _minor_label(v, p))
+    )
+    unit = {"infer_ms_b1": "inference latency, batch 1 (ms)", "gflops": "GFLOPs per image"}.get(
+        cost_column, cost_column
+    )
     ax.set_xlabel(f"{unit} (log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or f"Test accuracy against {unit}")
@@ -205,7 +274,9 @@ def training_curves(history: dict, path: Path, title: str) -> Path:
         for prefix, style, name in (("", "-", "train"), ("val_", "--", "validation")):
             values = history.get(prefix + key) or []
             if values:
-                ax.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3, label=name)
+                ax.plot(
+                    range(1, len(values) + 1), values, style, marker="o", markersize=3, label=name
+                )
         longest = max(len(history.get(key) or []), len(history.get("val_" + key) or []))
         if boundary is not None and 0 < boundary < longest:
             ax.axvline(boundary + 0.5, color="#616161", linestyle=":", label="fine-tuning starts")
@@ -230,13 +301,25 @@ def confusion_matrices(matrix, class_names: list[str], path: Path, title: str) -
     side = max(4.5, 0.75 * k + 1.5)
     rotate = 45 if max((len(c) for c in class_names), default=0) > 5 else 0
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.5, side + 0.6))
-    for ax, data, label, fmt in ((axes[0], counts, "counts", "{:.0f}"), (axes[1], normalised, "row-normalised", "{:.2f}")):
-        image = ax.imshow(data, cmap="Blues", vmin=0, vmax=max(data.max(), 1e-9) if label == "counts" else 1.0)
+    for ax, data, label, fmt in (
+        (axes[0], counts, "counts", "{:.0f}"),
+        (axes[1], normalised, "row-normalised", "{:.2f}"),
+    ):
+        image = ax.imshow(
+            data, cmap="Blues", vmin=0, vmax=max(data.max(), 1e-9) if label == "counts" else 1.0
+        )
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
         threshold = (data.max() if label == "counts" else 1.0) / 2
         for (i, j), value in np.ndenumerate(data):
-            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=9 if k <= 10 else 7,
-                    color="white" if value > threshold else "black")
+            ax.text(
+                j,
+                i,
+                fmt.format(value),
+                ha="center",
+                va="center",
+                fontsize=9 if k <= 10 else 7,
+                color="white" if value > threshold else "black",
+            )
         ax.set_xticks(range(k))
         ax.set_yticks(range(k))
         ax.set_xticklabels(class_names, rotation=rotate, ha="right" if rotate else "center")
@@ -261,7 +344,9 @@ def _load_thumbnail(path: str, size: int = 160):
         return None
 
 
-def prediction_grid(items: list[dict], path: Path, title: str, limit: int = 24, columns: int = 6) -> Path | None:
+def prediction_grid(
+    items: list[dict], path: Path, title: str, limit: int = 24, columns: int = 6
+) -> Path | None:
     """Images with true and predicted labels; wrong ones get a red title and border.
 
     `items` are dicts with `path`, `true`, `pred` (class names) and optionally `confidence`,
@@ -294,8 +379,12 @@ def prediction_grid(items: list[dict], path: Path, title: str, limit: int = 24, 
         confidence = item.get("confidence")
         tail = f" ({confidence:.2f})" if confidence is not None else ""
         longest = max(len(str(item["true"])), len(str(item["pred"])) + len(tail))
-        ax.set_title(f"true: {item['true']}\npred: {item['pred']}{tail}", fontsize=9 if longest <= 20 else 7, color=color,
-                     fontweight="bold" if wrong else "normal")
+        ax.set_title(
+            f"true: {item['true']}\npred: {item['pred']}{tail}",
+            fontsize=9 if longest <= 20 else 7,
+            color=color,
+            fontweight="bold" if wrong else "normal",
+        )
     fig.suptitle(title + "  (red = wrong)", fontsize=12)
     fig.tight_layout()
     return save_figure(fig, path)

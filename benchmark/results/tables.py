@@ -7,6 +7,7 @@ does not validate is no row at all (its figures cannot be trusted): `build_table
 warning. In a K-fold run
 (`--folds K`) a row's scores are means over its folds, with their spread across folds.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,11 +28,17 @@ from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predi
 from benchmark.io import write_csv_atomic, write_text_atomic
 
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
-CALIBRATION_COLUMNS = {"test_ece": ("test", "ece"), "test_brier": ("test", "brier"), "temperature": (None, "temperature"),
-                       "test_ece_scaled": ("test", "ece_scaled")}
+CALIBRATION_COLUMNS = {
+    "test_ece": ("test", "ece"),
+    "test_brier": ("test", "brier"),
+    "temperature": (None, "temperature"),
+    "test_ece_scaled": ("test", "ece_scaled"),
+}
 
 
-def _split_predictions(run_dir: Path, records: list[CellRecord], split: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _split_predictions(
+    run_dir: Path, records: list[CellRecord], split: str
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Pooled (y_true, y_pred) of `split` over a group's seeds, or None when a record lacks them."""
     trues, preds = [], []
     for record in records:
@@ -48,7 +55,11 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     """One leaderboard row for a model x alpha: means over seeds (and folds), intervals from the predictions."""
     ok = [r for r in group if r.ok]
     folds = uses_folds(group)
-    row: dict = {"model": model, "alpha": alpha, "seeds": len({r.seed for r in ok}) if folds else len(ok)}
+    row: dict = {
+        "model": model,
+        "alpha": alpha,
+        "seeds": len({r.seed for r in ok}) if folds else len(ok),
+    }
     if not ok:
         row.update(status="failed", error="; ".join(sorted({r.error for r in group}))[:300])
         return row
@@ -64,9 +75,14 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     for split, key in (("val", "accuracy"), ("test", "accuracy"), ("test", "macro_f1")):
         pooled = _split_predictions(run_dir, ok, split)
         if pooled is not None and len(pooled[0]):
-            low, high = stats.bootstrap_ci(pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes)
+            low, high = stats.bootstrap_ci(
+                pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes
+            )
             row[f"{split}_{key}_ci"] = stats.format_ci(low, high)
-    for column, (split, key) in CALIBRATION_COLUMNS.items():  # means over seeds, like the accuracies
+    for column, (
+        split,
+        key,
+    ) in CALIBRATION_COLUMNS.items():  # means over seeds, like the accuracies
         figures = [(r.calibration.get(split) or {}) if split else r.calibration for r in ok]
         values = [figure.get(key) for figure in figures]
         values = [float(v) for v in values if v is not None]
@@ -87,7 +103,9 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     row.update(
         # Late fusion trains nothing and has no network of its own: no parameters or training time.
         params_m=ok[0].params["total"] / 1e6 if ok[0].params else None,
-        train_seconds=float(np.mean([r.timings["train_seconds"] for r in ok])) if ok[0].timings else None,
+        train_seconds=float(np.mean([r.timings["train_seconds"] for r in ok]))
+        if ok[0].timings
+        else None,
         epochs_phase1=phases[0]["epochs"] if phases else None,
         epochs_phase2=phases[1]["epochs"] if len(phases) > 1 else 0,
         tta=int(ok[0].tta),
@@ -100,13 +118,17 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
     return row
 
 
-def _correct_vectors(run_dir: Path, records_by_group: dict, keys: list[tuple]) -> list[np.ndarray | None]:
+def _correct_vectors(
+    run_dir: Path, records_by_group: dict, keys: list[tuple]
+) -> list[np.ndarray | None]:
     """Per row, the pooled per-image correctness on test (aligned by seed and path) for McNemar."""
     vectors = []
     for key in keys:
         ok = [r for r in records_by_group[key] if r.ok]
         frames = []
-        for record in sorted(ok, key=lambda r: (r.seed, fold_of(r))):  # folds test different images: kept apart
+        for record in sorted(
+            ok, key=lambda r: (r.seed, fold_of(r))
+        ):  # folds test different images: kept apart
             frame = load_predictions(run_dir, record)
             if frame is None:
                 frames = None
@@ -135,10 +157,15 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     rows = [_group_row(run_dir, model, alpha, group) for (model, alpha), group in groups.items()]
     frame = pd.DataFrame(rows, columns=[c for c in columns if c != "rank"])
     frame["_ok"] = ~frame["status"].isin(NOT_RANKED)
-    frame["_first_cell"] = [min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])]
+    frame["_first_cell"] = [
+        min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])
+    ]
     # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
-    frame = frame.sort_values(["_ok", "val_accuracy", "val_macro_f1", "_first_cell"], ascending=[False, False, False, True],
-                              na_position="last")
+    frame = frame.sort_values(
+        ["_ok", "val_accuracy", "val_macro_f1", "_first_cell"],
+        ascending=[False, False, False, True],
+        na_position="last",
+    )
     ranked = int(frame["_ok"].sum())
     frame = frame.drop(columns=["_ok", "_first_cell"]).reset_index(drop=True)
     ranks = [*range(1, ranked + 1), *[pd.NA] * (len(frame) - ranked)]  # failed rows have no rank
@@ -147,12 +174,21 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
         vectors = _correct_vectors(run_dir, groups, keys)
         if vectors[0] is None:  # nothing to pair the other rows' test images with
-            missing = [r.predictions_file or f"{r.cell_id} (none recorded)" for r in groups[keys[0]]
-                       if r.ok and load_predictions(run_dir, r) is None]
-            why = (f"its test predictions are missing ({', '.join(missing)})" if missing
-                   else "its seeds cover fewer test images than another row's")
-            print(f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
-                  f"{why}; p_vs_best and tied_with_best are left blank", file=sys.stderr)
+            missing = [
+                r.predictions_file or f"{r.cell_id} (none recorded)"
+                for r in groups[keys[0]]
+                if r.ok and load_predictions(run_dir, r) is None
+            ]
+            why = (
+                f"its test predictions are missing ({', '.join(missing)})"
+                if missing
+                else "its seeds cover fewer test images than another row's"
+            )
+            print(
+                f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
+                f"{why}; p_vs_best and tied_with_best are left blank",
+                file=sys.stderr,
+            )
         else:
             comparisons = stats.compare_to_best(vectors, best_index=0)
             frame["p_vs_best"] = [p for p, _ in comparisons]
@@ -182,8 +218,18 @@ def alpha_sweep(board: pd.DataFrame) -> pd.DataFrame:
 
 
 ALPHA_EFFECT_COLUMNS = [
-    "model", "best_alpha", "test_accuracy_alpha0", "test_accuracy_best", "delta_test_accuracy", "p_mcnemar",
-    "significant", "worst_class_alpha0", "worst_class_f1_alpha0", "worst_class_f1_best", "delta_worst_class_f1", "note",
+    "model",
+    "best_alpha",
+    "test_accuracy_alpha0",
+    "test_accuracy_best",
+    "delta_test_accuracy",
+    "p_mcnemar",
+    "significant",
+    "worst_class_alpha0",
+    "worst_class_f1_alpha0",
+    "worst_class_f1_best",
+    "delta_worst_class_f1",
+    "note",
 ]
 
 
@@ -209,17 +255,26 @@ def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[CellRecord]) 
         for key in {baseline, best}:
             pooled = _split_predictions(run_dir, groups[key], "test")
             if pooled is not None and len(pooled[0]):
-                f1[key] = f1_score(pooled[0], pooled[1], labels=range(len(class_names)), average=None, zero_division=0)
+                f1[key] = f1_score(
+                    pooled[0],
+                    pooled[1],
+                    labels=range(len(class_names)),
+                    average=None,
+                    zero_division=0,
+                )
                 accuracy[key] = float(np.mean(pooled[0] == pooled[1]))
         if baseline not in f1 or best not in f1:
             rows.append({**row, "note": "no saved test predictions"})
             continue
         row.update(test_accuracy_alpha0=accuracy[baseline], test_accuracy_best=accuracy[best])
         worst = int(np.argmin(f1[baseline]))
-        row.update(delta_test_accuracy=row["test_accuracy_best"] - row["test_accuracy_alpha0"],
-                   worst_class_alpha0=class_names[worst], worst_class_f1_alpha0=float(f1[baseline][worst]),
-                   worst_class_f1_best=float(f1[best][worst]),
-                   delta_worst_class_f1=float(f1[best][worst] - f1[baseline][worst]))
+        row.update(
+            delta_test_accuracy=row["test_accuracy_best"] - row["test_accuracy_alpha0"],
+            worst_class_alpha0=class_names[worst],
+            worst_class_f1_alpha0=float(f1[baseline][worst]),
+            worst_class_f1_best=float(f1[best][worst]),
+            delta_worst_class_f1=float(f1[best][worst] - f1[baseline][worst]),
+        )
         if best == baseline:
             rows.append({**row, "note": "alpha 0 is already the best by validation"})
             continue
@@ -238,17 +293,31 @@ def to_markdown(frame: pd.DataFrame) -> str:
     shown = frame.astype(object).where(frame.notna(), "")
     keep_as_text = []
     for index, column in enumerate(frame.columns):
-        if column.endswith("alpha") and not frame.empty:  # tabulate rejects column options on an empty table
+        if (
+            column.endswith("alpha") and not frame.empty
+        ):  # tabulate rejects column options on an empty table
             shown[column] = [f"{a:g}" if pd.notna(a) else "" for a in frame[column]]
             keep_as_text.append(index)
-    return tabulate(shown.values.tolist(), headers=list(frame.columns), tablefmt="github", floatfmt=".4f",
-                    disable_numparse=keep_as_text) + "\n"
+    return (
+        tabulate(
+            shown.values.tolist(),
+            headers=list(frame.columns),
+            tablefmt="github",
+            floatfmt=".4f",
+            disable_numparse=keep_as_text,
+        )
+        + "\n"
+    )
 
 
 def with_cost_columns(board: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     """Adds each model's deployment figures (one profile per model: cost does not depend on alpha) after `params_m`."""
     columns = [c for c in cost.columns if c != "model"]
-    merged = board.merge(cost, on="model", how="left") if not cost.empty else board.assign(**{c: np.nan for c in columns})
+    merged = (
+        board.merge(cost, on="model", how="left")
+        if not cost.empty
+        else board.assign(**{c: np.nan for c in columns})
+    )
     order = list(board.columns)
     at = order.index("params_m") + 1
     return merged[order[:at] + columns + order[at:]]
@@ -271,12 +340,19 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     check_splits(records, split_fingerprints(run_dir))
     for record in records:
         if record.status == UNREADABLE:
-            print(f"warning: cells/{record.error}; left out of the tables (a run whose grid holds "
-                  "this cell trains it again)", file=sys.stderr)
+            print(
+                f"warning: cells/{record.error}; left out of the tables (a run whose grid holds "
+                "this cell trains it again)",
+                file=sys.stderr,
+            )
     records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
-    tables = {"leaderboard": board, "best_per_model": best_per_model(board), "alpha_sweep": alpha_sweep(board),
-              "alpha_effect": alpha_effect(run_dir, board, records)}
+    tables = {
+        "leaderboard": board,
+        "best_per_model": best_per_model(board),
+        "alpha_sweep": alpha_sweep(board),
+        "alpha_effect": alpha_effect(run_dir, board, records),
+    }
     deployment = deployment_frame(run_dir)
     if not deployment.empty:
         tables["deployment"] = deployment

@@ -1,4 +1,5 @@
 """The leaderboard's columns have one source: the report's and console's views name only those."""
+
 import pandas as pd
 import pytest
 
@@ -7,8 +8,9 @@ from benchmark.results import columns
 from benchmark.results.columns import leaderboard_columns, unknown_columns, view
 
 
-@pytest.mark.parametrize("shown", [columns.REPORT_COLUMNS, columns.CONSOLE_COLUMNS],
-                         ids=["report", "console"])
+@pytest.mark.parametrize(
+    "shown", [columns.REPORT_COLUMNS, columns.CONSOLE_COLUMNS], ids=["report", "console"]
+)
 def test_every_view_names_only_leaderboard_columns(shown):
     assert unknown_columns(shown) == []
 

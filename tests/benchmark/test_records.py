@@ -1,4 +1,5 @@
 """Typed cell records and sidecars: the JSON that commit 60ee30d's runner wrote still loads and round-trips."""
+
 import json
 import math
 import shutil
@@ -31,10 +32,16 @@ def old_run_folder(tmp_path: Path) -> Path:
     for name in ("ok", "failed"):
         data = json.loads((DATA / f"record_60ee30d_{name}.json").read_text())
         shutil.copy(DATA / f"record_60ee30d_{name}.json", cells / f"{data['cell_id']}.json")
-    pd.DataFrame({"split": ["val"] * 4 + ["test"] * 4, "path": [f"x{i}.png" for i in range(8)],
-                  "true": [0, 0, 1, 1] * 2, "pred": [0, 0, 1, 0, 0, 1, 1, 0],
-                  "prob_a": [0.9, 0.8, 0.2, 0.6] * 2, "prob_b": [0.1, 0.2, 0.8, 0.4] * 2}).to_csv(
-        cells / "simple_cnn__alpha0__seed0.predictions.csv", index=False)
+    pd.DataFrame(
+        {
+            "split": ["val"] * 4 + ["test"] * 4,
+            "path": [f"x{i}.png" for i in range(8)],
+            "true": [0, 0, 1, 1] * 2,
+            "pred": [0, 0, 1, 0, 0, 1, 1, 0],
+            "prob_a": [0.9, 0.8, 0.2, 0.6] * 2,
+            "prob_b": [0.1, 0.2, 0.8, 0.4] * 2,
+        }
+    ).to_csv(cells / "simple_cnn__alpha0__seed0.predictions.csv", index=False)
     return tmp_path
 
 
@@ -42,8 +49,14 @@ def test_old_records_load_as_typed_records(tmp_path):
     ok, failed = load_records(old_run_folder(tmp_path))
     assert ok.ok and not failed.ok
     assert ok.registry_name == "simple_cnn" and ok.split_metrics("val")["accuracy"] == 0.75
-    assert ok.params["total"] == 120 and ok.phases[0]["name"] == "single" and ok.history["phase_boundary"] == 1
-    assert failed.error.startswith("ResourceExhaustedError") and failed.registry_name == "simple_cnn"
+    assert (
+        ok.params["total"] == 120
+        and ok.phases[0]["name"] == "single"
+        and ok.history["phase_boundary"] == 1
+    )
+    assert (
+        failed.error.startswith("ResourceExhaustedError") and failed.registry_name == "simple_cnn"
+    )
     assert validation_rank_key(ok) == pytest.approx((0.75, 0.70, 0))
     board = leaderboard(tmp_path)
     assert list(board["status"]) == ["ok", "failed"] and board.loc[0, "val_accuracy"] == 0.75
@@ -58,7 +71,11 @@ def test_an_old_record_gets_its_calibration_from_its_saved_predictions(tmp_path)
     # ECE = (0.1 + 2 * 0.2 + 0.6) / 4; Brier = (0.02 + 0.08 + 0.08 + 0.72) / 4.
     assert board.loc[0, "test_ece"] == pytest.approx(0.275)
     assert board.loc[0, "test_brier"] == pytest.approx(0.225)
-    assert 0 < board.loc[0, "temperature"] and board.loc[0, "test_ece_scaled"] >= 0 and board.loc[0, "tta"] == 0
+    assert (
+        0 < board.loc[0, "temperature"]
+        and board.loc[0, "test_ece_scaled"] >= 0
+        and board.loc[0, "tta"] == 0
+    )
     assert {p.name: p.read_bytes() for p in (run_dir / "cells").iterdir()} == before
 
 
@@ -78,8 +95,13 @@ def test_a_record_without_its_identity_is_refused_and_a_minimal_one_keeps_its_id
         CellRecord.from_json({"status": "ok"})
     with pytest.raises(ValueError, match="metrics.val.accuracy is missing"):  # a stub: issue 30
         CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok"})
-    record = CellRecord.from_json({"cell_id": "mobilenet_v2__alpha0.5__seed3", "status": "ok",
-                                   "metrics": {"val": {"accuracy": 0.5}}})
+    record = CellRecord.from_json(
+        {
+            "cell_id": "mobilenet_v2__alpha0.5__seed3",
+            "status": "ok",
+            "metrics": {"val": {"accuracy": 0.5}},
+        }
+    )
     # The id is a file name, never parsed back: no alpha 0.5 or seed 3 is made up from it.
     assert record.model == "mobilenet_v2__alpha0.5__seed3"
     assert (record.seed, record.fold, record.index) == (-1, None, 0)
@@ -117,8 +139,14 @@ def test_old_sidecar_loads_and_an_incomplete_one_is_an_error(tmp_path):
     assert info.class_names == ["a", "b"] and info.preprocess == "raw" and info.image_size == 32
     old = json.loads((DATA / "sidecar_60ee30d.json").read_text())
     assert {k: v for k, v in info.to_json().items() if k in old} == old
-    assert info.tta == 0 and info.temperature is None  # written before TTA and calibration: neither applies
-    older = {k: v for k, v in info.to_json().items() if k not in ("modality", "text_encoder", "sequence_length")}
+    assert (
+        info.tta == 0 and info.temperature is None
+    )  # written before TTA and calibration: neither applies
+    older = {
+        k: v
+        for k, v in info.to_json().items()
+        if k not in ("modality", "text_encoder", "sequence_length")
+    }
     assert SavedModelInfo.from_json(older).modality == "image"
     with pytest.raises(TypeError):
         SavedModelInfo.from_json({"cell_id": "x"})

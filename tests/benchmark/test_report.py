@@ -1,4 +1,5 @@
 """The run report from a hand-built run folder: 2 models x 2 alphas, 3 classes, one failed cell."""
+
 import json
 import re
 from pathlib import Path
@@ -17,8 +18,14 @@ CLASSES = ["cardboard_box", "glass", "metal"]
 MODELS = {"tiny_a": "family_a", "tiny_b": "family_b"}
 ALPHAS = (0.0, 0.5)
 PER_SPLIT = {"train": 6, "val": 6, "test": 9}
-ENV = {"python": "3.11.9", "tensorflow": "2.21.0", "keras": "3.15.1", "keras_hub": None,
-       "devices": ["/device:CPU:0"], "git_commit": "abc123"}
+ENV = {
+    "python": "3.11.9",
+    "tensorflow": "2.21.0",
+    "keras": "3.15.1",
+    "keras_hub": None,
+    "devices": ["/device:CPU:0"],
+    "git_commit": "abc123",
+}
 
 
 def write_images(root: Path) -> pd.DataFrame:
@@ -32,8 +39,15 @@ def write_images(root: Path) -> pd.DataFrame:
             path.parent.mkdir(parents=True, exist_ok=True)
             shade = (40 * (i % 6), 80 * (i % 3), 200) if split != "test" or i > 1 else (10, 200, 10)
             Image.new("RGB", (40, 30), shade).save(path)
-            rows.append({"path": str(path), "label": label, "split": split,
-                         "content_hash": "dup" if split == "test" and i <= 1 else f"h{split}{i}", "caption": ""})
+            rows.append(
+                {
+                    "path": str(path),
+                    "label": label,
+                    "split": split,
+                    "content_hash": "dup" if split == "test" and i <= 1 else f"h{split}{i}",
+                    "caption": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -50,7 +64,14 @@ def fake_record(run_dir: Path, splits: pd.DataFrame, model: str, alpha: float, i
         probs[hits, y_true[hits]] += 2.0
         probs /= probs.sum(axis=1, keepdims=True)
         metrics[split] = classification_metrics(y_true, probs, CLASSES)
-        frame = pd.DataFrame({"split": split, "path": part["path"].to_numpy(), "true": y_true, "pred": probs.argmax(1)})
+        frame = pd.DataFrame(
+            {
+                "split": split,
+                "path": part["path"].to_numpy(),
+                "true": y_true,
+                "pred": probs.argmax(1),
+            }
+        )
         for i, name in enumerate(CLASSES):
             frame[f"prob_{name}"] = probs[:, i]
         frames.append(frame)
@@ -61,14 +82,31 @@ def fake_record(run_dir: Path, splits: pd.DataFrame, model: str, alpha: float, i
     predictions.to_csv(run_dir / predictions_file, index=False)
     epochs = 4 + index
     return {
-        "cell_id": cell_id, "index": index, "model": model, "family": MODELS[model], "modality": "image",
-        "alpha": alpha, "seed": 0, "status": "ok", "error": "", "class_names": CLASSES, "metrics": metrics,
-        "predictions_file": predictions_file, "config": {}, "environment": ENV, "weights": "imagenet",
+        "cell_id": cell_id,
+        "index": index,
+        "model": model,
+        "family": MODELS[model],
+        "modality": "image",
+        "alpha": alpha,
+        "seed": 0,
+        "status": "ok",
+        "error": "",
+        "class_names": CLASSES,
+        "metrics": metrics,
+        "predictions_file": predictions_file,
+        "config": {},
+        "environment": ENV,
+        "weights": "imagenet",
         "phases": [{"name": "head", "epochs": 2}, {"name": "fine_tune", "epochs": epochs - 2}],
-        "params": {"total": 1_000_000 * (index + 1)}, "timings": {"train_seconds": 10.0 + index},
-        "history": {"loss": list(np.linspace(1.2, 0.4, epochs)), "accuracy": list(np.linspace(0.4, 0.9, epochs)),
-                    "val_loss": list(np.linspace(1.3, 0.6, epochs)), "val_accuracy": list(np.linspace(0.35, 0.8, epochs)),
-                    "phase_boundary": 2},
+        "params": {"total": 1_000_000 * (index + 1)},
+        "timings": {"train_seconds": 10.0 + index},
+        "history": {
+            "loss": list(np.linspace(1.2, 0.4, epochs)),
+            "accuracy": list(np.linspace(0.4, 0.9, epochs)),
+            "val_loss": list(np.linspace(1.3, 0.6, epochs)),
+            "val_accuracy": list(np.linspace(0.35, 0.8, epochs)),
+            "phase_boundary": 2,
+        },
     }
 
 
@@ -85,14 +123,26 @@ def make_run(tmp_path: Path, *, failed: bool = True) -> Path:
             (run_dir / "cells" / f"{record['cell_id']}.json").write_text(json.dumps(record))
             index += 1
     if failed:
-        bad = {"cell_id": "tiny_c__alpha0__seed0", "index": index, "model": "tiny_c", "alpha": 0.0, "seed": 0,
-               "status": "failed", "error": "ResourceExhaustedError: out of memory", "config": {}, "environment": ENV}
+        bad = {
+            "cell_id": "tiny_c__alpha0__seed0",
+            "index": index,
+            "model": "tiny_c",
+            "alpha": 0.0,
+            "seed": 0,
+            "status": "failed",
+            "error": "ResourceExhaustedError: out of memory",
+            "config": {},
+            "environment": ENV,
+        }
         (run_dir / "cells" / "tiny_c__alpha0__seed0.json").write_text(json.dumps(bad))
     return run_dir
 
 
 def linked_images(report: Path) -> list[Path]:
-    return [report.parent / link for link in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report.read_text())]
+    return [
+        report.parent / link
+        for link in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report.read_text())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +178,14 @@ def test_best_cell_sections(built):
     assert f"plots/confusion_{winner}.png" in text
     assert f"plots/predictions_{winner}.png" in text
     assert f"plots/curves_{winner}.png" in text
-    assert f"plots/reliability_{winner}.png" in text and "### Calibration" in text and "after dividing the logits by T" in text
-    for record in tables["best_per_model"].itertuples():  # every model's best alpha has its confusion matrix
+    assert (
+        f"plots/reliability_{winner}.png" in text
+        and "### Calibration" in text
+        and "after dividing the logits by T" in text
+    )
+    for record in tables[
+        "best_per_model"
+    ].itertuples():  # every model's best alpha has its confusion matrix
         assert f"plots/confusion_{record.model}__alpha{record.alpha:g}__seed0.png" in text
     assert "| class" in text and "cardboard_box" in text
 
@@ -137,9 +193,16 @@ def test_best_cell_sections(built):
 def test_report_sections_and_failed_cell(built):
     _, _, report = built
     text = report.read_text()
-    for heading in ("## Leaderboard (top 20)", "### Best model per family", "## Alpha sweep",
-                    "## Accuracy against inference cost", "## Training curves", "## Dataset", "## Environment",
-                    "## Reading the leaderboard"):
+    for heading in (
+        "## Leaderboard (top 20)",
+        "### Best model per family",
+        "## Alpha sweep",
+        "## Accuracy against inference cost",
+        "## Training curves",
+        "## Dataset",
+        "## Environment",
+        "## Reading the leaderboard",
+    ):
         assert heading in text, heading
     assert "tiny_c__alpha0__seed0" in text and "out of memory" in text
     assert "no inference-cost columns" in text
@@ -167,8 +230,17 @@ def test_cost_figure_when_columns_exist(tmp_path):
 def test_report_with_only_failed_cells_and_trashnet_credit(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "cells").mkdir(parents=True)
-    bad = {"cell_id": "m__alpha0__seed0", "index": 0, "model": "m", "alpha": 0.0, "seed": 0, "status": "failed",
-           "error": "boom", "config": {}, "environment": ENV}
+    bad = {
+        "cell_id": "m__alpha0__seed0",
+        "index": 0,
+        "model": "m",
+        "alpha": 0.0,
+        "seed": 0,
+        "status": "failed",
+        "error": "boom",
+        "config": {},
+        "environment": ENV,
+    }
     (run_dir / "cells" / "m__alpha0__seed0.json").write_text(json.dumps(bad))
     text = write_report(run_dir).read_text()
     assert "No cell finished." in text and "boom" in text
@@ -184,8 +256,17 @@ def test_trashnet_credit(tmp_path, monkeypatch):
 
 
 def test_best_cell_picks_best_seed_by_validation():
-    records = [{"model": "m", "alpha": 0.5, "seed": s, "status": "ok", "cell_id": f"s{s}",
-                "metrics": {"val": {"accuracy": acc, "macro_f1": 0.5}}} for s, acc in enumerate([0.7, 0.9, 0.8])]
+    records = [
+        {
+            "model": "m",
+            "alpha": 0.5,
+            "seed": s,
+            "status": "ok",
+            "cell_id": f"s{s}",
+            "metrics": {"val": {"accuracy": acc, "macro_f1": 0.5}},
+        }
+        for s, acc in enumerate([0.7, 0.9, 0.8])
+    ]
     records.append({"model": "m", "alpha": 0.5, "seed": 9, "status": "failed", "cell_id": "bad"})
     records = [CellRecord.from_json(r) for r in records]
     assert best_cell(records, "m", 0.5).cell_id == "s1"

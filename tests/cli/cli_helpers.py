@@ -1,4 +1,5 @@
 """Tiny image folders and a subprocess runner for the command-line tests."""
+
 import os
 import subprocess
 import sys
@@ -10,8 +11,23 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ("glass", "paper", "plastic")
 # A grid that trains in seconds: the from-scratch CNN at 32 px, one epoch, two alphas.
-TINY_FLAGS = ("--models", "simple_cnn", "--alphas", "0,1", "--weights", "none", "--image-size", "32",
-              "--batch-size", "8", "--initial-epochs", "1", "--fine-tune-epochs", "0", "--quiet")
+TINY_FLAGS = (
+    "--models",
+    "simple_cnn",
+    "--alphas",
+    "0,1",
+    "--weights",
+    "none",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--initial-epochs",
+    "1",
+    "--fine-tune-epochs",
+    "0",
+    "--quiet",
+)
 
 
 def make_images(root: Path, per_class: int = 10, size: int = 40) -> Path:
@@ -20,15 +36,25 @@ def make_images(root: Path, per_class: int = 10, size: int = 40) -> Path:
     for k, name in enumerate(CLASSES):
         (root / name).mkdir(parents=True)
         for i in range(per_class):
-            pixels = rng.integers(0, 70, (size, size, 3)) + np.array([170 if c == k else 30 for c in range(3)])
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(root / name / f"{name}_{i}.png")
+            pixels = rng.integers(0, 70, (size, size, 3)) + np.array(
+                [170 if c == k else 30 for c in range(3)]
+            )
+            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(
+                root / name / f"{name}_{i}.png"
+            )
     return root
 
 
 def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python run_benchmark.py ARGS` from the project root, output captured."""
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env or {**os.environ})
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+        env=env or {**os.environ},
+    )
 
 
 def one_line_error(done: subprocess.CompletedProcess) -> str:
@@ -46,8 +72,12 @@ def kill_when_epoch_backed_up(args: list[str], state_file: Path, epoch: int = 2)
     import signal
     import time
 
-    process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args], cwd=PROJECT_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and process.poll() is None:

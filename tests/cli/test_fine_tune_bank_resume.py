@@ -1,4 +1,5 @@
 """A cell killed in phase 2 on the fine-tune bank (SIGKILL, no clean-up) resumes on the bank."""
+
 import json
 import signal
 
@@ -17,10 +18,34 @@ def test_a_cell_killed_in_phase_2_on_the_bank_resumes_on_it(tmp_path):
     build_model("mobilenet_v3_small", spec).backbone.save_weights(weights)
     data = make_images(tmp_path / "data", per_class=12)
     run_dir = tmp_path / "run"
-    args = ["--models", "mobilenet_v3_small", "--alphas", "0", "--weights", str(weights),
-            "--image-size", "32", "--batch-size", "4", "--initial-epochs", "1",
-            "--fine-tune-epochs", str(EPOCHS), "--patience", "1000", "--save-models", "none",
-            "--no-profile", "--quiet", "--data", str(data), "--output", str(run_dir), "--cell", "0"]
+    args = [
+        "--models",
+        "mobilenet_v3_small",
+        "--alphas",
+        "0",
+        "--weights",
+        str(weights),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--initial-epochs",
+        "1",
+        "--fine-tune-epochs",
+        str(EPOCHS),
+        "--patience",
+        "1000",
+        "--save-models",
+        "none",
+        "--no-profile",
+        "--quiet",
+        "--data",
+        str(data),
+        "--output",
+        str(run_dir),
+        "--cell",
+        "0",
+    ]
     state = run_dir / "work" / CELL / "fine_tune" / "state.json"
     assert kill_when_epoch_backed_up(args, state) == -signal.SIGKILL, "finished first; raise EPOCHS"
     killed_at = json.loads(state.read_text())["epoch"]

@@ -1,4 +1,5 @@
 """Image, text, early-fusion and late-fusion models in one CLI sweep, ranked together (real MiniLM encoder)."""
+
 import json
 
 import numpy as np
@@ -7,9 +8,11 @@ from cli_helpers import run_cli
 from PIL import Image
 
 # The image tells "jars" (reddish) from the rest; only the caption tells "bags" from "cans".
-CAPTIONS = {"bags": ["crumpled plastic sack", "shopping sack with handles", "thin plastic sack"],
-            "cans": ["dented soda tin", "empty food tin", "crushed drink tin"],
-            "jars": ["small container", "old container", "container with lid"]}
+CAPTIONS = {
+    "bags": ["crumpled plastic sack", "shopping sack with handles", "thin plastic sack"],
+    "cans": ["dented soda tin", "empty food tin", "crushed drink tin"],
+    "jars": ["small container", "old container", "container with lid"],
+}
 
 
 def captioned_manifest(root, per_class: int = 12):
@@ -30,19 +33,53 @@ def captioned_manifest(root, per_class: int = 12):
 def test_mixed_grid_runs_and_ranks_every_modality_together(minilm_path, tmp_path):
     manifest = captioned_manifest(tmp_path / "data")
     run_dir = tmp_path / "run"
-    done = run_cli("--models", "mobilenet_v2,text_bert,fusion_mobilenet_v2,late_fusion_mobilenet_v2", "--alphas", "0",
-                   "--weights", "none", "--text-encoder", minilm_path, "--data", str(manifest), "--image-size", "32",
-                   "--batch-size", "8", "--initial-epochs", "6", "--fine-tune-epochs", "1", "--initial-lr", "0.01",
-                   "--sequence-length", "12", "--no-profile", "--save-models", "none", "--quiet",
-                   "--output", str(run_dir))
+    done = run_cli(
+        "--models",
+        "mobilenet_v2,text_bert,fusion_mobilenet_v2,late_fusion_mobilenet_v2",
+        "--alphas",
+        "0",
+        "--weights",
+        "none",
+        "--text-encoder",
+        minilm_path,
+        "--data",
+        str(manifest),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--initial-epochs",
+        "6",
+        "--fine-tune-epochs",
+        "1",
+        "--initial-lr",
+        "0.01",
+        "--sequence-length",
+        "12",
+        "--no-profile",
+        "--save-models",
+        "none",
+        "--quiet",
+        "--output",
+        str(run_dir),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     board = pd.read_csv(run_dir / "leaderboard.csv")
-    assert set(board["model"]) == {"mobilenet_v2", "text_bert", "fusion_mobilenet_v2", "late_fusion_mobilenet_v2",
-                                   "late_fusion_mobilenet_v2 (confidence)"}
+    assert set(board["model"]) == {
+        "mobilenet_v2",
+        "text_bert",
+        "fusion_mobilenet_v2",
+        "late_fusion_mobilenet_v2",
+        "late_fusion_mobilenet_v2 (confidence)",
+    }
     assert (board["status"] == "ok").all() and list(board["rank"]) == list(range(1, 6))
     accuracy = dict(zip(board["model"], board["val_accuracy"]))
     assert accuracy["text_bert"] > 0.5 and accuracy["fusion_mobilenet_v2"] > 0.5  # chance is 1/3
     fusion = json.loads((run_dir / "cells" / "fusion_mobilenet_v2__alpha0__seed0.json").read_text())
-    assert [p["name"] for p in fusion["phases"]] == ["head", "fine_tune"] and fusion["phases"][1]["unfrozen_layers"] > 0
-    late = json.loads((run_dir / "cells" / "late_fusion_mobilenet_v2__alpha0__seed0.json").read_text())
+    assert [p["name"] for p in fusion["phases"]] == ["head", "fine_tune"] and fusion["phases"][1][
+        "unfrozen_layers"
+    ] > 0
+    late = json.loads(
+        (run_dir / "cells" / "late_fusion_mobilenet_v2__alpha0__seed0.json").read_text()
+    )
     assert late["components"] == ["mobilenet_v2", "text_bert"] and 0 <= late["image_weight"] <= 1
