@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 
 import matplotlib.ticker
-
-from benchmark.run.records import NOT_RANKED
-from benchmark.figures import RIGHT, WRONG, plt, save_figure
 import numpy as np
 import pandas as pd
+
+from benchmark.figures import RIGHT, WRONG, plt, save_figure
+from benchmark.run.records import NOT_RANKED
 
 
 def safe_name(text: str) -> str:

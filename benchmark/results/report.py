@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.inference.explain import gradcam_grid
+from benchmark.io import write_text_atomic
 from benchmark.results import plots
 from benchmark.results.columns import REPORT_COLUMNS, REPORT_COST_COLUMNS, view
-from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluations
-from benchmark.inference.explain import gradcam_grid
-from benchmark.run.calibrated import with_calibration
 from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
+from benchmark.results.reliability import cell_reliability_diagram
+from benchmark.results.tables import best_per_model, build_tables, to_markdown
+from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import (
     NOT_RANKED,
     UNREADABLE,
@@ -27,8 +29,6 @@ from benchmark.run.records import (
     load_records,
     validation_rank_key,
 )
-from benchmark.io import write_text_atomic
-from benchmark.results.tables import best_per_model, build_tables, to_markdown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmark/<part>/<module>.py -> the checkout
 TOP = 20

@@ -18,14 +18,14 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from tabulate import tabulate
 
-from benchmark.results import stats
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
+from benchmark.io import write_csv_atomic, write_text_atomic
+from benchmark.results import stats
 from benchmark.results.columns import leaderboard_columns
 from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_splits, split_fingerprints
 from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
-from benchmark.io import write_csv_atomic, write_text_atomic
 
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {
@@ -134,7 +134,7 @@ def _correct_vectors(
                 frames = None
                 break
             part = frame[frame["split"] == "test"].sort_values("path")
-            frames.append((part["true"].to_numpy() == part["pred"].to_numpy()))
+            frames.append(part["true"].to_numpy() == part["pred"].to_numpy())
         vectors.append(np.concatenate(frames) if frames else None)
     lengths = {len(v) for v in vectors if v is not None}
     if len(lengths) > 1:  # rows with different seed counts cannot be paired image by image
