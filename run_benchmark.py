@@ -4,7 +4,7 @@
     python run_benchmark.py --preset smoke            # offline first run, minutes on a laptop
     python run_benchmark.py --models 'mobilenet*' --alphas 0,1
     python run_benchmark.py report RUN_DIR            # rebuild the tables and report of a run
-    python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml   # the run's models on other photos
+    python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml  # its models on other photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
 
 This file only parses flags and delegates to `benchmark/`; see README.md for every flag.
@@ -227,7 +227,8 @@ def build_tune_parser() -> argparse.ArgumentParser:
 
 
 def start(args) -> list[str]:
-    """After the flags parsed: import TensorFlow (quietly unless --verbose); returns the visible GPUs."""
+    """After the flags parsed: import TensorFlow (quietly unless --verbose); returns the visible
+    GPUs."""
     from benchmark.quiet import quiet_startup
 
     gpus = quiet_startup(verbose=args.verbose)

@@ -1,4 +1,5 @@
-"""The architecture as a test: imports point one way, between packages and between benchmark's parts."""
+"""The architecture as a test: imports point one way, between packages and between benchmark's
+parts."""
 
 import ast
 from pathlib import Path

@@ -1,9 +1,11 @@
-"""Cross-dataset results: one stored evaluation per data set, and the `cross_dataset.csv/.md` tables built from them.
+"""Cross-dataset results: one stored evaluation per data set, and the `cross_dataset.csv/.md` tables
+built from them.
 
 `evaluate RUN_DIR DATA` stores what it measured in `cross_dataset/<dataset>.json` (every model's
-scores, per-class figures and confusion counts) and `cross_dataset/<dataset>/<cell>.predictions.csv`.
-The tables and the report's section are rebuilt from those files alone, so evaluating a second data
-set adds its rows and re-evaluating one replaces only its own: nothing measured earlier is lost.
+scores, per-class figures and confusion counts) and
+`cross_dataset/<dataset>/<cell>.predictions.csv`. The tables and the report's section are rebuilt
+from those files alone, so evaluating a second data set adds its rows and re-evaluating one replaces
+only its own: nothing measured earlier is lost.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ OK, SKIPPED = "ok", "skipped"
 
 
 def evaluations_dir(folder: Path) -> Path:
-    """Where `evaluate` keeps its stored evaluations: the run folder, or the `--output` folder given."""
+    """Where `evaluate` keeps its stored evaluations: the run folder, or the `--output` folder
+    given."""
     return Path(folder) / "cross_dataset"
 
 
@@ -58,7 +61,8 @@ class ModelEvaluation:
 
     @property
     def drop(self) -> float | None:
-        """In-domain test accuracy minus accuracy on DATA: positive means the model does worse on DATA."""
+        """In-domain test accuracy minus accuracy on DATA: positive means the model does worse on
+        DATA."""
         if self.accuracy is None or self.in_domain_test_accuracy is None:
             return None
         return self.in_domain_test_accuracy - self.accuracy
@@ -103,7 +107,8 @@ class CrossDatasetEvaluation:
 
 @dataclass
 class CrossDatasetRow:
-    """One row of `cross_dataset.csv`: a model of the run on one data set, beside its in-domain test accuracy."""
+    """One row of `cross_dataset.csv`: a model of the run on one data set, beside its in-domain test
+    accuracy."""
 
     dataset: str
     model: str
@@ -162,7 +167,8 @@ def row_of(evaluation: CrossDatasetEvaluation, scored: ModelEvaluation) -> Cross
 
 
 def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
-    """The stored evaluations under `folder/cross_dataset/`, by data-set name; unreadable files are skipped with a warning."""
+    """The stored evaluations under `folder/cross_dataset/`, by data-set name; unreadable files are
+    skipped with a warning."""
     found = []
     for path in sorted(evaluations_dir(folder).glob("*.json")):
         try:
@@ -186,7 +192,8 @@ def save_evaluation(folder: Path, evaluation: CrossDatasetEvaluation) -> Path:
 
 
 def write_cross_dataset_tables(folder: Path) -> tuple[Path, Path]:
-    """`cross_dataset.csv` and `cross_dataset.md` in `folder`, from every stored evaluation there."""
+    """`cross_dataset.csv` and `cross_dataset.md` in `folder`, from every stored evaluation
+    there."""
     folder = Path(folder)
     evaluations = load_evaluations(folder)
     csv = write_csv_atomic(folder / "cross_dataset.csv", cross_dataset_frame(evaluations))
@@ -219,7 +226,8 @@ READING = (
 
 
 def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: int) -> str:
-    """The markdown of every evaluation: its table, class translation, per-class recall and confusion matrices."""
+    """The markdown of every evaluation: its table, class translation, per-class recall and
+    confusion matrices."""
     if not evaluations:
         return "No cross-dataset evaluation yet (`run_benchmark.py evaluate RUN_DIR DATA`).\n"
     head = "#" * level

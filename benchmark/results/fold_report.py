@@ -1,4 +1,5 @@
-"""The report's K-fold parts (`--folds K`): the aggregate over folds, the leader's fold-by-fold scores, the fold files.
+"""The report's K-fold parts (`--folds K`): the aggregate over folds, the leader's fold-by-fold
+scores, the fold files.
 
 Empty for a run without folds, so its report reads as it always did.
 """
@@ -42,7 +43,8 @@ def fold_split_tables(run_dir: Path) -> list[pd.DataFrame]:
 
 
 def cross_validation_section(board: pd.DataFrame, records: list[CellRecord]) -> str:
-    """Markdown: what the fold columns mean, the aggregate of the top rows, and the leader's scores per fold."""
+    """Markdown: what the fold columns mean, the aggregate of the top rows, and the leader's scores
+    per fold."""
     if "folds" not in board.columns:
         return ""
     ok = board[~board["status"].isin(NOT_RANKED)]

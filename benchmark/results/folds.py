@@ -1,4 +1,5 @@
-"""Cross-validation figures of one leaderboard row (`--folds K`): the mean over folds, the spread, a t-interval.
+"""Cross-validation figures of one leaderboard row (`--folds K`): the mean over folds, the spread, a
+t-interval.
 
 The folds are the units. With several seeds a fold's score is first the mean over its seeds, so K
 folds give K values: the row's `val_accuracy` (which ranks it), `test_accuracy` and macro-F1 are the
@@ -40,7 +41,8 @@ def uses_folds(records: list[CellRecord]) -> bool:
 
 
 def _mean_by(records: list[CellRecord], attribute: str, split: str, key: str) -> dict[int, float]:
-    """Per value of `attribute` (fold or seed), the mean of a metric over the records holding it (NaNs skipped)."""
+    """Per value of `attribute` (fold or seed), the mean of a metric over the records holding it
+    (NaNs skipped)."""
     values: dict[int, list[float]] = {}
     for record in records:
         values.setdefault(getattr(record, attribute), []).append(
@@ -58,7 +60,8 @@ def fold_scores(ok: list[CellRecord], split: str, key: str) -> dict[int, float]:
 
 
 def fold_aggregate(ok: list[CellRecord]) -> dict:
-    """The fold columns of one row from its finished cells, and its means over folds (see the module docstring)."""
+    """The fold columns of one row from its finished cells, and its means over folds (see the module
+    docstring)."""
     row: dict = {"folds": len({record.fold for record in ok})}
     for split in ("val", "test"):
         for key in MEAN_METRICS:
@@ -82,7 +85,8 @@ def fold_aggregate(ok: list[CellRecord]) -> dict:
 
 
 def fold_status(ok: list[CellRecord], group: list[CellRecord]) -> str:
-    """ "ok", or what the row's means lack: failed cells, and folds with no finished cell (means over fewer folds)."""
+    """ "ok", or what the row's means lack: failed cells, and folds with no finished cell (means
+    over fewer folds)."""
     expected = (ok[0].config or {}).get("folds") if ok else None
     present = {record.fold for record in ok}
     missing = sorted(set(range(expected)) - present) if isinstance(expected, int) else []

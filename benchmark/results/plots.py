@@ -19,12 +19,14 @@ from benchmark.run.records import NOT_RANKED
 
 
 def safe_name(text: str) -> str:
-    """A file-name stem: letters, digits, dots, dashes and underscores kept (cell ids keep their dots)."""
+    """A file-name stem: letters, digits, dots, dashes and underscores kept (cell ids keep their
+    dots)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "plot"
 
 
 def parse_ci(value) -> tuple[float, float] | None:
-    """(low, high) from a leaderboard interval cell "0.8123-0.8790"; None when blank or malformed."""
+    """(low, high) from a leaderboard interval cell "0.8123-0.8790"; None when blank or
+    malformed."""
     match = re.fullmatch(
         r"\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*-\s*([0-9.]+(?:[eE][-+]?\d+)?)\s*", str(value)
     )
@@ -117,7 +119,8 @@ def alpha_sweep(board: pd.DataFrame, path: Path, title: str = "Alpha sweep") -> 
 def worst_class_sweep(
     board: pd.DataFrame, path: Path, title: str = "Worst class F1 against alpha"
 ) -> Path:
-    """Test F1 of each row's worst class against alpha, one line per model, points named by class."""
+    """Test F1 of each row's worst class against alpha, one line per model, points named by
+    class."""
     ok = _ok_rows(board).sort_values("alpha")
     ok = ok[ok["worst_class_f1"].notna()] if "worst_class_f1" in ok.columns else ok.iloc[0:0]
     models = list(dict.fromkeys(ok["model"]))
@@ -215,7 +218,8 @@ def _minor_label(value: float, _position) -> str:
 
 
 def accuracy_vs_cost(frame: pd.DataFrame, cost_column: str, path: Path, title: str = "") -> Path:
-    """Test accuracy against an inference cost on a log x axis, points labelled, Pareto front joined."""
+    """Test accuracy against an inference cost on a log x axis, points labelled, Pareto front
+    joined."""
     rows = frame[frame[cost_column].notna() & frame["test_accuracy"].notna()].reset_index(drop=True)
     cost = rows[cost_column].to_numpy(float)
     score = rows["test_accuracy"].to_numpy(float)

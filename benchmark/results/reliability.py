@@ -1,9 +1,10 @@
-"""The reliability diagram of a cell: how often its answers were right against how sure it said it was.
+"""The reliability diagram of a cell: how often its answers were right against how sure it said it
+was.
 
-Drawn from the cell's saved test predictions, before and after dividing the logits by the temperature
-fitted on its validation split, with the same 15 equal-width bins as the ECE column
-(`training.calibration.reliability_bins`). Bars on the diagonal are perfectly calibrated; bars below it
-are overconfident (a stated 0.9 that is right less often).
+Drawn from the cell's saved test predictions, before and after dividing the logits by the
+temperature fitted on its validation split, with the same 15 equal-width bins as the ECE column
+(`training.calibration.reliability_bins`). Bars on the diagonal are perfectly calibrated; bars below
+it are overconfident (a stated 0.9 that is right less often).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _panel(ax, probabilities: np.ndarray, labels: np.ndarray, title: str) -> Non
         edgecolor="#1e88e5",
         label="accuracy in bin",
     )
-    # What the bin said (its mean confidence) as a bar-wide tick: above the bar is overconfident, below underconfident.
+    # What the bin said (its mean confidence) as a bar-wide tick: above the bar is overconfident,
+    # below underconfident.
     ax.hlines(
         confidence, left, left + width, colors=GAP, linewidth=2.5, label="mean confidence in bin"
     )
@@ -72,7 +74,8 @@ def reliability_diagram(
     path: Path,
     title: str = "",
 ) -> Path:
-    """Per-bin accuracy against confidence, before and (with a temperature) after scaling; image counts at the bars' feet."""
+    """Per-bin accuracy against confidence, before and (with a temperature) after scaling; image
+    counts at the bars' feet."""
     panels = [(probabilities, "as trained")]
     if temperature is not None:
         panels.append(
@@ -91,7 +94,8 @@ def reliability_diagram(
 
 
 def cell_reliability_diagram(run_dir: Path, record: CellRecord, path: Path) -> Path | None:
-    """The diagram of a cell's test split (`record` with its calibration completed); None without test predictions."""
+    """The diagram of a cell's test split (`record` with its calibration completed); None without
+    test predictions."""
     frame = load_predictions(run_dir, record)
     columns = [f"prob_{name}" for name in record.class_names]
     if frame is None or not columns or not set(columns) <= set(frame.columns):

@@ -1,8 +1,9 @@
 """`RUN_DIR/report.md`: one markdown page per run, with its figures in `RUN_DIR/plots/`.
 
 Rebuilt from the run folder alone (cell records, predictions, `splits.csv` or the fold splits
-`splits/fold<k>.csv`), so `report RUN_DIR` can redraw it at any time. A figure that cannot be drawn becomes a note in the report rather
-than an error: the report is written at the end of every run and must not lose the run.
+`splits/fold<k>.csv`), so `report RUN_DIR` can redraw it at any time. A figure that cannot be drawn
+becomes a note in the report rather than an error: the report is written at the end of every run and
+must not lose the run.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
 
     Args:
         run_dir: the run folder (`cells/`, `splits.csv`, ...).
-        tables: as returned by `benchmark.results.tables.build_tables(run_dir)`. Defaults to building them.
+        tables: as returned by `benchmark.results.tables.build_tables(run_dir)`. Defaults to
+        building them.
     """
     run_dir = Path(run_dir)
     tables = build_tables(run_dir) if tables is None else tables
@@ -121,7 +123,8 @@ def _escape(text) -> str:
 
 
 class _Report:
-    """Collects markdown parts; draws figures into `plots/` and links them relative to the report."""
+    """Collects markdown parts; draws figures into `plots/` and links them relative to the
+    report."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
@@ -132,7 +135,8 @@ class _Report:
         self.parts.append(text)
 
     def figure(self, draw, name: str, *args, alt: str = "", **kwargs) -> str:
-        """Markdown image link for `draw(*args, path, **kwargs)`, or a note when it cannot be drawn."""
+        """Markdown image link for `draw(*args, path, **kwargs)`, or a note when it cannot be
+        drawn."""
         path = self.plot_dir / f"{plots.safe_name(name)}.png"
         try:
             written = draw(*args, path, **kwargs)
@@ -274,7 +278,8 @@ class _Report:
         )
 
     def cross_dataset(self) -> None:
-        """The run's saved models on other data sets (`evaluate RUN_DIR DATA`), when any was evaluated."""
+        """The run's saved models on other data sets (`evaluate RUN_DIR DATA`), when any was
+        evaluated."""
         evaluations = load_evaluations(self.run_dir)
         if evaluations:
             self.add("## Will it work on other data? Cross-dataset evaluation\n")
@@ -323,7 +328,8 @@ class _Report:
         self.add("</details>\n")
 
     def calibration(self, record: CellRecord) -> str:
-        """The best cell's calibration figures and its reliability diagram, before and after temperature scaling."""
+        """The best cell's calibration figures and its reliability diagram, before and after
+        temperature scaling."""
         record = with_calibration(self.run_dir, record)
         test, temperature = record.calibration.get("test"), record.calibration.get("temperature")
         parts = ["### Calibration\n"]
@@ -362,7 +368,8 @@ class _Report:
         )
 
     def cell_detail(self, record: CellRecord, *, grid: bool) -> str:
-        """Confusion matrices and the per-class table of one cell's test split (plus the image grid)."""
+        """Confusion matrices and the per-class table of one cell's test split (plus the image
+        grid)."""
         test = record.split_metrics("test")
         names = record.class_names
         label = cell_label(record)
@@ -492,7 +499,8 @@ class _Report:
 
 
 def _duplicates(table: pd.DataFrame) -> str:
-    """Duplicate-content groups (same decoded pixels under several paths) and label conflicts among them."""
+    """Duplicate-content groups (same decoded pixels under several paths) and label conflicts among
+    them."""
     if "content_hash" not in table.columns:
         return ""
     hashed = table[table["content_hash"] != ""]

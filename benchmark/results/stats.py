@@ -84,7 +84,8 @@ def bootstrap_ci(
 
 
 def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """The central `confidence` share of bootstrap values, as (low, high): the percentile interval."""
+    """The central `confidence` share of bootstrap values, as (low, high): the percentile
+    interval."""
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(np.asarray(values, dtype=float), [tail, 1.0 - tail])
     return float(low), float(high)

@@ -52,7 +52,8 @@ def _split_predictions(
 
 
 def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord]) -> dict:
-    """One leaderboard row for a model x alpha: means over seeds (and folds), intervals from the predictions."""
+    """One leaderboard row for a model x alpha: means over seeds (and folds), intervals from the
+    predictions."""
     ok = [r for r in group if r.ok]
     folds = uses_folds(group)
     row: dict = {
@@ -160,7 +161,8 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     frame["_first_cell"] = [
         min(r.index for r in groups[key]) for key in zip(frame["model"], frame["alpha"])
     ]
-    # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single cells.
+    # Ties go to the earlier grid cell, as `records.validation_rank_key` resolves them for single
+    # cells.
     frame = frame.sort_values(
         ["_ok", "val_accuracy", "val_macro_f1", "_first_cell"],
         ascending=[False, False, False, True],
@@ -234,7 +236,8 @@ ALPHA_EFFECT_COLUMNS = [
 
 
 def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[CellRecord]) -> pd.DataFrame:
-    """Per model, did damping help? Its best alpha (by validation) against alpha 0 on the same test images.
+    """Per model, did damping help? Its best alpha (by validation) against alpha 0 on the same test
+    images.
 
     `p_mcnemar` is the exact paired test of the two rows' per-image correctness; `worst_class_*`
     follow the class that alpha 0 served worst, because damping exists to lift the rare class.
@@ -289,7 +292,8 @@ def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[CellRecord]) 
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """GitHub markdown, four decimals, blanks for missing values, alpha written as given (0.5, not 0.5000)."""
+    """GitHub markdown, four decimals, blanks for missing values, alpha written as given (0.5, not
+    0.5000)."""
     shown = frame.astype(object).where(frame.notna(), "")
     keep_as_text = []
     for index, column in enumerate(frame.columns):
@@ -311,7 +315,8 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def with_cost_columns(board: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
-    """Adds each model's deployment figures (one profile per model: cost does not depend on alpha) after `params_m`."""
+    """Adds each model's deployment figures (one profile per model: cost does not depend on alpha)
+    after `params_m`."""
     columns = [c for c in cost.columns if c != "model"]
     merged = (
         board.merge(cost, on="model", how="left")

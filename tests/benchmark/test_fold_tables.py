@@ -1,5 +1,6 @@
-"""The K-fold leaderboard on hand-made records with known answers: mean, std (ddof=1) and Student-t interval
-over folds for val and test accuracy and macro-F1, ranking by the mean validation accuracy."""
+"""The K-fold leaderboard on hand-made records with known answers: mean, std (ddof=1) and Student-t
+interval over folds for val and test accuracy and macro-F1, ranking by the mean validation
+accuracy."""
 
 import json
 import math
@@ -81,7 +82,8 @@ def write_cell(
 
 @pytest.fixture
 def run_dir(tmp_path):
-    """Model `a`: val accuracy 0.8, 0.9, 1.0 and test 0.7, 0.8, 0.9 over three folds; model `b`: 0.8 everywhere."""
+    """Model `a`: val accuracy 0.8, 0.9, 1.0 and test 0.7, 0.8, 0.9 over three folds; model `b`: 0.8
+    everywhere."""
     for fold, (val, test) in enumerate([(8, 7), (9, 8), (10, 9)]):
         write_cell(tmp_path, "a", fold, val, test, index=fold)
         write_cell(tmp_path, "b", fold, 8, 8, index=3 + fold)

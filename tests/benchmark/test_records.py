@@ -1,4 +1,5 @@
-"""Typed cell records and sidecars: the JSON that commit 60ee30d's runner wrote still loads and round-trips."""
+"""Typed cell records and sidecars: the JSON that commit 60ee30d's runner wrote still loads and
+round-trips."""
 
 import json
 import math
@@ -26,7 +27,8 @@ DATA = Path(__file__).parent / "data"
 
 
 def old_run_folder(tmp_path: Path) -> Path:
-    """A run folder holding one finished and one failed record, byte for byte as the untyped runner wrote them."""
+    """A run folder holding one finished and one failed record, byte for byte as the untyped runner
+    wrote them."""
     cells = tmp_path / "cells"
     cells.mkdir()
     for name in ("ok", "failed"):
@@ -63,7 +65,8 @@ def test_old_records_load_as_typed_records(tmp_path):
 
 
 def test_an_old_record_gets_its_calibration_from_its_saved_predictions(tmp_path):
-    """Written before calibration existed: the leaderboard computes it from the predictions CSV, writing nothing."""
+    """Written before calibration existed: the leaderboard computes it from the predictions CSV,
+    writing nothing."""
     run_dir = old_run_folder(tmp_path)
     before = {p.name: p.read_bytes() for p in (run_dir / "cells").iterdir()}
     board = leaderboard(run_dir)

@@ -58,7 +58,8 @@ def run_cli(*args: str, timeout: int = 900, env: dict | None = None) -> subproce
 
 
 def one_line_error(done: subprocess.CompletedProcess) -> str:
-    """The one `run_benchmark:` line of a command that exited 2 on bad input, without a traceback."""
+    """The one `run_benchmark:` line of a command that exited 2 on bad input, without a
+    traceback."""
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("run_benchmark:")]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

@@ -1,4 +1,5 @@
-"""The real command line as a subprocess on tiny data: a full grid, resume, predict, and bad input."""
+"""The real command line as a subprocess on tiny data: a full grid, resume, predict, and bad
+input."""
 
 import json
 import os
@@ -10,7 +11,8 @@ from cli_helpers import TINY_FLAGS, make_images, one_line_error, run_cli
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """A two-cell grid (simple_cnn x alpha 0, 1) run to the end once, with deployment profiling on."""
+    """A two-cell grid (simple_cnn x alpha 0, 1) run to the end once, with deployment profiling
+    on."""
     root = tmp_path_factory.mktemp("grid")
     data = make_images(root / "data")
     run_dir = root / "run"

@@ -1,5 +1,5 @@
-"""`--folds 2` through the real command line: fold split files, fold cell ids, the aggregate leaderboard,
-the report, and a resume that trains nothing."""
+"""`--folds 2` through the real command line: fold split files, fold cell ids, the aggregate
+leaderboard, the report, and a resume that trains nothing."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""`evaluate` through the real command line: a tiny trained run scored on a folder with other class names."""
+"""`evaluate` through the real command line: a tiny trained run scored on a folder with other class
+names."""
 
 import json
 import shutil
@@ -10,7 +11,8 @@ from cli_helpers import TINY_FLAGS, make_images, one_line_error, run_cli
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """simple_cnn x alpha 0, 1 with every cell's model saved, and a photo folder whose classes are renamed and merged."""
+    """simple_cnn x alpha 0, 1 with every cell's model saved, and a photo folder whose classes are
+    renamed and merged."""
     root = tmp_path_factory.mktemp("evaluate")
     run_dir = root / "run"
     done = run_cli(

@@ -1,4 +1,5 @@
-"""Image, text, early-fusion and late-fusion models in one CLI sweep, ranked together (real MiniLM encoder)."""
+"""Image, text, early-fusion and late-fusion models in one CLI sweep, ranked together (real MiniLM
+encoder)."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""A cell killed mid-training continues from its last finished epoch when the same command runs again."""
+"""A cell killed mid-training continues from its last finished epoch when the same command runs
+again."""
 
 import json
 import signal

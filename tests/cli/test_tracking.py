@@ -1,8 +1,10 @@
-"""Experiment tracking against the real thing: a local MLflow store, a real `mlflow server`, TensorBoard files.
+"""Experiment tracking against the real thing: a local MLflow store, a real `mlflow server`,
+TensorBoard files.
 
-Checked through MLflow's own client: one parent run per grid and one child per cell, the cell's params,
-per-epoch metric histories, final metrics and artifacts; a killed cell resumed against a server still
-has one run whose epochs are each logged once. (An unreachable tracker: tests/benchmark/test_tracking_parts.py.)
+Checked through MLflow's own client: one parent run per grid and one child per cell, the cell's
+params, per-epoch metric histories, final metrics and artifacts; a killed cell resumed against a
+server still has one run whose epochs are each logged once. (An unreachable tracker:
+tests/benchmark/test_tracking_parts.py.)
 """
 
 import json

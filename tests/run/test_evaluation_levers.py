@@ -1,4 +1,5 @@
-"""Test-time augmentation in a cell's evaluation: views averaged for val and test alike, both figures recorded."""
+"""Test-time augmentation in a cell's evaluation: views averaged for val and test alike, both
+figures recorded."""
 
 import sys
 from pathlib import Path
@@ -80,7 +81,8 @@ def test_a_tiny_run_with_two_views_records_both_figures_and_says_so(data, tmp_pa
     (record,) = load_records(ctx.run_dir)
     assert record.tta == 2 and set(record.metrics_plain) == set(record.metrics) == {"val", "test"}
     assert record.metrics_plain["test"]["count"] == record.metrics["test"]["count"]
-    # The predictions file holds the ranked (averaged) probabilities, and metrics are computed from it.
+    # The predictions file holds the ranked (averaged) probabilities, and metrics are computed from
+    # it.
     saved = load_predictions(ctx.run_dir, record)
     test = saved[saved["split"] == "test"]
     probs = test[[f"prob_{c}" for c in record.class_names]].to_numpy()

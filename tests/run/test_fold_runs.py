@@ -1,5 +1,6 @@
-"""A K-fold run folder without training: the fold files, cell ids, per-fold views and fingerprints, what a
-resume refuses, late fusion within one fold, and Slurm arrays whose fold files exist before submission."""
+"""A K-fold run folder without training: the fold files, cell ids, per-fold views and fingerprints,
+what a resume refuses, late fusion within one fold, and Slurm arrays whose fold files exist before
+submission."""
 
 import os
 import sys
