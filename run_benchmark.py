@@ -101,7 +101,8 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         "--cells",
         choices=("best", "all"),
         default="best",
-        help="best (default): each model's best cell by validation; all: every cell with a saved model",
+        help="best (default): each model's best cell by validation; all: every cell with a "
+        "saved model",
     )
     parser.add_argument(
         "--output",
@@ -118,7 +119,8 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 def build_explain_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="run_benchmark.py explain",
-        description="Grad-CAM heatmaps: where the best model of a run, or a saved MODEL.keras, looked.",
+        description="Grad-CAM heatmaps: where the best model of a run, or a saved MODEL.keras, "
+        "looked.",
     )
     parser.add_argument("model", help="run folder (its best cell) or a saved .keras file")
     parser.add_argument("paths", nargs="+", help="image files or folders")
@@ -134,7 +136,8 @@ def build_explain_parser() -> argparse.ArgumentParser:
 def build_fetch_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="run_benchmark.py fetch-weights",
-        description="Download ImageNet weights and text encoders into the caches (on a connected machine).",
+        description="Download ImageNet weights and text encoders into the caches "
+        "(on a connected machine).",
     )
     parser.add_argument(
         "--models", type=csv_list(str), default=[], help="comma list of registry names or wildcards"
@@ -147,7 +150,8 @@ def build_fetch_parser() -> argparse.ArgumentParser:
 def build_slurm_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="run_benchmark.py slurm",
-        description="Write (and with --submit, submit) the grid as a Slurm job array plus a merge job.",
+        description="Write (and with --submit, submit) the grid as a Slurm job array plus a "
+        "merge job.",
     )
     add_grid_flags(parser)
     add_run_flags(
@@ -202,7 +206,8 @@ def build_tune_parser() -> argparse.ArgumentParser:
         "--tuner",
         choices=("random", "bayesian", "hyperband"),
         default="random",
-        help="search strategy (default random: independent trials keep the importance estimates unbiased)",
+        help="search strategy (default random: independent trials keep the importance estimates "
+        "unbiased)",
     )
     tune.add_argument(
         "--max-trials",
@@ -213,7 +218,8 @@ def build_tune_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--max-epochs",
         type=int,
-        help="cap on each phase's epochs during the search (hyperband: its largest budget; required)",
+        help="cap on each phase's epochs during the search (hyperband: its largest budget; "
+        "required)",
     )
     tune.add_argument(
         "--objective", choices=("val_accuracy", "val_loss", "val_macro_f1"), default="val_accuracy"
@@ -396,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         return SUBCOMMANDS[command](argv)
     except KeyboardInterrupt:
         print(
-            "run_benchmark: interrupted; finished cells are kept, re-run the same command to resume",
+            "run_benchmark: interrupted; finished cells are kept, re-run the same command to "
+            "resume",
             file=sys.stderr,
         )
         return 130

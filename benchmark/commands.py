@@ -61,7 +61,8 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
     tracker.end_grid(context, failed)
     if failed:
         print(
-            f"{failed} cell(s) failed; their errors are in the leaderboard and in {run_dir / 'cells'}"
+            f"{failed} cell(s) failed; their errors are in the leaderboard and in "
+            f"{run_dir / 'cells'}"
         )
     return 1 if failed else 0
 
@@ -75,7 +76,8 @@ def print_leaderboard(board) -> None:
 def print_dry_run(context) -> None:
     folds = context.config.folds
     print(
-        f"grid: {len(context.cells)} cells = {len(context.config.models)} models x {len(context.config.alphas)} alphas "
+        f"grid: {len(context.cells)} cells = {len(context.config.models)} models x "
+        f"{len(context.config.alphas)} alphas "
         f"x {len(context.config.seeds)} seeds" + (f" x {folds} folds" if folds else "")
     )
     done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()

@@ -175,7 +175,8 @@ def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
             found.append(CrossDatasetEvaluation.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError) as err:
             print(
-                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left out of cross_dataset.csv"
+                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left "
+                "out of cross_dataset.csv"
             )
     return found
 
@@ -216,12 +217,13 @@ SHOWN = [
     "worst_class_recall",
 ]
 READING = (
-    "A prediction counts as right when it is one of the run classes the image's class maps to. `drop` is the "
-    "cell's in-domain test accuracy minus its accuracy here: how much is lost on these photos. The in-domain "
-    "figure is over the run's own classes and class mix, so a map that merges classes (several targets) or "
-    "leaves some out changes the task too; compare per-class recall for the classes both share. Intervals are "
-    "95 % stratified bootstrap intervals over these images. Macro-F1 is over the data set's classes, an image "
-    "counting as predicted-as class d when its prediction lies in d's mapped set.\n"
+    "A prediction counts as right when it is one of the run classes the image's class maps to. "
+    "`drop` is the cell's in-domain test accuracy minus its accuracy here: how much is lost on "
+    "these photos. The in-domain figure is over the run's own classes and class mix, so a map that "
+    "merges classes (several targets) or leaves some out changes the task too; compare per-class "
+    "recall for the classes both share. Intervals are 95 % stratified bootstrap intervals over "
+    "these images. Macro-F1 is over the data set's classes, an image counting as predicted-as "
+    "class d when its prediction lies in d's mapped set.\n"
 )
 
 
@@ -242,8 +244,9 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
             else "class names (no label map)"
         )
         parts.append(
-            f"{images} images ({evaluation.layout} layout, all splits pooled), {len(evaluation.data_classes)} "
-            f"classes scored through {source}; models: `--cells {evaluation.cells}`.\n"
+            f"{images} images ({evaluation.layout} layout, all splits pooled), "
+            f"{len(evaluation.data_classes)} classes scored through {source}; models: `--cells "
+            f"{evaluation.cells}`.\n"
         )
         parts.append(
             "Class translation (DATA -> run): "
@@ -294,7 +297,8 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
             parts.append(f"{head}# Per-class recall on `{evaluation.dataset}`\n")
             parts.append(to_markdown(recall))
             parts.append(
-                f"{head}# Confusion matrices on `{evaluation.dataset}` (rows: DATA's classes, columns: the run's)\n"
+                f"{head}# Confusion matrices on `{evaluation.dataset}` (rows: DATA's classes, "
+                "columns: the run's)\n"
             )
             for m in scored:
                 matrix = pd.DataFrame(m.confusion, columns=evaluation.run_classes)

@@ -53,12 +53,13 @@ def cross_validation_section(board: pd.DataFrame, records: list[CellRecord]) -> 
     )
     parts = [
         f"## Cross-validation ({expected or 'K'} folds)\n",
-        "Every cell was trained and scored once per fold; the test folds partition the images, so each image is "
-        "scored exactly once per seed. `val_accuracy`, `test_accuracy` and the macro-F1 columns are means over "
-        "the folds (each fold first averaged over its seeds), and rows rank by the mean validation accuracy. "
-        "`*_fold_std` is the standard deviation over folds (ddof 1) and `*_fold_ci` the 95 % Student-t interval "
-        "of the mean with folds - 1 degrees of freedom: how much the score moves with the images a model is "
-        "trained and tested on. The bootstrap `*_ci` columns pool the out-of-fold predictions.\n",
+        "Every cell was trained and scored once per fold; the test folds partition the images, so "
+        "each image is scored exactly once per seed. `val_accuracy`, `test_accuracy` and the "
+        "macro-F1 columns are means over the folds (each fold first averaged over its seeds), and "
+        "rows rank by the mean validation accuracy. `*_fold_std` is the standard deviation over "
+        "folds (ddof 1) and `*_fold_ci` the 95 % Student-t interval of the mean with folds - 1 "
+        "degrees of freedom: how much the score moves with the images a model is trained and "
+        "tested on. The bootstrap `*_ci` columns pool the out-of-fold predictions.\n",
     ]
     if ok.empty:
         return "\n".join(parts + ["No row finished.\n"])
@@ -83,7 +84,8 @@ def cross_validation_section(board: pd.DataFrame, records: list[CellRecord]) -> 
             }
         )
         parts.append(
-            f"Rank 1 ({top['model']}, alpha {top['alpha']:g}) fold by fold (means over its seeds):\n"
+            f"Rank 1 ({top['model']}, alpha {top['alpha']:g}) fold by fold (means over its "
+            "seeds):\n"
         )
         parts.append(to_markdown(frame))
     return "\n".join(parts)

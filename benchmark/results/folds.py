@@ -95,6 +95,7 @@ def fold_status(ok: list[CellRecord], group: list[CellRecord]) -> str:
         problems.append(f"{len(group) - len(ok)} cell(s) failed")
     if missing:
         problems.append(
-            f"fold(s) {', '.join(map(str, missing))} missing: means over {len(present)} of {expected} folds"
+            f"fold(s) {', '.join(map(str, missing))} missing: means over {len(present)} of "
+            f"{expected} folds"
         )
     return "; ".join(problems) or "ok"

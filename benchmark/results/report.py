@@ -57,8 +57,8 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     failed = len(records) - len(ok)
     report.add(
         f"{len(records)} cell(s): {len(ok)} finished, {failed} failed.{invalid} "
-        "Rows are ranked by validation accuracy; the test split is shown with its 95 % interval but never "
-        "used to pick a winner.\n"
+        "Rows are ranked by validation accuracy; the test split is shown with its 95 % interval "
+        "but never used to pick a winner.\n"
     )
     report.add(_reading_paragraph(run_dir))
     report.leaderboard(board, tables.get("best_per_model"), records)
@@ -68,8 +68,9 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     report.cross_dataset()
     report.cells(board, tables.get("best_per_model"), ok)
     report.add(
-        "## Where the best saved model looks\n\nGrad-CAM heatmaps (red: high) of the saved model `predict` "
-        "uses, on its most confident test mistakes (red frames) and hits (green); see `run_benchmark.py explain`.\n"
+        "## Where the best saved model looks\n\nGrad-CAM heatmaps (red: high) of the saved model "
+        "`predict` uses, on its most confident test mistakes (red frames) and hits (green); see "
+        "`run_benchmark.py explain`.\n"
     )
     report.add(report.figure(gradcam_grid, "gradcam", run_dir, alt="Grad-CAM of test images"))
     report.dataset(ok)
@@ -77,8 +78,8 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     class_names = ok[0].class_names if ok else []
     if sorted(class_names) == TRASHNET_CLASSES:
         report.add(
-            "## Data credit\n\nTrashNet: Gary Thung and Mindy Yang, *Classification of Trash for Recyclability "
-            "Status*, 2016, <https://github.com/garythung/trashnet> (MIT licence).\n"
+            "## Data credit\n\nTrashNet: Gary Thung and Mindy Yang, *Classification of Trash for "
+            "Recyclability Status*, 2016, <https://github.com/garythung/trashnet> (MIT licence).\n"
         )
     path = run_dir / "report.md"
     write_text_atomic(path, "\n".join(report.parts))
@@ -94,14 +95,15 @@ def _reading_paragraph(run_dir: Path) -> str:
         Path(os.path.relpath(readme, run_dir.resolve())).as_posix() if inside else readme.as_posix()
     )
     return (
-        "## Reading the leaderboard\n\n`val_accuracy` ranks the rows; `*_ci` columns are 95 % stratified bootstrap "
-        "intervals over the test (or validation) images, so two rows whose intervals overlap may not differ. "
-        "`tied_with_best` says whether an exact McNemar test (Holm-corrected) finds the row indistinguishable "
-        "from rank 1 on the same test images, and `p_vs_best` is that test's p-value. `test_ece` (15-bin expected "
-        "calibration error) and `test_brier` say how far the stated confidences can be trusted; `temperature` is "
-        "fitted on validation and `test_ece_scaled` is the ECE after it (it never changes accuracy); `tta` > 0 "
-        "means the figures average that many test-time views. "
-        f"See [Reading the leaderboard]({link}#reading-the-leaderboard) and [Calibration]({link}#calibration) "
+        "## Reading the leaderboard\n\n`val_accuracy` ranks the rows; `*_ci` columns are 95 % "
+        "stratified bootstrap intervals over the test (or validation) images, so two rows whose "
+        "intervals overlap may not differ. `tied_with_best` says whether an exact McNemar test "
+        "(Holm-corrected) finds the row indistinguishable from rank 1 on the same test images, and "
+        "`p_vs_best` is that test's p-value. `test_ece` (15-bin expected calibration error) and "
+        "`test_brier` say how far the stated confidences can be trusted; `temperature` is fitted "
+        "on validation and `test_ece_scaled` is the ECE after it (it never changes accuracy); "
+        "`tta` > 0 means the figures average that many test-time views. See [Reading the "
+        f"leaderboard]({link}#reading-the-leaderboard) and [Calibration]({link}#calibration) "
         "in the README.\n"
     )
 
@@ -141,7 +143,10 @@ class _Report:
         try:
             written = draw(*args, path, **kwargs)
         except Exception as err:  # a broken figure must not cost the run its report
-            return f"*(figure `{path.name}` could not be drawn: {_escape(type(err).__name__)}: {_escape(err)})*\n"
+            return (
+                f"*(figure `{path.name}` could not be drawn: "
+                f"{_escape(type(err).__name__)}: {_escape(err)})*\n"
+            )
         if written is None:
             return f"*(no data for figure `{path.name}`)*\n"
         return f"![{alt or name}](plots/{written.name})\n"
@@ -196,8 +201,8 @@ class _Report:
             return
         self.add("## Alpha sweep\n")
         self.add(
-            "Class-weight damping `w = 1 + alpha (balanced_w - 1)`: alpha 0 trains unweighted, alpha 1 fully "
-            "balanced. Error bars are 95 % bootstrap intervals.\n"
+            "Class-weight damping `w = 1 + alpha (balanced_w - 1)`: alpha 0 trains unweighted, "
+            "alpha 1 fully balanced. Error bars are 95 % bootstrap intervals.\n"
         )
         self.add(
             self.figure(
@@ -209,7 +214,8 @@ class _Report:
             )
         )
         self.add(
-            "Damping exists to help the rare class, so the weakest class's F1 is the figure to watch:\n"
+            "Damping exists to help the rare class, so the weakest class's F1 is the figure to "
+            "watch:\n"
         )
         self.add(
             self.figure(
@@ -222,9 +228,9 @@ class _Report:
         )
         if effect is not None and not effect.empty:
             self.add(
-                "Did damping help? Each model's best alpha (by validation) against alpha 0 on the same test "
-                "images: `p_mcnemar` is the exact paired test, and the worst-class columns follow the class alpha 0 "
-                "served worst (`alpha_effect.csv`):\n"
+                "Did damping help? Each model's best alpha (by validation) against alpha 0 on the "
+                "same test images: `p_mcnemar` is the exact paired test, and the worst-class "
+                "columns follow the class alpha 0 served worst (`alpha_effect.csv`):\n"
             )
             self.add(to_markdown(effect))
 
@@ -234,8 +240,9 @@ class _Report:
         self.add("## Accuracy against inference cost\n")
         if deployment is not None and not deployment.empty:
             self.add(
-                "Each model's best cell, exported and measured on this machine (`deployment.csv` has every column). "
-                "`test_accuracy` is the exported model's own score, so a quantisation loss shows here:\n"
+                "Each model's best cell, exported and measured on this machine (`deployment.csv` "
+                "has every column). `test_accuracy` is the exported model's own score, so a "
+                "quantisation loss shows here:\n"
             )
             shown = [
                 "model",
@@ -273,8 +280,8 @@ class _Report:
                 )
             )
         self.add(
-            "Each point is a model at its best alpha (by validation); the line joins the Pareto front "
-            "(no other model is both cheaper and more accurate).\n"
+            "Each point is a model at its best alpha (by validation); the line joins the Pareto "
+            "front (no other model is both cheaper and more accurate).\n"
         )
 
     def cross_dataset(self) -> None:
@@ -284,7 +291,8 @@ class _Report:
         if evaluations:
             self.add("## Will it work on other data? Cross-dataset evaluation\n")
             self.add(
-                "From `run_benchmark.py evaluate` (`cross_dataset.csv`, [cross_dataset.md](cross_dataset.md)).\n"
+                "From `run_benchmark.py evaluate` (`cross_dataset.csv`, "
+                "[cross_dataset.md](cross_dataset.md)).\n"
             )
             self.add(cross_dataset_markdown(evaluations, level=3))
 
@@ -299,7 +307,8 @@ class _Report:
             self.add(f"## Best cell: `{winner.cell_id}`\n")
             self.add(
                 f"Rank 1 ({winner.model}, alpha {winner.alpha:g}); of its "
-                f"{'seeds and folds' if winner.fold is not None else 'seeds'}, the best by validation accuracy.\n"
+                f"{'seeds and folds' if winner.fold is not None else 'seeds'}, the best by "
+                "validation accuracy.\n"
             )
             self.add(self.cell_detail(winner, grid=True))
             self.add(self.calibration(winner))
@@ -319,7 +328,8 @@ class _Report:
                 self.add("</details>\n")
         self.add("## Training curves\n")
         self.add(
-            "Train (solid) and validation (dashed); the dotted line is where fine-tuning (phase 2) starts.\n"
+            "Train (solid) and validation (dashed); the dotted line is where fine-tuning (phase 2) "
+            "starts.\n"
         )
         if winner is not None:
             self.add(self.curves(winner))
@@ -335,11 +345,12 @@ class _Report:
         parts = ["### Calibration\n"]
         if test and temperature is not None:
             parts.append(
-                f"On test, expected calibration error (15 bins) {test['ece']:.4f}, Brier {test['brier']:.4f}, "
-                f"NLL {test['nll']:.4f}; after dividing the logits by T = {temperature:.3f} (fitted on validation "
-                f"NLL only): ECE {test['ece_scaled']:.4f}, Brier {test['brier_scaled']:.4f}, NLL "
-                f"{test['nll_scaled']:.4f}. T > 1 means the model was overconfident, T < 1 underconfident; "
-                "accuracy is the same either way (T never changes the predicted class).\n"
+                f"On test, expected calibration error (15 bins) {test['ece']:.4f}, Brier "
+                f"{test['brier']:.4f}, NLL {test['nll']:.4f}; after dividing the logits by T = "
+                f"{temperature:.3f} (fitted on validation NLL only): ECE {test['ece_scaled']:.4f}, "
+                f"Brier {test['brier_scaled']:.4f}, NLL {test['nll_scaled']:.4f}. T > 1 means the "
+                "model was overconfident, T < 1 underconfident; accuracy is the same either way (T "
+                "never changes the predicted class).\n"
             )
         else:
             parts.append(
@@ -374,7 +385,8 @@ class _Report:
         names = record.class_names
         label = cell_label(record)
         parts = [
-            f"Test accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f}.\n"
+            f"Test accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 "
+            f"{test.get('macro_f1', float('nan')):.4f}.\n"
         ]
         if test.get("confusion_matrix"):
             parts.append(
@@ -439,8 +451,9 @@ class _Report:
         folds = fold_split_tables(self.run_dir)
         if folds:
             self.add(
-                f"{len(folds[0])} images in {len(folds)} folds (`splits/fold<k>.csv`); each image is a test image in "
-                "exactly one fold, and each fold validates on part of its own training images. Images per fold:\n"
+                f"{len(folds[0])} images in {len(folds)} folds (`splits/fold<k>.csv`); each image "
+                "is a test image in exactly one fold, and each fold validates on part of its own "
+                "training images. Images per fold:\n"
             )
             self.add(
                 to_markdown(
@@ -493,7 +506,8 @@ class _Report:
         for key in ("python", "tensorflow", "keras", "keras_hub", "devices", "git_commit"):
             value = env.get(key)
             rows.append(
-                f"| {key} | {_escape(', '.join(map(str, value)) if isinstance(value, list) else value)} |"
+                f"| {key} | "
+                f"{_escape(', '.join(map(str, value)) if isinstance(value, list) else value)} |"
             )
         self.add("| item | value |\n|---|---|\n" + "\n".join(rows) + "\n")
 
@@ -511,7 +525,8 @@ def _duplicates(table: pd.DataFrame) -> str:
     straddling = [g for g in groups if g["split"].nunique() > 1]
     lines = [
         f"{len(groups)} duplicate-content group(s) ({sum(len(g) for g in groups)} files), "
-        f"{len(conflicts)} with conflicting labels, {len(straddling)} spanning more than one split.\n",
+        f"{len(conflicts)} with conflicting labels, {len(straddling)} spanning more than one "
+        "split.\n",
         "<details><summary>Duplicate groups</summary>\n",
     ]
     for group in groups[:50]:

@@ -89,7 +89,8 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
         values = [float(v) for v in values if v is not None]
         if values:
             row[column] = float(np.mean(values))
-    if folds:  # means over folds replace the means over cells; seed spread is of each seed's mean over folds
+    # Means over folds replace the means over cells; seed spread is of each seed's mean over folds.
+    if folds:
         row.update(fold_aggregate(ok))
     elif len(ok) > 1:
         for split in ("val", "test"):

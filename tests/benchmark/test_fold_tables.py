@@ -17,7 +17,8 @@ from benchmark.run.records import CellRecord, load_records
 from benchmark.training.metrics import classification_metrics
 
 CLASSES = ["glass", "paper"]
-T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (scipy.stats.t.ppf(0.975, 2))
+# Student t quantile 0.975 with 2 degrees of freedom (scipy.stats.t.ppf(0.975, 2))
+T_975_2 = 4.302652729911275
 PER_SPLIT = 10
 
 

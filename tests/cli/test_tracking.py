@@ -172,7 +172,8 @@ class Server:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(
-                        f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}"
+                        "mlflow server did not start: "
+                        f"{(self.root / 'server.log').read_text()[-2000:]}"
                     )
                 time.sleep(0.5)
 
