@@ -64,6 +64,7 @@ def register_fusion_models() -> None:
             name=f"fusion_{image_name}", family=f"fusion_{image.family}", builder=_fusion_builder(image_name),
             input_size=image.input_size, preprocess=image.preprocess, fine_tune_layers=image.fine_tune_layers,
             modality="image+text", image_model=image_name, min_input_size=image.min_input_size, preset=image.preset,
+            max_input_size=image.max_input_size,
         ))
         add_entry(ModelEntry(
             name=f"late_fusion_{image_name}", family=f"late_fusion_{image.family}", builder=None,

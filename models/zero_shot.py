@@ -122,4 +122,4 @@ def build_zero_shot(model_name: str, class_names: Sequence[str], templates: Sequ
 for _preset, _size in ZERO_SHOT_PRESETS:
     add_entry(ModelEntry(name=f"zeroshot_{_preset}", family="zero_shot_clip", builder=None, input_size=_size,
                          preprocess="raw", fine_tune_layers=0, preset=_preset, zero_shot=True,
-                         min_input_size=_size))
+                         min_input_size=_size, max_input_size=_size))
