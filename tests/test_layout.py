@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
 BENCHMARK_ORDER = ["commands", "listing", "tune", "tracking", "cross_dataset", "results", "inference", "deployment", "run",
-                   "config", "training", "figures", "io", "quiet", "errors"]
+                   "plan", "config", "training", "figures", "io", "quiet", "errors"]
 
 
 def imports_of(folder: str) -> dict[str, set[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config.run_config import RunConfig
+from benchmark.plan import expand_components
 from models import get_entry
 
 
@@ -22,18 +23,6 @@ class Cell:
         """File-name-safe id, stable across runs (`mobilenet_v2__alpha0.5__seed0`, `...__seed0__fold2` with folds)."""
         base = f"{self.model}__alpha{self.alpha:g}__seed{self.seed}"
         return base if self.fold is None else f"{base}__fold{self.fold}"
-
-
-def expand_components(models: list[str]) -> list[str]:
-    """Puts each late-fusion model's trained components before it, unless the grid has them already."""
-    ordered: list[str] = []
-    for model in models:
-        for component in get_entry(model).components:
-            if component not in ordered:
-                ordered.append(component)
-        if model not in ordered:
-            ordered.append(model)
-    return ordered
 
 
 def build_grid(config: RunConfig) -> list[Cell]:

@@ -113,7 +113,8 @@ class ExperimentTracker(GridTracker):
         if self.tensorboard:
             callbacks.append(PhasedTensorBoard(tensorboard_dir(ctx.run_dir, cell.cell_id), backups))
         run_id = self.mlflow.open_child(cell.cell_id, name=cell.cell_id,
-                                        params=summary.cell_params(ctx.config.to_dict(), cell),
+                                        params=summary.cell_params(ctx.config.to_dict(), cell,
+                                                                   ctx.plan(cell.model)),
                                         tags={"benchmark.cell_id": cell.cell_id, "benchmark.kind": "cell"})
         if run_id is not None:
             callbacks.append(self.mlflow.epoch_logger(run_id, backups))
