@@ -112,9 +112,15 @@ def test_no_module_of_benchmark_but_the_plan_re_derives_the_image_size():
     assert not offenders, offenders
 
 
-def test_dry_run_refuses_too_small_an_input_in_one_line(tmp_path):
-    done = run_cli("--models", "xception", "--image-size", "40", "--dry-run", "--output",
-                   str(tmp_path / "run"), timeout=300)
-    assert done.returncode == 2
-    assert "--image-size 40 is below xception's minimum of 71 px" in one_line_error(done)
+@pytest.mark.parametrize("flags, message", [
+    (["--models", "xception", "--image-size", "40"],
+     "--image-size 40 is below xception's minimum of 71 px"),
+    (["--models", "text_bert", "--head-features", "cached"],
+     "--head-features cached: text_bert has a text input"),
+    (["--models", "fusion_mobilenet_v2", "--fine-tune-features", "bank"],
+     "--fine-tune-features bank: fusion_mobilenet_v2 has no frozen"),
+])
+def test_dry_run_refuses_in_one_line_before_any_cell(tmp_path, flags, message):
+    done = run_cli(*flags, "--dry-run", "--output", str(tmp_path / "run"), timeout=300)
+    assert message in one_line_error(done)
     assert not (tmp_path / "run").exists()
