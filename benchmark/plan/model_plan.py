@@ -58,7 +58,7 @@ class ModelPlan:
     @property
     def from_scratch(self) -> bool:
         """An image-only network without pretrained weights: one phase, nothing to store."""
-        return self.modality == "image" and self.trains and self.weight_source == "none"
+        return from_scratch(self.kind, self.modality, self.weight_source)
 
 
 def model_kind(entry: ModelEntry) -> Kind:
@@ -121,6 +121,12 @@ def kind_trains(kind: Kind) -> bool:
     return kind not in ("zero_shot", "late_fusion")
 
 
+def from_scratch(kind: Kind, modality: str, source: str) -> bool:
+    """Random image-only weights: the recipe trains the whole network in one phase (as
+    `models.BuiltModel.from_scratch` says of the built model)."""
+    return modality == "image" and kind_trains(kind) and source == "none"
+
+
 def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     """The plan of one model under `config`; a flag the model cannot honour is a `UsageError`."""
     entry = get_entry(name)
@@ -128,7 +134,7 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     size = image_side(entry, config.image_size) if kind != "text" else \
         config.image_size or entry.input_size  # feeds no image: nothing to check
     source = weight_source(entry, config.weights)
-    scratch = entry.modality == "image" and kind_trains(kind) and source == "none"
+    scratch = from_scratch(kind, entry.modality, source)
     if config.head_features == "cached":
         if reason := head_features_refusal(kind, entry.name, entry.modality, scratch):
             raise UsageError(f"--head-features cached: {reason}; "
@@ -141,10 +147,9 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
         head = config.head_features
     layers = entry.fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
     tune, why = phase2_features(config, entry, kind, scratch, layers)
-    if kind_trains(kind):
-        if reason := progressive_refusal(config.progressive_sizes, size, entry.name,
-                                         pretrained=entry.pretrained):
-            raise UsageError(reason)
+    if reason := progressive_refusal(config.progressive_sizes, size, entry.name,
+                                     pretrained=entry.pretrained):
+        raise UsageError(reason)
     return ModelPlan(
         name=entry.name, entry=entry, kind=kind, image_size=size, preprocess=entry.preprocess,
         modality=entry.modality, weights=config.weights, weight_source=source,
@@ -173,8 +178,9 @@ def resolve_plans(config: RunConfig) -> dict[str, ModelPlan]:
     weights file no model reads) are reported for all the models they concern at once.
     """
     names = expand_components(resolve_model_names(config.models))
-    fixed = [get_entry(n) for n in names if get_entry(n).zero_shot and config.image_size
-             and config.image_size != get_entry(n).input_size]
+    entries = [get_entry(name) for name in names]
+    fixed = [entry for entry in entries if model_kind(entry) == "zero_shot" and config.image_size
+             and config.image_size != entry.input_size]
     if fixed:
         sides = ", ".join(f"{entry.name} ({entry.input_size} px)" for entry in fixed)
         raise UsageError(f"--image-size {config.image_size} cannot apply to zero-shot rows, which "
