@@ -3,7 +3,6 @@ import json
 import socket
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -152,6 +151,7 @@ def test_tune_logs_each_trial_as_a_child_run_with_its_values_and_curves(tmp_path
 
 def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_a_quick_no_op(tmp_path, capsys):
     pytest.importorskip("mlflow")
+    from benchmark.run.folder import RunContext
     from benchmark.run.grid import build_grid
     from benchmark.run.records import CellRecord
     from benchmark.tracking import make_tracker
@@ -160,7 +160,7 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     config = RunConfig(models=["simple_cnn"], alphas=[0.0, 1.0], mlflow=f"http://127.0.0.1:{closed}")
-    ctx = SimpleNamespace(config=config, run_dir=tmp_path, cells=build_grid(config))
+    ctx = RunContext(config, tmp_path, None, build_grid(config))  # plans resolved on demand
     tracker, started = make_tracker(config, tmp_path), time.monotonic()
     tracker.start_grid(ctx)
     for cell in ctx.cells:
