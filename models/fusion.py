@@ -88,6 +88,7 @@ def register_fusion_models() -> None:
                 modality="image+text",
                 image_model=image_name,
                 min_input_size=image.min_input_size,
+                max_input_size=image.max_input_size,
                 preset=image.preset,
             )
         )

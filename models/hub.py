@@ -154,4 +154,6 @@ for _row in HUB_ENCODERS:
     _name = f"hub_{_row.preset}"
     add_entry(ModelEntry(name=_name, family=f"hub_{_row.family}", builder=_builder_for(_row, _name),
                          input_size=_row.input_size, preprocess="raw", fine_tune_layers=_row.fine_tune_layers,
-                         preset=_row.preset, min_input_size=_row.input_size if not _row.resizable else 28))
+                         preset=_row.preset,
+                         min_input_size=_row.input_size if not _row.resizable else 28,
+                         max_input_size=None if _row.resizable else _row.input_size))

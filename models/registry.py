@@ -41,6 +41,7 @@ class ModelEntry:
         components: late fusion: the trained models it combines.
         image_model: early fusion: the image model whose backbone it uses.
         min_input_size: the smallest `--image-size` the architecture accepts.
+        max_input_size: the largest (None: no limit); a fixed-size model sets both to `input_size`.
         params_m: parameters in millions when known without building (huge models, keras-hub presets).
         preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`, `zeroshot_<preset>`);
             it is also accepted as an alias (`hub:<preset>`).
@@ -61,6 +62,7 @@ class ModelEntry:
     components: tuple[str, ...] = ()  # late fusion: the trained models it combines
     image_model: str | None = None  # early fusion: the image model whose backbone it uses
     min_input_size: int = 32
+    max_input_size: int | None = None
     params_m: float | None = None
     preset: str | None = None
     zero_shot: bool = False

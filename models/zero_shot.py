@@ -161,5 +161,6 @@ for _preset, _size in ZERO_SHOT_PRESETS:
             preset=_preset,
             zero_shot=True,
             min_input_size=_size,
+            max_input_size=_size,
         )
     )

@@ -16,6 +16,7 @@ BENCHMARK_ORDER = [
     "inference",
     "deployment",
     "run",
+    "plan",
     "config",
     "training",
     "figures",

@@ -180,9 +180,8 @@ class RunConfig:
             raise UsageError("zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
                              f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}")
         self.simple_cnn_config()
-        for model in self.models:
-            if reason := progressive_refusal(self.progressive_sizes, self.image_size, model):
-                raise UsageError(reason)
+        if reason := progressive_refusal(self.progressive_sizes):  # per model: benchmark.plan
+            raise UsageError(reason)
 
     def simple_cnn_config(self) -> SimpleCNNConfig:
         """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming it."""

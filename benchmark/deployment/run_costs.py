@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import write_json_atomic
+from benchmark.plan.model_plan import model_kind
 from benchmark.run.folder import split_file
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
 from data_pipeline import make_dataset, read_split_file
@@ -69,8 +70,7 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
     stored = {p["model"]: p for p in load_profiles(run_dir)}
     notes = []
     for model_name, record in best_cells(run_dir).items():
-        entry = get_entry(record.registry_name)
-        if entry.modality != "image" or entry.components:
+        if model_kind(get_entry(record.registry_name)) in ("text", "fusion", "late_fusion"):
             notes.append(
                 f"{model_name}: not profiled (deployment profiling takes single-input image models)"
             )

@@ -20,20 +20,27 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
+from benchmark.plan import ModelPlan, resolve_plan
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, image_cache_root, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.phase1 import phase1_mode, stored_head_phase
-from benchmark.run.phase2 import bank_phase, phase2_on_resume, plan_phase2, record_phase2_path
+from benchmark.run.phase2 import (
+    Phase2Plan,
+    bank_phase,
+    phase2_on_resume,
+    plan_phase2,
+    record_phase2_path,
+)
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.metrics import predict_probabilities
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, SplitTable, damped_class_weights, fill_shared_cache, make_dataset
-from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, get_entry, preprocess_function
+from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, preprocess_function
 
 MIN_BATCH_SIZE = 1  # out-of-memory halving stops here
 
@@ -45,14 +52,15 @@ TEXT_KEYS = {"text_encoder": "encoder", "sequence_length": "sequence_length", "t
 def recipe_settings(config: RunConfig, model_name: str) -> RecipeSettings:
     """The recipe's knobs for one model: the configuration's values, and the model's own fine-tune depth."""
     names = {f.name for f in dataclasses.fields(RecipeSettings)} - {"fine_tune_layers", "jit_compile"}
-    layers = get_entry(model_name).fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
+    layers = resolve_plan(config, model_name).fine_tune_layers
     return RecipeSettings(**{name: getattr(config, name) for name in names}, fine_tune_layers=layers,
                           jit_compile=jit_compile_setting())
 
 
-def build_spec(config: RunConfig, num_classes: int) -> BuildSpec:
+def build_spec(config: RunConfig, num_classes: int, image_size: int | None = None) -> BuildSpec:
+    """What the builder receives; `image_size` is the plan's side (None only to validate knobs)."""
     return BuildSpec(
-        num_classes=num_classes, image_size=config.image_size, weights=config.weights,
+        num_classes=num_classes, image_size=image_size, weights=config.weights,
         head=HeadConfig(units=tuple(config.head_units), dropout=config.dropout),
         simple_cnn=config.simple_cnn_config(),
         text=TextConfig(**{field: getattr(config, key) for key, field in TEXT_KEYS.items()}),
@@ -74,20 +82,17 @@ class CellInputs:
     tokenizer: object = None
     sequence_length: int = 32
 
-    @staticmethod
-    def image_side(config: RunConfig, entry) -> int:
-        """The side `config` feeds the registry `entry` at: `--image-size`, else the model's own."""
-        return config.image_size or entry.input_size
-
     @classmethod
-    def for_model(cls, config: RunConfig, entry, built, cache_root: Path) -> CellInputs:
-        """How `config` feeds the registry `entry` built as `built`; caches under `cache_root` by what they hold."""
-        size = cls.image_side(config, entry)
-        key = f"{size}px_{entry.modality.replace('+', '_')}"
-        if entry.modality != "image":  # token ids depend on the tokenizer and the sequence length
+    def for_model(cls, config: RunConfig, plan: ModelPlan, built, cache_root: Path) -> CellInputs:
+        """How the model of `plan`, built as `built`, is fed; caches under `cache_root` by what
+        they hold."""
+        size, modality = plan.image_size, plan.modality
+        key = f"{size}px_{modality.replace('+', '_')}"
+        if modality != "image":  # token ids depend on the tokenizer and the sequence length
             key += f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}_{config.sequence_length}tok"
-        return cls(image_size=size, preprocess=preprocess_function(entry.preprocess), modality=entry.modality,
-                   cache_dir=Path(cache_root) / key, tokenizer=built.tokenizer, sequence_length=config.sequence_length)
+        return cls(image_size=size, preprocess=preprocess_function(plan.preprocess),
+                   modality=modality, cache_dir=Path(cache_root) / key, tokenizer=built.tokenizer,
+                   sequence_length=config.sequence_length)
 
     def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
         frame = split.subset(part)
@@ -123,16 +128,18 @@ class PreparedCell:
 
 def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed: int, alpha: float, run_dir: Path,
                  cache: Path, fold: int | None = None,
-                 fine_tune_bank: bool = True) -> PreparedCell:
+                 fine_tune_bank: bool = True, plan: ModelPlan | None = None) -> PreparedCell:
     """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
     (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every cell
     of the run shares. `fine_tune_bank=False` keeps phase 2 online whatever the configuration says.
+    `plan` is the run's plan of the model (a tune trial, with a configuration of its own,
+    resolves its own plan).
     """
     import keras
 
-    entry = get_entry(model_name)
+    plan = plan or resolve_plan(config, model_name)
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     precision = resolve_precision(config.precision)
@@ -140,17 +147,18 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
     strategy = resolve_strategy(config.strategy)
     batch_size = config.batch_size * strategy.num_replicas_in_sync  # global batch: per-replica x replicas
     progressive = None  # its side variable must not be mirrored, so it is made before the scope
-    if config.progressive_sizes:
-        progressive = ProgressiveResizing(config.progressive_sizes, CellInputs.image_side(config, entry))
+    if plan.progressive_sizes:
+        progressive = ProgressiveResizing(plan.progressive_sizes, plan.image_size)
     with strategy.scope():  # build inside the scope so variables are mirrored
-        built = build_model(model_name, build_spec(config, len(split.class_names)))
-        inputs = CellInputs.for_model(config, entry, built, cache)
+        built = build_model(model_name, build_spec(config, len(split.class_names), plan.image_size))
+        inputs = CellInputs.for_model(config, plan, built, cache)
         counts = np.bincount(split.label_indices("train"), minlength=len(split.class_names))
         class_weights = damped_class_weights(counts, alpha)
-        augment = AugmentConfig(strength=config.augment_strength) if config.augment and entry.modality != "text" else None
+        augmented = config.augment and plan.modality != "text"
+        augment = AugmentConfig(strength=config.augment_strength) if augmented else None
         train = inputs.dataset(split, "train", batch_size, augment=augment, sample_weights=class_weights,
                                shuffle_seed=seed, side=progressive.side if progressive else None)
-        mode = phase1_mode(config, built, augment)
+        mode = "online" if plan.head_features == "online" else phase1_mode(config, built, augment)
         cached_head = None
         if mode != "online":
             cached_head = stored_head_phase(mode, split, model_name, built, inputs, batch_size, class_weights, seed=seed,
@@ -158,22 +166,25 @@ def prepare_cell(config: RunConfig, model_name: str, split: SplitTable, *, seed:
                                             fold=fold)
         settings = recipe_settings(config, model_name)
         online = dataclasses.replace(config, fine_tune_features="online")
-        plan = plan_phase2(config if fine_tune_bank else online, built, settings,
-                           num_train=len(split.subset("train")), num_val=len(split.subset("val")),
-                           folder=run_dir)
+        if plan.fine_tune_features in ("none", "online"):  # settled by the plan
+            phase2 = Phase2Plan(plan.fine_tune_features, plan.fine_tune_reason)
+        else:  # the built model's cut and the bank's size settle it
+            phase2 = plan_phase2(config if fine_tune_bank else online, built, settings,
+                                 num_train=len(split.subset("train")),
+                                 num_val=len(split.subset("val")), folder=run_dir)
         cached_tune = None
-        if plan.mode == "bank":
-            cached_tune = bank_phase(plan, split, model_name, built, inputs, batch_size,
+        if phase2.mode == "bank":
+            cached_tune = bank_phase(phase2, split, model_name, built, inputs, batch_size,
                                      class_weights, seed=seed, run_dir=run_dir, augment=augment,
                                      settings=settings, fold=fold)
-        elif plan.mode == "online" and config.fine_tune_features == "auto" and fine_tune_bank:
-            print(f"{model_name}: phase 2 runs online: {plan.reason}", flush=True)
+        elif phase2.mode == "online" and config.fine_tune_features == "auto" and fine_tune_bank:
+            print(f"{model_name}: phase 2 runs online: {phase2.reason}", flush=True)
     return PreparedCell(model_name=model_name, built=built, inputs=inputs, class_weights=class_weights, train=train,
                         val=inputs.dataset(split, "val", batch_size),
                         steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size), batch_size=batch_size,
                         cached_head=cached_head, head_features=mode, precision=precision, strategy=strategy,
                         progressive=progressive, cached_tune=cached_tune,
-                        fine_tune_features=plan.mode)
+                        fine_tune_features=phase2.mode)
 
 
 def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callbacks=()):
@@ -200,10 +211,10 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callba
 
 def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks=()):
     config, split = dataclasses.replace(ctx.config, batch_size=batch_size), ctx.split
-    entry = get_entry(cell.model)
+    plan = ctx.plan(cell.model)
     started = time.perf_counter()
     prepared = prepare_cell(config, cell.model, split, seed=cell.seed, alpha=cell.alpha, run_dir=ctx.run_dir,
-                            cache=image_cache_root(ctx.run_dir), fold=cell.fold)
+                            cache=image_cache_root(ctx.run_dir), fold=cell.fold, plan=plan)
     built, strategy = prepared.built, prepared.strategy
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
@@ -229,9 +240,9 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     tune_bank = prepared.cached_tune.bank if prepared.cached_tune is not None else None
     record = dataclasses.replace(
         record,
-        weights=built.weights if (entry.pretrained or entry.modality != "image") else "none (trained from scratch)",
-        image_size=prepared.inputs.image_size if entry.modality != "text" else None,
-        preprocess=entry.preprocess,
+        weights=built.weights if plan.kind != "scratch" else "none (trained from scratch)",
+        image_size=prepared.inputs.image_size if plan.modality != "text" else None,
+        preprocess=plan.preprocess,
         class_weights=[float(w) for w in prepared.class_weights],
         head_features=prepared.head_features,
         fine_tune_features=prepared.fine_tune_features,

@@ -5,7 +5,8 @@ Cluster compute nodes often have no network; jobs then find the weights in the c
 """
 from __future__ import annotations
 
-from benchmark.run.grid import expand_components
+from benchmark.plan import expand_components, takes_weights_file
+from benchmark.plan.weights import weight_source
 from models import (
     DEFAULT_PROMPTS,
     BuildSpec,
@@ -84,10 +85,10 @@ def check_weights_available(model_names: list[str], weights: str, text_encoder: 
         try:
             if weights == "imagenet":
                 load_pretrained(name, image_size)
-            elif not get_entry(name).preset:  # a keras-hub preset reads no --weights file
+            elif takes_weights_file(name):  # a file that does not fit the family is refused here
                 build_model(name, BuildSpec(num_classes=2, weights=weights, image_size=image_size))
         except ModelError as err:
-            if weights != "imagenet" or get_entry(name).weights_source:
+            if weights != "imagenet" or weight_source(get_entry(name), weights) == "packaged":
                 raise UsageError(str(err)) from None
             missing.append(name)
     text_missing = False

@@ -23,6 +23,7 @@ import yaml
 from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic, write_text_atomic
+from benchmark.plan import ModelPlan, resolve_plan, resolve_plans
 from benchmark.run.grid import Cell, build_grid
 from benchmark.run.preflight import check_output_folder
 from data_pipeline import (
@@ -37,7 +38,7 @@ from data_pipeline import (
     validation_share,
     write_split_file,
 )
-from models import get_entry, resolve_model_names
+from models import resolve_model_names
 
 
 @dataclass
@@ -57,12 +58,17 @@ class RunContext:
     split_fingerprint: str = ""  # of `splits.csv` (of the fold's file in a fold view), stamped on every record
     fold_splits: list[SplitTable] = field(default_factory=list)
     fold_fingerprints: list[str] = field(default_factory=list)
+    plans: dict[str, ModelPlan] = field(default_factory=dict)  # by model, resolved once
 
     def for_fold(self, fold: int | None) -> RunContext:
         """The run as one fold's cells see it (the run itself for None, a run without folds)."""
         if fold is None:
             return self
         return dataclasses.replace(self, split=self.fold_splits[fold], split_fingerprint=self.fold_fingerprints[fold])
+
+    def plan(self, model: str) -> ModelPlan:
+        """The model's plan (`prepare_run` resolved them all; a hand-made context resolves it)."""
+        return self.plans.get(model) or resolve_plan(self.config, model)
 
     def fingerprints(self) -> dict[int | None, str]:
         """Split file fingerprint per fold (None: `splits.csv`); a record must match the one of its fold."""
@@ -78,6 +84,7 @@ class RunContext:
 def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True) -> RunContext:
     """Resolves model names and the split, and checks or saves the run folder's configuration."""
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
+    plans = resolve_plans(config)  # every refusal about a model, before the folder is touched
     run_dir = Path(run_dir)
     check_output_folder(run_dir, tensorboard=config.tensorboard)
     check_split_layout(config, run_dir)  # first: --force cannot resume another split layout
@@ -99,7 +106,8 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
         write_text_atomic(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
     fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
     fold_fingerprints = [split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else "" for k in range(len(folds))]
-    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint, folds, fold_fingerprints)
+    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint,
+                      folds, fold_fingerprints, plans)
 
 
 def check_split_layout(config: RunConfig, run_dir: Path) -> None:
@@ -124,7 +132,7 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:
     """Text models need captions; captions that name the class leak the label. Returns the warning, if any."""
-    text_models = [m for m in config.models if get_entry(m).modality != "image"]
+    text_models = [m for m in config.models if resolve_plan(config, m).modality != "image"]
     if not text_models:
         return ""
     captions = split.table["caption"].fillna("").astype(str).str.strip()

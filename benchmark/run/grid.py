@@ -1,9 +1,11 @@
 """The benchmark grid: models x alphas x seeds (x folds with `--folds K`), in a fixed order that `--cell I` indexes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from benchmark.config.run_config import RunConfig
+from benchmark.plan import expand_components
 from benchmark.run.cell_key import CellKey
 from models import get_entry
 
@@ -26,18 +28,6 @@ class Cell:
     def cell_id(self) -> str:
         """The file name of the cell's record (`CellKey.cell_id`)."""
         return self.key.cell_id
-
-
-def expand_components(models: list[str]) -> list[str]:
-    """Puts each late-fusion model's trained components before it, unless the grid has them already."""
-    ordered: list[str] = []
-    for model in models:
-        for component in get_entry(model).components:
-            if component not in ordered:
-                ordered.append(component)
-        if model not in ordered:
-            ordered.append(model)
-    return ordered
 
 
 def build_grid(config: RunConfig) -> list[Cell]:

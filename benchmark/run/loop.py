@@ -25,21 +25,26 @@ from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, loa
 from benchmark.run.saved_models import save_model_if_wanted
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
-from models import get_entry
 
 
 def train_or_combine(ctx: RunContext, cell: Cell, *, verbose: int | str, callbacks=()):
-    """A late-fusion cell combines its components' predictions, a zero-shot cell scores prompts; every other cell trains.
+    """The one dispatch on a model's kind: a late-fusion cell combines its components'
+    predictions, a zero-shot cell scores prompts; every other kind trains (`run_cell`).
 
     Each sees the run through its fold (`ctx.split` is the cell's split).
     """
     ctx = ctx.for_fold(cell.fold)
-    entry = get_entry(cell.model)
-    if entry.components:
+    kind = ctx.plan(cell.model).kind
+    if kind == "late_fusion":
         return run_late_fusion_cell(ctx, cell), None
-    if entry.zero_shot:
+    if kind == "zero_shot":
         return run_zero_shot_cell(ctx, cell)
     return run_cell(ctx, cell, verbose=verbose, callbacks=callbacks)
+
+
+def combines(ctx: RunContext, cell: Cell) -> bool:
+    """Whether the cell combines trained cells (late fusion) instead of training in a process."""
+    return ctx.plan(cell.model).kind == "late_fusion"
 
 
 def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False,
@@ -64,7 +69,7 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
     if len(todo) < len(cells):
         print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
-    isolate = should_isolate(ctx.config.isolate_cells, sum(not get_entry(c.model).components for c in todo))
+    isolate = should_isolate(ctx.config.isolate_cells, sum(not combines(ctx, c) for c in todo))
     if isolate and tracker.active:
         isolate = False  # the tracker's open runs and epoch loggers live in this process
         print("cells train in this process: experiment tracking is on (it logs from here)")
@@ -81,7 +86,7 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
                       f"(lock {lock_path(ctx.run_dir, cell.cell_id)})", flush=True)
                 continue
             print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
-            if isolate and not get_entry(cell.model).components:
+            if isolate and not combines(ctx, cell):
                 record = _record_from_child(ctx, cell, verbose)
             else:
                 record = _train_and_record(ctx, cell, verbose, tracker)
@@ -167,7 +172,7 @@ def _finished_meanwhile(ctx: RunContext, cell: Cell) -> bool:
 
 def late_fusion_indices(ctx: RunContext) -> list[int]:
     """Grid cells that combine other cells' predictions instead of training."""
-    return [cell.index for cell in ctx.cells if get_entry(cell.model).components]
+    return [cell.index for cell in ctx.cells if combines(ctx, cell)]
 
 
 def finish_late_fusion(run_dir: Path) -> int:

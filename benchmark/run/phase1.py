@@ -15,6 +15,7 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.plan import resolve_plan
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost, bank_key
 from benchmark.training.head_features import (
@@ -28,28 +29,13 @@ from benchmark.training.head_features import (
 )
 from benchmark.training.recipe import CachedHeadPhase
 from data_pipeline import AugmentConfig, SplitTable
-from models import get_entry
-
-
-def stored_features_refusal(model_name: str, weights: str) -> str:
-    """Why `model_name` cannot train phase 1 on stored features ("" when it can, or has no phase 1 at all)."""
-    entry = get_entry(model_name)
-    if entry.components or entry.zero_shot:
-        return ""  # late fusion and zero-shot rows train no head
-    if entry.modality != "image":
-        return f"{model_name} has a {entry.modality} input: its phase 1 must run online"
-    if not entry.pretrained or weights == "none":
-        return f"{model_name} trains from scratch here (no frozen pretrained backbone to store features of)"
-    return ""
 
 
 def check_head_features(config: RunConfig, models: list[str]) -> None:
-    """`--head-features cached` on a model that cannot use it is a usage error, not a silent online run."""
-    if config.head_features != "cached":
-        return
+    """`--head-features cached` on a model that cannot use it is a usage error, not a silent online
+    run: the model's plan refuses it (`benchmark.plan.resolve_plan`), before the first cell."""
     for model in models:
-        if reason := stored_features_refusal(model, config.weights):
-            raise UsageError(f"--head-features cached: {reason}; use --head-features auto or online")
+        resolve_plan(config, model)
 
 
 def phase1_mode(config: RunConfig, built, augment: AugmentConfig | None) -> str:

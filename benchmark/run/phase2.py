@@ -20,6 +20,7 @@ import numpy as np
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.io import write_text_atomic
+from benchmark.plan.model_plan import NO_STORED_FEATURES
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import FeatureBank
 from benchmark.training.finetune_bank import (
@@ -57,11 +58,7 @@ def structural_refusal(built, settings: RecipeSettings) -> tuple[BackboneCut | N
         or built.blocks is not None
         or not supports_cached_features(built)
     ):
-        return (
-            None,
-            "no frozen pretrained image backbone under the shared head "
-            "(scratch, text, fusion or hub)",
-        )
+        return None, NO_STORED_FEATURES
     cut, reason = find_cut(built.backbone, settings.fine_tune_layers)
     if cut is None:
         return None, reason

@@ -322,7 +322,6 @@ def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmO
     """What `run_benchmark.py slurm` does: prepare the run once, write the scripts, print or submit them."""
     from benchmark.run.fetch_weights import check_weights_available
     from benchmark.run.folder import prepare_run
-    from benchmark.run.phase1 import check_head_features
 
     options.validate()
     if run_dir is None:
@@ -331,10 +330,11 @@ def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmO
         raise UsageError("--wait needs --submit")
     if submit and shutil.which("sbatch") is None:
         raise UsageError("sbatch not found on PATH; run this on a Slurm login node or drop --submit")
-    context = prepare_run(config, Path(run_dir), force=force)  # writes config.yaml and the split file(s), once
+    # Resolves every model's plan (refusing what a model cannot honour), then writes config.yaml
+    # and the split file(s), once.
+    context = prepare_run(config, Path(run_dir), force=force)
     models = list(dict.fromkeys(cell.model for cell in context.cells))
     check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
-    check_head_features(context.config, models)
     plan = write_slurm_scripts(context, options)
     print(f"run folder: {plan.run_dir} ({len(context.cells)} cells, {len(plan.pending)} to run)")
     print(f"scripts: {plan.slurm_dir}")

@@ -18,7 +18,7 @@ from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, image_cache_root
 from benchmark.run.grid import Cell
 from benchmark.run.records import CellRecord
-from models import build_zero_shot, get_entry
+from models import build_zero_shot
 
 NOTE = "zero-shot: no training (alpha and seed do not apply; one cell per run)"
 
@@ -28,15 +28,15 @@ def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]
     import keras
 
     config, split = ctx.config, ctx.split
-    entry = get_entry(cell.model)
+    plan = ctx.plan(cell.model)
     started = time.perf_counter()
     keras.backend.clear_session()
     keras.utils.set_random_seed(cell.seed)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
     built = build_zero_shot(cell.model, split.class_names, config.zero_shot_prompts, weights=config.weights,
-                            image_size=config.image_size)
-    inputs = CellInputs.for_model(config, entry, built, image_cache_root(ctx.run_dir))
+                            image_size=plan.image_size)
+    inputs = CellInputs.for_model(config, plan, built, image_cache_root(ctx.run_dir))
     build_seconds = time.perf_counter() - started
     eval_start = time.perf_counter()
     evaluated = evaluated_probabilities(built.model, inputs, split, config.batch_size, config.tta)
@@ -45,9 +45,9 @@ def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]
     record = evaluation_record(ctx, cell, **evaluated)
     record = dataclasses.replace(
         record,
-        weights=f"keras-hub preset {entry.preset} ({config.weights}), zero-shot",
+        weights=f"keras-hub preset {plan.entry.preset} ({config.weights}), zero-shot",
         image_size=inputs.image_size,
-        preprocess=entry.preprocess,
+        preprocess=plan.preprocess,
         head_features="none (zero-shot)",
         precision=precision,
         strategy="none",

@@ -20,7 +20,6 @@ import pandas as pd
 from benchmark.results import stats
 from benchmark.run.records import CellRecord
 from benchmark.tracking.store import MlflowStore, flat_params
-from models import get_entry
 
 GRID_KEYS = ("models", "alphas", "seeds")  # one value per cell: logged as model, alpha, seed
 FINAL_KEYS = (
@@ -49,18 +48,17 @@ RECORD_TAGS = (
 )
 
 
-def cell_params(config: dict[str, Any], cell) -> dict[str, Any]:
-    """The cell's resolved configuration: grid lists replaced by the cell's values, model defaults
-    filled in."""
-    entry = get_entry(cell.model)
+def cell_params(config: dict[str, Any], cell, plan) -> dict[str, Any]:
+    """The cell's resolved configuration: grid lists replaced by the cell's values, and the model's
+    own side and fine-tune depth from its plan (`benchmark.plan.ModelPlan`)."""
     params = {key: value for key, value in config.items() if key not in GRID_KEYS}
     params.update(model=cell.model, alpha=cell.alpha, seed=cell.seed, cell_index=cell.index)
     if getattr(cell, "fold", None) is not None:  # K-fold runs: which fold's split the cell used
         params["fold"] = cell.fold
-    if entry.modality != "text":
-        params["image_size"] = config.get("image_size") or entry.input_size
+    if plan.modality != "text":
+        params["image_size"] = plan.image_size
     if config.get("fine_tune_layers") is None:
-        params["fine_tune_layers"] = entry.fine_tune_layers
+        params["fine_tune_layers"] = plan.fine_tune_layers
     return flat_params(params)
 
 

@@ -151,7 +151,7 @@ class ExperimentTracker(GridTracker):
         run_id = self.mlflow.open_child(
             cell.cell_id,
             name=cell.cell_id,
-            params=summary.cell_params(ctx.config.to_dict(), cell),
+            params=summary.cell_params(ctx.config.to_dict(), cell, ctx.plan(cell.model)),
             tags={"benchmark.cell_id": cell.cell_id, "benchmark.kind": "cell"},
         )
         if run_id is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from benchmark.training.settings import progressive_refusal  # noqa: F401  (re-exported)
 from models import ModelError
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models import ModelError, get_entry
-
 MIN_SIDE = 16  # five 2x2 poolings still leave a 1x1 map
 
 
@@ -36,27 +34,34 @@ class RecipeSettings:
     jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
 
 
-def progressive_refusal(sizes: list[int], image_size: int | None, model: str) -> str | None:
-    """Why `model` cannot train on the side schedule `sizes` (None when it can): one line naming
+def progressive_refusal(
+    sizes: list[int] | tuple[int, ...],
+    final: int | None = None,
+    model: str = "",
+    *,
+    pretrained: bool = False,
+) -> str | None:
+    """Why a network cannot train on the side schedule `sizes` (None when it can): one line naming
     the flag.
 
-    That the sides are whole numbers is `RunConfig`'s type check (its `list[int]` annotation).
+    Without `final` only the schedule itself is judged (`RunConfig` does that); the run's model
+    plan (`benchmark.plan`) adds the model's final side and whether it is pretrained. That the
+    sides are whole numbers is `RunConfig`'s type check (its `list[int]` annotation).
     """
     if not sizes:
         return None
     if sizes[0] < MIN_SIDE or any(b <= a for a, b in zip(sizes, sizes[1:])):
-        return f"--progressive-sizes must rise strictly from at least {MIN_SIDE} px, got {sizes}"
-    try:
-        entry = get_entry(model)
-    except ModelError:
-        return None  # the unknown name is reported where the grid is resolved
-    final = image_size or entry.input_size
+        return (
+            f"--progressive-sizes must rise strictly from at least {MIN_SIDE} px, got {list(sizes)}"
+        )
+    if final is None:
+        return None
     if sizes[-1] >= final:
         return (
-            f"--progressive-sizes {sizes} must stay below the final side {final} px "
+            f"--progressive-sizes {list(sizes)} must stay below the final side {final} px "
             f"(--image-size) of {model}"
         )
-    if entry.pretrained:
+    if pretrained:
         return (
             "--progressive-sizes applies to the networks built to train from scratch "
             f"(simple_cnn); {model} is a pretrained backbone with a fixed input size: "

@@ -36,6 +36,7 @@ import yaml
 from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError, first_line
 from benchmark.io import write_json_atomic, write_text_atomic
+from benchmark.plan.model_plan import model_kind
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import check_captions, resolve_split
@@ -184,7 +185,7 @@ def single_model(name: str) -> str:
     names = resolve_model_names([name])
     if len(names) != 1:
         raise UsageError(f"--model {name!r} matches {len(names)} models ({', '.join(names)}); tune one at a time")
-    if get_entry(names[0]).components:
+    if model_kind(get_entry(names[0])) == "late_fusion":
         raise UsageError(f"{names[0]} combines trained cells and has nothing to train; tune its components instead")
     return names[0]
 

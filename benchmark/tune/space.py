@@ -34,6 +34,7 @@ import yaml
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError, first_line
+from benchmark.plan import resolve_plan
 from benchmark.run.cell import build_spec, recipe_settings
 from models import HeadConfig, SimpleCNNConfig, get_entry
 
@@ -207,7 +208,7 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
     if name == "fine_tune_layers":
         return recipe_settings(base, model).fine_tune_layers  # None in the config means the model's own default
     if name == "image_size":
-        return base.image_size or get_entry(model).input_size
+        return resolve_plan(base, model).image_size
     if name in CNN_KEYS:
         return getattr(base.simple_cnn_config(), name.split(".", 1)[1])
     return getattr(base, name)

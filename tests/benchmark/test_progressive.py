@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
-from benchmark.training.progressive import ProgressiveResizing, progressive_refusal, stage_sides
+from benchmark.plan import resolve_plan, resolve_plans
+from benchmark.training.progressive import ProgressiveResizing, stage_sides
 from benchmark.training.recipe import RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, make_dataset
 from models import BuiltModel
@@ -22,18 +23,26 @@ def test_the_epochs_split_evenly_across_the_stages_and_always_end_at_the_full_si
 
 
 def test_schedules_a_network_cannot_follow_are_refused_in_one_line_naming_the_flag():
-    assert progressive_refusal([], 96, "mobilenet_v2") is None
-    assert progressive_refusal([48, 64], 96, "simple_cnn") is None
-    assert progressive_refusal([48, 64], None, "simple_cnn") is None  # simple_cnn's own side is 128
+    def refusal(sizes, size, model):
+        try:
+            resolve_plan(RunConfig(models=[model], image_size=size, progressive_sizes=sizes), model)
+        except UsageError as err:
+            return str(err)
+        return None
+
+    assert refusal([], 96, "mobilenet_v2") is None
+    assert refusal([48, 64], 96, "simple_cnn") is None
+    assert refusal([48, 64], None, "simple_cnn") is None  # simple_cnn's own side is 128
     for sizes, size, model, words in (([64, 48], 96, "simple_cnn", "rise strictly"),
                                       ([8, 64], 96, "simple_cnn", "at least 16"),
                                       ([64, 96], 96, "simple_cnn", "below the final side 96"),
                                       ([128], None, "simple_cnn", "below the final side 128"),
                                       ([64], 96, "mobilenet_v2", "pretrained backbone")):
-        reason = progressive_refusal(sizes, size, model)
+        reason = refusal(sizes, size, model)
         assert reason.startswith("--progressive-sizes") and words in reason, reason
     with pytest.raises(UsageError, match="--progressive-sizes"):
-        RunConfig(models=["simple_cnn", "mobilenet_v2"], image_size=96, progressive_sizes=[64])
+        resolve_plans(RunConfig(models=["simple_cnn", "mobilenet_v2"], image_size=96,
+                                progressive_sizes=[64]))
 
 
 def test_the_flag_and_config_files_set_it_and_old_runs_without_it_resume():

@@ -5,7 +5,6 @@ import json
 import socket
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -189,6 +188,7 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     tmp_path, capsys
 ):
     pytest.importorskip("mlflow")
+    from benchmark.run.folder import RunContext
     from benchmark.run.grid import build_grid
     from benchmark.run.records import CellRecord
     from benchmark.tracking import make_tracker
@@ -199,7 +199,7 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     config = RunConfig(
         models=["simple_cnn"], alphas=[0.0, 1.0], mlflow=f"http://127.0.0.1:{closed}"
     )
-    ctx = SimpleNamespace(config=config, run_dir=tmp_path, cells=build_grid(config))
+    ctx = RunContext(config, tmp_path, None, build_grid(config))  # plans resolved on demand
     tracker, started = make_tracker(config, tmp_path), time.monotonic()
     tracker.start_grid(ctx)
     for cell in ctx.cells:

@@ -6,7 +6,8 @@ import pytest
 
 from benchmark.config.run_config import resolve_config
 from benchmark.errors import UsageError
-from benchmark.run.preflight import check_inputs, takes_weights_file
+from benchmark.plan import takes_weights_file
+from benchmark.run.preflight import check_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "cli"))
 from cli_helpers import one_line_error, run_cli  # noqa: E402
