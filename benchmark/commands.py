@@ -17,7 +17,6 @@ from benchmark.results.tables import build_tables, to_markdown
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finish_late_fusion, run_grid
-from benchmark.run.phase1 import check_head_features
 from benchmark.run.records import finished_cell_ids
 from benchmark.tracking import make_tracker
 
@@ -39,7 +38,6 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
     check_weights_available(
         models, context.config.weights, context.config.text_encoder, context.config.image_size
     )
-    check_head_features(context.config, models)
     if dry_run:
         print_dry_run(context)
         return 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from benchmark.config.run_config import RunConfig
 from benchmark.plan import expand_components
+from benchmark.plan.model_plan import model_kind
 from benchmark.run.cell_key import CellKey
 from models import get_entry
 
@@ -41,7 +42,7 @@ def build_grid(config: RunConfig) -> list[Cell]:
     folds = [None] if config.folds is None else list(range(config.folds))
     cells = []
     for model in expand_components(config.models):
-        zero_shot = get_entry(model).zero_shot
+        zero_shot = model_kind(get_entry(model)) == "zero_shot"
         for alpha in config.alphas[:1] if zero_shot else config.alphas:
             for seed in config.seeds[:1] if zero_shot else config.seeds:
                 for fold in folds:

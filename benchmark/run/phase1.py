@@ -15,7 +15,6 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
-from benchmark.plan import resolve_plan
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost, bank_key
 from benchmark.training.head_features import (
@@ -29,13 +28,6 @@ from benchmark.training.head_features import (
 )
 from benchmark.training.recipe import CachedHeadPhase
 from data_pipeline import AugmentConfig, SplitTable
-
-
-def check_head_features(config: RunConfig, models: list[str]) -> None:
-    """`--head-features cached` on a model that cannot use it is a usage error, not a silent online
-    run: the model's plan refuses it (`benchmark.plan.resolve_plan`), before the first cell."""
-    for model in models:
-        resolve_plan(config, model)
 
 
 def phase1_mode(config: RunConfig, built, augment: AugmentConfig | None) -> str:

@@ -13,8 +13,9 @@ from stand_ins import SIZE, colour_split, stand_in_pretrained
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.plan import resolve_plan
 from benchmark.run.cell import CellInputs
-from benchmark.run.phase1 import check_head_features, phase1_mode
+from benchmark.run.phase1 import phase1_mode
 from benchmark.training.feature_bank import BankEpochs, FeatureBank
 from benchmark.training.head_features import feature_extractor, head_model
 from benchmark.training.recipe import RecipeSettings, compile_model, make_optimizer
@@ -219,15 +220,12 @@ def test_cached_on_a_model_that_cannot_store_features_is_refused_in_one_line(spl
     with pytest.raises(
         UsageError, match=r"--head-features cached: mobilenet_v2 trains from scratch here"
     ):
-        check_head_features(RunConfig(head_features="cached", weights="none"), ["mobilenet_v2"])
+        resolve_plan(RunConfig(head_features="cached", weights="none"), "mobilenet_v2")
     with pytest.raises(UsageError, match=r"--head-features cached: simple_cnn trains from scratch"):
-        check_head_features(RunConfig(head_features="cached"), ["simple_cnn"])
-    check_head_features(
-        RunConfig(head_features="cached"), ["mobilenet_v2", "late_fusion_convnext_small"]
-    )
-    check_head_features(
-        RunConfig(head_features="auto", weights="none"), ["simple_cnn"]
-    )  # auto runs online there
+        resolve_plan(RunConfig(head_features="cached"), "simple_cnn")
+    for name in ("mobilenet_v2", "late_fusion_convnext_small"):
+        resolve_plan(RunConfig(head_features="cached"), name)
+    resolve_plan(RunConfig(head_features="auto", weights="none"), "simple_cnn")  # online there
 
 
 def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_must():
