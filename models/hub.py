@@ -9,6 +9,7 @@ The pooled features (class token; SigLIP's attention-pooled vector) go into `hea
 phase-1 features and fusion work as for Keras applications; phase 2 unfreezes the top
 `fine_tune_layers` transformer blocks (`transformer_blocks`), as the text encoder does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,15 +85,21 @@ def load_preset(preset: str, model_name: str, weights: str, image_size: int | No
     `weights`: "imagenet" loads the preset's pretrained weights, "none" its architecture only.
     """
     if weights not in ("imagenet", "none"):
-        raise ModelError(f"--weights {weights!r} does not apply to {model_name}: keras-hub encoders take imagenet "
-                         "(the preset's own weights) or none")
+        raise ModelError(
+            f"--weights {weights!r} does not apply to {model_name}: keras-hub encoders take imagenet "
+            "(the preset's own weights) or none"
+        )
     import keras_hub
 
     kwargs = {"image_shape": (image_size, image_size, 3)} if image_size else {}
     try:
-        backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=weights == "imagenet", **kwargs)
+        backbone = keras_hub.models.Backbone.from_preset(
+            preset, load_weights=weights == "imagenet", **kwargs
+        )
         converter = keras_hub.layers.ImageConverter.from_preset(preset)
-    except Exception as err:  # network, missing kagglehub, unreadable cache: all mean "not available"
+    except (
+        Exception
+    ) as err:  # network, missing kagglehub, unreadable cache: all mean "not available"
         raise ModelError(preset_unavailable_message(preset, model_name, err)) from err
     return backbone, converter
 
@@ -113,8 +120,14 @@ def transformer_blocks(encoder: keras.Model) -> list:
     raise ValueError(f"{encoder.name}: no transformer blocks found")
 
 
-def hub_image_model(encoder: keras.Model, converter, image_size: int, spec: BuildSpec, name: str,
-                    pretrained: bool = True) -> keras.Model:
+def hub_image_model(
+    encoder: keras.Model,
+    converter,
+    image_size: int,
+    spec: BuildSpec,
+    name: str,
+    pretrained: bool = True,
+) -> keras.Model:
     """0..255 image -> converter scale/offset -> encoder -> pooled token (`head_pool`) -> shared head.
 
     The encoder is called in inference mode when pretrained (see `models.head.attach_head`).
@@ -124,8 +137,9 @@ def hub_image_model(encoder: keras.Model, converter, image_size: int, spec: Buil
     from models.custom_layers import ConverterRescaling, TokenPool
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = ConverterRescaling(getattr(converter, "scale", None), getattr(converter, "offset", None),
-                           name="hub_converter")(inputs)
+    x = ConverterRescaling(
+        getattr(converter, "scale", None), getattr(converter, "offset", None), name="hub_converter"
+    )(inputs)
     feed = {"images": x} if isinstance(encoder.input, dict) else x
     features = encoder(feed, training=False) if pretrained else encoder(feed)
     pooled = TokenPool(name=f"{HEAD_PREFIX}pool")(features)
@@ -136,24 +150,47 @@ def _builder_for(row: HubEncoder, model_name: str):
     def build(spec: BuildSpec) -> BuiltModel:
         size = spec.image_size or row.input_size
         if size != row.input_size and not row.resizable:
-            raise ModelError(f"{model_name} runs at its preset's {row.input_size} px (fixed position embeddings); "
-                             f"drop --image-size {size} or pick a resizable encoder (hub_dinov2_*)")
-        backbone, converter = load_preset(row.preset, model_name, spec.weights,
-                                          image_size=size if row.resizable and size != row.input_size else None)
+            raise ModelError(
+                f"{model_name} runs at its preset's {row.input_size} px (fixed position embeddings); "
+                f"drop --image-size {size} or pick a resizable encoder (hub_dinov2_*)"
+            )
+        backbone, converter = load_preset(
+            row.preset,
+            model_name,
+            spec.weights,
+            image_size=size if row.resizable and size != row.input_size else None,
+        )
         encoder = vision_encoder(backbone)
-        model = hub_image_model(encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none")
-        return BuiltModel(model=model, backbone=encoder, entry=None, weights=spec.weights,
-                          blocks=transformer_blocks(encoder))
+        model = hub_image_model(
+            encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none"
+        )
+        return BuiltModel(
+            model=model,
+            backbone=encoder,
+            entry=None,
+            weights=spec.weights,
+            blocks=transformer_blocks(encoder),
+        )
 
     build.__name__ = model_name
-    build.__doc__ = f"keras-hub {row.family} encoder {row.preset} under the shared head; raw 0..255 input."
+    build.__doc__ = (
+        f"keras-hub {row.family} encoder {row.preset} under the shared head; raw 0..255 input."
+    )
     return build
 
 
 for _row in HUB_ENCODERS:
     _name = f"hub_{_row.preset}"
-    add_entry(ModelEntry(name=_name, family=f"hub_{_row.family}", builder=_builder_for(_row, _name),
-                         input_size=_row.input_size, preprocess="raw", fine_tune_layers=_row.fine_tune_layers,
-                         preset=_row.preset,
-                         min_input_size=_row.input_size if not _row.resizable else 28,
-                         max_input_size=None if _row.resizable else _row.input_size))
+    add_entry(
+        ModelEntry(
+            name=_name,
+            family=f"hub_{_row.family}",
+            builder=_builder_for(_row, _name),
+            input_size=_row.input_size,
+            preprocess="raw",
+            fine_tune_layers=_row.fine_tune_layers,
+            preset=_row.preset,
+            min_input_size=_row.input_size if not _row.resizable else 28,
+            max_input_size=None if _row.resizable else _row.input_size,
+        )
+    )

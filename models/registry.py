@@ -4,6 +4,7 @@ Learned from timm's `register_model`: adding a model is one decorated function, 
 rest of the suite needs to know about it (input size, preprocessing contract, how far to fine-tune)
 is declared beside it as plain data, so the runner can hand it to the data pipeline.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -70,15 +71,23 @@ class ModelEntry:
 
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_CONTRACTS:
-            raise ValueError(f"{self.name}: unknown preprocess contract {self.preprocess!r}; "
-                             f"expected one of {PREPROCESS_CONTRACTS}")
+            raise ValueError(
+                f"{self.name}: unknown preprocess contract {self.preprocess!r}; "
+                f"expected one of {PREPROCESS_CONTRACTS}"
+            )
         if self.modality not in MODALITIES:
-            raise ValueError(f"{self.name}: unknown modality {self.modality!r}; expected one of {MODALITIES}")
+            raise ValueError(
+                f"{self.name}: unknown modality {self.modality!r}; expected one of {MODALITIES}"
+            )
         if self.builder is None and not self.components and not self.zero_shot:
-            raise ValueError(f"{self.name}: an entry without a builder must name the components it combines "
-                             "or be a zero-shot row")
+            raise ValueError(
+                f"{self.name}: an entry without a builder must name the components it combines "
+                "or be a zero-shot row"
+            )
         if self.zero_shot and not self.preset:
-            raise ValueError(f"{self.name}: a zero-shot row needs the keras-hub preset it scores with")
+            raise ValueError(
+                f"{self.name}: a zero-shot row needs the keras-hub preset it scores with"
+            )
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -146,7 +155,11 @@ def get_entry(name: str) -> ModelEntry:
     if key in _REGISTRY:
         return _REGISTRY[key]
     close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}? (--list-models lists them all)" if close else "; --list-models lists them all"
+    hint = (
+        f"; did you mean {', '.join(close)}? (--list-models lists them all)"
+        if close
+        else "; --list-models lists them all"
+    )
     raise ModelError(f"unknown model {name!r}{hint}")
 
 
@@ -158,11 +171,15 @@ def build_model(name: str, spec: BuildSpec) -> BuiltModel:
     """
     entry = get_entry(name)
     if entry.zero_shot:
-        raise ModelError(f"{entry.name} is a zero-shot row: it is scored against class prompts, "
-                         "not built for training (models.zero_shot.build_zero_shot)")
+        raise ModelError(
+            f"{entry.name} is a zero-shot row: it is scored against class prompts, "
+            "not built for training (models.zero_shot.build_zero_shot)"
+        )
     if entry.builder is None:
-        raise ModelError(f"{entry.name} is combined from trained {' and '.join(entry.components)} "
-                         "cells, not built")
+        raise ModelError(
+            f"{entry.name} is combined from trained {' and '.join(entry.components)} "
+            "cells, not built"
+        )
     built = entry.builder(spec)
     built.entry = entry
     return built
@@ -180,7 +197,9 @@ def resolve_model_names(patterns: list[str]) -> list[str]:
         elif any(ch in pattern for ch in "*?["):
             matches = list_models(pattern)
             if not matches:
-                raise ModelError(f"--models pattern {pattern!r} matches no registered model; see --list-models")
+                raise ModelError(
+                    f"--models pattern {pattern!r} matches no registered model; see --list-models"
+                )
         else:
             matches = [get_entry(pattern).name]
         resolved.extend(m for m in matches if m not in resolved)

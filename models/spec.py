@@ -1,4 +1,5 @@
 """Plain-data description of what to build, and what a builder hands back."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,4 +73,3 @@ class BuiltModel:
         MobileNets predict one class), so such models train whole, in one phase, like simple_cnn.
         """
         return self.text_backbone is None and (self.backbone is None or self.weights == "none")
-

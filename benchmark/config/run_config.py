@@ -3,6 +3,7 @@
 Every key a config file or preset may hold is a field here, so a misspelt key fails at once with
 its name, and the resolved configuration saved in the run folder says exactly what was run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,11 +45,15 @@ class RunConfig:
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.5, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0])
     # Data
-    data: str | None = None  # class-folder root, pre-split root or CSV manifest; None = embedded sample
+    data: str | None = (
+        None  # class-folder root, pre-split root or CSV manifest; None = embedded sample
+    )
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_seed: int = 0
     split_file: str | None = None
-    folds: int | None = None  # K-fold cross-validation: K splits (splits/fold<k>.csv), every cell once per fold; None = one split
+    folds: int | None = (
+        None  # K-fold cross-validation: K splits (splits/fold<k>.csv), every cell once per fold; None = one split
+    )
     skip_corrupt: bool = False
     # Model
     weights: str = "imagenet"
@@ -74,11 +79,15 @@ class RunConfig:
     fine_tune_layers: int | str | None = None  # None = the model's default; "all"; 0 skips phase 2
     weight_decay: float = _RECIPE.weight_decay
     label_smoothing: float = _RECIPE.label_smoothing
-    lr_schedule: str = _RECIPE.lr_schedule  # "constant" or "cosine" (decay over each phase's epoch budget)
+    lr_schedule: str = (
+        _RECIPE.lr_schedule
+    )  # "constant" or "cosine" (decay over each phase's epoch budget)
     warmup_epochs: int = _RECIPE.warmup_epochs
     patience: int = _RECIPE.patience
     monitor: str = _RECIPE.monitor
-    ema: bool = _RECIPE.ema  # weight averaging: AdamW's EMA of the weights is what is validated, kept and evaluated
+    ema: bool = (
+        _RECIPE.ema
+    )  # weight averaging: AdamW's EMA of the weights is what is validated, kept and evaluated
     ema_momentum: float = _RECIPE.ema_momentum
     augment: bool = True
     augment_strength: float = 1.0
@@ -92,12 +101,16 @@ class RunConfig:
     # Evaluation
     tta: int = 0  # test-time views averaged for val and test (data_pipeline.tta.VIEWS); 0 = off
     # Devices
-    precision: str = "auto"  # float32, mixed_float16, mixed_bfloat16; auto = float32 on CPU, mixed on GPU
+    precision: str = (
+        "auto"  # float32, mixed_float16, mixed_bfloat16; auto = float32 on CPU, mixed on GPU
+    )
     strategy: str = "auto"  # mirrored, none; auto = MirroredStrategy when several GPUs are visible
     # Outputs
     save_models: str = "best"  # best (per model), all, none
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
-    isolate_cells: str = "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
+    isolate_cells: str = (
+        "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
+    )
     # Experiment tracking (benchmark/tracking/): where results are mirrored, never what they are.
     mlflow: bool | str | None = None  # None/False off; True/"local": RUN_DIR/mlflow.db; else a URI
     mlflow_experiment: str | None = None  # None = named after the run folder
@@ -111,14 +124,23 @@ class RunConfig:
         annotations = {f.name: f.type for f in dataclasses.fields(self)}
         problems = type_errors({key: getattr(self, key) for key in annotations}, annotations)
         if problems:
-            raise UsageError(f"bad configuration: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-        self.alphas = [float(alpha) + 0.0 for alpha in self.alphas]  # -0.0 + 0.0 is 0.0: one cell id, not two
+            raise UsageError(
+                f"bad configuration: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+        self.alphas = [
+            float(alpha) + 0.0 for alpha in self.alphas
+        ]  # -0.0 + 0.0 is 0.0: one cell id, not two
         for key, values in (("alphas", self.alphas), ("seeds", self.seeds)):
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
-                raise UsageError(f"--{key} repeats {', '.join(f'{v:g}' for v in repeated)}; give each value once")
+                raise UsageError(
+                    f"--{key} repeats {', '.join(f'{v:g}' for v in repeated)}; give each value once"
+                )
         if any(seed < 0 for seed in self.seeds) or self.split_seed < 0:
-            raise UsageError(f"--seeds and --split-seed must be >= 0, got {self.seeds} and {self.split_seed}")
+            raise UsageError(
+                f"--seeds and --split-seed must be >= 0, got {self.seeds} and {self.split_seed}"
+            )
         if not self.models:
             raise UsageError("--models names no model")
         if not self.alphas:
@@ -132,53 +154,82 @@ class RunConfig:
             validate_tta(self.tta)
         except DataError as err:
             raise UsageError(str(err)) from None
-        if self.split[1] <= 0:  # a run also needs validation images: early stopping and ranking read them
+        if (
+            self.split[1] <= 0
+        ):  # a run also needs validation images: early stopping and ranking read them
             raise UsageError(f"--split needs non-zero train and val ratios, got {self.split}")
         if self.folds is not None and self.folds < 2:
-            raise UsageError(f"--folds must be at least 2 (K-fold cross-validation), got {self.folds}; leave it out for one split")
+            raise UsageError(
+                f"--folds must be at least 2 (K-fold cross-validation), got {self.folds}; leave it out for one split"
+            )
         if self.folds is not None and self.split_file:
-            raise UsageError("--split-file and --folds exclude each other: --folds makes its own K splits; "
-                             "drop one of them")
+            raise UsageError(
+                "--split-file and --folds exclude each other: --folds makes its own K splits; "
+                "drop one of them"
+            )
         bad_numbers = non_finite_keys({key: getattr(self, key) for key in annotations})
         if bad_numbers:
             key = bad_numbers[0]
-            raise UsageError(f"--{key.replace('_', '-')} must be finite, got {getattr(self, key)!r}")
+            raise UsageError(
+                f"--{key.replace('_', '-')} must be finite, got {getattr(self, key)!r}"
+            )
         positive = ("batch_size", "initial_lr", "fine_tune_lr")
         for key in positive:
             if getattr(self, key) <= 0:
-                raise UsageError(f"--{key.replace('_', '-')} must be positive, got {getattr(self, key)}")
+                raise UsageError(
+                    f"--{key.replace('_', '-')} must be positive, got {getattr(self, key)}"
+                )
         for key in ("initial_epochs", "fine_tune_epochs", "patience", "warmup_epochs"):
             if getattr(self, key) < 0:
-                raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
+                raise UsageError(
+                    f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}"
+                )
         if self.image_size is not None and not 32 <= self.image_size <= MAX_IMAGE_SIZE:
-            raise UsageError(f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
+            raise UsageError(
+                f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
+            )
         for key in ("weight_decay", "augment_strength", "fine_tune_bank_limit"):
             if getattr(self, key) < 0:
-                raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}")
+                raise UsageError(
+                    f"--{key.replace('_', '-')} must be >= 0, got {getattr(self, key)}"
+                )
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.fusion_dropout < 1:
-            raise UsageError("--label-smoothing and --fusion-dropout must be in [0, 1), "
-                             f"got {self.label_smoothing} and {self.fusion_dropout}")
+            raise UsageError(
+                "--label-smoothing and --fusion-dropout must be in [0, 1), "
+                f"got {self.label_smoothing} and {self.fusion_dropout}"
+            )
         if not 0 <= self.ema_momentum < 1:
             raise UsageError(f"--ema-momentum must be in [0, 1), got {self.ema_momentum}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.fine_tune_layers, str) and self.fine_tune_layers != "all":
-            raise UsageError(f"--fine-tune-layers must be a number or 'all', got {self.fine_tune_layers!r}")
+            raise UsageError(
+                f"--fine-tune-layers must be a number or 'all', got {self.fine_tune_layers!r}"
+            )
         if isinstance(self.fine_tune_layers, int) and self.fine_tune_layers < 0:
             raise UsageError(f"--fine-tune-layers must be >= 0, got {self.fine_tune_layers}")
         if self.sequence_length < 4 or self.text_fine_tune_layers < 0:
             raise UsageError("--sequence-length must be >= 4 and --text-fine-tune-layers >= 0")
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
-                raise UsageError(f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+                raise UsageError(
+                    f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}"
+                )
         if not (self.mlflow is None or isinstance(self.mlflow, (bool, str))) or self.mlflow == "":
-            raise UsageError(f"--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), got {self.mlflow!r}")
+            raise UsageError(
+                f"--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), got {self.mlflow!r}"
+            )
         if self.mlflow_experiment is not None and not str(self.mlflow_experiment).strip():
             raise UsageError("--mlflow-experiment must not be empty")
-        if (not isinstance(self.zero_shot_prompts, list) or not self.zero_shot_prompts
-                or any(not isinstance(t, str) or "{class}" not in t for t in self.zero_shot_prompts)):
-            raise UsageError("zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
-                             f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}")
+        if (
+            not isinstance(self.zero_shot_prompts, list)
+            or not self.zero_shot_prompts
+            or any(not isinstance(t, str) or "{class}" not in t for t in self.zero_shot_prompts)
+        ):
+            raise UsageError(
+                "zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
+                f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}"
+            )
         self.simple_cnn_config()
         if reason := progressive_refusal(self.progressive_sizes):  # per model: benchmark.plan
             raise UsageError(reason)
@@ -186,13 +237,19 @@ class RunConfig:
     def simple_cnn_config(self) -> SimpleCNNConfig:
         """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming it."""
         if not isinstance(self.simple_cnn, dict):
-            raise UsageError(f"simple_cnn must be a mapping of SimpleCNNConfig knobs, got {self.simple_cnn!r}")
+            raise UsageError(
+                f"simple_cnn must be a mapping of SimpleCNNConfig knobs, got {self.simple_cnn!r}"
+            )
         try:
             return SimpleCNNConfig(**self.simple_cnn)
         except TypeError as err:
             known = ", ".join(f.name for f in dataclasses.fields(SimpleCNNConfig))
-            unknown = sorted(set(self.simple_cnn) - {f.name for f in dataclasses.fields(SimpleCNNConfig)})
-            raise UsageError(f"simple_cnn has unknown knobs {', '.join(unknown) or err}; known: {known}") from err
+            unknown = sorted(
+                set(self.simple_cnn) - {f.name for f in dataclasses.fields(SimpleCNNConfig)}
+            )
+            raise UsageError(
+                f"simple_cnn has unknown knobs {', '.join(unknown) or err}; known: {known}"
+            ) from err
         except (ValueError, ModelError) as err:
             raise UsageError(f"simple_cnn: {err}") from err
 
@@ -213,7 +270,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise UsageError(f"config file {str(path)!r} is not valid {kind}: {first_line(err, limit=300)}") from err
+        raise UsageError(
+            f"config file {str(path)!r} is not valid {kind}: {first_line(err, limit=300)}"
+        ) from err
     data = data or {}
     if not isinstance(data, dict):
         raise UsageError(f"config file {str(path)!r} must hold a mapping of keys to values")
@@ -234,7 +293,11 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def resolve_config(preset: str | None = None, config_file: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def resolve_config(
+    preset: str | None = None,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
     """Merges defaults < preset < config file < flags (flags given as non-None overrides)."""
     merged: dict[str, Any] = {}
     if preset:
@@ -251,8 +314,10 @@ def resolve_config(preset: str | None = None, config_file: str | None = None, ov
         raise UsageError(f"bad configuration: {err}") from err
     # Ignored without --ema, yet saved; the default passes (every saved config.yaml holds it).
     if not config.ema and config.ema_momentum != _RECIPE.ema_momentum:
-        raise UsageError(f"--ema-momentum {config.ema_momentum:g} sets the weight average of "
-                         "--ema, which is off; add --ema, or drop --ema-momentum")
+        raise UsageError(
+            f"--ema-momentum {config.ema_momentum:g} sets the weight average of "
+            "--ema, which is off; add --ema, or drop --ema-momentum"
+        )
     return config
 
 
@@ -265,7 +330,9 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 # Keys that change what a run writes around its results, not the results: a resume may change them.
-OUTPUT_ONLY_KEYS = frozenset({"profile", "save_models", "isolate_cells", "mlflow", "mlflow_experiment", "tensorboard"})
+OUTPUT_ONLY_KEYS = frozenset(
+    {"profile", "save_models", "isolate_cells", "mlflow", "mlflow_experiment", "tensorboard"}
+)
 # Keys that choose which cells a grid has, not how one cell trains.
 GRID_AXES = frozenset({"models", "alphas", "seeds"})
 
@@ -275,14 +342,25 @@ GRID_AXES = frozenset({"models", "alphas", "seeds"})
 # an old folder resumes, and its finished cells count, without `--force`.
 # The fine-tune bank keys choose how phase 2 computes its frozen layers, not what trains (as
 # head_features does for phase 1): an old folder's phase 2 ran online; resumed cells may bank.
-ABSENT_MEANS_DEFAULT = frozenset({"tta", "ema", "ema_momentum", "progressive_sizes",
-                                  "fine_tune_features", "fine_tune_bank_limit"})
+ABSENT_MEANS_DEFAULT = frozenset(
+    {
+        "tta",
+        "ema",
+        "ema_momentum",
+        "progressive_sizes",
+        "fine_tune_features",
+        "fine_tune_bank_limit",
+    }
+)
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys that change results and differ between a run folder's saved config and the requested one."""
-    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
-                for f in dataclasses.fields(RunConfig) if f.name in ABSENT_MEANS_DEFAULT}
+    defaults = {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(RunConfig)
+        if f.name in ABSENT_MEANS_DEFAULT
+    }
     saved = {**defaults, **saved}
     keys = (set(saved) | set(current)) - OUTPUT_ONLY_KEYS
     if not saved.get("ema") and not current.get("ema"):  # no average: its momentum changed nothing

@@ -4,6 +4,7 @@ A config file can hold anything YAML parses (`batch_size: big`, `alphas: 0.5`), 
 must be one line naming the key, not a `TypeError` deep inside training. The annotations are the
 one description of each key's type, so nothing is restated here.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,14 +35,21 @@ def value_matches(value: Any, annotation: str) -> bool:
 
 def type_errors(values: dict[str, Any], annotations: dict[str, str]) -> list[str]:
     """One message per key whose value does not fit its annotation."""
-    return [f"{key} (--{key.replace('_', '-')}) must be {annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
-            for key, annotation in annotations.items() if not value_matches(values[key], annotation)]
+    return [
+        f"{key} (--{key.replace('_', '-')}) must be {annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
+        for key, annotation in annotations.items()
+        if not value_matches(values[key], annotation)
+    ]
 
 
 def non_finite_keys(values: dict[str, Any]) -> list[str]:
     """Keys holding NaN or an infinity (alone or in a list): a learning rate of NaN trains nothing."""
+
     def finite(value: Any) -> bool:
         return not isinstance(value, float) or math.isfinite(value)
 
-    return [key for key, value in values.items()
-            if not all(finite(v) for v in (value if isinstance(value, list) else [value]))]
+    return [
+        key
+        for key, value in values.items()
+        if not all(finite(v) for v in (value if isinstance(value, list) else [value]))
+    ]

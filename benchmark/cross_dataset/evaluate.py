@@ -6,6 +6,7 @@ a figure here is what a user of the model would get. DATA is read by `scan_datas
 three layouts, every split pooled: nothing of it is trained on, and images whose decoded pixels the
 run already holds in its `splits.csv` are counted and named in a note rather than silently scored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,9 @@ class ChosenCell:
 
 
 def is_late_fusion(record: CellRecord) -> bool:
-    return bool(record.late_fusion_rule or record.components) or record.registry_name.startswith("late_fusion_")
+    return bool(record.late_fusion_rule or record.components) or record.registry_name.startswith(
+        "late_fusion_"
+    )
 
 
 def choose_cells(run_dir: Path, records: list[CellRecord], which: str) -> list[ChosenCell]:
@@ -85,7 +88,12 @@ def dataset_name(source: Path) -> str:
     (with a corrected label map, say) gets the same name and replaces its earlier rows.
     """
     source = Path(source).expanduser().resolve()
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.stem if source.is_file() else source.name).strip("._") or "data"
+    stem = (
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", source.stem if source.is_file() else source.name).strip(
+            "._"
+        )
+        or "data"
+    )
     return f"{stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:6]}"
 
 
@@ -108,24 +116,36 @@ def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
         return ""
     counts = known.loc[shared].value_counts()
     where = ", ".join(f"{n} in its {split} split" for split, n in counts.items())
-    if split_file.parent.name == "splits":  # K-fold: every image is tested in one fold and trained on in the others
+    if (
+        split_file.parent.name == "splits"
+    ):  # K-fold: every image is tested in one fold and trained on in the others
         where = "each trained on in all but one fold"
-    return (f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself (same decoded pixels; "
-            f"{where}): they are not new to the model, so these figures overstate how it does on unseen photos")
+    return (
+        f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself (same decoded pixels; "
+        f"{where}): they are not new to the model, so these figures overstate how it does on unseen photos"
+    )
 
 
 def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: LabelMap) -> str:
     """A note when text or fusion models read captions that spell out the answer (DATA's class or its run class)."""
-    readers = [c.record.cell_id for c in chosen if c.model_file is not None and c.record.modality != "image"]
+    readers = [
+        c.record.cell_id
+        for c in chosen
+        if c.model_file is not None and c.record.modality != "image"
+    ]
     if not readers:
         return ""
     first_target = scored.assign(label=[label_map.targets[label][0] for label in scored["label"]])
-    leak = max(caption_leak_fraction(scored, list(label_map.targets)),
-               caption_leak_fraction(first_target, list(label_map.run_classes)))
+    leak = max(
+        caption_leak_fraction(scored, list(label_map.targets)),
+        caption_leak_fraction(first_target, list(label_map.run_classes)),
+    )
     if leak <= 0.5:
         return ""
-    return (f"{leak:.0%} of DATA's captions (from its manifest or file names) name their class: {', '.join(readers)} "
-            "read the answer there, so their scores overstate what the image and a real caption tell")
+    return (
+        f"{leak:.0%} of DATA's captions (from its manifest or file names) name their class: {', '.join(readers)} "
+        "read the answer there, so their scores overstate what the image and a real caption tell"
+    )
 
 
 def in_domain_interval(run_dir: Path, record: CellRecord) -> list[float]:
@@ -134,27 +154,48 @@ def in_domain_interval(run_dir: Path, record: CellRecord) -> list[float]:
     test = frame[frame["split"] == "test"] if frame is not None else None
     if test is None or test.empty:
         return []
-    return list(bootstrap_ci(test["true"].to_numpy(int), test["pred"].to_numpy(int), seed=max(int(record.seed), 0)))
+    return list(
+        bootstrap_ci(
+            test["true"].to_numpy(int), test["pred"].to_numpy(int), seed=max(int(record.seed), 0)
+        )
+    )
 
 
-def score_cell(chosen: ChosenCell, scored: pd.DataFrame, label_map: LabelMap, run_classes: list[str],
-               run_dir: Path, folder: Path, out_dir: Path) -> ModelEvaluation:
+def score_cell(
+    chosen: ChosenCell,
+    scored: pd.DataFrame,
+    label_map: LabelMap,
+    run_classes: list[str],
+    run_dir: Path,
+    folder: Path,
+    out_dir: Path,
+) -> ModelEvaluation:
     """One saved model on DATA's scored images; its per-image predictions go to `out_dir/<cell>.predictions.csv`."""
     record = chosen.record
-    base = ModelEvaluation(model=record.model, cell_id=record.cell_id, alpha=record.alpha, seed=record.seed,
-                           in_domain_test_accuracy=record.split_metrics("test").get("accuracy"),
-                           in_domain_test_accuracy_ci=in_domain_interval(run_dir, record))
+    base = ModelEvaluation(
+        model=record.model,
+        cell_id=record.cell_id,
+        alpha=record.alpha,
+        seed=record.seed,
+        in_domain_test_accuracy=record.split_metrics("test").get("accuracy"),
+        in_domain_test_accuracy_ci=in_domain_interval(run_dir, record),
+    )
     if chosen.model_file is None:
         base.status, base.reason = SKIPPED, chosen.reason
         return base
     try:
         saved = load_model_file(chosen.model_file)
         if list(saved.info.class_names) != run_classes:
-            base.status, base.reason = SKIPPED, f"its classes ({', '.join(saved.info.class_names)}) are not the run's"
+            base.status, base.reason = (
+                SKIPPED,
+                f"its classes ({', '.join(saved.info.class_names)}) are not the run's",
+            )
             return base
         files = [Path(p) for p in scored["path"]]
         probabilities = probabilities_for_files(saved, files, list(scored["caption"]))
-    except Exception as err:  # one model that cannot load or predict must not cost the others their rows
+    except (
+        Exception
+    ) as err:  # one model that cannot load or predict must not cost the others their rows
         base.status, base.reason = FAILED, f"{type(err).__name__}: {first_line(err)}"
         return base
     data_classes = list(label_map.targets)
@@ -162,19 +203,31 @@ def score_cell(chosen: ChosenCell, scored: pd.DataFrame, label_map: LabelMap, ru
     pred = probabilities.argmax(axis=1)
     targets = target_matrix(label_map, run_classes)
     score = score_predictions(true, pred, targets, data_classes)
-    frame = pd.DataFrame({"path": scored["path"], "label": scored["label"],
-                          "targets": ["|".join(label_map.targets[label]) for label in scored["label"]],
-                          "pred": [run_classes[i] for i in pred], "correct": targets[true, pred]})
+    frame = pd.DataFrame(
+        {
+            "path": scored["path"],
+            "label": scored["label"],
+            "targets": ["|".join(label_map.targets[label]) for label in scored["label"]],
+            "pred": [run_classes[i] for i in pred],
+            "correct": targets[true, pred],
+        }
+    )
     for index, name in enumerate(run_classes):
         frame[f"prob_{name}"] = probabilities[:, index]
     predictions = write_csv_atomic(out_dir / f"{record.cell_id}.predictions.csv", frame)
-    base.images, base.accuracy, base.accuracy_ci = score.images, score.accuracy, list(score.accuracy_ci)
+    base.images, base.accuracy, base.accuracy_ci = (
+        score.images,
+        score.accuracy,
+        list(score.accuracy_ci),
+    )
     base.macro_f1, base.macro_f1_ci = score.macro_f1, list(score.macro_f1_ci)
     base.per_class, base.confusion = score.per_class, score.confusion
     if len(data_classes) == 1:  # no other class: F1 and precision would only restate the recall
         base.macro_f1, base.macro_f1_ci = None, []
-        base.per_class = {name: {k: v for k, v in figures.items() if k in ("recall", "support")}
-                          for name, figures in score.per_class.items()}
+        base.per_class = {
+            name: {k: v for k, v in figures.items() if k in ("recall", "support")}
+            for name, figures in score.per_class.items()
+        }
     base.predictions_file = str(predictions.relative_to(folder))
     return base
 
@@ -183,33 +236,49 @@ def run_classes_of(chosen: list[ChosenCell]) -> list[str]:
     """The run's classes; cells of one run folder share them (one split), which is checked here."""
     names = {tuple(c.record.class_names) for c in chosen}
     if len(names) != 1:
-        raise UsageError(f"the run's cells disagree on their classes ({'; '.join(', '.join(n) for n in sorted(names))}); "
-                         "evaluate one run folder whose cells share a split")
+        raise UsageError(
+            f"the run's cells disagree on their classes ({'; '.join(', '.join(n) for n in sorted(names))}); "
+            "evaluate one run folder whose cells share a split"
+        )
     return list(next(iter(names)))
 
 
-def prepare(run_dir: Path, data: str, label_map_file: str | None, cells: str,
-            skip_corrupt: bool) -> tuple[list[ChosenCell], list[str], ScannedDataset, LabelMap]:
+def prepare(
+    run_dir: Path, data: str, label_map_file: str | None, cells: str, skip_corrupt: bool
+) -> tuple[list[ChosenCell], list[str], ScannedDataset, LabelMap]:
     """Everything checked before any model loads: the run folder, its saved models, DATA and the class translation."""
     if not (run_dir / "cells").is_dir():
-        raise UsageError(f"{str(run_dir)!r} is not a run folder (no cells/ inside); pass the --output of a run")
+        raise UsageError(
+            f"{str(run_dir)!r} is not a run folder (no cells/ inside); pass the --output of a run"
+        )
     records = [r for r in load_records(run_dir) if r.ok]
     if not records:
         raise UsageError(f"run folder {str(run_dir)!r} has no finished cells to evaluate")
     chosen = choose_cells(run_dir, records, cells)
     if not any(c.model_file for c in chosen):
-        raise UsageError(f"run folder {str(run_dir)!r} has no saved model for --cells {cells}: models are saved only while "
-                         "cells train, so train the grid again into a new --output with --save-models best (the default) "
-                         "or all")
+        raise UsageError(
+            f"run folder {str(run_dir)!r} has no saved model for --cells {cells}: models are saved only while "
+            "cells train, so train the grid again into a new --output with --save-models best (the default) "
+            "or all"
+        )
     run_classes = run_classes_of(chosen)
     scanned = scan_dataset(data, skip_corrupt=skip_corrupt, min_classes=1)  # one bin of photos
     mapping = read_label_map_file(label_map_file) if label_map_file else None
-    label_map = resolve_label_map(scanned.class_names, run_classes, mapping, source=label_map_file or "")
+    label_map = resolve_label_map(
+        scanned.class_names, run_classes, mapping, source=label_map_file or ""
+    )
     return chosen, run_classes, scanned, label_map
 
 
-def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, cells: str = "best",
-                     output: str | None = None, skip_corrupt: bool = False) -> int:
+def evaluate_command(
+    run_dir: str,
+    data: str,
+    *,
+    label_map: str | None = None,
+    cells: str = "best",
+    output: str | None = None,
+    skip_corrupt: bool = False,
+) -> int:
     """Scores the chosen saved models on DATA; writes `cross_dataset.csv/.md` (and the run's report section).
 
     Exit 0 when at least one model was scored; 1 when every chosen model failed to load or predict.
@@ -228,7 +297,9 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
         notes.append(f"matched by name, not in the map: {', '.join(translation.by_name)}")
     if len(translation.targets) == 1:
         notes.append(one_class_note(next(iter(translation.targets))))
-    print(f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in {len(translation.targets)} classes)")
+    print(
+        f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in {len(translation.targets)} classes)"
+    )
     print("classes (DATA -> run): " + "; ".join(translation.describe()))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -236,12 +307,26 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
     for item in chosen:
         if item.model_file is not None:
             print(f"scoring {item.record.cell_id} ({item.model_file.name})")
-        results.append(score_cell(item, scored, translation, run_classes, run, folder, evaluations_dir(folder) / name))
+        results.append(
+            score_cell(
+                item, scored, translation, run_classes, run, folder, evaluations_dir(folder) / name
+            )
+        )
     evaluation = CrossDatasetEvaluation(
-        dataset=name, data=str(Path(scanned.source).resolve()), layout=scanned.layout, run_dir=str(run.resolve()),
-        run_classes=run_classes, data_classes=list(translation.targets), mapping=translation.describe(),
-        label_map=label_map or "", cells=cells, left_out=left_out, skipped_files=[list(s) for s in scanned.skipped],
-        notes=notes, models=results)
+        dataset=name,
+        data=str(Path(scanned.source).resolve()),
+        layout=scanned.layout,
+        run_dir=str(run.resolve()),
+        run_classes=run_classes,
+        data_classes=list(translation.targets),
+        mapping=translation.describe(),
+        label_map=label_map or "",
+        cells=cells,
+        left_out=left_out,
+        skipped_files=[list(s) for s in scanned.skipped],
+        notes=notes,
+        models=results,
+    )
     save_evaluation(folder, evaluation)
     csv, markdown = write_cross_dataset_tables(folder)
     print_summary(evaluation)
@@ -249,22 +334,51 @@ def evaluate_command(run_dir: str, data: str, *, label_map: str | None = None, c
         from benchmark.results.report import write_report
 
         report = write_report(run)
-        print(f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written to {run}")
+        print(
+            f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written to {run}"
+        )
     else:
         print(f"{csv.name} and {markdown.name} written to {folder}")
     return 0 if any(r.status == OK for r in results) else 1
 
 
 def one_class_note(data_class: str) -> str:
-    return (f"DATA has one class to score ({data_class}): accuracy and its confusion row are "
-            "reported; macro-F1 and per-class precision and F1 need at least two classes")
+    return (
+        f"DATA has one class to score ({data_class}): accuracy and its confusion row are "
+        "reported; macro-F1 and per-class precision and F1 need at least two classes"
+    )
 
 
 def print_summary(evaluation: CrossDatasetEvaluation) -> None:
-    rows = [[m.cell_id, m.images, m.accuracy, format_ci(*m.accuracy_ci), m.macro_f1, m.in_domain_test_accuracy, m.drop]
-            for m in evaluation.models if m.status == OK]
-    print(tabulate(rows, headers=["cell", "images", "accuracy", "accuracy_ci", "macro_f1", "in_domain_test_accuracy", "drop"],
-                   tablefmt="github", floatfmt=".4f"))
+    rows = [
+        [
+            m.cell_id,
+            m.images,
+            m.accuracy,
+            format_ci(*m.accuracy_ci),
+            m.macro_f1,
+            m.in_domain_test_accuracy,
+            m.drop,
+        ]
+        for m in evaluation.models
+        if m.status == OK
+    ]
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "cell",
+                "images",
+                "accuracy",
+                "accuracy_ci",
+                "macro_f1",
+                "in_domain_test_accuracy",
+                "drop",
+            ],
+            tablefmt="github",
+            floatfmt=".4f",
+        )
+    )
     for model in evaluation.models:
         if model.status != OK:
             print(f"{model.status}: {model.cell_id}: {model.reason}")

@@ -6,6 +6,7 @@ Its probabilities are shown as its cell was scored: averaged over the cell's tes
 divided by the temperature fitted on the cell's validation split (`run.calibrated.shown_probabilities`),
 read from the run's cell record when the model sits in a run folder, else from the sidecar.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,9 +20,20 @@ import pandas as pd
 
 from benchmark.errors import UsageError, first_line
 from benchmark.run.calibrated import shown_probabilities, with_calibration
-from benchmark.run.records import CellRecord, SavedModelInfo, load_records, record_path, validation_rank_key
+from benchmark.run.records import (
+    CellRecord,
+    SavedModelInfo,
+    load_records,
+    record_path,
+    validation_rank_key,
+)
 from benchmark.run.saved_models import saved_model_file
-from data_pipeline import IMAGE_EXTENSIONS, caption_from_filename, image_problem, make_prediction_batch
+from data_pipeline import (
+    IMAGE_EXTENSIONS,
+    caption_from_filename,
+    image_problem,
+    make_prediction_batch,
+)
 from models import preprocess_function, register_custom_layers
 
 
@@ -49,13 +61,23 @@ def cell_record(path: Path, info: SavedModelInfo) -> CellRecord:
     record_file = record_path(run_dir, info.cell_id)
     if Path(path).parent.name == "saved_models" and record_file.is_file():
         try:
-            return with_calibration(run_dir, CellRecord.from_json(json.loads(record_file.read_text())))
+            return with_calibration(
+                run_dir, CellRecord.from_json(json.loads(record_file.read_text()))
+            )
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unreadable record: the sidecar still says how the model was scored
     calibration = {} if info.temperature is None else {"temperature": info.temperature}
-    return CellRecord(cell_id=info.cell_id, index=0, model=info.model, alpha=math.nan if info.alpha is None else info.alpha,
-                      seed=-1 if info.seed is None else info.seed, class_names=info.class_names, modality=info.modality,
-                      tta=info.tta, calibration=calibration)
+    return CellRecord(
+        cell_id=info.cell_id,
+        index=0,
+        model=info.model,
+        alpha=math.nan if info.alpha is None else info.alpha,
+        seed=-1 if info.seed is None else info.seed,
+        class_names=info.class_names,
+        modality=info.modality,
+        tta=info.tta,
+        calibration=calibration,
+    )
 
 
 def best_model_file(run_dir: Path) -> Path:
@@ -91,13 +113,17 @@ def load_model_file(path: Path) -> SavedModel:
 
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
-        raise UsageError(f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict")
+        raise UsageError(
+            f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict"
+        )
     import keras_hub  # noqa: F401  (registers keras-hub layers so text and fusion models deserialize)
 
     try:
         info = SavedModelInfo.read(sidecar)
     except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the model again") from err
+        raise UsageError(
+            f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the model again"
+        ) from err
     register_custom_layers()
     return SavedModel(model=keras.saving.load_model(path, compile=False), path=path, info=info)
 
@@ -124,10 +150,14 @@ def no_readable_image(paths: list[str], unreadable: list[tuple[Path, BaseExcepti
     A folder of non-images is a mistake in the command (exit 2), not a prediction that failed; a
     few unreadable files among good ones are only reported and skipped.
     """
-    reasons = [f"{file.name} ({image_problem(file) or first_line(err)})" for file, err in unreadable[:5]]
+    reasons = [
+        f"{file.name} ({image_problem(file) or first_line(err)})" for file, err in unreadable[:5]
+    ]
     more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
-    return UsageError(f"no readable image in {', '.join(paths)} ({', '.join(reasons)}{more}); "
-                      "pass jpg, jpeg, png, bmp, gif or webp images or folders of them")
+    return UsageError(
+        f"no readable image in {', '.join(paths)} ({', '.join(reasons)}{more}); "
+        "pass jpg, jpeg, png, bmp, gif or webp images or folders of them"
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -136,13 +166,19 @@ def caption_tokenizer(encoder: str, sequence_length: int):
     import keras_hub
 
     tokenizer = keras_hub.models.Tokenizer.from_preset(encoder)
-    packer = keras_hub.layers.StartEndPacker(sequence_length=sequence_length, start_value=tokenizer.start_token_id,
-                                             end_value=tokenizer.end_token_id, pad_value=tokenizer.pad_token_id,
-                                             return_padding_mask=True)
+    packer = keras_hub.layers.StartEndPacker(
+        sequence_length=sequence_length,
+        start_value=tokenizer.start_token_id,
+        end_value=tokenizer.end_token_id,
+        pad_value=tokenizer.pad_token_id,
+        return_padding_mask=True,
+    )
     return tokenizer, packer
 
 
-def model_inputs(saved: SavedModel, files: list[Path], caption: str | list[str] | None, view: int = 0):
+def model_inputs(
+    saved: SavedModel, files: list[Path], caption: str | list[str] | None, view: int = 0
+):
     """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text models, tokenized captions.
 
     `caption` is one caption for every file, a list with one per file, or None (each from its file name).
@@ -151,7 +187,9 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | list[str] 
     modality = info.modality
     inputs = {}
     if modality != "text":
-        inputs["image"] = make_prediction_batch(files, info.image_size, preprocess_function(info.preprocess), view=view)
+        inputs["image"] = make_prediction_batch(
+            files, info.image_size, preprocess_function(info.preprocess), view=view
+        )
     if modality != "image":
         tokenizer, packer = caption_tokenizer(info.text_encoder, info.sequence_length)
         if isinstance(caption, list):
@@ -159,34 +197,49 @@ def model_inputs(saved: SavedModel, files: list[Path], caption: str | list[str] 
         else:
             captions = [caption if caption is not None else caption_from_filename(f) for f in files]
         token_ids, mask = packer(tokenizer(captions))
-        inputs.update(token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32"))
+        inputs.update(
+            token_ids=np.asarray(token_ids), padding_mask=np.asarray(mask).astype("int32")
+        )
     return inputs["image"] if list(inputs) == ["image"] else inputs
 
 
-def file_probabilities(saved: SavedModel, files: list[Path], caption: str | list[str] | None = None) -> np.ndarray:
+def file_probabilities(
+    saved: SavedModel, files: list[Path], caption: str | list[str] | None = None
+) -> np.ndarray:
     """What the user is shown for `files`: the softmax averaged over the cell's test-time views, then calibrated.
 
     Every consumer (predict, cross-dataset evaluation) goes through this one function, so the cell's
     views and temperature are applied once, here.
     """
     views = saved.record.tta if saved.info.modality != "text" else 0
-    raw = np.mean([np.asarray(saved.model.predict(model_inputs(saved, files, caption, view), verbose=0), dtype=np.float64)
-                   for view in range(max(views, 1))], axis=0)
+    raw = np.mean(
+        [
+            np.asarray(
+                saved.model.predict(model_inputs(saved, files, caption, view), verbose=0),
+                dtype=np.float64,
+            )
+            for view in range(max(views, 1))
+        ],
+        axis=0,
+    )
     return shown_probabilities(saved.record, raw)
 
 
-def probabilities_for_files(saved: SavedModel, files: list[Path], captions: list[str] | None = None,
-                            *, batch_size: int = 32) -> np.ndarray:
+def probabilities_for_files(
+    saved: SavedModel, files: list[Path], captions: list[str] | None = None, *, batch_size: int = 32
+) -> np.ndarray:
     """What the user is shown for many readable files, `batch_size` at a time (memory stays bounded)."""
     chunks = []
     for start in range(0, len(files), batch_size):
-        part = files[start:start + batch_size]
-        caption = None if captions is None else captions[start:start + batch_size]
+        part = files[start : start + batch_size]
+        caption = None if captions is None else captions[start : start + batch_size]
         chunks.append(file_probabilities(saved, part, caption))
     return np.concatenate(chunks) if chunks else np.zeros((0, len(saved.info.class_names)))
 
 
-def predict_files(saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+def predict_files(
+    saved: SavedModel, paths: list[str], *, top_k: int = 3, caption: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Top-k labels and probabilities per readable file; unreadable files are reported, not fatal.
 
     When no file at all is readable, a UsageError (`no_readable_image`).

@@ -6,6 +6,7 @@ shows the same columns a new run would. `shown_probabilities` is the single plac
 applied for a user: `predict`, `explain` (and any later command that scores new images) call it, so
 they cannot drift apart from each other or from the leaderboard.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,7 +41,9 @@ def with_calibration(run_dir: Path, record: CellRecord) -> CellRecord:
     """
     if record.calibration or not record.ok:
         return record
-    return dataclasses.replace(record, calibration=calibration_from_predictions(Path(run_dir), record))
+    return dataclasses.replace(
+        record, calibration=calibration_from_predictions(Path(run_dir), record)
+    )
 
 
 def temperature_of(record: CellRecord) -> float | None:

@@ -4,6 +4,7 @@ Two runs pointed at the same `--output` (or Slurm array tasks, or a task and a r
 would otherwise train the same cell twice and share its `work/` backups. The kernel releases an
 `flock` when its process dies however it dies, so a crash or `kill -9` never leaves a cell stuck.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,9 @@ def claim_cell(run_dir: Path, cell_id: str) -> Iterator[bool]:
             yield False
             return
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking at the folder
+        os.write(
+            fd, f"{os.getpid()}\n".encode()
+        )  # who holds it, for a person looking at the folder
         yield True
     finally:
         os.close(fd)  # closing releases the lock

@@ -4,6 +4,7 @@ Measured on a 2-core CPU: oneDNN kernels train 1.2-2x faster (TensorFlow turns t
 on x86 Linux; the CLI keeps that default unless the user set TF_ENABLE_ONEDNN_OPTS), and XLA
 `jit_compile=True` is far slower there, so we never force it on CPU.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -20,7 +21,9 @@ def resolve_precision(requested: str) -> str:
     devices = gpus()
     if not devices:
         return "float32"
-    capability = tf.config.experimental.get_device_details(devices[0]).get("compute_capability", (0, 0))
+    capability = tf.config.experimental.get_device_details(devices[0]).get(
+        "compute_capability", (0, 0)
+    )
     if capability >= (8, 0):
         return "mixed_bfloat16"
     return "mixed_float16" if capability >= (7, 0) else "float32"

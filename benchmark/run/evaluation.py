@@ -1,4 +1,5 @@
 """A cell's metrics and saved predictions from its class probabilities per split."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,15 @@ from benchmark.training.metrics import classification_metrics
 from models import get_entry
 
 
-def evaluation_record(ctx: RunContext, cell: Cell, probabilities: dict[str, np.ndarray], *, variant: str = "",
-                      tta: int = 0, plain_probabilities: dict[str, np.ndarray] | None = None) -> CellRecord:
+def evaluation_record(
+    ctx: RunContext,
+    cell: Cell,
+    probabilities: dict[str, np.ndarray],
+    *,
+    variant: str = "",
+    tta: int = 0,
+    plain_probabilities: dict[str, np.ndarray] | None = None,
+) -> CellRecord:
     """Metrics, calibration and saved predictions of one cell from its class probabilities per split.
 
     `probabilities` are what the leaderboard ranks and the predictions file keeps: averaged over `tta`
@@ -32,26 +40,48 @@ def evaluation_record(ctx: RunContext, cell: Cell, probabilities: dict[str, np.n
         labels[part] = y_true = split.label_indices(part)
         metrics[part] = classification_metrics(y_true, probs, split.class_names)
         frames.append(prediction_frame(part, split.subset(part), y_true, probs, split.class_names))
-    metrics_plain = {part: classification_metrics(labels[part], probs, split.class_names)
-                     for part, probs in (plain_probabilities or {}).items()}
+    metrics_plain = {
+        part: classification_metrics(labels[part], probs, split.class_names)
+        for part, probs in (plain_probabilities or {}).items()
+    }
     predictions_file = predictions_path(ctx.run_dir, cell_id)
     write_csv_atomic(predictions_file, pd.concat(frames, ignore_index=True))
     return CellRecord(
-        cell_id=cell_id, index=cell.index, model=f"{cell.model} ({variant})" if variant else cell.model,
-        registry_name=cell.model, family=entry.family, modality=entry.modality, alpha=cell.alpha, seed=cell.seed, fold=cell.fold,
-        class_names=split.class_names, metrics=metrics, best_val_score=metrics.get("val", {}).get("accuracy"),
-        predictions_file=str(predictions_file.relative_to(ctx.run_dir)), split_fingerprint=ctx.split_fingerprint,
-        config=ctx.config.to_dict(), tta=tta, metrics_plain=metrics_plain,
+        cell_id=cell_id,
+        index=cell.index,
+        model=f"{cell.model} ({variant})" if variant else cell.model,
+        registry_name=cell.model,
+        family=entry.family,
+        modality=entry.modality,
+        alpha=cell.alpha,
+        seed=cell.seed,
+        fold=cell.fold,
+        class_names=split.class_names,
+        metrics=metrics,
+        best_val_score=metrics.get("val", {}).get("accuracy"),
+        predictions_file=str(predictions_file.relative_to(ctx.run_dir)),
+        split_fingerprint=ctx.split_fingerprint,
+        config=ctx.config.to_dict(),
+        tta=tta,
+        metrics_plain=metrics_plain,
         calibration=calibration_summary(probabilities, labels),
         environment=environment_info(),
         caption_warning=ctx.caption_warning if entry.modality != "image" else "",
     )
 
 
-def prediction_frame(part: str, frame: pd.DataFrame, y_true, probabilities: np.ndarray, class_names) -> pd.DataFrame:
+def prediction_frame(
+    part: str, frame: pd.DataFrame, y_true, probabilities: np.ndarray, class_names
+) -> pd.DataFrame:
     """One row per image: split, path, true and predicted class index, and every class probability."""
-    out = pd.DataFrame({"split": part, "path": frame["path"].to_numpy(), "true": y_true,
-                        "pred": probabilities.argmax(axis=1)})
+    out = pd.DataFrame(
+        {
+            "split": part,
+            "path": frame["path"].to_numpy(),
+            "true": y_true,
+            "pred": probabilities.argmax(axis=1),
+        }
+    )
     for i, name in enumerate(class_names):
         out[f"prob_{name}"] = probabilities[:, i]
     return out

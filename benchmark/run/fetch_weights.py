@@ -3,6 +3,7 @@
 Cluster compute nodes often have no network; jobs then find the weights in the cache
 (`KERAS_HOME`/models, `KAGGLEHUB_CACHE`) that this command filled.
 """
+
 from __future__ import annotations
 
 from benchmark.plan import expand_components, takes_weights_file
@@ -32,7 +33,12 @@ def load_pretrained(name: str, image_size: int | None = None) -> None:
     if entry.zero_shot:
         build_zero_shot(name, ["paper", "glass"], DEFAULT_PROMPTS)
     else:
-        build_model(name, BuildSpec(num_classes=2, weights="imagenet", image_size=None if entry.preset else image_size))
+        build_model(
+            name,
+            BuildSpec(
+                num_classes=2, weights="imagenet", image_size=None if entry.preset else image_size
+            ),
+        )
 
 
 def cache_of(name: str):
@@ -40,10 +46,13 @@ def cache_of(name: str):
 
 
 def image_backbones(model_names: list[str]) -> list[str]:
-    """The pretrained image models whose weights (ImageNet or keras-hub preset) the named models need.
+    (
+        """The pretrained image models whose weights (ImageNet or keras-hub preset) the named models need.
 
     Fusion uses its image model's.
-    """""
+    """
+        ""
+    )
     backbones: list[str] = []
     for name in model_names:
         entry = get_entry(name)
@@ -59,7 +68,11 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
     needs_text = text_encoder is not None or any(get_entry(n).modality != "image" for n in names)
     for name in image_backbones(names):
         load_pretrained(name)  # raises a one-line ModelError offline
-        kind = f"keras-hub preset {get_entry(name).preset}" if get_entry(name).preset else "ImageNet weights"
+        kind = (
+            f"keras-hub preset {get_entry(name).preset}"
+            if get_entry(name).preset
+            else "ImageNet weights"
+        )
         print(f"{name}: {kind} in {cache_of(name)}")
     if needs_text:
         encoder = text_encoder or TextConfig().encoder
@@ -68,7 +81,9 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
     return 0
 
 
-def check_weights_available(model_names: list[str], weights: str, text_encoder: str, image_size: int | None) -> None:
+def check_weights_available(
+    model_names: list[str], weights: str, text_encoder: str, image_size: int | None
+) -> None:
     """Before any training: every pretrained weight the grid needs is cached, packaged or downloadable.
 
     Builds each backbone once (Keras reads its cache, or downloads; a packaged family reads its
@@ -101,10 +116,16 @@ def check_weights_available(model_names: list[str], weights: str, text_encoder: 
         parts = []
         if missing:
             caches = " / ".join(sorted({str(cache_of(name)) for name in missing}))
-            parts.append(f"pretrained weights for {', '.join(missing)} are not in {caches} and cannot be downloaded")
+            parts.append(
+                f"pretrained weights for {', '.join(missing)} are not in {caches} and cannot be downloaded"
+            )
         if text_missing:
-            parts.append(f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} and cannot be downloaded")
-        fetch = " ".join(["python run_benchmark.py fetch-weights --models", ",".join(missing or model_names)])
+            parts.append(
+                f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} and cannot be downloaded"
+            )
+        fetch = " ".join(
+            ["python run_benchmark.py fetch-weights --models", ",".join(missing or model_names)]
+        )
         raise UsageError(
             f"{'; '.join(parts)}: pre-fetch on a connected machine ({fetch}), point KERAS_HOME/KAGGLEHUB_CACHE at a "
             "filled cache, or pass --weights none; --preset smoke tries the suite offline"

@@ -7,6 +7,7 @@ command skips finished cells, so a run killed at any moment loses at most the ce
 `work/<cell>/` holds a training cell's per-epoch backups and `cache/<cell>/` its decoded images
 when they do not fit in memory.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,7 +56,9 @@ class RunContext:
     split: SplitTable | None
     cells: list[Cell]
     caption_warning: str = ""
-    split_fingerprint: str = ""  # of `splits.csv` (of the fold's file in a fold view), stamped on every record
+    split_fingerprint: str = (
+        ""  # of `splits.csv` (of the fold's file in a fold view), stamped on every record
+    )
     fold_splits: list[SplitTable] = field(default_factory=list)
     fold_fingerprints: list[str] = field(default_factory=list)
     plans: dict[str, ModelPlan] = field(default_factory=dict)  # by model, resolved once
@@ -64,7 +67,9 @@ class RunContext:
         """The run as one fold's cells see it (the run itself for None, a run without folds)."""
         if fold is None:
             return self
-        return dataclasses.replace(self, split=self.fold_splits[fold], split_fingerprint=self.fold_fingerprints[fold])
+        return dataclasses.replace(
+            self, split=self.fold_splits[fold], split_fingerprint=self.fold_fingerprints[fold]
+        )
 
     def plan(self, model: str) -> ModelPlan:
         """The model's plan (`prepare_run` resolved them all; a hand-made context resolves it)."""
@@ -81,7 +86,9 @@ class RunContext:
         return self.split if self.split is not None else self.fold_splits[0]
 
 
-def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True) -> RunContext:
+def prepare_run(
+    config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True
+) -> RunContext:
     """Resolves model names and the split, and checks or saves the run folder's configuration."""
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     plans = resolve_plans(config)  # every refusal about a model, before the folder is touched
@@ -105,9 +112,21 @@ def prepare_run(config: RunConfig, run_dir: Path, *, force: bool = False, write:
     if write:
         write_text_atomic(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
     fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
-    fold_fingerprints = [split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else "" for k in range(len(folds))]
-    return RunContext(config, run_dir, split, build_grid(config), caption_warning, fingerprint,
-                      folds, fold_fingerprints, plans)
+    fold_fingerprints = [
+        split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else ""
+        for k in range(len(folds))
+    ]
+    return RunContext(
+        config,
+        run_dir,
+        split,
+        build_grid(config),
+        caption_warning,
+        fingerprint,
+        folds,
+        fold_fingerprints,
+        plans,
+    )
 
 
 def check_split_layout(config: RunConfig, run_dir: Path) -> None:
@@ -115,19 +134,25 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
     its finished cells would sit beside cells scored on other test images."""
     fold_files = sorted(split_dir(run_dir).glob("fold*.csv")) if split_dir(run_dir).is_dir() else []
     if config.folds is None and fold_files:
-        raise UsageError(f"run folder {str(run_dir)!r} holds {len(fold_files)} fold splits ({split_dir(run_dir)}); "
-                         f"add --folds {len(fold_files)} to resume it, or use another --output")
+        raise UsageError(
+            f"run folder {str(run_dir)!r} holds {len(fold_files)} fold splits ({split_dir(run_dir)}); "
+            f"add --folds {len(fold_files)} to resume it, or use another --output"
+        )
     if config.folds is not None and split_file(run_dir).is_file():
-        raise UsageError(f"run folder {str(run_dir)!r} holds one split ({split_file(run_dir)}), not folds; "
-                         "leave --folds out to resume it, or use another --output")
+        raise UsageError(
+            f"run folder {str(run_dir)!r} holds one split ({split_file(run_dir)}), not folds; "
+            "leave --folds out to resume it, or use another --output"
+        )
     expected = {split_file(run_dir, k) for k in range(config.folds or 0)}
     if config.folds is not None and fold_files and set(fold_files) != expected:
         own = {split_file(run_dir, k) for k in range(len(fold_files))} == set(fold_files)
         advice = f"--folds {len(fold_files)}" if own else "its own --folds"
-        raise UsageError(f"run folder {str(run_dir)!r} holds fold splits "
-                         f"{', '.join(p.name for p in fold_files)}, not the {config.folds} of "
-                         f"--folds {config.folds}; resume it with {advice}, "
-                         "or use another --output")
+        raise UsageError(
+            f"run folder {str(run_dir)!r} holds fold splits "
+            f"{', '.join(p.name for p in fold_files)}, not the {config.folds} of "
+            f"--folds {config.folds}; resume it with {advice}, "
+            "or use another --output"
+        )
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:
@@ -144,8 +169,10 @@ def check_captions(config: RunConfig, split: SplitTable) -> str:
     leak = caption_leak_fraction(split.table, split.class_names)
     if leak <= 0.5:
         return ""
-    warning = (f"{leak:.0%} of captions contain their class name: the text leaks the label, so text and fusion "
-               "scores overstate what a caption alone can tell")
+    warning = (
+        f"{leak:.0%} of captions contain their class name: the text leaks the label, so text and fusion "
+        "scores overstate what a caption alone can tell"
+    )
     print(f"warning: {warning}", file=sys.stderr)
     return warning
 
@@ -158,10 +185,15 @@ def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> Sp
     if config.split_file:
         split = read_split_file(Path(config.split_file))
     else:
-        scanned = scan_dataset(config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt)  # logs its warnings
+        scanned = scan_dataset(
+            config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt
+        )  # logs its warnings
         split = split_dataset(scanned, ratios=tuple(config.split), seed=config.split_seed)
         if write and scanned.skipped:
-            write_csv_atomic(run_dir / "skipped_files.csv", pd.DataFrame(scanned.skipped, columns=["path", "reason"]))
+            write_csv_atomic(
+                run_dir / "skipped_files.csv",
+                pd.DataFrame(scanned.skipped, columns=["path", "reason"]),
+            )
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_split_file(split, own)
@@ -178,11 +210,18 @@ def resolve_folds(config: RunConfig, run_dir: Path, *, write: bool = True) -> li
         folds = [read_split_file(split_file(run_dir, k)) for k in range(config.folds)]
         check_fold_partition([fold.table for fold in folds], split_dir(run_dir))
         return folds
-    scanned = scan_dataset(config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt)  # logs its warnings
-    folds = fold_splits(scanned, config.folds, seed=config.split_seed, val_ratio=validation_share(config.split))
+    scanned = scan_dataset(
+        config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt
+    )  # logs its warnings
+    folds = fold_splits(
+        scanned, config.folds, seed=config.split_seed, val_ratio=validation_share(config.split)
+    )
     if write:
         if scanned.skipped:
-            write_csv_atomic(run_dir / "skipped_files.csv", pd.DataFrame(scanned.skipped, columns=["path", "reason"]))
+            write_csv_atomic(
+                run_dir / "skipped_files.csv",
+                pd.DataFrame(scanned.skipped, columns=["path", "reason"]),
+            )
         write_fold_files(folds, run_dir)
     return folds
 
@@ -192,7 +231,9 @@ def write_fold_files(folds: list[SplitTable], run_dir: Path) -> None:
 
     When another process renamed its (identical: same data and seed) set first, that set stands.
     """
-    partial = run_dir / f".splits.{os.getpid()}.partial"  # per process, like benchmark.io; mkdir keeps the umask
+    partial = (
+        run_dir / f".splits.{os.getpid()}.partial"
+    )  # per process, like benchmark.io; mkdir keeps the umask
     shutil.rmtree(partial, ignore_errors=True)  # left by a killed process that had this id
     partial.mkdir(parents=True)
     for k, fold in enumerate(folds):
@@ -225,8 +266,13 @@ def split_fingerprint(run_dir: Path, fold: int | None = None) -> str:
 
 def split_fingerprints(run_dir: Path) -> dict[int | None, str]:
     """Fingerprint of every split file the folder holds, by fold (None: `splits.csv`)."""
-    folds = sorted(int(p.stem[4:]) for p in split_dir(run_dir).glob("fold*.csv") if p.stem[4:].isdigit()) \
-        if split_dir(run_dir).is_dir() else []
+    folds = (
+        sorted(
+            int(p.stem[4:]) for p in split_dir(run_dir).glob("fold*.csv") if p.stem[4:].isdigit()
+        )
+        if split_dir(run_dir).is_dir()
+        else []
+    )
     files = ([None] if split_file(run_dir).is_file() else []) + folds
     return {fold: split_fingerprint(run_dir, fold) for fold in files}
 
@@ -235,7 +281,11 @@ def check_splits(records, fingerprints: dict[int | None, str]) -> None:
     """`check_one_split` for each fold's records against that fold's split file (None: `splits.csv`)."""
     records = list(records)
     for fold, fingerprint in fingerprints.items():
-        check_one_split([r for r in records if r.fold == fold], fingerprint, name=split_file(Path(), fold).as_posix())
+        check_one_split(
+            [r for r in records if r.fold == fold],
+            fingerprint,
+            name=split_file(Path(), fold).as_posix(),
+        )
 
 
 def check_one_split(records, fingerprint: str, *, name: str = "splits.csv") -> None:
@@ -244,7 +294,11 @@ def check_one_split(records, fingerprint: str, *, name: str = "splits.csv") -> N
     That happens when `splits.csv` (`name`) was deleted and the data changed: a resume would train
     the missing cells on a new split and rank them beside cells scored on other test images.
     """
-    others = sorted(r.cell_id for r in records if r.ok and r.split_fingerprint and r.split_fingerprint != fingerprint)
+    others = sorted(
+        r.cell_id
+        for r in records
+        if r.ok and r.split_fingerprint and r.split_fingerprint != fingerprint
+    )
     if fingerprint and others:
         raise UsageError(
             f"{len(others)} finished cell(s) ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) were trained on "

@@ -6,6 +6,7 @@ Keras and TensorFlow keep memory when models are built in a loop (keras#19471, t
 TensorFlow has started its threads can deadlock) trains the cell, writes its record, and exits,
 returning every byte. It costs one TensorFlow import per cell (seconds, against minutes of training).
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -48,7 +49,9 @@ def run_in_child(train, *args: Any):
                 break
     child.join()
     if answer is None:
-        raise ChildProcessError(f"the cell's child process exited with code {child.exitcode} before writing its record")
+        raise ChildProcessError(
+            f"the cell's child process exited with code {child.exitcode} before writing its record"
+        )
     kind, value = answer
     if kind == "user_error":
         from benchmark.errors import UsageError

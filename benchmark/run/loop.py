@@ -4,6 +4,7 @@ An exception inside one cell becomes a failed record and the sweep goes on; erro
 fix stop the run. The record is the commit point: it is written (atomically) after the cell's
 saved model, and only then are the cell's backups removed.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,7 +22,13 @@ from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
-from benchmark.run.records import UNREADABLE, CellRecord, finished_cell_ids, load_records, write_record
+from benchmark.run.records import (
+    UNREADABLE,
+    CellRecord,
+    finished_cell_ids,
+    load_records,
+    write_record,
+)
 from benchmark.run.saved_models import save_model_if_wanted
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
@@ -47,8 +54,13 @@ def combines(ctx: RunContext, cell: Cell) -> bool:
     return ctx.plan(cell.model).kind == "late_fusion"
 
 
-def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = False,
-             tracker: GridTracker | None = None) -> int:
+def run_grid(
+    ctx: RunContext,
+    *,
+    only: list[int] | None = None,
+    quiet: bool = False,
+    tracker: GridTracker | None = None,
+) -> int:
     """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells.
 
     A cell whose record is finished under the same settings and split is skipped; one another process
@@ -60,21 +72,27 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
     if only is not None:
         outside = [i for i in only if not 0 <= i < len(cells)]
         if outside:
-            raise UsageError(f"--cell {outside[0]} is out of range; this grid has cells 0..{len(cells) - 1}")
+            raise UsageError(
+                f"--cell {outside[0]} is out of range; this grid has cells 0..{len(cells) - 1}"
+            )
         cells = [cells[i] for i in only]
     records = {r.cell_id: r for r in load_records(ctx.run_dir)}
     check_splits(records.values(), ctx.fingerprints())
     done = finished_here(records, cells, ctx)
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):
-        print(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run")
+        print(
+            f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run"
+        )
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     isolate = should_isolate(ctx.config.isolate_cells, sum(not combines(ctx, c) for c in todo))
     if isolate and tracker.active:
         isolate = False  # the tracker's open runs and epoch loggers live in this process
         print("cells train in this process: experiment tracking is on (it logs from here)")
     if isolate:
-        print("each cell trains in its own process (--isolate-cells): memory stays flat over the grid")
+        print(
+            "each cell trains in its own process (--isolate-cells): memory stays flat over the grid"
+        )
     failed, busy, start = 0, [], time.perf_counter()
     if todo:
         tracker.start_grid(ctx)
@@ -82,10 +100,16 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
         with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
             if not claimed or _finished_meanwhile(ctx, cell):
                 busy.append(cell.cell_id)
-                print(f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or has trained it "
-                      f"(lock {lock_path(ctx.run_dir, cell.cell_id)})", flush=True)
+                print(
+                    f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or has trained it "
+                    f"(lock {lock_path(ctx.run_dir, cell.cell_id)})",
+                    flush=True,
+                )
                 continue
-            print(f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})", flush=True)
+            print(
+                f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})",
+                flush=True,
+            )
             if isolate and not combines(ctx, cell):
                 record = _record_from_child(ctx, cell, verbose)
             else:
@@ -95,22 +119,31 @@ def run_grid(ctx: RunContext, *, only: list[int] | None = None, quiet: bool = Fa
         eta = elapsed / position * (len(todo) - position)
         if record.ok:
             val = record.split_metrics("val").get("accuracy", float("nan"))
-            print(f"[{position}/{len(todo)}] done {cell.cell_id}: val_accuracy {val:.4f} "
-                  f"(elapsed {_clock(elapsed)}, ETA {_clock(eta)})", flush=True)
+            print(
+                f"[{position}/{len(todo)}] done {cell.cell_id}: val_accuracy {val:.4f} "
+                f"(elapsed {_clock(elapsed)}, ETA {_clock(eta)})",
+                flush=True,
+            )
         else:
             print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
     if busy:
-        print(f"{len(busy)} cell(s) were left to another process; `run_benchmark.py report {ctx.run_dir}` "
-              "rebuilds the tables once it has finished")
+        print(
+            f"{len(busy)} cell(s) were left to another process; `run_benchmark.py report {ctx.run_dir}` "
+            "rebuilds the tables once it has finished"
+        )
     return failed
 
 
-def _train_and_record(ctx: RunContext, cell: Cell, verbose, tracker: GridTracker | None = None) -> CellRecord:
+def _train_and_record(
+    ctx: RunContext, cell: Cell, verbose, tracker: GridTracker | None = None
+) -> CellRecord:
     """Trains (or combines) one claimed cell and commits its record; an exception becomes a failed record."""
     tracker = tracker or GridTracker()
     model = None
     try:
-        record, model = train_or_combine(ctx, cell, verbose=verbose, callbacks=tracker.start_cell(ctx, cell))
+        record, model = train_or_combine(
+            ctx, cell, verbose=verbose, callbacks=tracker.start_cell(ctx, cell)
+        )
     except USER_ERRORS:
         raise
     except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
@@ -134,8 +167,9 @@ def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
         return record
 
 
-def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext, *,
-                  say: bool = True) -> set[str]:
+def finished_here(
+    records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext, *, say: bool = True
+) -> set[str]:
     """The cells of `cells` with a finished record trained under this configuration; says why the
     others retrain (unless `say` is False: the check before each cell repeats the run's first one).
 
@@ -153,14 +187,20 @@ def finished_here(records: dict[str, CellRecord], cells: list[Cell], ctx: RunCon
             if say:
                 print(f"{record.error}; training {cell.cell_id} again")
         elif record.ok:
-            changed = [k for k in differing_keys(record.config, current) if k not in GRID_AXES] if record.config else []
+            changed = (
+                [k for k in differing_keys(record.config, current) if k not in GRID_AXES]
+                if record.config
+                else []
+            )
             if changed:
                 stale[cell.cell_id] = changed
             else:
                 done.add(cell.cell_id)
     if stale and say:
         keys = sorted({k for changed in stale.values() for k in changed})
-        print(f"retraining {len(stale)} finished cell(s) trained under other settings ({', '.join(keys)})")
+        print(
+            f"retraining {len(stale)} finished cell(s) trained under other settings ({', '.join(keys)})"
+        )
     return done
 
 
@@ -181,7 +221,9 @@ def finish_late_fusion(run_dir: Path) -> int:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         return 0
-    ctx = prepare_run(config_from_dict(yaml.safe_load(config_file.read_text())), run_dir, write=False)
+    ctx = prepare_run(
+        config_from_dict(yaml.safe_load(config_file.read_text())), run_dir, write=False
+    )
     done = finished_cell_ids(run_dir)
     pending = [i for i in late_fusion_indices(ctx) if ctx.cells[i].cell_id not in done]
     return run_grid(ctx, only=pending, quiet=True) if pending else 0

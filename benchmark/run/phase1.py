@@ -7,6 +7,7 @@ pretrained image backbone to share (from scratch, `--weights none`, text, fusion
 on stored features (bank or plain) and is refused, in one line, for a model that cannot have them;
 `online` always pushes every image through the backbone. The record's `head_features` says which ran.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,18 +32,32 @@ from data_pipeline import AugmentConfig, SplitTable
 
 
 def phase1_mode(config: RunConfig, built, augment: AugmentConfig | None) -> str:
-    """"bank", "cached" or "online" for one built model under `config`."""
+    """ "bank", "cached" or "online" for one built model under `config`."""
     if config.head_features == "online" or not supports_cached_features(built):
         if config.head_features == "cached":
-            raise UsageError("--head-features cached: this model has no frozen pretrained image backbone; "
-                             "use --head-features auto or online")
+            raise UsageError(
+                "--head-features cached: this model has no frozen pretrained image backbone; "
+                "use --head-features auto or online"
+            )
         return "online"
     return "bank" if augment is not None else "cached"
 
 
-def stored_head_phase(mode: str, split: SplitTable, model_name: str, built, inputs, batch_size: int,
-                      class_weights: np.ndarray, *, seed: int, run_dir: Path,
-                      augment: AugmentConfig | None, epochs: int, fold: int | None = None) -> CachedHeadPhase:
+def stored_head_phase(
+    mode: str,
+    split: SplitTable,
+    model_name: str,
+    built,
+    inputs,
+    batch_size: int,
+    class_weights: np.ndarray,
+    *,
+    seed: int,
+    run_dir: Path,
+    augment: AugmentConfig | None,
+    epochs: int,
+    fold: int | None = None,
+) -> CachedHeadPhase:
     """Phase-1 data from the run folder's stored backbone features (computed by the first alpha cell).
 
     Validation features are the un-augmented, stored once per model; training features are the same
@@ -55,24 +70,50 @@ def stored_head_phase(mode: str, split: SplitTable, model_name: str, built, inpu
     def stored(part: str) -> np.ndarray:
         key = features_key(model_name, inputs.image_size, built.weights, splits, part)
         cache_file = run_dir / "features" / f"{key}.npy"
-        return cached_features(built, inputs.dataset(split, part, batch_size), cache_file,
-                               rows=len(split.subset(part)))
+        return cached_features(
+            built, inputs.dataset(split, part, batch_size), cache_file, rows=len(split.subset(part))
+        )
 
     val = feature_dataset(stored("val"), split.label_indices("val"), num_classes, batch_size)
     if mode == "cached":
-        train = feature_dataset(stored("train"), split.label_indices("train"), num_classes, batch_size,
-                                sample_weights=class_weights, shuffle_seed=seed)
+        train = feature_dataset(
+            stored("train"),
+            split.label_indices("train"),
+            num_classes,
+            batch_size,
+            sample_weights=class_weights,
+            shuffle_seed=seed,
+        )
         return CachedHeadPhase(model=head_model(built), train=train, val=val)
 
-    folder = run_dir / "features" / bank_key(model_name, inputs.image_size, built.weights, splits, augment=augment,
-                                             batch_size=batch_size, seed=seed)
-    bank = FeatureBank(folder, feature_extractor(built),
-                       lambda epoch: inputs.dataset(split, "train", batch_size, augment=augment, shuffle_seed=seed,
-                                                    epoch=epoch))
+    folder = (
+        run_dir
+        / "features"
+        / bank_key(
+            model_name,
+            inputs.image_size,
+            built.weights,
+            splits,
+            augment=augment,
+            batch_size=batch_size,
+            seed=seed,
+        )
+    )
+    bank = FeatureBank(
+        folder,
+        feature_extractor(built),
+        lambda epoch: inputs.dataset(
+            split, "train", batch_size, augment=augment, shuffle_seed=seed, epoch=epoch
+        ),
+    )
     feature_dim = int(built.model.get_layer(POOL_LAYER).output.shape[-1])
     if not bank.stored_epochs():
-        print(f"feature bank for {model_name} in {folder}: "
-              f"{bank_cost(len(split.subset('train')), feature_dim, epochs)}", flush=True)
-    feeder = BankEpochs(bank, class_weights, batch_size, feature_dim, len(split.subset('train')))
-    return CachedHeadPhase(model=head_model(built), train=feeder.dataset(), val=val, callbacks=[feeder], bank=bank)
-
+        print(
+            f"feature bank for {model_name} in {folder}: "
+            f"{bank_cost(len(split.subset('train')), feature_dim, epochs)}",
+            flush=True,
+        )
+    feeder = BankEpochs(bank, class_weights, batch_size, feature_dim, len(split.subset("train")))
+    return CachedHeadPhase(
+        model=head_model(built), train=feeder.dataset(), val=val, callbacks=[feeder], bank=bank
+    )

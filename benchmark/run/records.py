@@ -6,6 +6,7 @@ builds and every reader (tables, report, predict, deployment cost, Slurm) gets b
 spelt in one place. `from_json` reads the records earlier versions of the suite wrote: keys it does
 not know are kept in `extra` and written back unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,10 @@ OK, FAILED = "ok", "failed"
 # a stand-in with this status, the tables leave it out with a warning naming the file, and its
 # cell is trained again on the next run.
 UNREADABLE = "unreadable record"
-NOT_RANKED = (FAILED, UNREADABLE)  # leaderboard rows with these statuses sit at the bottom, unranked
+NOT_RANKED = (
+    FAILED,
+    UNREADABLE,
+)  # leaderboard rows with these statuses sit at the bottom, unranked
 # The alpha and seed of a record that does not say (`CellRecord.from_json`, `unreadable_record`).
 UNKNOWN_KEY = {"alpha": float("nan"), "seed": -1}
 
@@ -106,8 +110,11 @@ class CellRecord:
 
     def to_json(self) -> dict[str, Any]:
         """Every field; `fold` only in a K-fold run, so a record of a run without folds has the keys it always had."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "extra" and not (f.name == "fold" and self.fold is None)}
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "extra" and not (f.name == "fold" and self.fold is None)
+        }
         return {**data, **self.extra}
 
     @classmethod
@@ -146,8 +153,15 @@ def record_problem(data: dict[str, Any]) -> str:
     status = data.get("status", OK)
     if status not in (OK, FAILED):
         return f"its status is {status!r}, not {OK!r} or {FAILED!r}"
-    for key, kind in (("metrics", dict), ("class_names", list), ("phases", list), ("params", dict),
-                      ("timings", dict), ("calibration", dict), ("config", dict)):
+    for key, kind in (
+        ("metrics", dict),
+        ("class_names", list),
+        ("phases", list),
+        ("params", dict),
+        ("timings", dict),
+        ("calibration", dict),
+        ("config", dict),
+    ):
         if key in data and not isinstance(data[key], kind):
             return f"its {key} is not a {kind.__name__}"
     for key in ("alpha", "index", "seed"):
@@ -183,12 +197,25 @@ class SavedModelInfo:
     temperature: float | None = None
 
     @classmethod
-    def for_record(cls, record: CellRecord, *, text_encoder: str, sequence_length: int) -> SavedModelInfo:
-        return cls(cell_id=record.cell_id, model=record.model, class_names=record.class_names,
-                   preprocess=record.preprocess, image_size=record.image_size, alpha=record.alpha, seed=record.seed,
-                   weights=record.weights, val_accuracy=record.best_val_score, modality=record.modality,
-                   text_encoder=text_encoder, sequence_length=sequence_length, tta=record.tta,
-                   temperature=record.calibration.get("temperature"))
+    def for_record(
+        cls, record: CellRecord, *, text_encoder: str, sequence_length: int
+    ) -> SavedModelInfo:
+        return cls(
+            cell_id=record.cell_id,
+            model=record.model,
+            class_names=record.class_names,
+            preprocess=record.preprocess,
+            image_size=record.image_size,
+            alpha=record.alpha,
+            seed=record.seed,
+            weights=record.weights,
+            val_accuracy=record.best_val_score,
+            modality=record.modality,
+            text_encoder=text_encoder,
+            sequence_length=sequence_length,
+            tta=record.tta,
+            temperature=record.calibration.get("temperature"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -242,8 +269,14 @@ def unreadable_record(path: Path, err: BaseException) -> CellRecord:
         error = f"{path.name} is not a valid cell record ({reason})"  # parsed, but did not validate
     else:
         error = f"{path.name} is unreadable ({type(err).__name__}: {reason})"
-    return CellRecord(cell_id=path.stem, index=10**9, model=path.stem, **UNKNOWN_KEY,
-                      status=UNREADABLE, error=error)
+    return CellRecord(
+        cell_id=path.stem,
+        index=10**9,
+        model=path.stem,
+        **UNKNOWN_KEY,
+        status=UNREADABLE,
+        error=error,
+    )
 
 
 def finished_cell_ids(run_dir: Path) -> set[str]:

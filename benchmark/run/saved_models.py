@@ -3,6 +3,7 @@
 `best` keeps one file per model name, replaced whenever a cell of that model beats it on
 validation; `all` keeps one per cell; `none` keeps none.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,11 @@ def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> Path | N
     if policy == "none" or not record.ok:
         return None
     if policy == "best":
-        rivals = [r for r in load_records(ctx.run_dir) if r.model == record.model and r.ok and r.cell_id != record.cell_id]
+        rivals = [
+            r
+            for r in load_records(ctx.run_dir)
+            if r.model == record.model and r.ok and r.cell_id != record.cell_id
+        ]
         if any(validation_rank_key(r) > validation_rank_key(record) for r in rivals):
             return None
         stem = record.model
@@ -53,7 +58,8 @@ def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> Path | N
         stem = record.cell_id
     target = saved_models_dir(ctx.run_dir) / f"{stem}.keras"
     replace_atomically(target, model.save, suffix=".keras")
-    info = SavedModelInfo.for_record(record, text_encoder=ctx.config.text_encoder,
-                                     sequence_length=ctx.config.sequence_length)
+    info = SavedModelInfo.for_record(
+        record, text_encoder=ctx.config.text_encoder, sequence_length=ctx.config.sequence_length
+    )
     write_json_atomic(target.with_suffix(".json"), info.to_json())
     return target

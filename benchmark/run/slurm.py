@@ -17,6 +17,7 @@ epoch and phase (the per-epoch backup in `RUN_DIR/work/<cell>/`, `benchmark.trai
 With nothing left to run, nothing is submitted (not even the merge): `report RUN_DIR` rebuilds the
 tables.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,7 +35,9 @@ from benchmark.errors import UsageError
 from benchmark.run.records import finished_cell_ids, load_records
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmark/run/slurm.py -> the checkout
-SIGNAL_LEAD_SECONDS = 120  # SIGUSR1 this long before the time limit (Slurm may send it up to 60 s earlier)
+SIGNAL_LEAD_SECONDS = (
+    120  # SIGUSR1 this long before the time limit (Slurm may send it up to 60 s earlier)
+)
 # Slurm's --time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
 _TIME = re.compile(r"^(?:(\d+)-(\d+)(?::(\d+))?(?::(\d+))?|(\d+)(?::(\d+))?(?::(\d+))?)$")
 _MEM = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
@@ -68,28 +71,38 @@ class SlurmOptions:
         for key in ("gpus_per_task", "cpus_per_task", "max_parallel"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise UsageError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+                raise UsageError(
+                    f"--{key.replace('_', '-')} must be a whole number >= 1, got {value!r}"
+                )
         if self.time is not None:
             time_limit_seconds(self.time)
         if self.mem is not None and not _MEM.match(str(self.mem)):
-            raise UsageError(f"--mem {self.mem!r} is not a Slurm memory size; give e.g. 16G or 16000M")
+            raise UsageError(
+                f"--mem {self.mem!r} is not a Slurm memory size; give e.g. 16G or 16000M"
+            )
         for key in ("partition", "account"):
             value = getattr(self, key)
             if value is not None and not re.fullmatch(r"[\w.,+-]+", value):
                 raise UsageError(f"--{key} {value!r} is not a valid Slurm {key} name")
         for arg in self.sbatch_args:
             if not arg.startswith("-") or "\n" in arg:
-                raise UsageError(f"--sbatch-arg {arg!r} must be one sbatch option on one line, e.g. --sbatch-arg=--qos=high")
+                raise UsageError(
+                    f"--sbatch-arg {arg!r} must be one sbatch option on one line, e.g. --sbatch-arg=--qos=high"
+                )
 
 
 def time_limit_seconds(text: str) -> int:
     """Seconds in a Slurm `--time` value; a bad one is a UsageError naming it."""
     match = _TIME.match(text.strip())
     if not match:
-        raise UsageError(f"--time {text!r} is not a Slurm time; give HH:MM:SS, D-HH:MM:SS or minutes")
+        raise UsageError(
+            f"--time {text!r} is not a Slurm time; give HH:MM:SS, D-HH:MM:SS or minutes"
+        )
     days, d_hours, d_minutes, d_seconds, minutes, m_seconds, h_seconds = match.groups()
     if days is not None:
-        seconds = int(days) * 86400 + int(d_hours) * 3600 + int(d_minutes or 0) * 60 + int(d_seconds or 0)
+        seconds = (
+            int(days) * 86400 + int(d_hours) * 3600 + int(d_minutes or 0) * 60 + int(d_seconds or 0)
+        )
     elif h_seconds is not None:  # HH:MM:SS
         seconds = int(minutes) * 3600 + int(m_seconds) * 60 + int(h_seconds)
     else:  # MM or MM:SS
@@ -166,7 +179,9 @@ def pending_cells(context) -> list[int]:
 
     done = finished_cell_ids(context.run_dir) if (context.run_dir / "cells").is_dir() else set()
     late = set(late_fusion_indices(context))
-    return [cell.index for cell in context.cells if cell.cell_id not in done and cell.index not in late]
+    return [
+        cell.index for cell in context.cells if cell.cell_id not in done and cell.index not in late
+    ]
 
 
 def _common_lines(options: SlurmOptions) -> list[str]:
@@ -178,15 +193,28 @@ def _common_lines(options: SlurmOptions) -> list[str]:
     return lines + list(options.sbatch_args)
 
 
-def _array_script(context, options: SlurmOptions, pending: list[int], run_dir: Path, config_file: Path,
-                  log_dir: Path, python: str) -> str:
+def _array_script(
+    context,
+    options: SlurmOptions,
+    pending: list[int],
+    run_dir: Path,
+    config_file: Path,
+    log_dir: Path,
+    python: str,
+) -> str:
     name = f"gb-{run_dir.name}"
     lead = SIGNAL_LEAD_SECONDS
     if options.time:
         lead = min(lead, max(time_limit_seconds(options.time) // 2, 1))
-    sbatch = [f"--job-name={name}", f"--array={array_spec(pending, options.max_parallel)}",
-              f"--output={log_dir}/%A_%a.out", "--open-mode=append", "--ntasks=1", "--requeue",
-              f"--signal=B:USR1@{lead}"]
+    sbatch = [
+        f"--job-name={name}",
+        f"--array={array_spec(pending, options.max_parallel)}",
+        f"--output={log_dir}/%A_%a.out",
+        "--open-mode=append",
+        "--ntasks=1",
+        "--requeue",
+        f"--signal=B:USR1@{lead}",
+    ]
     if options.gpus_per_task:
         sbatch.append(f"--gpus-per-task={options.gpus_per_task}")
     if options.cpus_per_task:
@@ -196,8 +224,17 @@ def _array_script(context, options: SlurmOptions, pending: list[int], run_dir: P
     if options.time:
         sbatch.append(f"--time={options.time}")
     sbatch += _common_lines(options)
-    command = " ".join(shlex.quote(str(part)) for part in (
-        python, PROJECT_ROOT / "run_benchmark.py", "--config", config_file, "--output", run_dir))
+    command = " ".join(
+        shlex.quote(str(part))
+        for part in (
+            python,
+            PROJECT_ROOT / "run_benchmark.py",
+            "--config",
+            config_file,
+            "--output",
+            run_dir,
+        )
+    )
     header = "\n".join(f"#SBATCH {line}" for line in sbatch)
     return f"""#!/bin/bash
 {header}
@@ -227,12 +264,19 @@ exit $?
 
 
 def _merge_script(options: SlurmOptions, run_dir: Path, log_dir: Path, python: str) -> str:
-    sbatch = [f"--job-name=gb-{run_dir.name}-merge", f"--output={log_dir}/merge_%j.out", "--ntasks=1"]
+    sbatch = [
+        f"--job-name=gb-{run_dir.name}-merge",
+        f"--output={log_dir}/merge_%j.out",
+        "--ntasks=1",
+    ]
     if options.mem:
         sbatch.append(f"--mem={options.mem}")
     sbatch += _common_lines(options)
     header = "\n".join(f"#SBATCH {line}" for line in sbatch)
-    command = " ".join(shlex.quote(str(part)) for part in (python, PROJECT_ROOT / "run_benchmark.py", "report", run_dir))
+    command = " ".join(
+        shlex.quote(str(part))
+        for part in (python, PROJECT_ROOT / "run_benchmark.py", "report", run_dir)
+    )
     return f"""#!/bin/bash
 {header}
 # Written by `run_benchmark.py slurm`: rebuilds the leaderboards of {run_dir} from its cell records.
@@ -252,28 +296,45 @@ def write_slurm_scripts(context, options: SlurmOptions, python: str = sys.execut
     log_dir.mkdir(parents=True, exist_ok=True)
     config_file = slurm_dir / "config.yaml"
     config: RunConfig = context.config
-    config_file.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))  # same text as RUN_DIR/config.yaml
+    config_file.write_text(
+        yaml.safe_dump(config.to_dict(), sort_keys=False)
+    )  # same text as RUN_DIR/config.yaml
     pending = pending_cells(context)
     merge_script = slurm_dir / "merge.sbatch"
     merge_script.write_text(_merge_script(options, run_dir, log_dir, python))
     array_script: Path | None = slurm_dir / "array.sbatch"
     if pending:
-        array_script.write_text(_array_script(context, options, pending, run_dir, config_file, log_dir, python))
-        commands = [f"array_id=$(sbatch --parsable {shlex.quote(str(array_script))})",
-                    f"sbatch --parsable --dependency=afterany:${{array_id}} {shlex.quote(str(merge_script))}"]
+        array_script.write_text(
+            _array_script(context, options, pending, run_dir, config_file, log_dir, python)
+        )
+        commands = [
+            f"array_id=$(sbatch --parsable {shlex.quote(str(array_script))})",
+            f"sbatch --parsable --dependency=afterany:${{array_id}} {shlex.quote(str(merge_script))}",
+        ]
     else:
         array_script.unlink(missing_ok=True)  # a stale one would rerun finished cells
         array_script = None
         commands = []
-    return SlurmPlan(run_dir, slurm_dir, config_file, array_script, merge_script, log_dir, pending,
-                     [cell.cell_id for cell in context.cells], commands)
+    return SlurmPlan(
+        run_dir,
+        slurm_dir,
+        config_file,
+        array_script,
+        merge_script,
+        log_dir,
+        pending,
+        [cell.cell_id for cell in context.cells],
+        commands,
+    )
 
 
 def _sbatch(args: list[str]) -> str:
     """Runs `sbatch --parsable ARGS` and returns the job id."""
     done = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True)
     if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
+        message = (done.stderr or done.stdout).strip().splitlines() or [
+            f"exit status {done.returncode}"
+        ]
         raise UsageError(f"sbatch {' '.join(args)} failed: {message[-1]}")
     return done.stdout.strip().split(";")[0]  # "<id>[;cluster]"
 
@@ -281,20 +342,32 @@ def _sbatch(args: list[str]) -> str:
 def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
     """Submits the array, then the merge after it; with `wait`, blocks until both end and checks every cell."""
     if shutil.which("sbatch") is None:
-        raise UsageError("sbatch not found on PATH; run this on a Slurm login node or drop --submit")
+        raise UsageError(
+            "sbatch not found on PATH; run this on a Slurm login node or drop --submit"
+        )
     if plan.array_script is None:
         raise UsageError(f"nothing to submit: every cell of {plan.run_dir} has finished")
     array_id = _sbatch([str(plan.array_script)])
-    print(f"submitted array job {array_id}: cells {array_spec(plan.pending)} (logs in {plan.log_dir})", flush=True)
+    print(
+        f"submitted array job {array_id}: cells {array_spec(plan.pending)} (logs in {plan.log_dir})",
+        flush=True,
+    )
     merge_args = [f"--dependency=afterany:{array_id}", str(plan.merge_script)]
     if not wait:
         merge_id = _sbatch(merge_args)
-        print(f"submitted merge job {merge_id} (after the array; writes {plan.run_dir / 'leaderboard.csv'})", flush=True)
+        print(
+            f"submitted merge job {merge_id} (after the array; writes {plan.run_dir / 'leaderboard.csv'})",
+            flush=True,
+        )
         return SubmitResult(array_id, merge_id)
     # sbatch --wait prints the id at once, then returns when the job ends, with its exit code. The merge
     # starts only after every array task has ended, so its end is the end of both.
-    process = subprocess.Popen(["sbatch", "--parsable", "--wait", *merge_args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        ["sbatch", "--parsable", "--wait", *merge_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     merge_id = process.stdout.readline().strip().split(";")[0]
     if merge_id:
         print(f"submitted merge job {merge_id}; waiting for both jobs to end", flush=True)
@@ -309,16 +382,24 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
         if record is None or not record.ok:
             result.failed_cells.append(cell_id)
             reason = "no record" if record is None else (record.error or "failed")
-            print(f"cell {index} {cell_id} failed: {reason} (log {plan.log_dir / f'{array_id}_{index}.out'})")
+            print(
+                f"cell {index} {cell_id} failed: {reason} (log {plan.log_dir / f'{array_id}_{index}.out'})"
+            )
     if result.merge_exit_code:
-        print(f"merge job {merge_id} exited {result.merge_exit_code}; see {plan.log_dir / f'merge_{merge_id}.out'}")
+        print(
+            f"merge job {merge_id} exited {result.merge_exit_code}; see {plan.log_dir / f'merge_{merge_id}.out'}"
+        )
     return result
 
 
-
-
-def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmOptions, submit: bool = False,
-                  wait: bool = False, force: bool = False) -> int:
+def slurm_command(
+    config: RunConfig,
+    run_dir: str | Path | None,
+    options: SlurmOptions,
+    submit: bool = False,
+    wait: bool = False,
+    force: bool = False,
+) -> int:
     """What `run_benchmark.py slurm` does: prepare the run once, write the scripts, print or submit them."""
     from benchmark.run.fetch_weights import check_weights_available
     from benchmark.run.folder import prepare_run
@@ -329,17 +410,23 @@ def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmO
     if wait and not submit:
         raise UsageError("--wait needs --submit")
     if submit and shutil.which("sbatch") is None:
-        raise UsageError("sbatch not found on PATH; run this on a Slurm login node or drop --submit")
+        raise UsageError(
+            "sbatch not found on PATH; run this on a Slurm login node or drop --submit"
+        )
     # Resolves every model's plan (refusing what a model cannot honour), then writes config.yaml
     # and the split file(s), once.
     context = prepare_run(config, Path(run_dir), force=force)
     models = list(dict.fromkeys(cell.model for cell in context.cells))
-    check_weights_available(models, context.config.weights, context.config.text_encoder, context.config.image_size)
+    check_weights_available(
+        models, context.config.weights, context.config.text_encoder, context.config.image_size
+    )
     plan = write_slurm_scripts(context, options)
     print(f"run folder: {plan.run_dir} ({len(context.cells)} cells, {len(plan.pending)} to run)")
     print(f"scripts: {plan.slurm_dir}")
     if not plan.pending:
-        print(f"nothing to submit: every cell has finished; `run_benchmark.py report {plan.run_dir}` rebuilds the tables")
+        print(
+            f"nothing to submit: every cell has finished; `run_benchmark.py report {plan.run_dir}` rebuilds the tables"
+        )
         return 0
     if not submit:
         print("submit with:")
@@ -353,5 +440,7 @@ def slurm_command(config: RunConfig, run_dir: str | Path | None, options: SlurmO
     if result.ok:
         print(f"all {len(plan.pending)} submitted cells finished; tables in {plan.run_dir}")
         return 0
-    print(f"{len(result.failed_cells)} of {len(plan.pending)} submitted cells failed; resubmit the same command to rerun them")
+    print(
+        f"{len(result.failed_cells)} of {len(plan.pending)} submitted cells failed; resubmit the same command to rerun them"
+    )
     return 1

@@ -5,6 +5,7 @@ The loop cannot import the MLflow and TensorBoard implementation (`benchmark.tra
 tuner build the real one. Every method must return quickly and never raise: the records on disk are
 the source of truth, a tracker only mirrors them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 class GridTracker:
     """Tracking off: every hook is a no-op and a cell trains with no extra callbacks."""
 
-    active = False  # a real tracker logs from this process, so cells are not moved into child processes
+    active = (
+        False  # a real tracker logs from this process, so cells are not moved into child processes
+    )
 
     def start_grid(self, ctx) -> None:
         """Before the first cell: connect, open (or reopen) the grid's parent run."""

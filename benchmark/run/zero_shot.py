@@ -6,6 +6,7 @@ predictions file and leaderboard row; its model is saved and profiled for the co
 any other. Class-weight damping (alpha) and the training seed cannot change it: the grid gives it
 one cell (`build_grid`), and the record says that they do not apply.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,14 +35,21 @@ def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]
     keras.utils.set_random_seed(cell.seed)
     precision = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
-    built = build_zero_shot(cell.model, split.class_names, config.zero_shot_prompts, weights=config.weights,
-                            image_size=plan.image_size)
+    built = build_zero_shot(
+        cell.model,
+        split.class_names,
+        config.zero_shot_prompts,
+        weights=config.weights,
+        image_size=plan.image_size,
+    )
     inputs = CellInputs.for_model(config, plan, built, image_cache_root(ctx.run_dir))
     build_seconds = time.perf_counter() - started
     eval_start = time.perf_counter()
     evaluated = evaluated_probabilities(built.model, inputs, split, config.batch_size, config.tta)
     eval_seconds = time.perf_counter() - eval_start
-    scored = sum(len(split.subset(part)) for part in evaluated["probabilities"]) * max(1, evaluated.get("tta", 1))
+    scored = sum(len(split.subset(part)) for part in evaluated["probabilities"]) * max(
+        1, evaluated.get("tta", 1)
+    )
     record = evaluation_record(ctx, cell, **evaluated)
     record = dataclasses.replace(
         record,

@@ -13,6 +13,7 @@ saved and exported. Only the networks built to train from scratch take it (simpl
 pretrained backbone's features depend on the input size it was trained at, and a registry
 backbone nests a model of fixed input size even under `--weights none`.
 """
+
 from __future__ import annotations
 
 import keras
@@ -27,7 +28,10 @@ def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> 
     The last epoch is always at `final`, even when there are fewer epochs than stages.
     """
     stages = [*sizes, final]
-    sides = [stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))] for epoch in range(epochs)]
+    sides = [
+        stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))]
+        for epoch in range(epochs)
+    ]
     return [*sides[:-1], final] if sides else []
 
 
@@ -42,8 +46,12 @@ class ProgressiveResizing:
         self.sizes, self.final = tuple(sizes), int(final)
         # Made outside any distribution strategy's scope (tf.init_scope does not leave one): a plain host
         # variable that tf.data reads, not a mirrored one.
-        self.side = tf.Variable(self.sizes[0] if self.sizes else self.final, dtype=tf.int32, trainable=False,
-                                name="progressive_side")
+        self.side = tf.Variable(
+            self.sizes[0] if self.sizes else self.final,
+            dtype=tf.int32,
+            trainable=False,
+            name="progressive_side",
+        )
 
     def callback(self, epochs: int) -> keras.callbacks.Callback:
         """Sets each of `epochs` epochs' side (`stage_sides`) before it starts, and the full side after training."""
@@ -54,9 +62,13 @@ class ProgressiveResizing:
         """A twin of `model` that shares all its layers but takes images of any side."""
         inputs = keras.Input((None, None, model.input_shape[-1]))
         try:
-            return keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda layer: layer)
+            return keras.models.clone_model(
+                model, input_tensors=inputs, clone_function=lambda layer: layer
+            )
         except (ValueError, TypeError) as err:
-            raise ModelError(f"--progressive-sizes: {model.name} cannot take other image sides ({err})") from err
+            raise ModelError(
+                f"--progressive-sizes: {model.name} cannot take other image sides ({err})"
+            ) from err
 
 
 class _SetSide(keras.callbacks.Callback):

@@ -16,6 +16,7 @@ them is refused unless --force, which starts the search afresh), and what
 `benchmark.tune.trials` writes: trials.csv/.md, importance.csv, plots/ and best_config.yaml,
 which `run_benchmark.py --config DIR/best_config.yaml` runs unchanged.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,7 +44,14 @@ from benchmark.run.folder import check_captions, resolve_split
 from benchmark.tracking.tracker import TrialTracker
 from benchmark.training.metrics import classification_metrics, predict_probabilities
 from benchmark.training.recipe import RecipeSettings, train_two_phase
-from benchmark.tune.space import Param, apply_values, default_space_path, load_space, to_hyperparameters, trial_values
+from benchmark.tune.space import (
+    Param,
+    apply_values,
+    default_space_path,
+    load_space,
+    to_hyperparameters,
+    trial_values,
+)
 from benchmark.tune.trials import importance_table, rank_trials, write_plots, write_tables
 from data_pipeline import SplitTable
 from models import get_entry, resolve_model_names
@@ -81,13 +89,17 @@ class TuneOptions:
         if self.tuner not in TUNERS:
             raise UsageError(f"--tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
         if self.objective not in OBJECTIVES:
-            raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise UsageError(
+                f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
+            )
         if self.max_trials < 1:
             raise UsageError(f"--max-trials must be at least 1, got {self.max_trials}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise UsageError(f"--max-epochs must be at least 1, got {self.max_epochs}")
         if self.tuner == "hyperband" and self.max_epochs is None:
-            raise UsageError("--tuner hyperband needs --max-epochs (the largest epoch budget it gives a trial)")
+            raise UsageError(
+                "--tuner hyperband needs --max-epochs (the largest epoch budget it gives a trial)"
+            )
 
 
 @dataclass
@@ -101,7 +113,9 @@ class SearchContext:
     objective: str
     max_epochs: int | None
     verbose: int
-    tracker: TrialTracker | None = None  # MLflow / TensorBoard, when the configuration asks for them
+    tracker: TrialTracker | None = (
+        None  # MLflow / TensorBoard, when the configuration asks for them
+    )
 
 
 class RecipeTuner(keras_tuner.Tuner):
@@ -116,39 +130,63 @@ class RecipeTuner(keras_tuner.Tuner):
         self.context = context
         super().__init__(oracle, **kwargs)
 
-    def run_trial(self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any) -> dict[str, float]:
+    def run_trial(
+        self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any
+    ) -> dict[str, float]:
         context = self.context
         values = trial_values(trial.hyperparameters.values)
-        budget = trial.hyperparameters.values.get("tuner/epochs", context.max_epochs)  # hyperband's budget this round
+        budget = trial.hyperparameters.values.get(
+            "tuner/epochs", context.max_epochs
+        )  # hyperband's budget this round
         outcome_file = Path(self.get_trial_dir(trial.trial_id)) / OUTCOME_FILE
         started = time.perf_counter()
         tracker = context.tracker
         callbacks = tracker.start_trial(trial.trial_id, values) if tracker else []
         try:
-            metrics, epochs = train_trial(context, apply_values(context.base, values), budget, callbacks=callbacks)
+            metrics, epochs = train_trial(
+                context, apply_values(context.base, values), budget, callbacks=callbacks
+            )
         except USER_ERRORS as err:  # a file or flag to fix: every trial would fail the same way
             raise keras_tuner.errors.FatalError(str(err)) from err
-        except Exception as err:  # out of memory, NaN loss, ...: this trial fails, the search goes on
+        except (
+            Exception
+        ) as err:  # out of memory, NaN loss, ...: this trial fails, the search goes on
             error = f"{type(err).__name__}: {first_line(err, default='')}"[:500]
             seconds = time.perf_counter() - started
-            write_json_atomic(outcome_file, {"status": "failed", "error": error, "epochs": 0,
-                                             "seconds": seconds, "metrics": {}})
+            write_json_atomic(
+                outcome_file,
+                {
+                    "status": "failed",
+                    "error": error,
+                    "epochs": 0,
+                    "seconds": seconds,
+                    "metrics": {},
+                },
+            )
             if tracker:
-                tracker.finish_trial(trial.trial_id, metrics={}, epochs=0, seconds=seconds, error=error)
+                tracker.finish_trial(
+                    trial.trial_id, metrics={}, epochs=0, seconds=seconds, error=error
+                )
             raise keras_tuner.errors.FailedTrialError(error) from err
         seconds = time.perf_counter() - started
-        write_json_atomic(outcome_file, {"status": "ok", "error": "", "epochs": epochs,
-                                         "seconds": seconds, "metrics": metrics})
+        write_json_atomic(
+            outcome_file,
+            {"status": "ok", "error": "", "epochs": epochs, "seconds": seconds, "metrics": metrics},
+        )
         if tracker:
             tracker.finish_trial(trial.trial_id, metrics=metrics, epochs=epochs, seconds=seconds)
         return {context.objective: metrics[context.objective]}
 
 
-def tune_command(config: RunConfig, options: TuneOptions, output: str | None, force: bool, *, quiet: bool = False) -> int:
+def tune_command(
+    config: RunConfig, options: TuneOptions, output: str | None, force: bool, *, quiet: bool = False
+) -> int:
     """Searches, then writes the tables, importance, plots and best configuration; exit 1 if no trial finished."""
     if config.folds is not None:
-        raise UsageError("tune searches on one split; leave --folds out (cross-validate the best configuration "
-                         "afterwards with `run_benchmark.py --config BEST --folds K`)")
+        raise UsageError(
+            "tune searches on one split; leave --folds out (cross-validate the best configuration "
+            "afterwards with `run_benchmark.py --config BEST --folds K`)"
+        )
     model = single_model(options.model)
     base = dataclasses.replace(config, models=[model])
     space_file = options.space or default_space_path(model)
@@ -157,20 +195,36 @@ def tune_command(config: RunConfig, options: TuneOptions, output: str | None, fo
     request = search_request(base, options, space)
     changed = changed_request(out, request)
     if changed and not force:
-        raise UsageError(f"tune folder {str(out)!r} was started with a different search ({', '.join(changed)}); "
-                         "use another --output, or --force to start the search afresh there")
+        raise UsageError(
+            f"tune folder {str(out)!r} was started with a different search ({', '.join(changed)}); "
+            "use another --output, or --force to start the search afresh there"
+        )
     check_weights_available([model], base.weights, base.text_encoder, base.image_size)
     if any(key.startswith("config.") for key in changed):
-        (out / "splits.csv").unlink(missing_ok=True)  # the data or split settings changed: split again
+        (out / "splits.csv").unlink(
+            missing_ok=True
+        )  # the data or split settings changed: split again
     split = resolve_split(base, out)
     check_captions(base, split)
     write_text_atomic(out / REQUEST_FILE, yaml.safe_dump(request, sort_keys=False))
     tracker = TrialTracker(base, out) if base.mlflow or base.tensorboard else None
-    context = SearchContext(base, model, split, out, options.objective, options.max_epochs,
-                            verbose=0 if quiet else (1 if sys.stdout.isatty() else 2), tracker=tracker)
-    tuner = make_tuner(options, context, to_hyperparameters(space, base, model), overwrite=bool(changed))
-    print(f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters from {space_file}; "
-          f"up to {tuner.remaining_trials} trial(s) to run)")
+    context = SearchContext(
+        base,
+        model,
+        split,
+        out,
+        options.objective,
+        options.max_epochs,
+        verbose=0 if quiet else (1 if sys.stdout.isatty() else 2),
+        tracker=tracker,
+    )
+    tuner = make_tuner(
+        options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
+    )
+    print(
+        f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters from {space_file}; "
+        f"up to {tuner.remaining_trials} trial(s) to run)"
+    )
     if tracker:
         tracker.start(model=model, tuner=options.tuner, objective=options.objective)
     search(tuner)
@@ -184,17 +238,28 @@ def single_model(name: str) -> str:
     """The one registry model a search tunes (a wildcard must match exactly one)."""
     names = resolve_model_names([name])
     if len(names) != 1:
-        raise UsageError(f"--model {name!r} matches {len(names)} models ({', '.join(names)}); tune one at a time")
+        raise UsageError(
+            f"--model {name!r} matches {len(names)} models ({', '.join(names)}); tune one at a time"
+        )
     if model_kind(get_entry(names[0])) == "late_fusion":
-        raise UsageError(f"{names[0]} combines trained cells and has nothing to train; tune its components instead")
+        raise UsageError(
+            f"{names[0]} combines trained cells and has nothing to train; tune its components instead"
+        )
     return names[0]
 
 
-def search_request(base: RunConfig, options: TuneOptions, space: dict[str, Param]) -> dict[str, Any]:
+def search_request(
+    base: RunConfig, options: TuneOptions, space: dict[str, Param]
+) -> dict[str, Any]:
     """Everything that decides which trials run and how they score (`max_trials` may grow on a re-run)."""
-    return {"model": base.models[0], "tuner": options.tuner, "objective": options.objective,
-            "max_epochs": options.max_epochs, "space": {name: param.to_data() for name, param in space.items()},
-            "config": base.to_dict()}
+    return {
+        "model": base.models[0],
+        "tuner": options.tuner,
+        "objective": options.objective,
+        "max_epochs": options.max_epochs,
+        "space": {name: param.to_data() for name, param in space.items()},
+        "config": base.to_dict(),
+    }
 
 
 def changed_request(out: Path, request: dict[str, Any]) -> list[str]:
@@ -203,16 +268,31 @@ def changed_request(out: Path, request: dict[str, Any]) -> list[str]:
     if not path.is_file():
         return []
     saved = yaml.safe_load(path.read_text()) or {}
-    fresh = yaml.safe_load(yaml.safe_dump(request))  # compared as YAML reads them back (tuples become lists)
-    changed = [key for key in ("model", "tuner", "objective", "max_epochs", "space") if saved.get(key) != fresh[key]]
-    return changed + [f"config.{key}" for key in differing_keys(saved.get("config") or {}, fresh["config"])]
+    fresh = yaml.safe_load(
+        yaml.safe_dump(request)
+    )  # compared as YAML reads them back (tuples become lists)
+    changed = [
+        key
+        for key in ("model", "tuner", "objective", "max_epochs", "space")
+        if saved.get(key) != fresh[key]
+    ]
+    return changed + [
+        f"config.{key}" for key in differing_keys(saved.get("config") or {}, fresh["config"])
+    ]
 
 
-def make_tuner(options: TuneOptions, context: SearchContext, hyperparameters: keras_tuner.HyperParameters, *,
-               overwrite: bool) -> RecipeTuner:
+def make_tuner(
+    options: TuneOptions,
+    context: SearchContext,
+    hyperparameters: keras_tuner.HyperParameters,
+    *,
+    overwrite: bool,
+) -> RecipeTuner:
     """The chosen oracle under our tuner, its state in `DIR/keras_tuner` (reloaded unless `overwrite`)."""
     common = {
-        "objective": keras_tuner.Objective(options.objective, direction=OBJECTIVES[options.objective]),
+        "objective": keras_tuner.Objective(
+            options.objective, direction=OBJECTIVES[options.objective]
+        ),
         "hyperparameters": hyperparameters,
         "seed": context.base.seeds[0] + 1,  # KerasTuner draws a random seed for 0
         # KerasTuner stops after 3 failures in a row; a run of out-of-memory configurations (the largest
@@ -225,12 +305,19 @@ def make_tuner(options: TuneOptions, context: SearchContext, hyperparameters: ke
         # A third of the budget explores at random before the Gaussian process steers (KerasTuner's
         # default, 3 per hyperparameter, would spend a 20-trial budget at random on a 14-knob space).
         initial = min(3 * len(hyperparameters.space), max(3, options.max_trials // 3))
-        oracle = keras_tuner.oracles.BayesianOptimizationOracle(max_trials=options.max_trials,
-                                                                num_initial_points=initial, **common)
+        oracle = keras_tuner.oracles.BayesianOptimizationOracle(
+            max_trials=options.max_trials, num_initial_points=initial, **common
+        )
     else:
-        oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=options.max_epochs, factor=3, **common)
-        oracle.max_trials = options.max_trials  # Hyperband has no cap of its own; the base oracle honours this one
-    return RecipeTuner(oracle, context, directory=str(context.out), project_name=PROJECT_NAME, overwrite=overwrite)
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            max_epochs=options.max_epochs, factor=3, **common
+        )
+        oracle.max_trials = (
+            options.max_trials
+        )  # Hyperband has no cap of its own; the base oracle honours this one
+    return RecipeTuner(
+        oracle, context, directory=str(context.out), project_name=PROJECT_NAME, overwrite=overwrite
+    )
 
 
 def search(tuner: RecipeTuner) -> None:
@@ -243,8 +330,9 @@ def search(tuner: RecipeTuner) -> None:
         raise
 
 
-def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | None,
-                callbacks=()) -> tuple[dict[str, float], int]:
+def train_trial(
+    context: SearchContext, config: RunConfig, max_epochs: int | None, callbacks=()
+) -> tuple[dict[str, float], int]:
     """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on validation (never test).
 
     Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch loggers. Stored phase-1 features live in
@@ -254,20 +342,45 @@ def train_trial(context: SearchContext, config: RunConfig, max_epochs: int | Non
     import keras
 
     # Phase 2 stays online in trials: they cap epochs and may move the cut (a bank rarely shared).
-    prepared = prepare_cell(config, context.model, context.split, seed=config.seeds[0], alpha=config.alphas[0],
-                            run_dir=context.out, cache=context.out / "cache", fine_tune_bank=False)
+    prepared = prepare_cell(
+        config,
+        context.model,
+        context.split,
+        seed=config.seeds[0],
+        alpha=config.alphas[0],
+        run_dir=context.out,
+        cache=context.out / "cache",
+        fine_tune_bank=False,
+    )
     built = prepared.built
-    settings = cap_epochs(recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch)
+    settings = cap_epochs(
+        recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch
+    )
     with prepared.strategy.scope():
-        training = train_two_phase(built, prepared.train, prepared.val, settings,
-                                   steps_per_epoch=prepared.steps_per_epoch,
-                                   callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks], verbose=context.verbose,
-                                   cached_head=prepared.cached_head)
+        training = train_two_phase(
+            built,
+            prepared.train,
+            prepared.val,
+            settings,
+            steps_per_epoch=prepared.steps_per_epoch,
+            callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
+            verbose=context.verbose,
+            cached_head=prepared.cached_head,
+        )
     probabilities = predict_probabilities(built.model, prepared.val)
-    if not np.isfinite(training.history.get("loss", [])).all() or not np.isfinite(probabilities).all():
+    if (
+        not np.isfinite(training.history.get("loss", [])).all()
+        or not np.isfinite(probabilities).all()
+    ):
         raise FloatingPointError("NaN loss: training diverged")
-    val = classification_metrics(context.split.label_indices("val"), probabilities, context.split.class_names)
-    metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"], "val_macro_f1": val["macro_f1"]}
+    val = classification_metrics(
+        context.split.label_indices("val"), probabilities, context.split.class_names
+    )
+    metrics = {
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "val_macro_f1": val["macro_f1"],
+    }
     return metrics, sum(phase.epochs for phase in training.phases)
 
 
@@ -277,7 +390,9 @@ def cap_epochs(settings: RecipeSettings, cap: int | None, *, single_phase: bool)
         return settings
     initial = min(settings.initial_epochs, cap)
     later = cap - initial if single_phase else cap
-    return dataclasses.replace(settings, initial_epochs=initial, fine_tune_epochs=min(settings.fine_tune_epochs, later))
+    return dataclasses.replace(
+        settings, initial_epochs=initial, fine_tune_epochs=min(settings.fine_tune_epochs, later)
+    )
 
 
 def trial_rows(tuner: RecipeTuner) -> list[dict[str, Any]]:
@@ -288,48 +403,76 @@ def trial_rows(tuner: RecipeTuner) -> list[dict[str, Any]]:
         outcome = json.loads(outcome_file.read_text()) if outcome_file.is_file() else {}
         metrics = outcome.get("metrics", {})
         ok = trial.status == keras_tuner.engine.trial.TrialStatus.COMPLETED
-        error = outcome.get("error") or ((trial.message or "").strip().splitlines() or [f"trial {trial.status}"])[-1]
-        rows.append({"trial_id": trial_id, **trial_values(trial.hyperparameters.values),
-                     "objective": metrics.get(tuner.context.objective, math.nan), **metrics,
-                     "epochs": outcome.get("epochs", 0), "seconds": outcome.get("seconds", math.nan),
-                     "status": "ok" if ok else "failed", "error": "" if ok else error})
+        error = (
+            outcome.get("error")
+            or ((trial.message or "").strip().splitlines() or [f"trial {trial.status}"])[-1]
+        )
+        rows.append(
+            {
+                "trial_id": trial_id,
+                **trial_values(trial.hyperparameters.values),
+                "objective": metrics.get(tuner.context.objective, math.nan),
+                **metrics,
+                "epochs": outcome.get("epochs", 0),
+                "seconds": outcome.get("seconds", math.nan),
+                "status": "ok" if ok else "failed",
+                "error": "" if ok else error,
+            }
+        )
     return rows
 
 
-def write_outputs(tuner: RecipeTuner, context: SearchContext, space: dict[str, Param], options: TuneOptions) -> int:
+def write_outputs(
+    tuner: RecipeTuner, context: SearchContext, space: dict[str, Param], options: TuneOptions
+) -> int:
     """trials.csv/.md, importance.csv, plots/ and best_config.yaml; prints the best trial."""
     out, names, direction = context.out, list(space), OBJECTIVES[options.objective]
     trials = rank_trials(trial_rows(tuner), names, direction)
     importance = importance_table(trials, names)
-    write_tables(out, trials, importance, f"{context.model}: {options.tuner} search, ranked by {options.objective} "
-                                          f"({direction}imised) on the validation split")
-    shutil.rmtree(out / "plots", ignore_errors=True)  # a changed space would leave figures of old hyperparameters
+    write_tables(
+        out,
+        trials,
+        importance,
+        f"{context.model}: {options.tuner} search, ranked by {options.objective} "
+        f"({direction}imised) on the validation split",
+    )
+    shutil.rmtree(
+        out / "plots", ignore_errors=True
+    )  # a changed space would leave figures of old hyperparameters
     log_scale = {name for name, param in space.items() if param.log}
     write_plots(out / "plots", trials, importance, names, log_scale, options.objective, direction)
     finished = trials[trials["status"] == "ok"]
     failed = len(trials) - len(finished)
-    print(f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots written to {out}")
+    print(
+        f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots written to {out}"
+    )
     if finished.empty:
         (out / "best_config.yaml").unlink(missing_ok=True)
         return 1
     best = finished.iloc[0]
     write_best_config(out / "best_config.yaml", context, best, names, options)
     top = importance.iloc[0]
-    ranking = (f"most important: {top['hyperparameter']} (permutation importance {top['permutation_importance']:.3f})"
-               if math.isfinite(top["permutation_importance"]) else f"importance: {top['note']}")
+    ranking = (
+        f"most important: {top['hyperparameter']} (permutation importance {top['permutation_importance']:.3f})"
+        if math.isfinite(top["permutation_importance"])
+        else f"importance: {top['note']}"
+    )
     print(f"best trial {best['trial_id']}: {options.objective} {best['objective']:.4f}; {ranking}")
     print(f"train it on the benchmark: python run_benchmark.py --config {out / 'best_config.yaml'}")
     return 0
 
 
-def write_best_config(path: Path, context: SearchContext, best: pd.Series, names: list[str],
-                      options: TuneOptions) -> None:
+def write_best_config(
+    path: Path, context: SearchContext, best: pd.Series, names: list[str], options: TuneOptions
+) -> None:
     """The winning trial as a RunConfig file; epochs stay the base configuration's (the cap was a search shortcut)."""
     config = apply_values(context.base, {name: plain(best[name]) for name in names})
-    header = (f"# Best of {options.tuner} search in {context.out}: trial {best['trial_id']}, {options.objective} "
-              f"{best['objective']:.4f} (validation split"
-              f"{f', epochs capped at {options.max_epochs}' if options.max_epochs else ''}).\n"
-              f"# Run it: python run_benchmark.py --config {path}\n")
+    header = (
+        f"# Best of {options.tuner} search in {context.out}: trial {best['trial_id']}, {options.objective} "
+        f"{best['objective']:.4f} (validation split"
+        f"{f', epochs capped at {options.max_epochs}' if options.max_epochs else ''}).\n"
+        f"# Run it: python run_benchmark.py --config {path}\n"
+    )
     write_text_atomic(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 

@@ -21,6 +21,7 @@ Each hyperparameter's default is the base configuration's value (flags, config f
 so building from an empty `HyperParameters()` is the untuned baseline, as in KerasTuner's own
 applications. Shipped spaces live in `benchmark/tune/spaces/`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +41,19 @@ from models import HeadConfig, SimpleCNNConfig, get_entry
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 RECIPE_KEYS = (
-    "batch_size", "initial_lr", "fine_tune_lr", "fine_tune_layers", "weight_decay", "label_smoothing", "dropout",
-    "augment", "augment_strength", "lr_schedule", "warmup_epochs", "patience", "image_size",
+    "batch_size",
+    "initial_lr",
+    "fine_tune_lr",
+    "fine_tune_layers",
+    "weight_decay",
+    "label_smoothing",
+    "dropout",
+    "augment",
+    "augment_strength",
+    "lr_schedule",
+    "warmup_epochs",
+    "patience",
+    "image_size",
 )
 CNN_KEYS = tuple(f"simple_cnn.{f.name}" for f in dataclasses.fields(SimpleCNNConfig))
 DERIVED_KEYS = ("alpha", "head_width", "head_blocks")
@@ -102,8 +114,14 @@ class Param:
             hp.Boolean(self.name, default=bool(default))
         else:
             declare = hp.Int if self.type == "int" else hp.Float
-            declare(self.name, self.min, self.max, step=self.step, sampling="log" if self.log else "linear",
-                    default=default)
+            declare(
+                self.name,
+                self.min,
+                self.max,
+                step=self.step,
+                sampling="log" if self.log else "linear",
+                default=default,
+            )
 
     def to_data(self) -> dict[str, Any]:
         """The space-file form (what `tune_request.yaml` stores and compares)."""
@@ -133,15 +151,23 @@ def read_space(path: str | Path) -> dict[str, Param]:
     if not path.is_file():
         raise UsageError(f"search space file {str(path)!r} does not exist")
     try:
-        data = json.loads(path.read_text()) if path.suffix.lower() == ".json" else yaml.safe_load(path.read_text())
+        data = (
+            json.loads(path.read_text())
+            if path.suffix.lower() == ".json"
+            else yaml.safe_load(path.read_text())
+        )
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise UsageError(f"search space {str(path)!r} cannot be parsed: {first_line(err, limit=300)}") from err
+        raise UsageError(
+            f"search space {str(path)!r} cannot be parsed: {first_line(err, limit=300)}"
+        ) from err
     if not isinstance(data, dict) or not data:
         raise UsageError(f"search space {str(path)!r} must map hyperparameter names to ranges")
     unknown = sorted(set(data) - set(KNOWN_NAMES))
     if unknown:
-        raise UsageError(f"search space {str(path)!r} has unknown hyperparameters: {', '.join(unknown)} "
-                         f"(known: {', '.join(KNOWN_NAMES)})")
+        raise UsageError(
+            f"search space {str(path)!r} has unknown hyperparameters: {', '.join(unknown)} "
+            f"(known: {', '.join(KNOWN_NAMES)})"
+        )
     return {name: parse_param(name, spec, str(path)) for name, spec in data.items()}
 
 
@@ -164,8 +190,14 @@ def parse_param(name: str, spec: Any, source: str) -> Param:
         else:
             number = int if kind == "int" else float
             step = spec.get("step")
-            param = Param(name, kind, min=number(spec["min"]), max=number(spec["max"]),
-                          step=number(step) if step is not None else None, log=bool(spec.get("log", False)))
+            param = Param(
+                name,
+                kind,
+                min=number(spec["min"]),
+                max=number(spec["max"]),
+                step=number(step) if step is not None else None,
+                log=bool(spec.get("log", False)),
+            )
         param.declare(keras_tuner.HyperParameters())
     except KeyError as err:
         raise UsageError(f"{where} needs `{err.args[0]}`") from err
@@ -179,18 +211,24 @@ def check_space(space: dict[str, Param], base: RunConfig, model: str, source: st
     pretrained = get_entry(model).pretrained
     ignored = [n for n in space if n in (CNN_KEYS if pretrained else HEAD_AND_PHASE2_KEYS)]
     if ignored:
-        raise UsageError(f"search space {source!r} tunes {', '.join(ignored)}, which {model} does not use")
+        raise UsageError(
+            f"search space {source!r} tunes {', '.join(ignored)}, which {model} does not use"
+        )
     build_spec(base, 2)  # the baseline's own simple_cnn knobs and head must be valid first
     for param in space.values():
         for value in param.probes():
             try:
                 build_spec(apply_values(base, {param.name: value}), 2)
             except (TypeError, ValueError) as err:  # UsageError is a ValueError
-                raise UsageError(f"search space {source!r}: {param.name}={value!r} is not a valid setting "
-                                 f"({first_line(err, limit=300)})") from err
+                raise UsageError(
+                    f"search space {source!r}: {param.name}={value!r} is not a valid setting "
+                    f"({first_line(err, limit=300)})"
+                ) from err
 
 
-def to_hyperparameters(space: dict[str, Param], base: RunConfig, model: str) -> keras_tuner.HyperParameters:
+def to_hyperparameters(
+    space: dict[str, Param], base: RunConfig, model: str
+) -> keras_tuner.HyperParameters:
     hp = keras_tuner.HyperParameters()
     for param in space.values():
         param.declare(hp, baseline_value(base, model, param.name))
@@ -206,7 +244,9 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
     if name == "head_blocks":
         return len(base.head_units)
     if name == "fine_tune_layers":
-        return recipe_settings(base, model).fine_tune_layers  # None in the config means the model's own default
+        return recipe_settings(
+            base, model
+        ).fine_tune_layers  # None in the config means the model's own default
     if name == "image_size":
         return resolve_plan(base, model).image_size
     if name in CNN_KEYS:
@@ -216,8 +256,11 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
 
 def trial_values(values: dict[str, Any]) -> dict[str, Any]:
     """A trial's own values: KerasTuner's bookkeeping (`tuner/epochs`, ...) dropped, float noise of steps rounded."""
-    return {name: float(f"{value:.10g}") if isinstance(value, float) else value
-            for name, value in values.items() if not name.startswith("tuner/")}
+    return {
+        name: float(f"{value:.10g}") if isinstance(value, float) else value
+        for name, value in values.items()
+        if not name.startswith("tuner/")
+    }
 
 
 def apply_values(base: RunConfig, values: dict[str, Any]) -> RunConfig:
@@ -229,8 +272,12 @@ def apply_values(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     if knobs:
         changes["simple_cnn"] = {**base.simple_cnn, **knobs}
     if "head_width" in values or "head_blocks" in values:
-        width = values.get("head_width", base.head_units[0] if base.head_units else HeadConfig().units[0])
-        changes["head_units"] = head_units(int(width), int(values.get("head_blocks", len(base.head_units))))
+        width = values.get(
+            "head_width", base.head_units[0] if base.head_units else HeadConfig().units[0]
+        )
+        changes["head_units"] = head_units(
+            int(width), int(values.get("head_blocks", len(base.head_units)))
+        )
     return dataclasses.replace(base, **changes)
 
 

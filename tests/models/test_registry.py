@@ -1,4 +1,5 @@
 """The registry: names, wildcards, aliases, errors, and that every image model builds and predicts."""
+
 import numpy as np
 import pytest
 
@@ -19,11 +20,19 @@ IMAGE_MODELS = list_image_models()
 
 
 def test_wildcards_and_natural_order():
-    assert list_models("mobilenet*") == ["mobilenet", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+    assert list_models("mobilenet*") == [
+        "mobilenet",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+    ]
     resnets = list_models("resnet*")
     assert resnets.index("resnet50v2") < resnets.index("resnet101v2") < resnets.index("resnet152v2")
     assert "efficientnet_b7" in list_models("efficientnet_b*")
-    assert list_models("efficientnet*", exclude=["efficientnet_v2*", "efficientnet_lite*"])[-1] == "efficientnet_b7"
+    assert (
+        list_models("efficientnet*", exclude=["efficientnet_v2*", "efficientnet_lite*"])[-1]
+        == "efficientnet_b7"
+    )
 
 
 def test_keras_class_names_are_case_insensitive_aliases():
@@ -41,7 +50,10 @@ def test_unknown_model_names_close_matches():
 
 def test_resolve_keeps_order_and_drops_repeats():
     assert resolve_model_names(["simple_cnn", "mobilenet_v3*", "MobileNetV3Small"]) == [
-        "simple_cnn", "mobilenet_v3_large", "mobilenet_v3_small"]
+        "simple_cnn",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+    ]
 
 
 def test_duplicate_registration_raises():
@@ -55,7 +67,13 @@ def test_preprocessing_contracts_per_family():
     contract = {name: get_entry(name).preprocess for name in IMAGE_MODELS}
     for name in ("mobilenet", "mobilenet_v2", "resnet50v2", "resnet101v2", "resnet152v2"):
         assert contract[name] == "tf", name
-    for name in ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_v2_s", "simple_cnn"):
+    for name in (
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "efficientnet_v2_s",
+        "simple_cnn",
+    ):
         assert contract[name] == "raw", name
     assert contract["resnet50"] == "caffe"
 
@@ -68,10 +86,22 @@ def test_raw_input_families_rescale_inside_the_model(name):
     assert "Rescaling" in kinds, kinds
 
 
-@pytest.mark.parametrize("name", ["simple_cnn", "mobilenet", "mobilenet_v2", "mobilenet_v3_small", "resnet50v2", "efficientnet_b0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "simple_cnn",
+        "mobilenet",
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "resnet50v2",
+        "efficientnet_b0",
+    ],
+)
 def test_builders_return_one_probability_per_class(name):
     built = build_model(name, BuildSpec(num_classes=6, image_size=32, weights="none"))
-    out = built.model.predict(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"), verbose=0)
+    out = built.model.predict(
+        np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"), verbose=0
+    )
     assert out.shape == (2, 6)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
     assert built.model.layers[-1].dtype_policy.compute_dtype == "float32"
@@ -79,8 +109,11 @@ def test_builders_return_one_probability_per_class(name):
 
 # keras-hub encoders and zero-shot rows need their preset (tests/models/test_hub.py builds tiny ones); the
 # ConvNeXt giants take 5-15 s each to build (convnext_tiny stands for the family in test_new_families.py).
-KERAS_APPLICATIONS = [n for n in IMAGE_MODELS if n != "simple_cnn" and not get_entry(n).preset
-                      and get_entry(n).params_m is None]
+KERAS_APPLICATIONS = [
+    n
+    for n in IMAGE_MODELS
+    if n != "simple_cnn" and not get_entry(n).preset and get_entry(n).params_m is None
+]
 
 
 @pytest.mark.parametrize("name", KERAS_APPLICATIONS)
@@ -96,8 +129,17 @@ def test_simple_cnn_defaults_stay_small_and_knobs_change_it():
 
     default = build_model("simple_cnn", BuildSpec(num_classes=6)).model
     assert default.count_params() <= 1_500_000
-    halving = BuildSpec(num_classes=6, simple_cnn=SimpleCNNConfig(base_filters=64, filter_strategy="halving", filter_size=5,
-                                                                  conv_activation="mish", batch_norm=False, dense_units=0))
+    halving = BuildSpec(
+        num_classes=6,
+        simple_cnn=SimpleCNNConfig(
+            base_filters=64,
+            filter_strategy="halving",
+            filter_size=5,
+            conv_activation="mish",
+            batch_norm=False,
+            dense_units=0,
+        ),
+    )
     model = build_model("simple_cnn", halving).model
     assert not any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
     assert model.get_layer("block0_conv0").kernel.shape == (5, 5, 3, 64)
@@ -110,7 +152,9 @@ def test_imagenet_download_failure_is_one_clear_line(monkeypatch, tmp_path):
     import keras.src.utils.file_utils as file_utils
 
     def offline(*args, **kwargs):
-        raise Exception("URL fetch failure on https://example.invalid/weights.h5: None -- no network")
+        raise Exception(
+            "URL fetch failure on https://example.invalid/weights.h5: None -- no network"
+        )
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(file_utils, "get_file", offline)
@@ -124,7 +168,10 @@ def test_imagenet_download_failure_is_one_clear_line(monkeypatch, tmp_path):
 
 def test_missing_weights_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
-        build_model("mobilenet_v2", BuildSpec(num_classes=6, image_size=32, weights=str(tmp_path / "nope.h5")))
+        build_model(
+            "mobilenet_v2",
+            BuildSpec(num_classes=6, image_size=32, weights=str(tmp_path / "nope.h5")),
+        )
 
 
 def test_fusion_entries_exist_for_every_pretrained_image_model():
