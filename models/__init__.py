@@ -35,7 +35,9 @@ register_fusion_models()
 
 
 def register_custom_layers() -> None:
-    """Registers the suite's own layers with Keras: call before loading a saved hub or zero-shot model."""
+    """Registers the suite's own layers with Keras: call before loading a saved hub or zero-shot
+    model.
+    """
     import models.custom_layers  # noqa: F401
 
 

@@ -26,7 +26,8 @@ from models.text import kerashub_cache_dir
 
 
 def __getattr__(name: str):
-    """The custom layers live in `models.custom_layers` (which imports Keras); reachable here too."""
+    """The custom layers live in `models.custom_layers` (which imports Keras); reachable here
+    too."""
     if name in ("ConverterRescaling", "TokenPool", "SERIALIZATION_PACKAGE"):
         from models import custom_layers
 
@@ -36,10 +37,12 @@ def __getattr__(name: str):
 
 @dataclass(frozen=True)
 class HubEncoder:
-    """One keras-hub preset: family (which part of the backbone is the image encoder), size, fine-tune depth.
+    """One keras-hub preset: family (which part of the backbone is the image encoder), size,
+    fine-tune depth.
 
     `resizable`: the encoder interpolates its position embeddings (DINOv2), so `--image-size` may
-    change its input side; the others load fixed-size position embeddings and keep the preset's size.
+    change its input side; the others load fixed-size position embeddings and keep the preset's
+    size.
     """
 
     preset: str
@@ -69,24 +72,30 @@ HUB_ENCODERS: tuple[HubEncoder, ...] = (
 
 
 def preset_unavailable_message(preset: str, model_name: str, cause: BaseException) -> str:
-    """One line naming the preset, the cache folder and the remedies (as for missing ImageNet weights)."""
+    """One line naming the preset, the cache folder and the remedies (as for missing ImageNet
+    weights)."""
     reason = str(cause).splitlines()[0][:160] if str(cause) else type(cause).__name__
     return (
-        f"keras-hub preset {preset!r} for {model_name} could not be loaded ({reason}); it is not in "
-        f"{kerashub_cache_dir()}: pre-fetch it on a connected machine (python run_benchmark.py fetch-weights "
-        f"--models {model_name}), point KAGGLEHUB_CACHE at a filled cache, or leave {model_name} out of --models "
+        f"keras-hub preset {preset!r} for {model_name} could not be loaded ({reason}); "
+        "it is not in "
+        f"{kerashub_cache_dir()}: pre-fetch it on a connected machine "
+        "(python run_benchmark.py fetch-weights "
+        f"--models {model_name}), point KAGGLEHUB_CACHE at a filled cache, "
+        f"or leave {model_name} out of --models "
         "(even --weights none needs the preset's config)"
     )
 
 
 def load_preset(preset: str, model_name: str, weights: str, image_size: int | None = None):
-    """Returns `(backbone, image_converter)` of a keras-hub preset, or raises a one-line `ModelError`.
+    """Returns `(backbone, image_converter)` of a keras-hub preset, or raises a one-line
+    `ModelError`.
 
     `weights`: "imagenet" loads the preset's pretrained weights, "none" its architecture only.
     """
     if weights not in ("imagenet", "none"):
         raise ModelError(
-            f"--weights {weights!r} does not apply to {model_name}: keras-hub encoders take imagenet "
+            f"--weights {weights!r} does not apply to {model_name}: "
+            "keras-hub encoders take imagenet "
             "(the preset's own weights) or none"
         )
     import keras_hub
@@ -110,7 +119,8 @@ def vision_encoder(backbone: keras.Model) -> keras.Model:
 
 
 def transformer_blocks(encoder: keras.Model) -> list:
-    """The encoder's transformer blocks, bottom to top (what `fine_tune_layers` counts for hub encoders)."""
+    """The encoder's transformer blocks, bottom to top (what `fine_tune_layers` counts for hub
+    encoders)."""
     for layer in [encoder, *encoder._flatten_layers(include_self=False, recursive=True)]:
         blocks = getattr(layer, "encoder_layers", None)  # ViTEncoder, CLIP/SigLIPVisionEncoder
         if blocks:
@@ -128,7 +138,8 @@ def hub_image_model(
     name: str,
     pretrained: bool = True,
 ) -> keras.Model:
-    """0..255 image -> converter scale/offset -> encoder -> pooled token (`head_pool`) -> shared head.
+    """0..255 image -> converter scale/offset -> encoder -> pooled token (`head_pool`) -> shared
+    head.
 
     The encoder is called in inference mode when pretrained (see `models.head.attach_head`).
     """
@@ -151,7 +162,8 @@ def _builder_for(row: HubEncoder, model_name: str):
         size = spec.image_size or row.input_size
         if size != row.input_size and not row.resizable:
             raise ModelError(
-                f"{model_name} runs at its preset's {row.input_size} px (fixed position embeddings); "
+                f"{model_name} runs at its preset's {row.input_size} px "
+                "(fixed position embeddings); "
                 f"drop --image-size {size} or pick a resizable encoder (hub_dinov2_*)"
             )
         backbone, converter = load_preset(

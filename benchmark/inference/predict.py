@@ -3,8 +3,9 @@
 A saved model is self-describing: `saved_models/<name>.keras` has a `<name>.json` beside it with
 the class names, the preprocessing contract, the input size and (for text models) the encoder.
 Its probabilities are shown as its cell was scored: averaged over the cell's test-time views and
-divided by the temperature fitted on the cell's validation split (`run.calibrated.shown_probabilities`),
-read from the run's cell record when the model sits in a run folder, else from the sidecar.
+divided by the temperature fitted on the cell's validation split
+(`run.calibrated.shown_probabilities`), read from the run's cell record when the model sits in a run
+folder, else from the sidecar.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from models import preprocess_function, register_custom_layers
 
 @dataclass
 class SavedModel:
-    """A loaded Keras model, the sidecar that says how to feed it, and its cell's record (how it was scored)."""
+    """A loaded Keras model, the sidecar that says how to feed it, and its cell's record (how it was
+    scored).
+    """
 
     model: object
     path: Path
@@ -52,7 +55,8 @@ class SavedModel:
 
 
 def cell_record(path: Path, info: SavedModelInfo) -> CellRecord:
-    """The record of the cell a saved model came from, calibration included (completed for old runs).
+    """The record of the cell a saved model came from, calibration included (completed for old
+    runs).
 
     A model in a run folder's `saved_models/` reads its run's `cells/<cell_id>.json`; a model file
     copied elsewhere gets a record made from its sidecar (its test-time views and temperature).
@@ -91,9 +95,10 @@ def best_model_file(run_dir: Path) -> Path:
         return found
     saved = run_dir / "saved_models"
     raise UsageError(
-        f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}: models are saved only while a cell "
-        "trains, so re-running this finished run saves nothing; train it again into a new --output with --save-models "
-        "best (the default) or all, or pass a MODEL.keras file"
+        f"no saved model for the best cell ({ranked[0].cell_id}) in {str(saved)!r}: models are "
+        "saved only while a cell trains, so re-running this finished run saves nothing; train it "
+        "again into a new --output with --save-models best (the default) or all, or pass a "
+        "MODEL.keras file"
     )
 
 
@@ -108,13 +113,16 @@ def load_saved_model(target: str) -> SavedModel:
 
 
 def load_model_file(path: Path) -> SavedModel:
-    """A saved `.keras` model with its sidecar; keras-hub and our own layers registered so every family loads."""
+    """A saved `.keras` model with its sidecar; keras-hub and our own layers registered so every
+    family loads.
+    """
     import keras
 
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise UsageError(
-            f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) to predict"
+            f"{str(sidecar)!r} is missing: a model needs its sidecar (class names, preprocessing) "
+            "to predict"
         )
     import keras_hub  # noqa: F401  (registers keras-hub layers so text and fusion models deserialize)
 
@@ -122,7 +130,8 @@ def load_model_file(path: Path) -> SavedModel:
         info = SavedModelInfo.read(sidecar)
     except (OSError, ValueError, TypeError) as err:
         raise UsageError(
-            f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the model again"
+            f"sidecar {str(sidecar)!r} is unreadable or incomplete ({first_line(err)}); save the "
+            "model again"
         ) from err
     register_custom_layers()
     return SavedModel(model=keras.saving.load_model(path, compile=False), path=path, info=info)
@@ -145,7 +154,8 @@ def collect_images(paths: list[str]) -> list[Path]:
 
 
 def no_readable_image(paths: list[str], unreadable: list[tuple[Path, BaseException]]) -> UsageError:
-    """The error when not one of the files found could be read: one line naming what was passed and why.
+    """The error when not one of the files found could be read: one line naming what was passed and
+    why.
 
     A folder of non-images is a mistake in the command (exit 2), not a prediction that failed; a
     few unreadable files among good ones are only reported and skipped.
@@ -162,7 +172,9 @@ def no_readable_image(paths: list[str], unreadable: list[tuple[Path, BaseExcepti
 
 @functools.lru_cache(maxsize=4)
 def caption_tokenizer(encoder: str, sequence_length: int):
-    """The encoder's tokenizer and a packer to `sequence_length`, loaded once per encoder (not once per file)."""
+    """The encoder's tokenizer and a packer to `sequence_length`, loaded once per encoder (not once
+    per file).
+    """
     import keras_hub
 
     tokenizer = keras_hub.models.Tokenizer.from_preset(encoder)
@@ -179,9 +191,11 @@ def caption_tokenizer(encoder: str, sequence_length: int):
 def model_inputs(
     saved: SavedModel, files: list[Path], caption: str | list[str] | None, view: int = 0
 ):
-    """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text models, tokenized captions.
+    """The model's inputs for `files`: preprocessed pixels (test-time view `view`) and, for text
+    models, tokenized captions.
 
-    `caption` is one caption for every file, a list with one per file, or None (each from its file name).
+    `caption` is one caption for every file, a list with one per file, or None (each from its file
+    name).
     """
     info = saved.info
     modality = info.modality
@@ -206,7 +220,8 @@ def model_inputs(
 def file_probabilities(
     saved: SavedModel, files: list[Path], caption: str | list[str] | None = None
 ) -> np.ndarray:
-    """What the user is shown for `files`: the softmax averaged over the cell's test-time views, then calibrated.
+    """What the user is shown for `files`: the softmax averaged over the cell's test-time views,
+    then calibrated.
 
     Every consumer (predict, cross-dataset evaluation) goes through this one function, so the cell's
     views and temperature are applied once, here.
@@ -228,7 +243,9 @@ def file_probabilities(
 def probabilities_for_files(
     saved: SavedModel, files: list[Path], captions: list[str] | None = None, *, batch_size: int = 32
 ) -> np.ndarray:
-    """What the user is shown for many readable files, `batch_size` at a time (memory stays bounded)."""
+    """What the user is shown for many readable files, `batch_size` at a time (memory stays
+    bounded).
+    """
     chunks = []
     for start in range(0, len(files), batch_size):
         part = files[start : start + batch_size]

@@ -6,6 +6,7 @@ and every flag the model cannot honour is refused here, in one line naming the f
 runner, the cell, `tune` and the checks before a run read the plan instead of deriving these
 facts again, so a new model family is added in `models/` and is picked up here without edits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from models import ModelEntry, SimpleCNNConfig, get_entry, resolve_model_names
 # trained cells. `benchmark.run.loop.train_or_combine` dispatches on it in one place.
 Kind = Literal["trained_backbone", "scratch", "text", "fusion", "zero_shot", "late_fusion"]
 
-NO_STORED_FEATURES = ("no frozen pretrained image backbone under the shared head "
-                      "(scratch, text, fusion or hub)")
+NO_STORED_FEATURES = (
+    "no frozen pretrained image backbone under the shared head (scratch, text, fusion or hub)"
+)
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,22 @@ def image_side(entry: ModelEntry, image_size: int | None) -> int:
     """The side `--image-size` (None: the entry's own) gives `entry`, checked against its limits."""
     side = image_size or entry.input_size
     if side < entry.min_input_size:
-        raise UsageError(f"--image-size {side} is below {entry.name}'s minimum of "
-                         f"{entry.min_input_size} px; use at least {entry.min_input_size}, "
-                         f"or leave --image-size out ({entry.input_size} px)")
+        raise UsageError(
+            f"--image-size {side} is below {entry.name}'s minimum of "
+            f"{entry.min_input_size} px; use at least {entry.min_input_size}, "
+            f"or leave --image-size out ({entry.input_size} px)"
+        )
     if entry.max_input_size is not None and side > entry.max_input_size:
         fixed = entry.max_input_size == entry.min_input_size
-        limit = f"runs at a fixed {entry.max_input_size} px" if fixed else \
-            f"accepts at most {entry.max_input_size} px"
-        raise UsageError(f"--image-size {side}: {entry.name} {limit}; leave --image-size out, "
-                         "or run it in a grid of its own")
+        limit = (
+            f"runs at a fixed {entry.max_input_size} px"
+            if fixed
+            else f"accepts at most {entry.max_input_size} px"
+        )
+        raise UsageError(
+            f"--image-size {side}: {entry.name} {limit}; leave --image-size out, "
+            "or run it in a grid of its own"
+        )
     return side
 
 
@@ -97,13 +106,15 @@ def head_features_refusal(kind: Kind, name: str, modality: str, scratch: bool) -
     if modality != "image":
         return f"{name} has a {modality} input: its phase 1 must run online"
     if scratch:
-        return (f"{name} trains from scratch here "
-                "(no frozen pretrained backbone to store features of)")
+        return (
+            f"{name} trains from scratch here (no frozen pretrained backbone to store features of)"
+        )
     return ""
 
 
-def phase2_features(config: RunConfig, entry: ModelEntry, kind: Kind, scratch: bool,
-                    layers: int | str) -> tuple[str, str]:
+def phase2_features(
+    config: RunConfig, entry: ModelEntry, kind: Kind, scratch: bool, layers: int | str
+) -> tuple[str, str]:
     """Phase 2's data path as far as the entry and the flags decide it, and why."""
     if not kind_trains(kind) or scratch or layers in (0, "0") or config.fine_tune_epochs == 0:
         return "none", "no phase 2"
@@ -111,8 +122,10 @@ def phase2_features(config: RunConfig, entry: ModelEntry, kind: Kind, scratch: b
         return "online", "--fine-tune-features online"
     if kind in ("text", "fusion") or entry.preset:
         if config.fine_tune_features == "bank":
-            raise UsageError(f"--fine-tune-features bank: {entry.name} has {NO_STORED_FEATURES}; "
-                             "use --fine-tune-features auto or online")
+            raise UsageError(
+                f"--fine-tune-features bank: {entry.name} has {NO_STORED_FEATURES}; "
+                "use --fine-tune-features auto or online"
+            )
         return "online", NO_STORED_FEATURES
     return config.fine_tune_features, ""
 
@@ -131,14 +144,18 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     """The plan of one model under `config`; a flag the model cannot honour is a `UsageError`."""
     entry = get_entry(name)
     kind = model_kind(entry)
-    size = image_side(entry, config.image_size) if kind != "text" else \
-        config.image_size or entry.input_size  # feeds no image: nothing to check
+    size = (
+        image_side(entry, config.image_size)
+        if kind != "text"
+        else config.image_size or entry.input_size
+    )  # feeds no image: nothing to check
     source = weight_source(entry, config.weights)
     scratch = from_scratch(kind, entry.modality, source)
     if config.head_features == "cached":
         if reason := head_features_refusal(kind, entry.name, entry.modality, scratch):
-            raise UsageError(f"--head-features cached: {reason}; "
-                             "use --head-features auto or online")
+            raise UsageError(
+                f"--head-features cached: {reason}; use --head-features auto or online"
+            )
     if not kind_trains(kind):
         head = "none"
     elif head_features_refusal(kind, entry.name, entry.modality, scratch):
@@ -147,16 +164,27 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
         head = config.head_features
     layers = entry.fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
     tune, why = phase2_features(config, entry, kind, scratch, layers)
-    if reason := progressive_refusal(config.progressive_sizes, size, entry.name,
-                                     pretrained=entry.pretrained):
+    if reason := progressive_refusal(
+        config.progressive_sizes, size, entry.name, pretrained=entry.pretrained
+    ):
         raise UsageError(reason)
     return ModelPlan(
-        name=entry.name, entry=entry, kind=kind, image_size=size, preprocess=entry.preprocess,
-        modality=entry.modality, weights=config.weights, weight_source=source,
-        fine_tune_layers=layers, head_features=head, fine_tune_features=tune,
-        fine_tune_reason=why, progressive_sizes=tuple(config.progressive_sizes),
+        name=entry.name,
+        entry=entry,
+        kind=kind,
+        image_size=size,
+        preprocess=entry.preprocess,
+        modality=entry.modality,
+        weights=config.weights,
+        weight_source=source,
+        fine_tune_layers=layers,
+        head_features=head,
+        fine_tune_features=tune,
+        fine_tune_reason=why,
+        progressive_sizes=tuple(config.progressive_sizes),
         components=entry.components,
-        simple_cnn=config.simple_cnn_config() if kind == "scratch" else None)
+        simple_cnn=config.simple_cnn_config() if kind == "scratch" else None,
+    )
 
 
 def expand_components(models: list[str]) -> list[str]:
@@ -179,12 +207,19 @@ def resolve_plans(config: RunConfig) -> dict[str, ModelPlan]:
     """
     names = expand_components(resolve_model_names(config.models))
     entries = [get_entry(name) for name in names]
-    fixed = [entry for entry in entries if model_kind(entry) == "zero_shot" and config.image_size
-             and config.image_size != entry.input_size]
+    fixed = [
+        entry
+        for entry in entries
+        if model_kind(entry) == "zero_shot"
+        and config.image_size
+        and config.image_size != entry.input_size
+    ]
     if fixed:
         sides = ", ".join(f"{entry.name} ({entry.input_size} px)" for entry in fixed)
-        raise UsageError(f"--image-size {config.image_size} cannot apply to zero-shot rows, which "
-                         f"run at their preset's side: {sides}; drop --image-size, or run them in "
-                         "a grid of their own")
+        raise UsageError(
+            f"--image-size {config.image_size} cannot apply to zero-shot rows, which "
+            f"run at their preset's side: {sides}; drop --image-size, or run them in "
+            "a grid of their own"
+        )
     check_weights_file(names, config.weights)
     return {name: resolve_plan(config, name) for name in names}

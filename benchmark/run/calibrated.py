@@ -1,4 +1,5 @@
-"""A cell's calibration, wherever its record came from, and the one path from raw probabilities to what a user sees.
+"""A cell's calibration, wherever its record came from, and the one path from raw probabilities to
+what a user sees.
 
 Records written since calibration was added carry it (`evaluation_record`); older ones are completed
 here from their saved predictions, with the same function, so `report RUN_DIR` on an old run folder
@@ -20,7 +21,10 @@ from benchmark.training.calibration import apply_temperature, calibration_summar
 
 
 def calibration_from_predictions(run_dir: Path, record: CellRecord) -> dict[str, Any]:
-    """`calibration_summary` of a cell's saved val/test probabilities; empty without a usable predictions file."""
+    """`calibration_summary` of a cell's saved val/test probabilities.
+
+    Empty without a usable predictions file.
+    """
     frame = load_predictions(run_dir, record)
     columns = [f"prob_{name}" for name in record.class_names]
     if frame is None or not columns or not set(columns) <= set(frame.columns):
@@ -35,9 +39,11 @@ def calibration_from_predictions(run_dir: Path, record: CellRecord) -> dict[str,
 
 
 def with_calibration(run_dir: Path, record: CellRecord) -> CellRecord:
-    """The record with its `calibration` filled in from its predictions when an older runner left it out.
+    """The record with its `calibration` filled in from its predictions when an older runner left
+    it out.
 
-    Nothing is written back: the record file stays as the run wrote it, and every reader gets the same figures.
+    Nothing is written back: the record file stays as the run wrote it, and every reader gets the
+    same figures.
     """
     if record.calibration or not record.ok:
         return record
@@ -53,10 +59,12 @@ def temperature_of(record: CellRecord) -> float | None:
 
 
 def shown_probabilities(record: CellRecord, raw: np.ndarray) -> np.ndarray:
-    """What a user is shown for a cell's model: its raw softmax divided by the cell's temperature, if it has one.
+    """What a user is shown for a cell's model: its raw softmax divided by the cell's temperature,
+    if it has one.
 
-    `raw` is (n, classes) as the model (averaged over the cell's test-time views) outputs it. The order of
-    the classes, and so the predicted label, is the same either way; only the stated confidence changes.
+    `raw` is (n, classes) as the model (averaged over the cell's test-time views) outputs it. The
+    order of the classes, and so the predicted label, is the same either way; only the stated
+    confidence changes.
     """
     temperature = temperature_of(record)
     raw = np.asarray(raw, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""One cell from configuration to trained model: the one path a grid cell and a tune trial both take.
+"""One cell from configuration to trained model: the one path a grid cell and a tune trial both
+take.
 
 `prepare_cell` seeds, chooses precision and strategy, builds the model and its datasets (damped
 class weights, augmentation, stored phase-1 features where allowed); `run_cell` trains the prepared
@@ -51,7 +52,8 @@ from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, p
 
 MIN_BATCH_SIZE = 1  # out-of-memory halving stops here
 
-# RunConfig key -> TextConfig field: the text branch's knobs carry a `text_`/`fusion_` prefix on the command line.
+# RunConfig key -> TextConfig field: the text branch's knobs carry a `text_`/`fusion_` prefix on the
+# command line.
 TEXT_KEYS = {
     "text_encoder": "encoder",
     "sequence_length": "sequence_length",
@@ -63,7 +65,8 @@ TEXT_KEYS = {
 
 
 def recipe_settings(config: RunConfig, model_name: str) -> RecipeSettings:
-    """The recipe's knobs for one model: the configuration's values, and the model's own fine-tune depth."""
+    """The recipe's knobs for one model: the configuration's values, and the model's own fine-tune
+    depth."""
     names = {f.name for f in dataclasses.fields(RecipeSettings)} - {
         "fine_tune_layers",
         "jit_compile",
@@ -90,10 +93,12 @@ def build_spec(config: RunConfig, num_classes: int, image_size: int | None = Non
 
 @dataclass
 class CellInputs:
-    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and image cache.
+    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and
+    image cache.
 
-    `cache_dir` holds the decoded, resized images (and token ids) of each split, shared by every cell
-    that feeds the same inputs (`fill_shared_cache`): a sweep decodes each image once, not once per cell.
+    `cache_dir` holds the decoded, resized images (and token ids) of each split, shared by every
+    cell that feeds the same inputs (`fill_shared_cache`): a sweep decodes each image once, not
+    once per cell.
     """
 
     image_size: int
@@ -110,7 +115,10 @@ class CellInputs:
         size, modality = plan.image_size, plan.modality
         key = f"{size}px_{modality.replace('+', '_')}"
         if modality != "image":  # token ids depend on the tokenizer and the sequence length
-            key += f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}_{config.sequence_length}tok"
+            key += (
+                f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}"
+                f"_{config.sequence_length}tok"
+            )
         return cls(
             image_size=size,
             preprocess=preprocess_function(plan.preprocess),
@@ -149,7 +157,8 @@ class CellInputs:
 
 @dataclass
 class PreparedCell:
-    """A built model and the data it trains on, ready for `train_two_phase` inside `strategy.scope()`."""
+    """A built model and the data it trains on, ready for `train_two_phase` inside
+    `strategy.scope()`."""
 
     model_name: str
     built: BuiltModel
@@ -183,11 +192,13 @@ def prepare_cell(
     fine_tune_bank: bool = True,
     plan: ModelPlan | None = None,
 ) -> PreparedCell:
-    """Seeds everything, then builds the model and its datasets inside the distribution strategy's scope.
+    """Seeds everything, then builds the model and its datasets inside the distribution strategy's
+    scope.
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
-    (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every cell
-    of the run shares. `fine_tune_bank=False` keeps phase 2 online whatever the configuration says.
+    (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every
+    cell of the run shares. `fine_tune_bank=False` keeps phase 2 online whatever the configuration
+    says.
     `plan` is the run's plan of the model (a tune trial, with a configuration of its own,
     resolves its own plan).
     """
@@ -395,7 +406,8 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             if training.seconds
             else None,
             "eval_seconds": time.perf_counter() - eval_start,
-            # Backbone time this cell spent filling the feature bank (the first alpha cell pays it, later ones read).
+            # Backbone time this cell spent filling the feature bank (the first alpha cell pays it,
+            # later ones read).
             **(
                 {
                     "feature_bank_seconds": bank.seconds,
@@ -423,11 +435,13 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
 def evaluated_probabilities(
     model, inputs: CellInputs, split: SplitTable, batch_size: int, tta: int
 ) -> dict:
-    """Val and test probabilities as `evaluation_record` takes them: the plain view, or averaged over `tta` views.
+    """Val and test probabilities as `evaluation_record` takes them: the plain view, or averaged
+    over `tta` views.
 
     Both splits get exactly the same views (`data_pipeline.tta`, made on 0..255 before the model's
-    preprocessing). View 0 is the image itself, so the plain figures come from the first pass and cost
-    nothing extra. A text-only model has no image to vary: it is evaluated once and records tta 0.
+    preprocessing). View 0 is the image itself, so the plain figures come from the first pass and
+    cost nothing extra. A text-only model has no image to vary: it is evaluated once and records
+    tta 0.
     """
     parts = [part for part in ("val", "test") if not split.subset(part).empty]
     plain = {

@@ -4,6 +4,7 @@ The key's fields are the identity; `cell_id` is only the file name (`cells/<cell
 never read back into fields. Records carry model, alpha, seed and fold as fields of their own, so
 a table groups them by those, whatever their file is called (a renamed copy, a hand-made record).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -20,7 +20,9 @@ def lock_path(run_dir: Path, cell_id: str) -> Path:
 
 @contextlib.contextmanager
 def claim_cell(run_dir: Path, cell_id: str) -> Iterator[bool]:
-    """Yields True while this process holds the cell's lock, False (at once) when another process holds it."""
+    """Yields True while this process holds the cell's lock, False (at once) when another process
+    holds it.
+    """
     path = lock_path(run_dir, cell_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -15,7 +15,9 @@ def gpus() -> list:
 
 
 def resolve_precision(requested: str) -> str:
-    """`auto`: float32 on CPU; on GPU mixed_bfloat16 where supported (compute capability >= 8), else mixed_float16."""
+    """`auto`: float32 on CPU; on GPU mixed_bfloat16 where supported (compute capability >= 8), else
+    mixed_float16.
+    """
     if requested != "auto":
         return requested
     devices = gpus()
@@ -30,7 +32,9 @@ def resolve_precision(requested: str) -> str:
 
 
 def resolve_strategy(requested: str) -> tf.distribute.Strategy:
-    """MirroredStrategy over all visible GPUs when there are several (or when asked), else the default."""
+    """MirroredStrategy over all visible GPUs when there are several (or when asked), else the
+    default.
+    """
     if requested == "mirrored" or (requested == "auto" and len(gpus()) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

@@ -24,11 +24,13 @@ def evaluation_record(
     tta: int = 0,
     plain_probabilities: dict[str, np.ndarray] | None = None,
 ) -> CellRecord:
-    """Metrics, calibration and saved predictions of one cell from its class probabilities per split.
+    """Metrics, calibration and saved predictions of one cell from its class probabilities per
+    split.
 
-    `probabilities` are what the leaderboard ranks and the predictions file keeps: averaged over `tta`
-    test-time views when tta > 0, in which case `plain_probabilities` (the single, unchanged view) are
-    scored too, into `metrics_plain`. Calibration (temperature fitted on val) is of `probabilities`.
+    `probabilities` are what the leaderboard ranks and the predictions file keeps: averaged over
+    `tta` test-time views when tta > 0, in which case `plain_probabilities` (the single, unchanged
+    view) are scored too, into `metrics_plain`. Calibration (temperature fitted on val) is of
+    `probabilities`.
     `variant` names a second row the same cell produces (late fusion's confidence rule): it gets
     its own cell id, model label and predictions file, while `registry_name` keeps the entry.
     """
@@ -73,7 +75,8 @@ def evaluation_record(
 def prediction_frame(
     part: str, frame: pd.DataFrame, y_true, probabilities: np.ndarray, class_names
 ) -> pd.DataFrame:
-    """One row per image: split, path, true and predicted class index, and every class probability."""
+    """One row per image: split, path, true and predicted class index, and every class
+    probability."""
     out = pd.DataFrame(
         {
             "split": part,

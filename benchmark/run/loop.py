@@ -61,11 +61,12 @@ def run_grid(
     quiet: bool = False,
     tracker: GridTracker | None = None,
 ) -> int:
-    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of failed cells.
+    """Runs every unfinished cell (or those of the grid indices `only`); returns the number of
+    failed cells.
 
-    A cell whose record is finished under the same settings and split is skipped; one another process
-    is training (its lock is held) is skipped with a note; everything else trains. `tracker` mirrors
-    each cell into an experiment tracker (MLflow, TensorBoard); None tracks nothing.
+    A cell whose record is finished under the same settings and split is skipped; one another
+    process is training (its lock is held) is skipped with a note; everything else trains. `tracker`
+    mirrors each cell into an experiment tracker (MLflow, TensorBoard); None tracks nothing.
     """
     tracker = tracker or GridTracker()
     cells = ctx.cells
@@ -82,7 +83,8 @@ def run_grid(
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):
         print(
-            f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, {len(todo)} to run"
+            f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, "
+            f"{len(todo)} to run"
         )
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     isolate = should_isolate(ctx.config.isolate_cells, sum(not combines(ctx, c) for c in todo))
@@ -101,13 +103,14 @@ def run_grid(
             if not claimed or _finished_meanwhile(ctx, cell):
                 busy.append(cell.cell_id)
                 print(
-                    f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or has trained it "
-                    f"(lock {lock_path(ctx.run_dir, cell.cell_id)})",
+                    f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or "
+                    f"has trained it (lock {lock_path(ctx.run_dir, cell.cell_id)})",
                     flush=True,
                 )
                 continue
             print(
-                f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed {_clock(time.perf_counter() - start)})",
+                f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed "
+                f"{_clock(time.perf_counter() - start)})",
                 flush=True,
             )
             if isolate and not combines(ctx, cell):
@@ -128,8 +131,8 @@ def run_grid(
             print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
     if busy:
         print(
-            f"{len(busy)} cell(s) were left to another process; `run_benchmark.py report {ctx.run_dir}` "
-            "rebuilds the tables once it has finished"
+            f"{len(busy)} cell(s) were left to another process; "
+            f"`run_benchmark.py report {ctx.run_dir}` rebuilds the tables once it has finished"
         )
     return failed
 
@@ -137,7 +140,9 @@ def run_grid(
 def _train_and_record(
     ctx: RunContext, cell: Cell, verbose, tracker: GridTracker | None = None
 ) -> CellRecord:
-    """Trains (or combines) one claimed cell and commits its record; an exception becomes a failed record."""
+    """Trains (or combines) one claimed cell and commits its record; an exception becomes a failed
+    record.
+    """
     tracker = tracker or GridTracker()
     model = None
     try:
@@ -156,7 +161,9 @@ def _train_and_record(
 
 
 def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
-    """`_train_and_record` in a child process; a child that dies leaves a failed record written here."""
+    """`_train_and_record` in a child process; a child that dies leaves a failed record written
+    here.
+    """
     try:
         return run_in_child(_train_and_record, ctx, cell, verbose)
     except USER_ERRORS:
@@ -173,9 +180,9 @@ def finished_here(
     """The cells of `cells` with a finished record trained under this configuration; says why the
     others retrain (unless `say` is False: the check before each cell repeats the run's first one).
 
-    After `--force` a cell trained under other settings is trained again, so the folder's `config.yaml`
-    always describes every cell in it. The grid axes (models, alphas, seeds) and output-only keys may
-    differ: they choose which cells exist, not how a cell trains.
+    After `--force` a cell trained under other settings is trained again, so the folder's
+    `config.yaml` always describes every cell in it. The grid axes (models, alphas, seeds) and
+    output-only keys may differ: they choose which cells exist, not how a cell trains.
     """
     current = ctx.config.to_dict()
     done, stale = set(), {}
@@ -199,7 +206,8 @@ def finished_here(
     if stale and say:
         keys = sorted({k for changed in stale.values() for k in changed})
         print(
-            f"retraining {len(stale)} finished cell(s) trained under other settings ({', '.join(keys)})"
+            f"retraining {len(stale)} finished cell(s) trained under other settings "
+            f"({', '.join(keys)})"
         )
     return done
 
@@ -216,8 +224,9 @@ def late_fusion_indices(ctx: RunContext) -> list[int]:
 
 
 def finish_late_fusion(run_dir: Path) -> int:
-    """Computes the late-fusion cells a Slurm array leaves to its merge job (they need their components'
-    predictions, which parallel tasks may not have written yet); returns the number that failed."""
+    """Computes the late-fusion cells a Slurm array leaves to its merge job (they need their
+    components' predictions, which parallel tasks may not have written yet); returns the number that
+    failed."""
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         return 0

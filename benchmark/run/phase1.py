@@ -1,11 +1,13 @@
-"""Which data phase 1 trains the head on: the online images, stored features, or the augmented feature bank.
+"""Which data phase 1 trains the head on: the online images, stored features, or the augmented
+feature bank.
 
 `--head-features auto` (the default) takes the cheapest path that trains the same head: with
 augmentation on, the augmented feature bank (`benchmark.training.feature_bank`); without it, the
 plain stored features (`benchmark.training.head_features`); online where the model has no frozen
 pretrained image backbone to share (from scratch, `--weights none`, text, fusion). `cached` insists
 on stored features (bank or plain) and is refused, in one line, for a model that cannot have them;
-`online` always pushes every image through the backbone. The record's `head_features` says which ran.
+`online` always pushes every image through the backbone. The record's `head_features` says which
+ran.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def stored_head_phase(
     epochs: int,
     fold: int | None = None,
 ) -> CachedHeadPhase:
-    """Phase-1 data from the run folder's stored backbone features (computed by the first alpha cell).
+    """Phase-1 data from the run folder's stored backbone features (computed by the first alpha
+    cell).
 
     Validation features are the un-augmented, stored once per model; training features are the same
     (mode "cached") or epoch e's augmented features from the bank (mode "bank"); `epochs` is the

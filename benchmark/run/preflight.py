@@ -5,6 +5,7 @@ a file exists) and that would otherwise pass `--dry-run` and then fail cells; wh
 model is its plan's (`benchmark.plan`), resolved here. `run_benchmark.py`
 runs them before a run, a Slurm grid or a search starts, and `--dry-run` runs them too.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,18 +39,26 @@ def check_output_folder(run_dir: Path, *, tensorboard: bool = False) -> None:
     everywhere, `/proc` included, where creating a folder then fails.
     """
     if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"--output {str(run_dir)!r} is an existing file; give a folder "
-                         "(a new one, or a run to resume)")
+        raise UsageError(
+            f"--output {str(run_dir)!r} is an existing file; give a folder "
+            "(a new one, or a run to resume)"
+        )
     existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
-                         "writable folder")
+        raise UsageError(
+            f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
+            "writable folder"
+        )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
     except OSError as err:
-        raise UsageError(f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
-                         f"writable folder ({err.strerror})") from None
+        raise UsageError(
+            f"--output {str(run_dir)!r} cannot be created: {str(existing)!r} is not a "
+            f"writable folder ({err.strerror})"
+        ) from None
     for name in RUN_SUBFOLDERS + (("tensorboard",) if tensorboard else ()):
         if (run_dir / name).exists() and not (run_dir / name).is_dir():
-            raise UsageError(f"{str(run_dir / name)!r} is a file, but the run writes a folder "
-                             "there; move the file away or use another --output")
+            raise UsageError(
+                f"{str(run_dir / name)!r} is a file, but the run writes a folder "
+                "there; move the file away or use another --output"
+            )

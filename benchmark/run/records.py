@@ -37,9 +37,10 @@ UNKNOWN_KEY = {"alpha": float("nan"), "seed": -1}
 class CellRecord:
     """What one grid cell trained and measured (or why it failed).
 
-    `model` is the leaderboard label; `registry_name` the registry entry it was built from (they differ
-    for the second row late fusion writes, `late_fusion_x (confidence)`). `metrics` holds one dict per
-    evaluated split (`val`, `test`) as `training.metrics.classification_metrics` returns it.
+    `model` is the leaderboard label; `registry_name` the registry entry it was built from (they
+    differ for the second row late fusion writes, `late_fusion_x (confidence)`). `metrics` holds one
+    dict per evaluated split (`val`, `test`) as `training.metrics.classification_metrics` returns
+    it.
     """
 
     cell_id: str
@@ -76,12 +77,14 @@ class CellRecord:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
-    # How the cell was evaluated. `metrics` and the predictions file hold what the leaderboard ranks: the
-    # average over `tta` test-time views when tta > 0, and then `metrics_plain` holds the single-view figures.
+    # How the cell was evaluated. `metrics` and the predictions file hold what the leaderboard
+    # ranks: the average over `tta` test-time views when tta > 0, and then `metrics_plain` holds the
+    # single-view figures.
     tta: int = 0
     metrics_plain: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # `training.calibration.calibration_summary` of the saved probabilities (temperature fitted on val);
-    # empty in records written before it, which `run.calibrated.with_calibration` completes from the predictions.
+    # `training.calibration.calibration_summary` of the saved probabilities (temperature fitted on
+    # val); empty in records written before it, which `run.calibrated.with_calibration` completes
+    # from the predictions.
     calibration: dict[str, Any] = field(default_factory=dict)
     # Text, fusion and late fusion only.
     caption_warning: str = ""
@@ -109,7 +112,8 @@ class CellRecord:
         return self.metrics.get(split) or {}
 
     def to_json(self) -> dict[str, Any]:
-        """Every field; `fold` only in a K-fold run, so a record of a run without folds has the keys it always had."""
+        """Every field; `fold` only in a K-fold run, so a record of a run without folds has the
+        keys it always had."""
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -176,7 +180,8 @@ def record_problem(data: dict[str, Any]) -> str:
 
 @dataclass
 class SavedModelInfo:
-    """The `.json` sidecar beside a saved `.keras` model: everything needed to feed it new images."""
+    """The `.json` sidecar beside a saved `.keras` model: everything needed to feed it new
+    images."""
 
     cell_id: str
     model: str
@@ -191,8 +196,9 @@ class SavedModelInfo:
     modality: str = "image"
     text_encoder: str = ""
     sequence_length: int = 32
-    # How the cell's figures were made, so a model file copied out of its run folder is shown as ranked:
-    # test-time views averaged (0: one) and the temperature its probabilities are divided by (None: none).
+    # How the cell's figures were made, so a model file copied out of its run folder is shown as
+    # ranked: test-time views averaged (0: one) and the temperature its probabilities are divided
+    # by (None: none).
     tta: int = 0
     temperature: float | None = None
 
@@ -293,8 +299,8 @@ def load_predictions(run_dir: Path, record: CellRecord) -> pd.DataFrame | None:
 
 
 def validation_rank_key(record: CellRecord) -> tuple[float, float, int]:
-    """How one cell ranks (higher is better): validation accuracy, then validation macro-F1, then the
-    earlier grid cell, so ties resolve the same way wherever a best cell is picked (saved model,
+    """How one cell ranks (higher is better): validation accuracy, then validation macro-F1, then
+    the earlier grid cell, so ties resolve the same way wherever a best cell is picked (saved model,
     deployment profile, predict, report)."""
     val = record.split_metrics("val")
     return (val.get("accuracy", -1.0), val.get("macro_f1", -1.0), -int(record.index))

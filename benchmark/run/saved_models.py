@@ -31,14 +31,16 @@ def saved_model_file(run_dir: Path, record: CellRecord) -> Path | None:
         try:
             cell_id = json.loads(sidecar.read_text()).get("cell_id")
         except (OSError, ValueError, AttributeError):
-            continue  # an unreadable sidecar names no cell; loading the model would fail on it anyway
+            # an unreadable sidecar names no cell; loading the model would fail on it anyway
+            continue
         if cell_id == record.cell_id:
             return sidecar.with_suffix(".keras")
     return None
 
 
 def save_model_if_wanted(ctx: RunContext, record: CellRecord, model) -> Path | None:
-    """Saves the trained model (`<stem>.keras`) and its sidecar (`<stem>.json`: classes, preprocessing, size).
+    """Saves the trained model (`<stem>.keras`) and its sidecar (`<stem>.json`: classes,
+    preprocessing, size).
 
     Returns the saved `.keras` file, or None when the policy keeps no model of this cell.
     """

@@ -1,18 +1,20 @@
-"""The grid as a Slurm job array: one array task per unfinished cell, then a merge job for the tables.
+"""The grid as a Slurm job array: one array task per unfinished cell, then a merge job for the
+tables.
 
 `run_benchmark.py slurm ... --output RUN_DIR` resolves the run once on the login node (the split is
 written to RUN_DIR/splits.csv, or with `--folds K` all K fold splits to RUN_DIR/splits/fold<k>.csv,
 before anything is submitted, so concurrent tasks only read them), then writes RUN_DIR/slurm/:
 
 - `config.yaml`: the resolved configuration, the same as RUN_DIR/config.yaml; every task reads it.
-- `array.sbatch`: `--array=<unfinished cells>%K`, each task `run_benchmark.py --cell $SLURM_ARRAY_TASK_ID`;
-  logs in `logs/%A_%a.out`. Cells with an "ok" record are left out, so resubmitting fills the holes.
+- `array.sbatch`: `--array=<unfinished cells>%K`, each task
+  `run_benchmark.py --cell $SLURM_ARRAY_TASK_ID`; logs in `logs/%A_%a.out`. Cells with an "ok"
+  record are left out, so resubmitting fills the holes.
 - `merge.sbatch`: `run_benchmark.py report RUN_DIR`, submitted with `--dependency=afterany:<array>`
   so one failed cell does not hold back the table of the others.
 
-Each task writes only its own record, atomically (`benchmark.run.records`), so tasks never corrupt each
-other. A task asks for `--requeue` and for SIGUSR1 two minutes before its time limit: the script
-stops the cell and requeues itself; the requeued task resumes the cell from its last finished
+Each task writes only its own record, atomically (`benchmark.run.records`), so tasks never corrupt
+each other. A task asks for `--requeue` and for SIGUSR1 two minutes before its time limit: the
+script stops the cell and requeues itself; the requeued task resumes the cell from its last finished
 epoch and phase (the per-epoch backup in `RUN_DIR/work/<cell>/`, `benchmark.training.checkpoint`).
 With nothing left to run, nothing is submitted (not even the merge): `report RUN_DIR` rebuilds the
 tables.
@@ -87,7 +89,8 @@ class SlurmOptions:
         for arg in self.sbatch_args:
             if not arg.startswith("-") or "\n" in arg:
                 raise UsageError(
-                    f"--sbatch-arg {arg!r} must be one sbatch option on one line, e.g. --sbatch-arg=--qos=high"
+                    f"--sbatch-arg {arg!r} must be one sbatch option on one line, "
+                    "e.g. --sbatch-arg=--qos=high"
                 )
 
 
@@ -238,9 +241,12 @@ def _array_script(
     header = "\n".join(f"#SBATCH {line}" for line in sbatch)
     return f"""#!/bin/bash
 {header}
-# Written by `run_benchmark.py slurm`: array task I trains grid cell I of {run_dir} ({len(context.cells)} cells).
-# Cells already finished ("ok" record) are not in --array; resubmit with the same command to fill holes.
-# Near the time limit Slurm sends SIGUSR1 to this script (--signal=B:USR1@{lead}); the trap stops the cell and
+# Written by `run_benchmark.py slurm`: array task I trains grid cell I of {run_dir} \
+({len(context.cells)} cells).
+# Cells already finished ("ok" record) are not in --array; resubmit with the same command to \
+fill holes.
+# Near the time limit Slurm sends SIGUSR1 to this script (--signal=B:USR1@{lead}); \
+the trap stops the cell and
 # requeues this task, which resumes the cell from its last finished epoch.
 set -u
 export TF_CPP_MIN_LOG_LEVEL="${{TF_CPP_MIN_LOG_LEVEL:-2}}"
@@ -254,7 +260,8 @@ requeue() {{
     exit 0
 }}
 trap requeue USR1
-echo "run_benchmark slurm: task $task, cell $SLURM_ARRAY_TASK_ID on $(hostname) (restart count ${{SLURM_RESTART_COUNT:-0}})"
+echo "run_benchmark slurm: task $task, cell $SLURM_ARRAY_TASK_ID on $(hostname) \
+(restart count ${{SLURM_RESTART_COUNT:-0}})"
 # In the background, so bash runs the trap as soon as the signal arrives instead of after the cell.
 {command} --cell "$SLURM_ARRAY_TASK_ID" --quiet &
 child=$!
@@ -288,7 +295,8 @@ exec {command}
 
 
 def write_slurm_scripts(context, options: SlurmOptions, python: str = sys.executable) -> SlurmPlan:
-    """Writes RUN_DIR/slurm/{config.yaml,array.sbatch,merge.sbatch} for the unfinished cells of a prepared run."""
+    """Writes RUN_DIR/slurm/{config.yaml,array.sbatch,merge.sbatch} for the unfinished cells of a
+    prepared run."""
     options.validate()
     run_dir = Path(context.run_dir).resolve()
     slurm_dir = run_dir / "slurm"
@@ -309,7 +317,8 @@ def write_slurm_scripts(context, options: SlurmOptions, python: str = sys.execut
         )
         commands = [
             f"array_id=$(sbatch --parsable {shlex.quote(str(array_script))})",
-            f"sbatch --parsable --dependency=afterany:${{array_id}} {shlex.quote(str(merge_script))}",
+            f"sbatch --parsable --dependency=afterany:${{array_id}} "
+            f"{shlex.quote(str(merge_script))}",
         ]
     else:
         array_script.unlink(missing_ok=True)  # a stale one would rerun finished cells
@@ -340,7 +349,8 @@ def _sbatch(args: list[str]) -> str:
 
 
 def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
-    """Submits the array, then the merge after it; with `wait`, blocks until both end and checks every cell."""
+    """Submits the array, then the merge after it; with `wait`, blocks until both end and checks
+    every cell."""
     if shutil.which("sbatch") is None:
         raise UsageError(
             "sbatch not found on PATH; run this on a Slurm login node or drop --submit"
@@ -349,19 +359,21 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
         raise UsageError(f"nothing to submit: every cell of {plan.run_dir} has finished")
     array_id = _sbatch([str(plan.array_script)])
     print(
-        f"submitted array job {array_id}: cells {array_spec(plan.pending)} (logs in {plan.log_dir})",
+        f"submitted array job {array_id}: cells {array_spec(plan.pending)} "
+        f"(logs in {plan.log_dir})",
         flush=True,
     )
     merge_args = [f"--dependency=afterany:{array_id}", str(plan.merge_script)]
     if not wait:
         merge_id = _sbatch(merge_args)
         print(
-            f"submitted merge job {merge_id} (after the array; writes {plan.run_dir / 'leaderboard.csv'})",
+            f"submitted merge job {merge_id} "
+            f"(after the array; writes {plan.run_dir / 'leaderboard.csv'})",
             flush=True,
         )
         return SubmitResult(array_id, merge_id)
-    # sbatch --wait prints the id at once, then returns when the job ends, with its exit code. The merge
-    # starts only after every array task has ended, so its end is the end of both.
+    # sbatch --wait prints the id at once, then returns when the job ends, with its exit code. The
+    # merge starts only after every array task has ended, so its end is the end of both.
     process = subprocess.Popen(
         ["sbatch", "--parsable", "--wait", *merge_args],
         stdout=subprocess.PIPE,
@@ -383,11 +395,13 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
             result.failed_cells.append(cell_id)
             reason = "no record" if record is None else (record.error or "failed")
             print(
-                f"cell {index} {cell_id} failed: {reason} (log {plan.log_dir / f'{array_id}_{index}.out'})"
+                f"cell {index} {cell_id} failed: {reason} "
+                f"(log {plan.log_dir / f'{array_id}_{index}.out'})"
             )
     if result.merge_exit_code:
         print(
-            f"merge job {merge_id} exited {result.merge_exit_code}; see {plan.log_dir / f'merge_{merge_id}.out'}"
+            f"merge job {merge_id} exited {result.merge_exit_code}; "
+            f"see {plan.log_dir / f'merge_{merge_id}.out'}"
         )
     return result
 
@@ -400,7 +414,8 @@ def slurm_command(
     wait: bool = False,
     force: bool = False,
 ) -> int:
-    """What `run_benchmark.py slurm` does: prepare the run once, write the scripts, print or submit them."""
+    """What `run_benchmark.py slurm` does: prepare the run once, write the scripts, print or
+    submit them."""
     from benchmark.run.fetch_weights import check_weights_available
     from benchmark.run.folder import prepare_run
 
@@ -425,7 +440,8 @@ def slurm_command(
     print(f"scripts: {plan.slurm_dir}")
     if not plan.pending:
         print(
-            f"nothing to submit: every cell has finished; `run_benchmark.py report {plan.run_dir}` rebuilds the tables"
+            "nothing to submit: every cell has finished; "
+            f"`run_benchmark.py report {plan.run_dir}` rebuilds the tables"
         )
         return 0
     if not submit:
@@ -441,6 +457,7 @@ def slurm_command(
         print(f"all {len(plan.pending)} submitted cells finished; tables in {plan.run_dir}")
         return 0
     print(
-        f"{len(result.failed_cells)} of {len(plan.pending)} submitted cells failed; resubmit the same command to rerun them"
+        f"{len(result.failed_cells)} of {len(plan.pending)} submitted cells failed; "
+        "resubmit the same command to rerun them"
     )
     return 1

@@ -26,7 +26,9 @@ class GridTracker:
         return []
 
     def finish_cell(self, ctx, record, saved_model: Path | None = None) -> None:
-        """After the cell's saved model and before its record is written (the record stays the commit point)."""
+        """After the cell's saved model and before its record is written (the record stays the
+        commit point).
+        """
 
     def end_grid(self, ctx, failed: int) -> None:
         """After the grid (and its tables): closes the parent run once every cell has a record."""

@@ -25,7 +25,8 @@ NOTE = "zero-shot: no training (alpha and seed do not apply; one cell per run)"
 
 
 def run_zero_shot_cell(ctx: RunContext, cell: Cell) -> tuple[CellRecord, object]:
-    """Builds the prompt classifier for the run's classes and evaluates it; returns its record and Keras model."""
+    """Builds the prompt classifier for the run's classes and evaluates it; returns its record and
+    Keras model."""
     import keras
 
     config, split = ctx.config, ctx.split

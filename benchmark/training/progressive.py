@@ -1,4 +1,5 @@
-"""Progressive resizing: a from-scratch network trains on small images early and on the full size late.
+"""Progressive resizing: a from-scratch network trains on small images early and on the full size
+late.
 
 An epoch at side s costs about (s / full)^2 of a full-size one on a convolutional network, so the
 early epochs, which only learn coarse shapes and colours, are bought cheaply and the budget holds
@@ -36,7 +37,8 @@ def stage_sides(sizes: list[int] | tuple[int, ...], final: int, epochs: int) -> 
 
 
 class ProgressiveResizing:
-    """The sides of one cell: the variable the training dataset reads, and the callback that sets it per epoch.
+    """The sides of one cell: the variable the training dataset reads, and the callback that sets it
+    per epoch.
 
     The schedule is made by `callback(epochs)`, from the epoch budget of the phase that trains, so
     the recipe stays the one place that decides how many epochs there are.
@@ -44,8 +46,8 @@ class ProgressiveResizing:
 
     def __init__(self, sizes: list[int] | tuple[int, ...], final: int):
         self.sizes, self.final = tuple(sizes), int(final)
-        # Made outside any distribution strategy's scope (tf.init_scope does not leave one): a plain host
-        # variable that tf.data reads, not a mirrored one.
+        # Made outside any distribution strategy's scope (tf.init_scope does not leave one): a plain
+        # host variable that tf.data reads, not a mirrored one.
         self.side = tf.Variable(
             self.sizes[0] if self.sizes else self.final,
             dtype=tf.int32,
@@ -54,7 +56,9 @@ class ProgressiveResizing:
         )
 
     def callback(self, epochs: int) -> keras.callbacks.Callback:
-        """Sets each of `epochs` epochs' side (`stage_sides`) before it starts, and the full side after training."""
+        """Sets each of `epochs` epochs' side (`stage_sides`) before it starts, and the full side
+        after training.
+        """
         return _SetSide(self.side, stage_sides(self.sizes, self.final, epochs), self.final)
 
     @staticmethod
@@ -72,7 +76,9 @@ class ProgressiveResizing:
 
 
 class _SetSide(keras.callbacks.Callback):
-    """Sets the side before each epoch (absolute epoch numbers, so a resumed phase picks up its stage)."""
+    """Sets the side before each epoch (absolute epoch numbers, so a resumed phase picks up its
+    stage).
+    """
 
     def __init__(self, side: tf.Variable, schedule: list[int], final: int):
         super().__init__()

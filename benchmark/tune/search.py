@@ -1,4 +1,5 @@
-"""`run_benchmark.py tune`: a KerasTuner search over one model's hyperparameters, trained by the benchmark's recipe.
+"""`run_benchmark.py tune`: a KerasTuner search over one model's hyperparameters, trained by the
+benchmark's recipe.
 
 Each trial is a RunConfig (the base configuration with the trial's values, `benchmark.tune.space`)
 trained exactly as a grid cell is: the run's split file, `train_two_phase` with AdamW and early
@@ -73,7 +74,8 @@ class TuneOptions:
             "bayesian" or "hyperband".
         max_trials: trials in all, finished ones of an earlier run included. Defaults to 20.
         max_epochs: caps each training phase (the whole budget of a one-phase model) so a trial
-            stays short; hyperband's largest budget, so hyperband needs it. Defaults to None (no cap).
+            stays short; hyperband's largest budget, so hyperband needs it. Defaults to None
+            (no cap).
         objective: "val_accuracy" (default), "val_loss" or "val_macro_f1", on the validation split.
         space: search-space file; None for the shipped one (`benchmark/tune/spaces/`).
     """
@@ -181,7 +183,9 @@ class RecipeTuner(keras_tuner.Tuner):
 def tune_command(
     config: RunConfig, options: TuneOptions, output: str | None, force: bool, *, quiet: bool = False
 ) -> int:
-    """Searches, then writes the tables, importance, plots and best configuration; exit 1 if no trial finished."""
+    """Searches, then writes the tables, importance, plots and best configuration; exit 1 if no
+    trial finished.
+    """
     if config.folds is not None:
         raise UsageError(
             "tune searches on one split; leave --folds out (cross-validate the best configuration "
@@ -222,8 +226,8 @@ def tune_command(
         options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
     )
     print(
-        f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters from {space_file}; "
-        f"up to {tuner.remaining_trials} trial(s) to run)"
+        f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters "
+        f"from {space_file}; up to {tuner.remaining_trials} trial(s) to run)"
     )
     if tracker:
         tracker.start(model=model, tuner=options.tuner, objective=options.objective)
@@ -243,7 +247,8 @@ def single_model(name: str) -> str:
         )
     if model_kind(get_entry(names[0])) == "late_fusion":
         raise UsageError(
-            f"{names[0]} combines trained cells and has nothing to train; tune its components instead"
+            f"{names[0]} combines trained cells and has nothing to train; tune its components "
+            "instead"
         )
     return names[0]
 
@@ -251,7 +256,9 @@ def single_model(name: str) -> str:
 def search_request(
     base: RunConfig, options: TuneOptions, space: dict[str, Param]
 ) -> dict[str, Any]:
-    """Everything that decides which trials run and how they score (`max_trials` may grow on a re-run)."""
+    """Everything that decides which trials run and how they score (`max_trials` may grow on a
+    re-run).
+    """
     return {
         "model": base.models[0],
         "tuner": options.tuner,
@@ -288,22 +295,25 @@ def make_tuner(
     *,
     overwrite: bool,
 ) -> RecipeTuner:
-    """The chosen oracle under our tuner, its state in `DIR/keras_tuner` (reloaded unless `overwrite`)."""
+    """The chosen oracle under our tuner, its state in `DIR/keras_tuner` (reloaded unless
+    `overwrite`).
+    """
     common = {
         "objective": keras_tuner.Objective(
             options.objective, direction=OBJECTIVES[options.objective]
         ),
         "hyperparameters": hyperparameters,
         "seed": context.base.seeds[0] + 1,  # KerasTuner draws a random seed for 0
-        # KerasTuner stops after 3 failures in a row; a run of out-of-memory configurations (the largest
-        # batches, say) must not end the search, so failures never stop it.
+        # KerasTuner stops after 3 failures in a row; a run of out-of-memory configurations (the
+        # largest batches, say) must not end the search, so failures never stop it.
         "max_consecutive_failed_trials": None,
     }
     if options.tuner == "random":
         oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
     elif options.tuner == "bayesian":
         # A third of the budget explores at random before the Gaussian process steers (KerasTuner's
-        # default, 3 per hyperparameter, would spend a 20-trial budget at random on a 14-knob space).
+        # default, 3 per hyperparameter, would spend a 20-trial budget at random on a 14-knob
+        # space).
         initial = min(3 * len(hyperparameters.space), max(3, options.max_trials // 3))
         oracle = keras_tuner.oracles.BayesianOptimizationOracle(
             max_trials=options.max_trials, num_initial_points=initial, **common
@@ -321,7 +331,8 @@ def make_tuner(
 
 
 def search(tuner: RecipeTuner) -> None:
-    """Runs the remaining trials; a user error inside a trial surfaces as itself (one line, exit 2)."""
+    """Runs the remaining trials; a user error inside a trial surfaces as itself (one line, exit
+    2)."""
     try:
         tuner.search()
     except keras_tuner.errors.FatalError as err:
@@ -333,11 +344,12 @@ def search(tuner: RecipeTuner) -> None:
 def train_trial(
     context: SearchContext, config: RunConfig, max_epochs: int | None, callbacks=()
 ) -> tuple[dict[str, float], int]:
-    """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on validation (never test).
+    """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on
+    validation (never test).
 
-    Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch loggers. Stored phase-1 features live in
-    `DIR/features`, shared by all trials, as are the decoded images in `DIR/cache` (one cache per image
-    size, since a size may be searched over).
+    Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch
+    loggers. Stored phase-1 features live in `DIR/features`, shared by all trials, as are the
+    decoded images in `DIR/cache` (one cache per image size, since a size may be searched over).
     """
     import keras
 
@@ -385,7 +397,9 @@ def train_trial(
 
 
 def cap_epochs(settings: RecipeSettings, cap: int | None, *, single_phase: bool) -> RecipeSettings:
-    """At most `cap` epochs per phase; a model trained in one phase (both budgets at once) gets `cap` in all."""
+    """At most `cap` epochs per phase; a model trained in one phase (both budgets at once) gets
+    `cap` in all.
+    """
     if cap is None:
         return settings
     initial = min(settings.initial_epochs, cap)
@@ -444,7 +458,8 @@ def write_outputs(
     finished = trials[trials["status"] == "ok"]
     failed = len(trials) - len(finished)
     print(
-        f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots written to {out}"
+        f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots "
+        f"written to {out}"
     )
     if finished.empty:
         (out / "best_config.yaml").unlink(missing_ok=True)
@@ -453,7 +468,8 @@ def write_outputs(
     write_best_config(out / "best_config.yaml", context, best, names, options)
     top = importance.iloc[0]
     ranking = (
-        f"most important: {top['hyperparameter']} (permutation importance {top['permutation_importance']:.3f})"
+        f"most important: {top['hyperparameter']} (permutation importance "
+        f"{top['permutation_importance']:.3f})"
         if math.isfinite(top["permutation_importance"])
         else f"importance: {top['note']}"
     )
@@ -465,11 +481,13 @@ def write_outputs(
 def write_best_config(
     path: Path, context: SearchContext, best: pd.Series, names: list[str], options: TuneOptions
 ) -> None:
-    """The winning trial as a RunConfig file; epochs stay the base configuration's (the cap was a search shortcut)."""
+    """The winning trial as a RunConfig file; epochs stay the base configuration's (the cap was a
+    search shortcut).
+    """
     config = apply_values(context.base, {name: plain(best[name]) for name in names})
     header = (
-        f"# Best of {options.tuner} search in {context.out}: trial {best['trial_id']}, {options.objective} "
-        f"{best['objective']:.4f} (validation split"
+        f"# Best of {options.tuner} search in {context.out}: trial {best['trial_id']}, "
+        f"{options.objective} {best['objective']:.4f} (validation split"
         f"{f', epochs capped at {options.max_epochs}' if options.max_epochs else ''}).\n"
         f"# Run it: python run_benchmark.py --config {path}\n"
     )

@@ -1,4 +1,5 @@
-"""Search spaces for `run_benchmark.py tune`, as plain data, and how a trial's values become a RunConfig.
+"""Search spaces for `run_benchmark.py tune`, as plain data, and how a trial's values become a
+RunConfig.
 
 A space file (YAML, or JSON by its `.json` suffix) maps each hyperparameter name to its range:
 
@@ -58,7 +59,8 @@ RECIPE_KEYS = (
 CNN_KEYS = tuple(f"simple_cnn.{f.name}" for f in dataclasses.fields(SimpleCNNConfig))
 DERIVED_KEYS = ("alpha", "head_width", "head_blocks")
 KNOWN_NAMES = RECIPE_KEYS + DERIVED_KEYS + CNN_KEYS
-# simple_cnn has its own dense layer and one training phase, so the shared head and phase 2 mean nothing to it.
+# simple_cnn has its own dense layer and one training phase, so the shared head and phase 2 mean
+# nothing to it.
 HEAD_AND_PHASE2_KEYS = ("head_width", "head_blocks", "dropout", "fine_tune_lr", "fine_tune_layers")
 RANGE_KEYS = {"min", "max", "step", "log"}
 TYPE_KEYS = {"choice": {"values"}, "int": RANGE_KEYS, "float": RANGE_KEYS, "bool": set()}
@@ -87,7 +89,9 @@ class Param:
 
     @property
     def categorical(self) -> bool:
-        """Unordered levels (strings, booleans): summarised by per-level means, not a rank correlation."""
+        """Unordered levels (strings, booleans): summarised by per-level means, not a rank
+        correlation.
+        """
         return self.type == "bool" or (self.type == "choice" and isinstance(self.values[0], str))
 
     def probes(self) -> list:
@@ -140,7 +144,8 @@ def default_space_path(model: str) -> Path:
 
 
 def load_space(path: str | Path, base: RunConfig, model: str) -> dict[str, Param]:
-    """Reads and checks a space file; every problem is a UsageError naming the file and the entry."""
+    """Reads and checks a space file; every problem is a UsageError naming the file and the
+    entry."""
     space = read_space(path)
     check_space(space, base, model, str(path))
     return space
@@ -207,7 +212,9 @@ def parse_param(name: str, spec: Any, source: str) -> Param:
 
 
 def check_space(space: dict[str, Param], base: RunConfig, model: str, source: str) -> None:
-    """Refuses knobs the model ignores and values the configuration rejects, before any trial trains."""
+    """Refuses knobs the model ignores and values the configuration rejects, before any trial
+    trains.
+    """
     pretrained = get_entry(model).pretrained
     ignored = [n for n in space if n in (CNN_KEYS if pretrained else HEAD_AND_PHASE2_KEYS)]
     if ignored:
@@ -236,7 +243,9 @@ def to_hyperparameters(
 
 
 def baseline_value(base: RunConfig, model: str, name: str) -> Any:
-    """The value the base configuration gives a hyperparameter (None where the mapping has no such value)."""
+    """The value the base configuration gives a hyperparameter (None where the mapping has no such
+    value).
+    """
     if name == "alpha":
         return base.alphas[0]
     if name == "head_width":
@@ -255,7 +264,9 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
 
 
 def trial_values(values: dict[str, Any]) -> dict[str, Any]:
-    """A trial's own values: KerasTuner's bookkeeping (`tuner/epochs`, ...) dropped, float noise of steps rounded."""
+    """A trial's own values: KerasTuner's bookkeeping (`tuner/epochs`, ...) dropped, float noise of
+    steps rounded.
+    """
     return {
         name: float(f"{value:.10g}") if isinstance(value, float) else value
         for name, value in values.items()
@@ -264,7 +275,8 @@ def trial_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_values(base: RunConfig, values: dict[str, Any]) -> RunConfig:
-    """The base configuration with a trial's values on its RunConfig keys (validated by RunConfig)."""
+    """The base configuration with a trial's values on its RunConfig keys (validated by
+    RunConfig)."""
     changes = {name: value for name, value in values.items() if name in RECIPE_KEYS}
     if "alpha" in values:
         changes["alphas"] = [float(values["alpha"])]

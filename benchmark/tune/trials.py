@@ -48,7 +48,9 @@ MIN_TRIALS = 3
 
 
 def rank_trials(rows: list[dict], hyperparameters: list[str], direction: str) -> pd.DataFrame:
-    """One row per trial, best objective first (`direction` "max" or "min"); failed trials last, unranked."""
+    """One row per trial, best objective first (`direction` "max" or "min"); failed trials last,
+    unranked.
+    """
     frame = pd.DataFrame(rows, columns=["trial_id", *hyperparameters, *METRIC_COLUMNS])
     ok = frame["status"] == "ok"
     finished = frame[ok].sort_values(
@@ -130,7 +132,8 @@ def level_means(values: pd.Series, objective: pd.Series) -> str:
 def forest_importance(
     ok: pd.DataFrame, hyperparameters: list[str]
 ) -> dict[str, tuple[float, float]]:
-    """Permutation importance (mean, std over repeats) of each column for a forest fitted to every finished trial.
+    """Permutation importance (mean, std over repeats) of each column for a forest fitted to every
+    finished trial.
 
     In-sample on purpose: there are too few trials to hold any out, so this says what the forest
     relies on to explain the trials, not how well it would predict new ones.
@@ -197,7 +200,9 @@ def write_plots(
 
 
 def importance_plot(importance: pd.DataFrame, path: Path) -> Path:
-    """Permutation importance per hyperparameter with its spread over repeats (most important on top)."""
+    """Permutation importance per hyperparameter with its spread over repeats (most important on
+    top).
+    """
     shown = importance[importance["permutation_importance"].notna()].iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(importance), 4) + 1))
     if shown.empty:
@@ -232,7 +237,9 @@ def objective_plot(
     objective_label: str,
     path: Path,
 ) -> Path:
-    """One panel per hyperparameter: each finished trial's objective against its value (the best as a star)."""
+    """One panel per hyperparameter: each finished trial's objective against its value (the best as
+    a star).
+    """
     columns = min(4, max(len(hyperparameters), 1))
     rows = math.ceil(max(len(hyperparameters), 1) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
@@ -259,7 +266,9 @@ def objective_plot(
 
 
 def log_ticks(ax, x: np.ndarray) -> None:
-    """A log axis with three plain labels: a learning-rate range spans less than a decade of default ticks."""
+    """A log axis with three plain labels: a learning-rate range spans less than a decade of default
+    ticks.
+    """
     ax.set_xscale("log")
     ticks = np.geomspace(np.nanmin(x), np.nanmax(x), 3)
     ax.set_xticks(ticks)
@@ -268,7 +277,9 @@ def log_ticks(ax, x: np.ndarray) -> None:
 
 
 def axis_positions(values: pd.Series, jitter: bool = False) -> tuple[np.ndarray, list[str]]:
-    """x positions of a column: numbers as they are; categories as level indices (jittered apart) with their labels."""
+    """x positions of a column: numbers as they are; categories as level indices (jittered apart)
+    with their labels.
+    """
     if not is_categorical(values):
         return values.to_numpy(float), []
     levels = sorted(values.astype(str).unique())
@@ -331,7 +342,9 @@ def parallel_coordinates(
 
 
 def unit_scale(values: pd.Series, log: bool) -> tuple[np.ndarray, list[tuple[float, str]]]:
-    """A column mapped onto [0, 1] (a constant one onto 0.5) and the tick labels that place its values."""
+    """A column mapped onto [0, 1] (a constant one onto 0.5) and the tick labels that place its
+    values.
+    """
     if is_categorical(values):
         levels = sorted(values.astype(str).unique())
         span = max(len(levels) - 1, 1)

@@ -1,4 +1,6 @@
-"""Progressive resizing (--progressive-sizes): each epoch trains at its stage's side, evaluation stays at the full size."""
+"""Progressive resizing (--progressive-sizes): each epoch trains at its stage's side, evaluation
+stays at the full size.
+"""
 
 import keras
 import numpy as np

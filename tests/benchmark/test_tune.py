@@ -1,4 +1,6 @@
-"""The tune subcommand on tiny data: every output, resume, failures, importance, space errors, best config."""
+"""The tune subcommand on tiny data: every output, resume, failures, importance, space errors, best
+config.
+"""
 
 import os
 
@@ -227,7 +229,9 @@ def test_shipped_spaces_default_to_the_untuned_baseline(model):
 
 
 def fake_training(failures: int, budgets: list):
-    """Stands in for training: the first `failures` trials run out of memory, the rest score by learning rate."""
+    """Stands in for training: the first `failures` trials run out of memory, the rest score by
+    learning rate.
+    """
     calls = []
 
     def train_trial(context, config, max_epochs, **kwargs):

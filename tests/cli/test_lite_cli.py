@@ -1,4 +1,5 @@
-"""EfficientNet-Lite checkpoints refused through the real command line: one line, exit 2, no cell."""
+"""EfficientNet-Lite checkpoints refused through the real command line: one line, exit 2, no
+cell."""
 
 import os
 

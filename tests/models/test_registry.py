@@ -1,4 +1,5 @@
-"""The registry: names, wildcards, aliases, errors, and that every image model builds and predicts."""
+"""The registry: names, wildcards, aliases, errors, and that every image model builds and
+predicts."""
 
 import numpy as np
 import pytest
@@ -107,8 +108,9 @@ def test_builders_return_one_probability_per_class(name):
     assert built.model.layers[-1].dtype_policy.compute_dtype == "float32"
 
 
-# keras-hub encoders and zero-shot rows need their preset (tests/models/test_hub.py builds tiny ones); the
-# ConvNeXt giants take 5-15 s each to build (convnext_tiny stands for the family in test_new_families.py).
+# keras-hub encoders and zero-shot rows need their preset (tests/models/test_hub.py builds tiny
+# ones); the ConvNeXt giants take 5-15 s each to build (convnext_tiny stands for the family in
+# test_new_families.py).
 KERAS_APPLICATIONS = [
     n
     for n in IMAGE_MODELS
@@ -148,7 +150,9 @@ def test_simple_cnn_defaults_stay_small_and_knobs_change_it():
 
 
 def test_imagenet_download_failure_is_one_clear_line(monkeypatch, tmp_path):
-    """Offline, ImageNet weights fail with the model, the cache folder and the remedies; never random weights."""
+    """Offline, ImageNet weights fail with the model, the cache folder and the remedies; never
+    random weights.
+    """
     import keras.src.utils.file_utils as file_utils
 
     def offline(*args, **kwargs):

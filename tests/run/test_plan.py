@@ -1,4 +1,5 @@
 """One plan per model (benchmark/plan/): its fields, its refusals, and that nobody re-derives it."""
+
 import re
 import sys
 from pathlib import Path
@@ -21,15 +22,18 @@ def plan_of(name: str, **overrides):
     return resolve_plan(RunConfig(models=[name], **overrides), name)
 
 
-@pytest.mark.parametrize("name, kind, size, preprocess, source, head, tune", [
-    ("simple_cnn", "scratch", 128, "raw", "none", "online", "none"),
-    ("efficientnet_lite0", "trained_backbone", 224, "raw", "packaged", "auto", "auto"),
-    ("mobilenet_v2", "trained_backbone", 224, "tf", "download", "auto", "auto"),
-    (ZERO_SHOT, "zero_shot", 224, "raw", "download", "none", "none"),
-    ("late_fusion_mobilenet_v2", "late_fusion", 224, "tf", "none", "none", "none"),
-    ("fusion_mobilenet_v2", "fusion", 224, "tf", "download", "online", "online"),
-    ("hub_dinov2_base", "trained_backbone", 224, "raw", "download", "auto", "online"),
-])
+@pytest.mark.parametrize(
+    "name, kind, size, preprocess, source, head, tune",
+    [
+        ("simple_cnn", "scratch", 128, "raw", "none", "online", "none"),
+        ("efficientnet_lite0", "trained_backbone", 224, "raw", "packaged", "auto", "auto"),
+        ("mobilenet_v2", "trained_backbone", 224, "tf", "download", "auto", "auto"),
+        (ZERO_SHOT, "zero_shot", 224, "raw", "download", "none", "none"),
+        ("late_fusion_mobilenet_v2", "late_fusion", 224, "tf", "none", "none", "none"),
+        ("fusion_mobilenet_v2", "fusion", 224, "tf", "download", "online", "online"),
+        ("hub_dinov2_base", "trained_backbone", 224, "raw", "download", "auto", "online"),
+    ],
+)
 def test_plan_fields_of_each_kind(name, kind, size, preprocess, source, head, tune):
     plan = plan_of(name)
     assert (plan.kind, plan.image_size, plan.preprocess) == (kind, size, preprocess)
@@ -50,27 +54,49 @@ def test_flags_change_what_the_plan_says():
 
 def test_the_grid_plans_late_fusion_components_first():
     assert list(resolve_plans(RunConfig(models=["late_fusion_mobilenet_v2"]))) == [
-        "mobilenet_v2", "text_bert", "late_fusion_mobilenet_v2"]
+        "mobilenet_v2",
+        "text_bert",
+        "late_fusion_mobilenet_v2",
+    ]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"models": ["xception"], "image_size": 40},
-     "--image-size 40 is below xception's minimum of 71 px"),
-    ({"models": ["hub_vit_base_patch16_224_imagenet"], "image_size": 256},
-     "hub_vit_base_patch16_224_imagenet runs at a fixed 224 px"),
-    ({"models": ["simple_cnn", ZERO_SHOT], "image_size": 160},
-     "--image-size 160 cannot apply to zero-shot"),
-    ({"models": ["text_bert"], "head_features": "cached"},
-     "--head-features cached: text_bert has a text input"),
-    ({"models": ["mobilenet_v2"], "weights": "none", "head_features": "cached"},
-     "trains from scratch here"),
-    ({"models": ["fusion_mobilenet_v2"], "fine_tune_features": "bank"},
-     "--fine-tune-features bank: fusion_"),
-    ({"models": ["mobilenet_v2"], "progressive_sizes": [64]},
-     "--progressive-sizes applies to the networks"),
-    ({"models": ["simple_cnn"], "weights": "no/such.weights.h5"},
-     "--weights file 'no/such.weights.h5' does not"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"models": ["xception"], "image_size": 40},
+            "--image-size 40 is below xception's minimum of 71 px",
+        ),
+        (
+            {"models": ["hub_vit_base_patch16_224_imagenet"], "image_size": 256},
+            "hub_vit_base_patch16_224_imagenet runs at a fixed 224 px",
+        ),
+        (
+            {"models": ["simple_cnn", ZERO_SHOT], "image_size": 160},
+            "--image-size 160 cannot apply to zero-shot",
+        ),
+        (
+            {"models": ["text_bert"], "head_features": "cached"},
+            "--head-features cached: text_bert has a text input",
+        ),
+        (
+            {"models": ["mobilenet_v2"], "weights": "none", "head_features": "cached"},
+            "trains from scratch here",
+        ),
+        (
+            {"models": ["fusion_mobilenet_v2"], "fine_tune_features": "bank"},
+            "--fine-tune-features bank: fusion_",
+        ),
+        (
+            {"models": ["mobilenet_v2"], "progressive_sizes": [64]},
+            "--progressive-sizes applies to the networks",
+        ),
+        (
+            {"models": ["simple_cnn"], "weights": "no/such.weights.h5"},
+            "--weights file 'no/such.weights.h5' does not",
+        ),
+    ],
+)
 def test_each_refusal_is_one_line_naming_the_flag(overrides, message):
     with pytest.raises(UsageError) as caught:
         resolve_plans(RunConfig(**overrides))
@@ -107,19 +133,31 @@ def test_no_module_of_benchmark_but_the_plan_re_derives_the_image_size():
         rel = path.relative_to(ROOT).as_posix()
         if rel in SIZE_ALLOWED or rel == "benchmark/listing.py":  # it prints the entry's own size
             continue
-        offenders += [f"{rel}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
-                      if SIZE_PATTERN.search(line)]
+        offenders += [
+            f"{rel}:{n}"
+            for n, line in enumerate(path.read_text().splitlines(), 1)
+            if SIZE_PATTERN.search(line)
+        ]
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--models", "xception", "--image-size", "40"],
-     "--image-size 40 is below xception's minimum of 71 px"),
-    (["--models", "text_bert", "--head-features", "cached"],
-     "--head-features cached: text_bert has a text input"),
-    (["--models", "fusion_mobilenet_v2", "--fine-tune-features", "bank"],
-     "--fine-tune-features bank: fusion_mobilenet_v2 has no frozen"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--models", "xception", "--image-size", "40"],
+            "--image-size 40 is below xception's minimum of 71 px",
+        ),
+        (
+            ["--models", "text_bert", "--head-features", "cached"],
+            "--head-features cached: text_bert has a text input",
+        ),
+        (
+            ["--models", "fusion_mobilenet_v2", "--fine-tune-features", "bank"],
+            "--fine-tune-features bank: fusion_mobilenet_v2 has no frozen",
+        ),
+    ],
+)
 def test_dry_run_refuses_in_one_line_before_any_cell(tmp_path, flags, message):
     done = run_cli(*flags, "--dry-run", "--output", str(tmp_path / "run"), timeout=300)
     assert message in one_line_error(done)

@@ -1,4 +1,5 @@
 """Grids refused before they train (benchmark/run/preflight.py); each passed --dry-run once."""
+
 import sys
 from pathlib import Path
 
@@ -44,21 +45,35 @@ def test_a_weights_file_no_model_reads_is_refused_and_models_that_ignore_it_name
         checked(models=["simple_cnn"], weights=keyword)
 
 
-@pytest.mark.parametrize("name, reads", [
-    ("mobilenet_v2", True), ("fusion_mobilenet_v2", True), ("simple_cnn", False),
-    ("text_bert", False), ("late_fusion_mobilenet_v2", False), (ZERO_SHOT, False),
-    ("hub_dinov2_base", False),
-])
+@pytest.mark.parametrize(
+    "name, reads",
+    [
+        ("mobilenet_v2", True),
+        ("fusion_mobilenet_v2", True),
+        ("simple_cnn", False),
+        ("text_bert", False),
+        ("late_fusion_mobilenet_v2", False),
+        (ZERO_SHOT, False),
+        ("hub_dinov2_base", False),
+    ],
+)
 def test_which_models_read_a_weights_file(name, reads):
     assert takes_weights_file(name) is reads
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--models", f"simple_cnn,{ZERO_SHOT}", "--image-size", "96"],
-     "--image-size 96 cannot apply to zero-shot"),
-    (["--models", "simple_cnn", "--weights", "no/such.weights.h5"],
-     "--weights file 'no/such.weights.h5' does not"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--models", f"simple_cnn,{ZERO_SHOT}", "--image-size", "96"],
+            "--image-size 96 cannot apply to zero-shot",
+        ),
+        (
+            ["--models", "simple_cnn", "--weights", "no/such.weights.h5"],
+            "--weights file 'no/such.weights.h5' does not",
+        ),
+    ],
+)
 def test_dry_run_refuses_in_one_line(tmp_path, flags, message):
     done = run_cli(*flags, "--dry-run", "--output", str(tmp_path / "run"), timeout=300)
     assert message in one_line_error(done)

@@ -211,7 +211,8 @@ def test_run_grid_skips_a_cell_another_process_is_training(tiny_run, capsys):
 
 
 OOM = (
-    "Graph execution error:\n\nDetected at node model/conv/Conv2D defined at (most recent call last):\n"
+    "Graph execution error:\n\nDetected at node model/conv/Conv2D defined at "
+    "(most recent call last):\n"
     "OOM when allocating tensor with shape[8,32,32,64] and type float on /job:localhost"
 )
 
@@ -247,7 +248,8 @@ def test_out_of_memory_at_the_floor_stores_the_real_cause(tiny_run, monkeypatch)
     assert run_grid(tiny_run, quiet=True) == 1
     (record,) = load_records(tiny_run.run_dir)
     assert record.error.startswith(
-        "MemoryError: out of memory even at batch size 1: OOM when allocating tensor with shape[8,32"
+        "MemoryError: out of memory even at batch size 1: "
+        "OOM when allocating tensor with shape[8,32"
     )
     assert error_summary(ValueError("Graph execution error:\n\nsomething real")) == "something real"
 
@@ -265,7 +267,8 @@ def test_files_written_respect_the_umask(tmp_path):
 
 def test_the_parser_and_list_models_import_no_tensorflow():
     probe = (
-        "import sys; import run_benchmark; run_benchmark.build_run_parser().parse_args(['--models', 'x']); "
+        "import sys; import run_benchmark; "
+        "run_benchmark.build_run_parser().parse_args(['--models', 'x']); "
         "from benchmark.listing import registry_rows; rows = registry_rows(); "
         "print(len(rows), 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
@@ -316,8 +319,10 @@ def test_startup_noise_is_hidden_and_real_messages_are_kept():
 
     noise = [
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-        "I0000 00:00:1796235296.628780   18662 cudart_stub.cc:31] Could not find cuda drivers on your machine",
-        "E0000 00:00:1796235296.6 18662 cuda_executor.cc:1] failed call to cuInit: UNKNOWN ERROR (303)",
+        "I0000 00:00:1796235296.628780   18662 cudart_stub.cc:31] "
+        "Could not find cuda drivers on your machine",
+        "E0000 00:00:1796235296.6 18662 cuda_executor.cc:1] "
+        "failed call to cuInit: UNKNOWN ERROR (303)",
     ]
     assert all(NOISE.search(line) for line in noise)
     assert not NOISE.search("ImportError: libcudnn.so.9: cannot open shared object file")

@@ -3,6 +3,7 @@
 Each test failed before its fix: a stub record crashed the tables or ranked as a finished cell,
 the resume and alpha warnings printed twice, and a failed row carried a rank.
 """
+
 import json
 import logging
 import sys
@@ -23,8 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cli"))
 from cli_helpers import make_images  # noqa: E402
 
-TINY = dict(models=["simple_cnn"], weights="none", image_size=32, batch_size=8, initial_epochs=1,
-            fine_tune_epochs=0, profile=False, save_models="none")
+TINY = dict(
+    models=["simple_cnn"],
+    weights="none",
+    image_size=32,
+    batch_size=8,
+    initial_epochs=1,
+    fine_tune_epochs=0,
+    profile=False,
+    save_models="none",
+)
 STUB = {"status": "ok", "cell_id": "simple_cnn__alpha0__seed0"}
 
 
@@ -38,19 +47,30 @@ def finished(ctx, cell, val_accuracy=0.5) -> CellRecord:
     """A complete ok record of `cell` with its predictions file (every test image right)."""
     test = ctx.split.subset("test")
     labels = [ctx.split.class_names.index(label) for label in test["label"]]
-    frame = pd.DataFrame({"split": "test", "path": list(test["path"]), "true": labels,
-                          "pred": labels})
+    frame = pd.DataFrame(
+        {"split": "test", "path": list(test["path"]), "true": labels, "pred": labels}
+    )
     for k, name in enumerate(ctx.split.class_names):
         frame[f"prob_{name}"] = [float(label == k) for label in labels]
     path = predictions_path(ctx.run_dir, cell.cell_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
-    metrics = {"val": {"accuracy": val_accuracy, "macro_f1": val_accuracy},
-               "test": {"accuracy": 1.0, "macro_f1": 1.0}}
-    return CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model, alpha=cell.alpha,
-                      seed=cell.seed, metrics=metrics, predictions_file=f"cells/{path.name}",
-                      config=ctx.config.to_dict(), split_fingerprint=ctx.split_fingerprint,
-                      class_names=ctx.split.class_names)
+    metrics = {
+        "val": {"accuracy": val_accuracy, "macro_f1": val_accuracy},
+        "test": {"accuracy": 1.0, "macro_f1": 1.0},
+    }
+    return CellRecord(
+        cell_id=cell.cell_id,
+        index=cell.index,
+        model=cell.model,
+        alpha=cell.alpha,
+        seed=cell.seed,
+        metrics=metrics,
+        predictions_file=f"cells/{path.name}",
+        config=ctx.config.to_dict(),
+        split_fingerprint=ctx.split_fingerprint,
+        class_names=ctx.split.class_names,
+    )
 
 
 def write_stub(run_dir: Path, content: dict = STUB) -> Path:
@@ -65,8 +85,9 @@ def warning_lines(err: str) -> list[str]:
 
 
 @pytest.mark.parametrize("with_good_record", [False, True], ids=["alone", "beside-a-finished-cell"])
-def test_report_names_a_stub_record_in_one_line_and_leaves_it_out(two_cell_run, with_good_record,
-                                                                  capsys):
+def test_report_names_a_stub_record_in_one_line_and_leaves_it_out(
+    two_cell_run, with_good_record, capsys
+):
     """Alone, the stub crashed the tables ("best row 0 has no predictions"); beside a finished
     cell it ranked as a row with status ok and empty metrics."""
     ctx = two_cell_run
@@ -81,12 +102,15 @@ def test_report_names_a_stub_record_in_one_line_and_leaves_it_out(two_cell_run, 
     assert (board["status"] == "ok").all() and board["val_accuracy"].notna().all()
 
 
-@pytest.mark.parametrize("content", [
-    {"status": "done", "cell_id": "simple_cnn__alpha0__seed0"},
-    {**STUB, "metrics": {"val": {"accuracy": "high"}}},
-    {**STUB, "metrics": [], "alpha": 0},
-    {"cell_id": "simple_cnn__alpha0__seed0", "status": "failed", "alpha": "zero"},
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"status": "done", "cell_id": "simple_cnn__alpha0__seed0"},
+        {**STUB, "metrics": {"val": {"accuracy": "high"}}},
+        {**STUB, "metrics": [], "alpha": 0},
+        {"cell_id": "simple_cnn__alpha0__seed0", "status": "failed", "alpha": "zero"},
+    ],
+)
 def test_records_of_the_wrong_shape_do_not_validate(two_cell_run, content, capsys):
     write_record(two_cell_run.run_dir, finished(two_cell_run, two_cell_run.cells[1]))
     write_stub(two_cell_run.run_dir, content)
@@ -110,8 +134,12 @@ def test_a_run_leaves_a_stub_out_of_the_leaderboard_it_writes(two_cell_run, monk
     from benchmark.config.run_config import resolve_config
 
     config = resolve_config(None, None, overrides)
-    assert commands.run_command(config, output=str(ctx.run_dir), force=False, cell=None,
-                                dry_run=False, quiet=True) == 0
+    assert (
+        commands.run_command(
+            config, output=str(ctx.run_dir), force=False, cell=None, dry_run=False, quiet=True
+        )
+        == 0
+    )
     board = pd.read_csv(ctx.run_dir / "leaderboard.csv")
     assert list(board["model"]) == ["simple_cnn"] * 2 and list(board["rank"]) == [1, 2]
     (line,) = warning_lines(capsys.readouterr().err)
@@ -146,8 +174,15 @@ def test_the_alpha_above_one_warning_comes_once(tmp_path, caplog, monkeypatch):
 def test_a_failed_row_has_no_rank(two_cell_run):
     ctx = two_cell_run
     for cell in ctx.cells:
-        failed = CellRecord(cell_id=cell.cell_id, index=cell.index, model=cell.model,
-                            alpha=cell.alpha, seed=cell.seed, status=FAILED, error="boom")
+        failed = CellRecord(
+            cell_id=cell.cell_id,
+            index=cell.index,
+            model=cell.model,
+            alpha=cell.alpha,
+            seed=cell.seed,
+            status=FAILED,
+            error="boom",
+        )
         write_record(ctx.run_dir, failed)
     board = build_tables(ctx.run_dir)["leaderboard"]
     assert board["rank"].isna().all() and (board["status"] == "failed").all()
