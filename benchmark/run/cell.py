@@ -38,6 +38,7 @@ from benchmark.run.phase2 import (
 )
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
+from benchmark.training.epoch_feed import EpochFeed
 from benchmark.training.metrics import predict_probabilities
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
@@ -164,7 +165,7 @@ class PreparedCell:
     built: BuiltModel
     inputs: CellInputs
     class_weights: np.ndarray
-    train: object
+    train: object  # an EpochFeed: phase 1 reads data epoch e, phase 2 initial_epochs + e
     val: object
     steps_per_epoch: int
     batch_size: int
@@ -189,7 +190,6 @@ def prepare_cell(
     run_dir: Path,
     cache: Path,
     fold: int | None = None,
-    fine_tune_bank: bool = True,
     plan: ModelPlan | None = None,
 ) -> PreparedCell:
     """Seeds everything, then builds the model and its datasets inside the distribution strategy's
@@ -197,8 +197,7 @@ def prepare_cell(
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
     (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every
-    cell of the run shares. `fine_tune_bank=False` keeps phase 2 online whatever the configuration
-    says.
+    cell of the run shares.
     `plan` is the run's plan of the model (a tune trial, with a configuration of its own,
     resolves its own plan).
     """
@@ -223,14 +222,19 @@ def prepare_cell(
         class_weights = damped_class_weights(counts, alpha)
         augmented = config.augment and plan.modality != "text"
         augment = AugmentConfig(strength=config.augment_strength) if augmented else None
-        train = inputs.dataset(
-            split,
-            "train",
-            batch_size,
-            augment=augment,
-            sample_weights=class_weights,
-            shuffle_seed=seed,
-            side=progressive.side if progressive else None,
+        steps_per_epoch = math.ceil(len(split.subset("train")) / batch_size)
+        train = EpochFeed(  # epoch e's draws, as the feature banks store them
+            lambda epoch: inputs.dataset(
+                split,
+                "train",
+                batch_size,
+                augment=augment,
+                sample_weights=class_weights,
+                shuffle_seed=seed,
+                side=progressive.side if progressive else None,
+                epoch=epoch,
+            ),
+            steps_per_epoch,
         )
         mode = "online" if plan.head_features == "online" else phase1_mode(config, built, augment)
         cached_head = None
@@ -250,12 +254,11 @@ def prepare_cell(
                 fold=fold,
             )
         settings = recipe_settings(config, model_name)
-        online = dataclasses.replace(config, fine_tune_features="online")
         if plan.fine_tune_features in ("none", "online"):  # settled by the plan
             phase2 = Phase2Plan(plan.fine_tune_features, plan.fine_tune_reason)
         else:  # the built model's cut and the bank's size settle it
             phase2 = plan_phase2(
-                config if fine_tune_bank else online,
+                config,
                 built,
                 settings,
                 num_train=len(split.subset("train")),
@@ -278,7 +281,7 @@ def prepare_cell(
                 settings=settings,
                 fold=fold,
             )
-        elif phase2.mode == "online" and config.fine_tune_features == "auto" and fine_tune_bank:
+        elif phase2.mode == "online" and config.fine_tune_features == "auto":
             print(f"{model_name}: phase 2 runs online: {phase2.reason}", flush=True)
     return PreparedCell(
         model_name=model_name,
@@ -287,7 +290,7 @@ def prepare_cell(
         class_weights=class_weights,
         train=train,
         val=inputs.dataset(split, "val", batch_size),
-        steps_per_epoch=math.ceil(len(split.subset("train")) / batch_size),
+        steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,
         cached_head=cached_head,
         head_features=mode,

@@ -19,6 +19,7 @@ import keras
 
 from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
+from benchmark.training.epoch_feed import phase_data
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.settings import RecipeSettings
 from models import BuiltModel, transformer_layers
@@ -339,6 +340,9 @@ def train_two_phase(
     top of the backbone and the head on the fine-tune bank's activations at the cut (the same layer
     objects again, so the full model ends with the weights). With `checkpoint`, every epoch is
     backed up and a re-run resumes (see `benchmark.training.checkpoint`).
+
+    `train_ds` is a dataset or an `EpochFeed`; a feed gives phase 1 (or the single phase) data
+    epochs 0, 1, ... and phase 2 data epochs from `initial_epochs` on, the epochs the banks store.
     """
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
     if progressive is not None and (backbone is not None or not built.from_scratch):
@@ -367,15 +371,16 @@ def train_two_phase(
                 progressive.training_model(model),
                 [progressive.callback(epochs), *callbacks],
             )
+        train, feed = phase_data(train_ds, 0)
         only = run_phase(
             "single",
             model,
-            train_ds,
+            train,
             val_ds,
             epochs,
             optimizer,
             settings,
-            callbacks,
+            [*feed, *callbacks],
             verbose,
             checkpoint,
         )
@@ -410,15 +415,16 @@ def train_two_phase(
             checkpoint,
         )
     else:
+        train, feed = phase_data(train_ds, 0)
         head = run_phase(
             "head",
             model,
-            train_ds,
+            train,
             val_ds,
             settings.initial_epochs,
             optimizer,
             settings,
-            callbacks,
+            [*feed, *callbacks],
             verbose,
             checkpoint,
         )
@@ -459,16 +465,17 @@ def train_two_phase(
             verbose,
             checkpoint,
         )
-    else:
+    else:  # data epochs from phase 1's budget on, as the fine-tune bank reads them
+        train, feed = phase_data(train_ds, settings.initial_epochs)
         tune = run_phase(
             "fine_tune",
             model,
-            train_ds,
+            train,
             val_ds,
             settings.fine_tune_epochs,
             optimizer,
             settings,
-            callbacks,
+            [*feed, *callbacks],
             verbose,
             checkpoint,
         )

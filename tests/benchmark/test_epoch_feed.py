@@ -1,0 +1,91 @@
+"""Online cells train on the epochs the banks store, so online and banked cells are paired and a
+resumed online cell trains the epochs it would have trained."""
+
+import numpy as np
+import pytest
+from stand_ins import colour_split
+
+from benchmark.training.epoch_feed import EpochFeed, phase_data
+
+
+def _constant_epoch(epoch: int):
+    """Data epoch `epoch`: four rows whose every value is the epoch number."""
+    import tensorflow as tf
+
+    features = np.full((4, 2), float(epoch), np.float32)
+    return tf.data.Dataset.from_tensor_slices((features, features[:, :1])).batch(2)
+
+
+def test_each_epoch_reads_its_own_data_epoch_from_the_offset_on():
+    import keras
+
+    class FirstValue(keras.callbacks.Callback):
+        """The value the model's input carries in each epoch (its bias-free output / weight)."""
+
+        seen: list[float] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(float(logs["loss"]))
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")  # frozen: loss shows the data
+    model.layers[0].set_weights([np.zeros((2, 1), np.float32)])
+    train, callbacks = phase_data(EpochFeed(_constant_epoch, steps=2), 5)
+    model.fit(train, epochs=3, verbose=0, shuffle=False, callbacks=[*callbacks, FirstValue()])
+    (feed,) = callbacks
+    assert feed.epochs_read == [5, 6, 7]
+    assert FirstValue.seen == pytest.approx([25.0, 36.0, 49.0])  # mse of 0 against the epoch
+    assert int(model.optimizer.iterations) == 6  # the declared length: no step past the data
+
+
+def test_a_plain_dataset_passes_through_unchanged():
+    sentinel = object()
+    assert phase_data(sentinel, 3) == (sentinel, [])
+
+
+@pytest.mark.slow
+def test_an_online_cell_ends_where_the_banked_cell_ends(tmp_path, monkeypatch):
+    """One alpha cell of EfficientNet-Lite0 with its ImageNet weights (head dropout, augmentation
+    on), both phases online and both on the banks: the same draws, so the same cell up to the
+    float16 banks."""
+    from benchmark.config.run_config import resolve_config
+    from benchmark.run.folder import prepare_run
+    from benchmark.run.loop import run_grid
+    from benchmark.run.records import load_records
+
+    for module in ("feature_bank", "finetune_bank"):  # exact banks: only the draws could differ
+        monkeypatch.setattr(f"benchmark.training.{module}.BANK_DTYPE", "float32")
+    data = tmp_path / "data"
+    data.mkdir()
+    colour_split(data)
+    records = {}
+    for mode in ("auto", "online"):
+        config = resolve_config(
+            None,
+            None,
+            {
+                "models": ["efficientnet_lite0"],
+                "alphas": [1.0],
+                "data": str(data),
+                "weights": "imagenet",
+                "image_size": 32,
+                "batch_size": 6,
+                "initial_epochs": 3,
+                "fine_tune_epochs": 3,
+                "initial_lr": 0.01,
+                "fine_tune_lr": 0.0001,
+                "patience": 10,
+                "head_features": mode,
+                "fine_tune_features": mode,
+                "save_models": "none",
+                "profile": False,
+            },
+        )
+        assert run_grid(prepare_run(config, tmp_path / mode), quiet=True) == 0
+        (records[mode],) = load_records(tmp_path / mode)
+    auto, online = records["auto"], records["online"]
+    assert (auto.head_features, auto.fine_tune_features) == ("bank", "bank")
+    assert (online.head_features, online.fine_tune_features) == ("online", "online")
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(auto.history[key], online.history[key], rtol=1e-4)
+    assert auto.split_metrics("test")["accuracy"] == online.split_metrics("test")["accuracy"]
