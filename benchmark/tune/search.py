@@ -145,7 +145,7 @@ class RecipeTuner(keras_tuner.Tuner):
         tracker = context.tracker
         callbacks = tracker.start_trial(trial.trial_id, values) if tracker else []
         try:
-            metrics, epochs = train_trial(
+            metrics, epochs, paths = train_trial(
                 context, apply_values(context.base, values), budget, callbacks=callbacks
             )
         except USER_ERRORS as err:  # a file or flag to fix: every trial would fail the same way
@@ -173,7 +173,14 @@ class RecipeTuner(keras_tuner.Tuner):
         seconds = time.perf_counter() - started
         write_json_atomic(
             outcome_file,
-            {"status": "ok", "error": "", "epochs": epochs, "seconds": seconds, "metrics": metrics},
+            {
+                "status": "ok",
+                "error": "",
+                "epochs": epochs,
+                "seconds": seconds,
+                "metrics": metrics,
+                **paths,
+            },
         )
         if tracker:
             tracker.finish_trial(trial.trial_id, metrics=metrics, epochs=epochs, seconds=seconds)
@@ -347,13 +354,16 @@ def train_trial(
     """Trains one configuration as a grid cell is trained (`prepare_cell`) and scores it on
     validation (never test).
 
-    Returns the validation metrics and the epochs trained; `callbacks` are the tracker's epoch
-    loggers. Stored phase-1 features live in `DIR/features`, shared by all trials, as are the
-    decoded images in `DIR/cache` (one cache per image size, since a size may be searched over).
+    Returns the validation metrics, the epochs trained and the data paths each phase took (bank,
+    cached or online); `callbacks` are the tracker's epoch loggers. Stored features live in
+    `DIR/features` and `DIR/fine_tune_bank`, shared by all trials, as are the decoded images in
+    `DIR/cache` (one cache per image size, since a size may be searched over).
     """
     import keras
 
-    # Phase 2 stays online in trials: they cap epochs and may move the cut (a bank rarely shared).
+    # Trials of one backbone share its banks in DIR/features and DIR/fine_tune_bank: they differ
+    # in head and rates, which train above the stored tensors; a trial that moves the cut or the
+    # augmentation gets a bank of its own (the bank's key holds both).
     prepared = prepare_cell(
         config,
         context.model,
@@ -362,7 +372,6 @@ def train_trial(
         alpha=config.alphas[0],
         run_dir=context.out,
         cache=context.out / "cache",
-        fine_tune_bank=False,
     )
     built = prepared.built
     settings = cap_epochs(
@@ -378,6 +387,7 @@ def train_trial(
             callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
             verbose=context.verbose,
             cached_head=prepared.cached_head,
+            cached_tune=prepared.cached_tune,
         )
     probabilities = predict_probabilities(built.model, prepared.val)
     if (
@@ -393,7 +403,11 @@ def train_trial(
         "val_loss": val["loss"],
         "val_macro_f1": val["macro_f1"],
     }
-    return metrics, sum(phase.epochs for phase in training.phases)
+    paths = {
+        "head_features": prepared.head_features,
+        "fine_tune_features": prepared.fine_tune_features,
+    }
+    return metrics, sum(phase.epochs for phase in training.phases), paths
 
 
 def cap_epochs(settings: RecipeSettings, cap: int | None, *, single_phase: bool) -> RecipeSettings:
@@ -429,6 +443,8 @@ def trial_rows(tuner: RecipeTuner) -> list[dict[str, Any]]:
                 **metrics,
                 "epochs": outcome.get("epochs", 0),
                 "seconds": outcome.get("seconds", math.nan),
+                "head_features": outcome.get("head_features", ""),
+                "fine_tune_features": outcome.get("fine_tune_features", ""),
                 "status": "ok" if ok else "failed",
                 "error": "" if ok else error,
             }

@@ -31,6 +31,8 @@ METRIC_COLUMNS = [
     "val_loss",
     "epochs",
     "seconds",
+    "head_features",  # what each phase trained on: "bank", "cached", "online" (or "none")
+    "fine_tune_features",
     "status",
     "error",
 ]

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the CLI does: faster CPU kernels
 
+import dataclasses  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
 
@@ -117,6 +118,9 @@ def test_search_writes_every_output(searched):
     assert len(trials) == 3 and set(trials["status"]) == {"ok"}
     for column in ("trial_id", *SPACE, "objective", "epochs", "seconds", "status"):
         assert column in trials.columns, column
+    # A from-scratch CNN has no frozen trunk to store: each trial trains on images.
+    assert set(trials["head_features"]) == {"online"}
+    assert set(trials["fine_tune_features"]) == {"none"}
     assert (trials["epochs"] == 1).all()  # --max-epochs 1 capped the 3-epoch budget
     assert trials["objective"].is_monotonic_decreasing  # val_accuracy: best first
     assert trials["objective"].equals(trials["val_accuracy"])
@@ -128,6 +132,40 @@ def test_search_writes_every_output(searched):
     )
     header = (out / "trials.md").read_text().splitlines()[2]
     assert all(column in header for column in ("trial_id", *SPACE, "objective", "status"))
+
+
+def test_trials_of_one_pretrained_backbone_share_both_banks(tmp_path, data_dir):
+    """Trials differing only in rates train above the stored tensors: one phase-1 bank and one
+    fine-tune bank serve both, and the second trial computes no epoch of either."""
+    config = dataclasses.replace(
+        base_config(data_dir),
+        models=["efficientnet_lite0"],
+        weights="imagenet",
+        initial_epochs=1,
+        fine_tune_epochs=1,
+        augment=True,
+        simple_cnn={},
+    )
+    space = write_space(
+        tmp_path / "space.yaml",
+        {
+            "initial_lr": {"type": "choice", "values": [1.0e-3, 1.0e-2]},
+            "fine_tune_lr": {"type": "choice", "values": [1.0e-4, 1.0e-5]},
+        },
+    )
+    out = tmp_path / "tune"
+    chosen = TuneOptions(model="efficientnet_lite0", tuner="random", max_trials=2, space=str(space))
+    assert tune_command(config, chosen, str(out), force=False) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 2 and set(trials["status"]) == {"ok"}
+    assert len(trials[["initial_lr", "fine_tune_lr"]].drop_duplicates()) == 2
+    assert set(trials["head_features"]) == {"bank"}
+    assert set(trials["fine_tune_features"]) == {"bank"}
+    for bank_root in (out / "features", out / "fine_tune_bank"):
+        banks = [path for path in bank_root.iterdir() if path.is_dir()]
+        assert len(banks) == 1, banks  # one key: the rates are not part of it
+        epochs = sorted(path.name for path in banks[0].glob("epoch*"))
+        assert len(epochs) == 1, epochs  # one data epoch, computed by the first trial only
 
 
 def test_rerun_with_more_trials_adds_one_and_never_reads_the_test_split(
@@ -240,11 +278,15 @@ def fake_training(failures: int, budgets: list):
         if len(calls) <= failures:
             raise MemoryError("out of memory")
         score = config.initial_lr * 10
-        return {
-            "val_accuracy": score,
-            "val_loss": 1 - score,
-            "val_macro_f1": score,
-        }, max_epochs or 1
+        return (
+            {
+                "val_accuracy": score,
+                "val_loss": 1 - score,
+                "val_macro_f1": score,
+            },
+            max_epochs or 1,
+            {"head_features": "online", "fine_tune_features": "none"},
+        )
 
     return train_trial
 
