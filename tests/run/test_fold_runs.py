@@ -18,7 +18,7 @@ from benchmark.run.folder import prepare_run, split_file, split_fingerprint
 from benchmark.run.grid import Cell
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.loop import run_grid
-from benchmark.run.records import CellRecord, predictions_path, write_record
+from benchmark.run.records import CellRecord, load_records, predictions_path, write_record
 from data_pipeline import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +125,40 @@ def test_a_fold_cell_from_another_split_is_refused_naming_its_fold_file(fold_run
         run_grid(fold_run)
     with pytest.raises(UsageError, match="splits/fold1.csv"):
         build_tables(fold_run.run_dir)
+
+
+def test_each_fold_gets_its_own_banks_shared_by_its_alphas(data, tmp_path):
+    """A bank stores one training split's images: the folds' split files key two banks of each
+    kind, and the second alpha of a fold reads its fold's banks instead of computing new ones."""
+    config = RunConfig(
+        data=str(data),
+        folds=2,
+        **{
+            **TINY,
+            "models": ["efficientnet_lite0"],
+            "weights": "imagenet",
+            "fine_tune_epochs": 1,
+        },
+    )
+    ctx = prepare_run(config, tmp_path / "run")
+    assert run_grid(ctx, quiet=True) == 0
+    records = load_records(ctx.run_dir)
+    assert len(records) == 4
+    assert {(r.head_features, r.fine_tune_features) for r in records} == {("bank", "bank")}
+    computed = {
+        (r.alpha, r.fold): (
+            r.timings["feature_bank_epochs_computed"],
+            r.timings["fine_tune_bank_epochs_computed"],
+        )
+        for r in records
+    }
+    assert computed == {(0.0, 0): (1, 1), (0.0, 1): (1, 1), (1.0, 0): (0, 0), (1.0, 1): (0, 0)}
+    for kind in ("features", "fine_tune_bank"):
+        banks = sorted(p for p in (ctx.run_dir / kind).iterdir() if p.is_dir())
+        assert len(banks) == 2, banks  # one per fold, whatever the alpha
+        assert banks[0].name != banks[1].name
+        for bank in banks:
+            assert len(list(bank.glob("epoch*"))) == 1  # one data epoch, written once
 
 
 def test_presplit_data_and_split_file_are_refused_with_folds(tmp_path):
