@@ -230,11 +230,15 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.layers.Pipeline:
     Build a fresh one per dataset: its random state advances per batch, which is what makes the
     epochs differ while the same seed repeats the same sequence.
     """
+    # float32 whatever the global policy: under mixed_float16 a layer would cast the pixels to
+    # float16 (0..255 at three significant digits) and then mix them with float32 random draws.
     layers: list[keras.layers.Layer] = []
     geometry = {name: cfg.factor(name) for name in ("rotation", "zoom", "translation", "shear")}
     if cfg.flip or any(geometry.values()):
-        layers.append(RandomAffine(**geometry, flip=cfg.flip, seed=seed))
+        layers.append(RandomAffine(**geometry, flip=cfg.flip, seed=seed, dtype="float32"))
     layers.append(
-        RandomBrightnessContrast(cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1)
+        RandomBrightnessContrast(
+            cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1, dtype="float32"
+        )
     )
     return keras.layers.Pipeline(layers, name="augment")

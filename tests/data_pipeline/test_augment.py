@@ -128,6 +128,23 @@ def test_augmenter_keeps_shapes_and_dtype_and_clips_in_tf_data():
     assert 0.0 <= out.min() and out.max() <= 255.0
 
 
+def test_augmenter_stays_float32_under_a_mixed_precision_policy():
+    """The pipeline augments pixels before the model casts them: mixed_float16 (the GPU default)
+    used to cast them to float16 and fail on the float32 random draws."""
+    images = random_images()
+    expected = build_augmenter(AugmentConfig(), seed=3)(images, training=True).numpy()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        augmenter = build_augmenter(AugmentConfig(), seed=3)
+        out = tf.data.Dataset.from_tensors(images).map(lambda x: augmenter(x, training=True))
+        batch = next(iter(out))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert batch.dtype == tf.float32
+    np.testing.assert_allclose(batch.numpy(), expected, atol=1e-3)
+
+
 def test_build_augmenter_fuses_the_transforms_into_two_layers():
     def kinds(cfg):
         return [type(layer).__name__ for layer in build_augmenter(cfg, seed=0).layers]
