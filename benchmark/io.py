@@ -3,14 +3,18 @@
 Every record, table, report, backup and stored feature array goes through `replace_atomically`:
 it writes a temporary file in the target's own folder (so the rename never crosses file systems)
 and renames it over the target, which POSIX makes atomic. The temporary name carries the process
-id, so parallel Slurm tasks writing the same target never share a temporary file.
+id, so parallel Slurm tasks writing the same target never share a temporary file. A writer killed
+with SIGKILL (a preempted Slurm task) cannot remove its temporary file; the next successful write of
+the same target removes those left for over an hour (a feature-bank epoch is tens of MiB).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,23 @@ def replace_atomically(path: Path, write: Callable[[str], object], *, suffix: st
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    remove_abandoned_temporaries(path)
     return path
+
+
+STALE_SECONDS = 3600.0  # no live writer leaves its temporary file untouched this long
+
+
+def remove_abandoned_temporaries(path: Path) -> None:
+    """Deletes temporary files of `path` that killed writers left, once they are an hour old
+    (a live writer in another process or on another node is still writing a young one)."""
+    cutoff = time.time() - STALE_SECONDS
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:  # another writer removed it first
+            pass
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -17,7 +17,7 @@ import pytest
 
 from benchmark.config.run_config import RunConfig, resolve_config
 from benchmark.errors import UsageError, error_summary
-from benchmark.io import write_json_atomic
+from benchmark.io import replace_atomically, write_json_atomic
 from benchmark.results.tables import build_tables, leaderboard
 from benchmark.run.claims import claim_cell
 from benchmark.run.folder import prepare_run, split_fingerprint
@@ -263,6 +263,23 @@ def test_files_written_respect_the_umask(tmp_path):
     assert (
         tmp_path / "r.json"
     ).stat().st_mode & 0o777 == 0o644  # colleagues on a shared folder can read it
+
+
+def test_a_write_removes_temporaries_that_killed_writers_left_an_hour_ago(tmp_path):
+    """SIGKILL skips the writer's cleanup; the next write of that target sweeps old leftovers
+    and leaves a young one (another process may still be writing it) and other targets' alone."""
+    target = tmp_path / "epoch003.npz"
+    abandoned = tmp_path / ".epoch003.npz.4242-1.tmp.npz"
+    young = tmp_path / ".epoch003.npz.4343-1.tmp.npz"
+    other = tmp_path / ".epoch004.npz.4242-1.tmp.npz"
+    for path in (abandoned, young, other):
+        path.write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    for path in (abandoned, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    replace_atomically(target, lambda tmp: Path(tmp).write_bytes(b"whole"))
+    assert target.read_bytes() == b"whole"
+    assert not abandoned.exists() and young.exists() and other.exists()
 
 
 def test_the_parser_and_list_models_import_no_tensorflow():
