@@ -3,7 +3,7 @@ resumed online cell trains the epochs it would have trained."""
 
 import numpy as np
 import pytest
-from stand_ins import colour_split
+from stand_ins import SIZE, colour_split
 
 from benchmark.training.epoch_feed import EpochFeed, phase_data
 
@@ -89,3 +89,57 @@ def test_an_online_cell_ends_where_the_banked_cell_ends(tmp_path, monkeypatch):
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(auto.history[key], online.history[key], rtol=1e-4)
     assert auto.split_metrics("test")["accuracy"] == online.split_metrics("test")["accuracy"]
+
+
+def test_an_online_cell_killed_mid_phase_resumes_bit_identical(tmp_path):
+    """Augmentation on, head dropout: before the feed, a resumed online cell drew its epochs from a
+    new reshuffling pipeline (other images than the cell never killed); now epoch e is epoch e."""
+    import keras
+
+    from benchmark.run.cell import CellInputs
+    from benchmark.training.checkpoint import PhaseCheckpoint
+    from benchmark.training.recipe import RecipeSettings, make_optimizer, run_phase
+    from data_pipeline import AugmentConfig
+
+    (tmp_path / "colours").mkdir()
+    split = colour_split(tmp_path / "colours")
+    inputs = CellInputs(
+        image_size=SIZE, preprocess=None, modality="image", cache_dir=tmp_path / "c"
+    )
+    epochs, batch, steps = 6, 6, -(-len(split.subset("train")) // 6)
+    settings = RecipeSettings(initial_epochs=epochs, fine_tune_epochs=0, patience=100)
+    val = inputs.dataset(split, "val", batch)
+
+    def online_phase(work, kill_in_epoch=None) -> list:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((SIZE, SIZE, 3)),
+                keras.layers.Rescaling(1 / 255),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dropout(0.3),
+                keras.layers.Dense(3, activation="softmax"),
+            ]
+        )
+
+        def epoch_data(epoch):
+            if epoch == kill_in_epoch:
+                raise KeyboardInterrupt
+            return inputs.dataset(
+                split, "train", batch, augment=AugmentConfig(), shuffle_seed=0, epoch=epoch
+            )
+
+        train, feed = phase_data(EpochFeed(epoch_data, steps), 0)
+        optimizer = make_optimizer(1e-2, settings.weight_decay, "cosine", epochs, steps, 0)
+        run_phase(
+            "single", model, train, val, epochs, optimizer, settings, feed, 0, PhaseCheckpoint(work)
+        )
+        return [np.asarray(w) for w in model.weights]
+
+    uninterrupted = online_phase(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        online_phase(tmp_path / "work", kill_in_epoch=3)
+    resumed = online_phase(tmp_path / "work")
+    for before, after in zip(uninterrupted, resumed, strict=True):
+        np.testing.assert_array_equal(after, before)
