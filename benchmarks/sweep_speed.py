@@ -3,7 +3,7 @@ the real runner.
 
     python benchmarks/sweep_speed.py [--data DIR] [--per-class 40] [--model mobilenet_v2]
                                      [--image-size 96] [--epochs 5] [--fine-tune-epochs 2]
-                                     [--modes auto,online,per-cell] [--bank-dtype float16]
+                                     [--modes auto,online,per-cell] [--bank-dtype float32]
                                      [--fine-tune-features online]
 
 Every sweep runs the same grid (one model x 5 alphas) with the default recipe's augmentation on and
@@ -149,7 +149,7 @@ def main() -> int:
         default=None,
         help="phase-2 learning rate (default: the recipe's; transfer_trashnet uses 1e-4)",
     )
-    parser.add_argument("--bank-dtype", default=None, help="float16 (default) or float32")
+    parser.add_argument("--bank-dtype", default=None, help="float32 (default) or float16")
     parser.add_argument(
         "--fine-tune-features",
         default="online",

@@ -70,7 +70,7 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
 
 def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(tmp_path):
     built, settings = residual_stand_in(), RecipeSettings(fine_tune_layers=2, fine_tune_epochs=10)
-    # 10 epochs x 18 images + 9 val, 12x12x8 float16 each: 0.35 MiB
+    # 10 epochs x 18 images + 9 val, 12x12x8 float32 each: 0.7 MiB
     small = plan_phase2(
         RunConfig(fine_tune_bank_limit=0.1),
         built,
