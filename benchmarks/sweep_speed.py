@@ -162,10 +162,10 @@ def main() -> int:
         return 0
     from tabulate import tabulate
 
-    from benchmark.training import feature_bank, finetune_bank
+    from benchmark.training import feature_bank
 
-    if args.bank_dtype:  # both banks (finetune_bank holds its own binding of the default)
-        feature_bank.BANK_DTYPE = finetune_bank.BANK_DTYPE = args.bank_dtype
+    if args.bank_dtype:  # the one default both banks read
+        feature_bank.BANK_DTYPE = args.bank_dtype
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

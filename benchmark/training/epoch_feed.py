@@ -33,7 +33,7 @@ class EpochFeed(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.epoch_data, self.steps, self.offset = epoch_data, int(steps), int(offset)
-        self.current: tf.data.Dataset | None = None
+        self.current: tf.data.Dataset | None = None  # the epoch being read (set by `dataset()`)
         self.epochs_read: list[int] = []  # the data epochs this feed trained on, in order
 
     def from_epoch(self, offset: int) -> EpochFeed:
@@ -45,12 +45,15 @@ class EpochFeed(keras.callbacks.Callback):
         self.epochs_read.append(self.offset + epoch)
 
     def _batches(self):
-        yield from self.current if self.current is not None else self.epoch_data(self.offset)
+        yield from self.current
 
     def dataset(self) -> tf.data.Dataset:
-        spec = self.epoch_data(self.offset).element_spec
+        # Epoch `offset`: its element spec, and what Keras reads if it peeks before epoch 0.
+        self.current = self.epoch_data(self.offset)
         return (
-            tf.data.Dataset.from_generator(self._batches, output_signature=spec)
+            tf.data.Dataset.from_generator(
+                self._batches, output_signature=self.current.element_spec
+            )
             .apply(tf.data.experimental.assert_cardinality(self.steps))
             .prefetch(tf.data.AUTOTUNE)
         )

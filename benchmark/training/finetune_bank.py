@@ -30,7 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from benchmark.io import replace_atomically
-from benchmark.training.feature_bank import BANK_DTYPE, BankEpochs
+from benchmark.training import feature_bank
+from benchmark.training.feature_bank import BankEpochs
 from benchmark.training.head_features import POOL_LAYER
 
 # Layers that draw random numbers in training: their output below the cut would differ per cell.
@@ -158,7 +159,7 @@ def bank_bytes(
     shape: tuple[int, ...], num_train: int, num_val: int, epochs: int, dtype: str | None = None
 ) -> tuple[int, int]:
     """(one epoch in memory, all epochs and the validation set on disk), in bytes."""
-    item = int(np.prod(shape)) * np.dtype(dtype or BANK_DTYPE).itemsize
+    item = int(np.prod(shape)) * np.dtype(dtype or feature_bank.BANK_DTYPE).itemsize
     return num_train * item, (epochs * num_train + num_val) * item
 
 
@@ -181,7 +182,7 @@ def tune_bank_key(
             "weights": weights,
             "augment": None if augment is None else dataclasses.asdict(augment),
             "batch_size": batch_size,
-            "dtype": dtype or BANK_DTYPE,
+            "dtype": dtype or feature_bank.BANK_DTYPE,
             "cut": cut.layer,
         },
         sort_keys=True,
@@ -198,7 +199,7 @@ def stored_activations(
     """Activations at the cut of an unshuffled, un-augmented dataset (validation), stored once."""
     if not path.is_file():
         parts = [
-            np.asarray(bottom.predict_on_batch(element[0]), dtype=dtype or BANK_DTYPE)
+            np.asarray(bottom.predict_on_batch(element[0]), dtype=dtype or feature_bank.BANK_DTYPE)
             for element in dataset
         ]
         values = np.concatenate(parts)
