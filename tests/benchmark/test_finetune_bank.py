@@ -68,10 +68,10 @@ def test_cuts_are_taken_only_where_one_tensor_crosses():
     [
         (
             "efficientnet_lite0",
-            "block11_expand_conv",
+            "block8_expand_conv",
             0,
             "",
-        ),  # the first layer of stage 6: clean as it is
+        ),  # the first layer of stage 5: clean as it is
         (
             "mobilenet_v2",
             "block_11_expand",
