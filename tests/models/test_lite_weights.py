@@ -82,7 +82,7 @@ def test_the_fine_tune_cut_starts_a_block_and_keeps_batchnorm_in_inference_mode(
     built = build_model("efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE))
     backbone = built.backbone
     cut = len(backbone.layers) - get_entry("efficientnet_lite0").fine_tune_layers
-    assert backbone.layers[cut].name == "block11_expand_conv"  # the first block of stage 6
+    assert backbone.layers[cut].name == "block8_expand_conv"  # the first block of stage 5
     freeze(backbone)
     unfreeze_top(backbone, get_entry("efficientnet_lite0").fine_tune_layers)
     norms = [
@@ -91,7 +91,8 @@ def test_the_fine_tune_cut_starts_a_block_and_keeps_batchnorm_in_inference_mode(
     assert not any(layer.trainable for layer in norms)
     assert (
         backbone.get_layer("top_conv").trainable
-        and not backbone.get_layer("block10_dwconv").trainable
+        and backbone.get_layer("block8_expand_conv").trainable
+        and not backbone.get_layer("block7_dwconv").trainable
     )
     before = [keras.ops.convert_to_numpy(w) for w in norms[-1].non_trainable_weights]
     built.model.compile(optimizer="adam", loss="categorical_crossentropy")
