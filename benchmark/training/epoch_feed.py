@@ -33,7 +33,7 @@ class EpochFeed(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.epoch_data, self.steps, self.offset = epoch_data, int(steps), int(offset)
-        self.current: tf.data.Dataset | None = None  # the epoch being read (set by `dataset()`)
+        self.current: tf.data.Dataset | None = None  # the epoch being read (`dataset`, each epoch)
         self.epochs_read: list[int] = []  # the data epochs this feed trained on, in order
 
     def from_epoch(self, offset: int) -> EpochFeed:
