@@ -13,6 +13,7 @@ accuracy.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -133,29 +134,27 @@ APPLICATIONS: tuple[Application, ...] = (
 )
 
 
-def _builder_for(app: Application):
-    def build(spec: BuildSpec) -> BuiltModel:
-        import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+def build_application(app: Application, spec: BuildSpec) -> BuiltModel:
+    """ImageNet Keras application under the shared head; expects its `preprocess` contract.
 
-        constructor = getattr(keras.applications, app.keras_class)
-        shape = spec.input_shape(app.input_size)
-        backbone = build_with_weights(
-            app.name,
-            spec.weights,
-            lambda weights: constructor(
-                include_top=False, weights=weights, input_shape=shape, **dict(app.extra_kwargs)
-            ),
-        )
-        model = attach_head(
-            backbone, spec.num_classes, spec.head, name=app.name, pretrained=spec.weights != "none"
-        )
-        return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
+    Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
+    cell's child process.
+    """
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
-    build.__name__ = app.name
-    build.__doc__ = (
-        f"ImageNet {app.keras_class} under the shared head; expects '{app.preprocess}' input."
+    constructor = getattr(keras.applications, app.keras_class)
+    shape = spec.input_shape(app.input_size)
+    backbone = build_with_weights(
+        app.name,
+        spec.weights,
+        lambda weights: constructor(
+            include_top=False, weights=weights, input_shape=shape, **dict(app.extra_kwargs)
+        ),
     )
-    return build
+    model = attach_head(
+        backbone, spec.num_classes, spec.head, name=app.name, pretrained=spec.weights != "none"
+    )
+    return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
 
 
 for _app in APPLICATIONS:
@@ -163,7 +162,7 @@ for _app in APPLICATIONS:
         ModelEntry(
             name=_app.name,
             family=_app.family,
-            builder=_builder_for(_app),
+            builder=functools.partial(build_application, _app),
             input_size=_app.input_size,
             preprocess=_app.preprocess,
             fine_tune_layers=_app.fine_tune_layers,

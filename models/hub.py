@@ -12,6 +12,7 @@ phase-1 features and fusion work as for Keras applications; phase 2 unfreezes th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -157,38 +158,36 @@ def hub_image_model(
     return keras.Model(inputs, classification_head(pooled, spec.num_classes, spec.head), name=name)
 
 
-def _builder_for(row: HubEncoder, model_name: str):
-    def build(spec: BuildSpec) -> BuiltModel:
-        size = spec.image_size or row.input_size
-        if size != row.input_size and not row.resizable:
-            raise ModelError(
-                f"{model_name} runs at its preset's {row.input_size} px "
-                "(fixed position embeddings); "
-                f"drop --image-size {size} or pick a resizable encoder (hub_dinov2_*)"
-            )
-        backbone, converter = load_preset(
-            row.preset,
-            model_name,
-            spec.weights,
-            image_size=size if row.resizable and size != row.input_size else None,
-        )
-        encoder = vision_encoder(backbone)
-        model = hub_image_model(
-            encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none"
-        )
-        return BuiltModel(
-            model=model,
-            backbone=encoder,
-            entry=None,
-            weights=spec.weights,
-            blocks=transformer_blocks(encoder),
-        )
+def build_hub_encoder(row: HubEncoder, model_name: str, spec: BuildSpec) -> BuiltModel:
+    """keras-hub vision encoder under the shared head; raw 0..255 input.
 
-    build.__name__ = model_name
-    build.__doc__ = (
-        f"keras-hub {row.family} encoder {row.preset} under the shared head; raw 0..255 input."
+    Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
+    cell's child process.
+    """
+    size = spec.image_size or row.input_size
+    if size != row.input_size and not row.resizable:
+        raise ModelError(
+            f"{model_name} runs at its preset's {row.input_size} px "
+            "(fixed position embeddings); "
+            f"drop --image-size {size} or pick a resizable encoder (hub_dinov2_*)"
+        )
+    backbone, converter = load_preset(
+        row.preset,
+        model_name,
+        spec.weights,
+        image_size=size if row.resizable and size != row.input_size else None,
     )
-    return build
+    encoder = vision_encoder(backbone)
+    model = hub_image_model(
+        encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none"
+    )
+    return BuiltModel(
+        model=model,
+        backbone=encoder,
+        entry=None,
+        weights=spec.weights,
+        blocks=transformer_blocks(encoder),
+    )
 
 
 for _row in HUB_ENCODERS:
@@ -197,7 +196,7 @@ for _row in HUB_ENCODERS:
         ModelEntry(
             name=_name,
             family=f"hub_{_row.family}",
-            builder=_builder_for(_row, _name),
+            builder=functools.partial(build_hub_encoder, _row, _name),
             input_size=_row.input_size,
             preprocess="raw",
             fine_tune_layers=_row.fine_tune_layers,
