@@ -93,9 +93,9 @@ def _flag_rows(parser: argparse.ArgumentParser, defaults: dict) -> list[list]:
             if isinstance(action, argparse._HelpAction):
                 continue
             if getattr(action, "grid_flag", False):
-                shown = "off" if action.nargs == 0 else _show_default(defaults.get(action.dest))
+                shown = "not set" if action.nargs == 0 else _show_default(defaults.get(action.dest))
             elif action.nargs == 0:
-                shown = "off"
+                shown = "not set"
             else:
                 shown = _show_default(action.default)
             what = action.help or ""

@@ -1,7 +1,11 @@
-"""The documentation says what the code does: the generated reference pages are current."""
+"""The documentation says what the code does: the generated reference pages are current, the README
+links resolve, and the built site loads nothing from the web."""
 
 import importlib.util
+import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +46,30 @@ def test_preset_reference_lists_every_preset_file():
     page = (ROOT / "docs/reference/presets.md").read_text()
     for path in (ROOT / "benchmark/config/presets").glob("*.yaml"):
         assert f"\n## {path.stem}\n" in page
+
+
+def test_readme_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README links into docs/"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert missing == []
+
+
+def test_built_site_loads_nothing_from_the_web(tmp_path):
+    """Material's default fonts come from a web font service; `font: false` keeps the site
+    readable offline. Links to other sites are fine; scripts, styles and fonts are not."""
+    pytest.importorskip("material")
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"), site_dir=str(tmp_path / "site"))
+    build(config)
+    pages = list((tmp_path / "site").rglob("*.html"))
+    assert len(pages) > 10
+    loads = re.compile(r"<(?:script|img|iframe)[^>]*\ssrc=\"https?://|<link[^>]*\shref=\"https?://")
+    remote = [str(page) for page in pages if loads.search(page.read_text())]
+    assert remote == []
+    css = "".join(p.read_text() for p in (tmp_path / "site").rglob("*.css"))
+    assert "fonts.googleapis" not in css and "fonts.gstatic" not in css
