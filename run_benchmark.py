@@ -7,7 +7,9 @@
     python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml  # its models on other photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
 
-This file only parses flags and delegates to `benchmark/`; see README.md for every flag.
+This file only parses flags and delegates to `benchmark/`. Every flag of every subcommand is in
+docs/reference/flags.md (generated from these parsers by scripts/gen_docs.py); docs/usage.md
+explains them.
 """
 
 from __future__ import annotations

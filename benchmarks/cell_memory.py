@@ -6,7 +6,8 @@ built in a loop: keras#19471, tensorflow#61791).
 
 Trains a grid of tiny cells (32 px, one epoch, the embedded sample) one after another in this
 process, prints RSS after each cell, and the growth from the first to the last cell. If it grew by
-more than 10 %, running each cell in a child process would pay; the README records the figure.
+more than 10 %, running each cell in a child process would pay; docs/usage.md (Resume) records the
+figure.
 """
 
 from __future__ import annotations

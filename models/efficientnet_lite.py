@@ -42,7 +42,7 @@ BN_EPSILON = 1e-3
 IMAGENET_CLASSES = 1000
 # Phase 2 unfreezes the last three stages and the head (a block boundary). Chosen on validation
 # on full TrashNet (seed-0 split, 224 px, transfer_trashnet): the best of three alpha cells scored
-# 0.9291 with three stages against 0.9213 with two (README "Transfer learning on full TrashNet").
+# 0.9291 with three stages against 0.9213 with two (docs/results.md).
 FINE_TUNE_STAGES = 3
 
 

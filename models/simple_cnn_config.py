@@ -12,12 +12,12 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 @dataclass(frozen=True)
 class SimpleCNNConfig:
-    """The baseline's architecture; defaults are the measured TrashNet recipe (see README).
+    """The baseline's architecture; defaults are the measured TrashNet recipe (docs/results.md).
 
     The `scratch_trashnet` preset (`benchmarks/scratch_trashnet.py`) trains exactly these defaults
     on the full TrashNet: a 1.05 M-parameter, 5-convolution network, 84 cosine-scheduled epochs
-    progressively resized 64 -> 96 -> 128 px in about 27 minutes on 2 CPU cores (README has the
-    measured accuracy and what each lever gave).
+    progressively resized 64 -> 96 -> 128 px in about 27 minutes on 2 CPU cores (docs/results.md has
+    the measured accuracy and what each lever gave).
 
     Args:
         base_filters: filters of the first block (16/32/64 in the prior sweep). Defaults to 32.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 PACKAGES = ("benchmark", "models", "data_pipeline")
 SCRIPTS = ("run_benchmark.py",)
-# Top-level name -> the top-level names it must never import (README "Layout").
+# Top-level name -> the top-level names it must never import (docs/development.md, "Layout").
 FORBIDDEN = {
     "models": {"benchmark", "data_pipeline", "run_benchmark"},
     "data_pipeline": {"benchmark", "models", "run_benchmark"},

@@ -87,7 +87,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
 
 
 def _reading_paragraph(run_dir: Path) -> str:
-    readme = PROJECT_ROOT / "README.md"
+    readme = PROJECT_ROOT / "docs" / "leaderboard.md"
     inside = run_dir.resolve().is_relative_to(
         PROJECT_ROOT
     )  # run folders under results/ link relatively
@@ -104,7 +104,7 @@ def _reading_paragraph(run_dir: Path) -> str:
         "on validation and `test_ece_scaled` is the ECE after it (it never changes accuracy); "
         "`tta` > 0 means the figures average that many test-time views. See [Reading the "
         f"leaderboard]({link}#reading-the-leaderboard) and [Calibration]({link}#calibration) "
-        "in the README.\n"
+        "in the documentation.\n"
     )
 
 

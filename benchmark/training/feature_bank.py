@@ -40,7 +40,7 @@ from benchmark.io import replace_atomically
 # whichever path `auto` picks. float16 halves memory and disk but rounds every stored value, and the
 # rounding steers training elsewhere: on full TrashNet (Lite0, 224 px, alpha 0) float32 banks
 # reproduced the online cell's every epoch while float16 ones stopped 4 epochs earlier, 0.8 points
-# lower on validation and 1.3 on test (README Performance). `benchmarks/sweep_speed.py
+# lower on validation and 1.3 on test (docs/performance.md). `benchmarks/sweep_speed.py
 # --bank-dtype float16` measures it.
 BANK_DTYPE = "float32"
 

@@ -206,7 +206,7 @@ def test_report_sections_and_failed_cell(built):
         assert heading in text, heading
     assert "tiny_c__alpha0__seed0" in text and "out of memory" in text
     assert "no inference-cost columns" in text
-    assert "#reading-the-leaderboard" in text
+    assert "docs/leaderboard.md#reading-the-leaderboard" in text  # the page the site builds
     assert "family_a" in text and "family_b" in text
     assert "test_accuracy_ci" in text
     assert "1 duplicate-content group(s)" in text
