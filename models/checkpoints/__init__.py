@@ -5,13 +5,21 @@ and no PyTorch; `port` copies it into a Keras model through a family's key map, 
 shape, and caches the result as a native Keras weights file keyed by the checkpoint's hash.
 """
 
-from models.checkpoints.port import KeyMap, Target, load_ported_weights, port_state_dict
-from models.checkpoints.torch_pickle import CheckpointError, read_state_dict
+from models.checkpoints.port import (
+    KeyMap,
+    Target,
+    file_sha256,
+    load_ported_weights,
+    port_state_dict,
+)
+from models.checkpoints.torch_pickle import CheckpointError, TensorSpec, read_state_dict
 
 __all__ = [
     "CheckpointError",
     "KeyMap",
+    "TensorSpec",
     "Target",
+    "file_sha256",
     "load_ported_weights",
     "port_state_dict",
     "read_state_dict",
