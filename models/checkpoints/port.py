@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.checkpoints.pickle_scan import describe
 from models.checkpoints.torch_pickle import CheckpointError, read_state_dict
 
 
@@ -57,8 +58,12 @@ class KeyMap:
 
 
 def _listed(keys: list[str]) -> str:
+    """The first key as is when it is a plain short name (it may come from the file), then how
+    many more."""
+    first = keys[0]
+    shown = first if first.isprintable() and len(first) <= 100 else describe(first)
     more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
-    return f"{keys[0]}{more}"
+    return f"{shown}{more}"
 
 
 def _check_names(targets: dict[str, Target], keys, key_map: KeyMap, source: Path) -> None:
