@@ -161,4 +161,5 @@ def next_pickle(stream: io.BytesIO, storages: dict[str, Storage]):
     """Scans and loads the pickle at the stream's position, leaving the stream after it."""
     start = stream.tell()
     scan_pickle(stream, ALLOWED_GLOBALS)
-    return unpickle(stream.getbuffer()[start : stream.tell()].tobytes(), storages)
+    pickled = stream.getbuffer()[start : stream.tell()].tobytes()
+    return _RestrictedUnpickler(io.BytesIO(pickled), storages).load()
