@@ -18,12 +18,10 @@ import struct
 import zipfile
 
 from models.checkpoints.pickle_scan import describe
-from models.checkpoints.unpickler import Storage, next_pickle, unpickle
+from models.checkpoints.unpickler import MAX_PICKLE_BYTES, Storage, next_pickle, unpickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
-# The pickle part of a checkpoint (names and tensor descriptions, no numbers): Lite2's is 100 kB.
-MAX_PICKLE_BYTES = 16 << 20
 
 
 def _legacy_storages(stream: io.BytesIO, keys, storages: dict[str, Storage]) -> dict[str, bytes]:

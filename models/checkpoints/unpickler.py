@@ -35,6 +35,11 @@ try:  # bfloat16 has no numpy dtype of its own; ml_dtypes (a Keras dependency) s
     STORAGE_DTYPES["BFloat16Storage"] = ml_dtypes.bfloat16
 except ImportError:  # pragma: no cover (then a bfloat16 file names an unknown global)
     pass
+# The pickles of a checkpoint together (names and tensor descriptions, no numbers): Lite2's take
+# 62 kB; 1 MiB holds some 5,000 tensors and is walked in about 1.5 s.
+MAX_PICKLE_BYTES = 1 << 20
+# More dimensions than any layer's weight has (numpy's own limit is 64).
+MAX_DIMS = 16
 # The storages a float layer can take; integer and bool tensors are never silently cast.
 FLOAT_STORAGES = ("FloatStorage", "DoubleStorage", "HalfStorage", "BFloat16Storage")
 
@@ -87,14 +92,14 @@ def _rebuild_tensor_v2(
         _is_index(storage_offset)
         and _is_shape(size)
         and _is_shape(stride)
-        and len(size) == len(stride)
+        and len(size) == len(stride) <= MAX_DIMS
     ):
         raise pickle.UnpicklingError("a tensor with a malformed offset, size or stride")
     return TensorRef(storage, storage_offset, tuple(size), tuple(stride))
 
 
 def _is_index(value) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value < 1 << 63  # PyTorch's sizes are int64
 
 
 def _is_shape(value) -> bool:
@@ -151,15 +156,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def unpickle(pickled: bytes, storages: dict[str, Storage]):
     """Scans, then loads, exactly one pickle."""
     stream = io.BytesIO(pickled)
-    scan_pickle(stream, ALLOWED_GLOBALS)
+    scan_pickle(stream, ALLOWED_GLOBALS, MAX_PICKLE_BYTES)
     if stream.tell() != len(pickled):
         raise pickle.UnpicklingError("bytes follow the pickle")
     return _RestrictedUnpickler(io.BytesIO(pickled), storages).load()
 
 
 def next_pickle(stream: io.BytesIO, storages: dict[str, Storage]):
-    """Scans and loads the pickle at the stream's position, leaving the stream after it."""
+    """Scans and loads the pickle at the stream's position, leaving the stream after it; the
+    pickles before it count towards `MAX_PICKLE_BYTES` (a legacy file starts with five)."""
     start = stream.tell()
-    scan_pickle(stream, ALLOWED_GLOBALS)
+    scan_pickle(stream, ALLOWED_GLOBALS, MAX_PICKLE_BYTES - start)
     pickled = stream.getbuffer()[start : stream.tell()].tobytes()
     return _RestrictedUnpickler(io.BytesIO(pickled), storages).load()

@@ -231,3 +231,23 @@ def test_a_view_is_held_to_what_the_models_variables_need(tmp_path):
     # 16 MiB of one number: under the generic limit, far over a 2x3 variable's.
     with pytest.raises(CheckpointError, match=r"tensor w .*brings its views to 16777216 bytes"):
         _port(tmp_path, "wide", np.ones(1, "float32"), size=(1 << 22,), stride=(0,))
+
+
+def test_a_pickle_longer_than_a_state_dict_needs_is_refused_before_it_is_walked_through(tmp_path):
+    # 1.2 MB of NONE, POP: 600,000 opcodes doing nothing, then an ordinary state dict.
+    tensors, storages = {"w": ("0", 0, (3,), (1,))}, {"0": [1.5, 2.5, 3.5]}
+    padded = b"\x80\x02" + b"N0" * 600_000 + state_pickle(tensors, storages)[2:]
+    path = tmp_path / "long.pth"
+    path.write_bytes(legacy_checkpoint(tensors, storages, main=padded))
+    with pytest.raises(CheckpointError, match=r"long\.pth.*its pickle runs past \d+ bytes"):
+        read_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    "size", [(1 << 64,), (1,) * 17], ids=["a dimension past int64", "17 dimensions"]
+)
+def test_a_size_no_tensor_can_have_is_refused(tmp_path, size):
+    path = tmp_path / "odd_size.pth"
+    path.write_bytes(legacy_checkpoint({"w": ("0", 0, size, (0,) * len(size))}, {"0": [1.0]}))
+    with pytest.raises(CheckpointError, match=r"odd_size\.pth.*malformed offset, size or stride"):
+        read_state_dict(path)

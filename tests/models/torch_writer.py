@@ -46,7 +46,10 @@ def _str(text: str) -> bytes:
 
 
 def _int(value: int) -> bytes:
-    return b"J" + struct.pack("<i", value)
+    if -(1 << 31) <= value < 1 << 31:
+        return b"J" + struct.pack("<i", value)
+    data = value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True)
+    return b"\x8a" + bytes([len(data)]) + data  # LONG1
 
 
 def _global(module: str, name: str) -> bytes:
