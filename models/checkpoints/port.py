@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.checkpoints.pickle_scan import describe
-from models.checkpoints.torch_pickle import CheckpointError, read_state_dict
+from models.checkpoints.torch_pickle import CheckpointError, check_file_size, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ def load_ported_weights(model, checkpoint: str | Path, key_map: KeyMap, cache_di
     then a rename), so two processes porting at once never leave a half-written file behind.
     """
     checkpoint = Path(checkpoint)
+    targets = key_map.targets(model)
+    check_file_size(checkpoint, needed_bytes(targets))  # before hashing a file of any size
     cached = cache_dir / f"{key_map.family}-{file_sha256(checkpoint)[:16]}.weights.h5"
     if cached.is_file():
         try:
@@ -176,7 +178,6 @@ def load_ported_weights(model, checkpoint: str | Path, key_map: KeyMap, cache_di
             return cached
         except Exception:  # noqa: BLE001 (a stale or damaged cache entry is converted again)
             pass
-    targets = key_map.targets(model)
     state = read_state_dict(
         checkpoint,
         max_bytes=needed_bytes(targets),

@@ -121,14 +121,23 @@ def _tensor_refs(obj) -> dict[str, TensorRef]:
     return state
 
 
-def _read_bytes(path: Path, max_bytes: int) -> bytes:
+def check_file_size(path: Path, max_bytes: int) -> None:
+    """Refuses a file larger than storages of `max_bytes` and its pickles can make, before it is
+    hashed or read."""
     try:
         size = path.stat().st_size
-        if size > max_bytes + MAX_PICKLE_BYTES:
-            raise CheckpointError(
-                f"checkpoint {path} refused: it is {size} bytes, more than the "
-                f"{max_bytes + MAX_PICKLE_BYTES} allowed for it"
-            )
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror or err})") from err
+    if size > max_bytes + MAX_PICKLE_BYTES:
+        raise CheckpointError(
+            f"checkpoint {path} refused: it is {size} bytes, more than the "
+            f"{max_bytes + MAX_PICKLE_BYTES} allowed for it"
+        )
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    check_file_size(path, max_bytes)
+    try:
         return path.read_bytes()
     except OSError as err:
         raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror or err})") from err

@@ -251,3 +251,18 @@ def test_a_size_no_tensor_can_have_is_refused(tmp_path, size):
     path.write_bytes(legacy_checkpoint({"w": ("0", 0, size, (0,) * len(size))}, {"0": [1.0]}))
     with pytest.raises(CheckpointError, match=r"odd_size\.pth.*malformed offset, size or stride"):
         read_state_dict(path)
+
+
+def test_a_file_larger_than_the_model_can_need_is_refused_before_it_is_hashed(
+    tmp_path, monkeypatch
+):
+    from models.checkpoints import port
+
+    hashed = []
+    monkeypatch.setattr(port, "_hash_file", hashed.append)
+    path = tmp_path / "huge.pth"
+    with open(path, "wb") as handle:
+        handle.truncate(1 << 30)  # sparse: a gigabyte that takes no disk
+    with pytest.raises(CheckpointError, match=r"huge\.pth refused: it is 1073741824 bytes, more"):
+        load_ported_weights(_Model(w=(2, 3)), path, TINY, tmp_path / "cache")
+    assert not hashed
