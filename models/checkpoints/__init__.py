@@ -3,6 +3,9 @@
 `torch_pickle` reads a PyTorch state dict (legacy or zip serialisation) with a restricted unpickler
 and no PyTorch; `port` copies it into a Keras model through a family's key map, checking every
 shape, and caches the result as a native Keras weights file keyed by the checkpoint's hash.
+A checkpoint is untrusted input: `pickle_scan` walks each pickle before it runs, `unpickler` and
+`containers` admit only what a state dict needs, and every cost is bounded by what the model
+needs before anything is decompressed or copied (docs/checkpoints.md).
 """
 
 from models.checkpoints.port import (

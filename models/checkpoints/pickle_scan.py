@@ -45,10 +45,11 @@ ORDERED_DICT = ("collections", "OrderedDict")
 class _Node:
     """A placeholder for one object the unpickler would build: its kind and nesting depth."""
 
-    __slots__ = ("kind", "depth", "value", "length")
+    __slots__ = ("kind", "depth", "value", "length", "nested")
 
     def __init__(self, kind: str, depth: int = 1, value=None, length: int = 0) -> None:
         self.kind, self.depth, self.value, self.length = kind, depth, value, length
+        self.nested = False  # placed inside another container: its depth may no longer grow
 
 
 _MARK = object()
@@ -87,12 +88,17 @@ class _Scanner:
         depth = 1 + max((item.depth for item in items), default=0)
         if depth > MAX_DEPTH:
             _refuse(f"it nests objects more than {MAX_DEPTH} levels deep")
+        for item in items:
+            item.nested = True
         return _Node(kind, depth, length=len(items))
 
     def grow(self, target: _Node, kinds: tuple[str, ...], items: list[_Node]) -> None:
         """`target` (a list or dict on the stack) receives `items`: its depth follows them."""
         if target.kind not in kinds:
             _refuse(f"it adds items to {_kind_phrase(target)}")
+        if target.nested:  # pickle fills a container before placing it; filling it later could
+            # deepen every container above it unseen
+            _refuse(f"it fills {_kind_phrase(target)} after placing it inside another")
         target.depth = max(target.depth, self.container(target.kind, items).depth)
 
     def set_items(self, target: _Node, items: list[_Node]) -> None:

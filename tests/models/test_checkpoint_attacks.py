@@ -266,3 +266,11 @@ def test_a_file_larger_than_the_model_can_need_is_refused_before_it_is_hashed(
     with pytest.raises(CheckpointError, match=r"huge\.pth refused: it is 1073741824 bytes, more"):
         load_ported_weights(_Model(w=(2, 3)), path, TINY, tmp_path / "cache")
     assert not hashed
+
+
+def test_a_container_filled_after_it_was_nested_is_refused(tmp_path):
+    # a = []; t = (a,); a.append([]): done in a loop, this nests without any depth being seen.
+    path = tmp_path / "late.pth"
+    path.write_bytes(legacy_checkpoint({}, {}, main=ORDERED_DICT + b"]q\x00\x85h\x00]a."))
+    with pytest.raises(CheckpointError, match=r"late\.pth.*fills a list after placing it inside"):
+        read_state_dict(path)
