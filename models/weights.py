@@ -8,7 +8,9 @@ no table.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,30 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
+def weights_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a weights file, in words ("is a folder"), or None.
+
+    A folder or a symbolic-link loop is not "missing": saying so sends the user looking for a
+    file that is there.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if path.is_symlink():
+            target = os.readlink(path)
+            if err.errno == errno.ELOOP:
+                return f"is a symbolic link that loops ({target!r})"
+            return f"is a symbolic link to {target!r}, which does not exist"
+        if err.errno == errno.ENOENT:
+            return "does not exist"
+        return f"cannot be read ({err.strerror or err})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a device, pipe or socket)"
+    return None
+
+
 def keras_weights_argument(weights: str) -> str | None:
     """Maps our weights setting to the `weights=` argument of a Keras application."""
     if weights == "imagenet":
@@ -28,10 +54,10 @@ def keras_weights_argument(weights: str) -> str | None:
     if weights in ("none", "", None):
         return None
     path = Path(weights).expanduser()
-    if not path.is_file():
+    problem = weights_file_problem(path)
+    if problem:
         raise ModelError(
-            f"--weights file {weights!r} does not exist; pass imagenet, none or an existing "
-            "weights file"
+            f"--weights file {weights!r} {problem}; pass imagenet, none or an existing weights file"
         )
     return str(path)
 

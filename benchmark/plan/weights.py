@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmark.errors import UsageError
 from models import ModelEntry, get_entry
+from models.weights import weights_file_problem
 
 # `--weights` values that name no file.
 WEIGHTS_KEYWORDS = ("imagenet", "none", "")
@@ -56,10 +57,10 @@ def check_weights_file(names: list[str], weights: str) -> None:
     models that ignore it)."""
     if weights in WEIGHTS_KEYWORDS:
         return
-    if not Path(weights).expanduser().is_file():
+    problem = weights_file_problem(Path(weights).expanduser())
+    if problem:
         raise UsageError(
-            f"--weights file {weights!r} does not exist; "
-            "pass imagenet, none or an existing weights file"
+            f"--weights file {weights!r} {problem}; pass imagenet, none or an existing weights file"
         )
     ignoring = [name for name in names if not takes_weights_file(name)]
     if len(ignoring) == len(names):

