@@ -357,6 +357,6 @@ def load_probes(run_dir: Path) -> list[ProbeRecord]:
     for path in sorted((run_dir / "probes").glob("*.json")):
         try:
             probes.append(ProbeRecord.from_json(json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError) as err:
+        except (OSError, ValueError, TypeError, AttributeError) as err:
             print(f"warning: probe record {path} is unreadable ({err}); left out", file=sys.stderr)
     return probes
