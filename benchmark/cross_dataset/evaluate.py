@@ -220,8 +220,6 @@ def score_cell(
             return base
         files = [Path(p) for p in scored["path"]]
         probabilities = probabilities_for_files(saved, files, list(scored["caption"]))
-        if adapt_bn:
-            adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
     except (
         Exception
     ) as err:  # one model that cannot load or predict must not cost the others their rows
@@ -259,6 +257,12 @@ def score_cell(
         }
     base.predictions_file = str(predictions.relative_to(folder))
     if adapt_bn:
+        try:  # after the plain figures, which a failed adaptation must not cost
+            adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
+        except Exception as err:
+            base.reason = f"--adapt-bn failed: {type(err).__name__}: {first_line(err)}"
+            print(f"warning: {record.cell_id}: {base.reason}", file=sys.stderr)
+            return base
         after = score_predictions(true, adapted.argmax(axis=1), targets, data_classes)
         base.bn_adapted_accuracy, base.bn_adapted_accuracy_ci = (
             after.accuracy,
