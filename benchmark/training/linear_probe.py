@@ -58,8 +58,9 @@ def fit_probe(
     """Fits the grid on `features["train"]`, chooses on `features["val"]`, then scores every split
     given (`test` among them, once, with the chosen point)."""
     started = time.perf_counter()
+    features = {part: np.asarray(x, dtype=np.float64) for part, x in features.items()}
     scaler = StandardScaler().fit(features["train"])
-    scaled = {part: scaler.transform(x.astype(np.float64)) for part, x in features.items()}
+    scaled = {part: scaler.transform(x) for part, x in features.items()}
     labels = {part: np.asarray(y, dtype=int) for part, y in labels.items()}
     classes = np.arange(len(class_names))
     grid, best, best_key = [], None, None
@@ -71,10 +72,8 @@ def fit_probe(
             macro_f1 = float(
                 f1_score(labels["val"], predicted, labels=classes, average="macro", zero_division=0)
             )
-            grid.append(
-                {"C": c_value, "class_weight": weighting, "val_accuracy": accuracy,
-                 "val_macro_f1": macro_f1}
-            )  # fmt: skip
+            point = dict(C=c_value, class_weight=weighting, val_accuracy=accuracy)
+            grid.append({**point, "val_macro_f1": macro_f1})
             if best_key is None or (accuracy, macro_f1) > best_key:
                 best, best_key = (c_value, weighting, model), (accuracy, macro_f1)
     c_value, weighting, model = best
