@@ -114,6 +114,12 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-corrupt", action="store_true", help="skip unreadable images of DATA, listing them"
     )
+    parser.add_argument(
+        "--adapt-bn",
+        action="store_true",
+        help="also score each model after re-estimating its BatchNorm statistics on DATA's "
+        "images (no labels, no gradient step; the saved file is not changed)",
+    )
     add_verbose_flag(parser)
     return parser
 
@@ -316,6 +322,7 @@ def cmd_evaluate(argv: list[str]) -> int:
         cells=args.cells,
         output=args.output,
         skip_corrupt=args.skip_corrupt,
+        adapt_bn=args.adapt_bn,
     )
 
 

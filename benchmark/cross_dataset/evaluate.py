@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from benchmark.cross_dataset.adapt_bn import adapted_probabilities
 from benchmark.cross_dataset.label_map import LabelMap, read_label_map_file, resolve_label_map
 from benchmark.cross_dataset.scoring import score_predictions, target_matrix
 from benchmark.errors import UsageError, first_line
@@ -189,9 +190,13 @@ def score_cell(
     run_dir: Path,
     folder: Path,
     out_dir: Path,
+    adapt_bn: bool = False,
 ) -> ModelEvaluation:
     """One saved model on DATA's scored images; its per-image predictions go to
     `out_dir/<cell>.predictions.csv`.
+
+    With `adapt_bn`, the model in memory is then adapted to DATA (`cross_dataset.adapt_bn`) and
+    scored again into the `bn_adapted_*` figures; the file on disk is only ever read.
     """
     record = chosen.record
     base = ModelEvaluation(
@@ -251,6 +256,19 @@ def score_cell(
             for name, figures in score.per_class.items()
         }
     base.predictions_file = str(predictions.relative_to(folder))
+    if adapt_bn:
+        try:  # after the plain figures, which a failed adaptation must not cost
+            adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
+        except Exception as err:
+            base.reason = f"--adapt-bn failed: {type(err).__name__}: {first_line(err)}"
+            print(f"warning: {record.cell_id}: {base.reason}", file=sys.stderr)
+            return base
+        after = score_predictions(true, adapted.argmax(axis=1), targets, data_classes)
+        base.bn_adapted_accuracy, base.bn_adapted_accuracy_ci = (
+            after.accuracy,
+            list(after.accuracy_ci),
+        )
+        base.bn_adapted_macro_f1 = after.macro_f1 if len(data_classes) > 1 else None
     return base
 
 
@@ -303,6 +321,7 @@ def evaluate_command(
     cells: str = "best",
     output: str | None = None,
     skip_corrupt: bool = False,
+    adapt_bn: bool = False,
 ) -> int:
     """Scores the chosen saved models on DATA; writes `cross_dataset.csv/.md` (and the run's report
     section).
@@ -336,7 +355,14 @@ def evaluate_command(
             print(f"scoring {item.record.cell_id} ({item.model_file.name})")
         results.append(
             score_cell(
-                item, scored, translation, run_classes, run, folder, evaluations_dir(folder) / name
+                item,
+                scored,
+                translation,
+                run_classes,
+                run,
+                folder,
+                evaluations_dir(folder) / name,
+                adapt_bn=adapt_bn,
             )
         )
     evaluation = CrossDatasetEvaluation(
@@ -349,6 +375,7 @@ def evaluate_command(
         mapping=translation.describe(),
         label_map=label_map or "",
         cells=cells,
+        adapt_bn=adapt_bn,
         left_out=left_out,
         skipped_files=[list(s) for s in scanned.skipped],
         notes=notes,
@@ -378,6 +405,9 @@ def one_class_note(data_class: str) -> str:
 
 
 def print_summary(evaluation: CrossDatasetEvaluation) -> None:
+    headers = ["cell", "images", "accuracy", "accuracy_ci", "macro_f1"]
+    headers += ["in_domain_test_accuracy", "drop"]
+    adapted = ["bn_adapted_accuracy", "bn_adapted_accuracy_ci", "bn_layers"]
     rows = [
         [
             m.cell_id,
@@ -387,26 +417,17 @@ def print_summary(evaluation: CrossDatasetEvaluation) -> None:
             m.macro_f1,
             m.in_domain_test_accuracy,
             m.drop,
+            *(
+                [m.bn_adapted_accuracy, format_ci(*m.bn_adapted_accuracy_ci), m.bn_layers]
+                if evaluation.adapt_bn
+                else []
+            ),
         ]
         for m in evaluation.models
         if m.status == OK
     ]
-    print(
-        tabulate(
-            rows,
-            headers=[
-                "cell",
-                "images",
-                "accuracy",
-                "accuracy_ci",
-                "macro_f1",
-                "in_domain_test_accuracy",
-                "drop",
-            ],
-            tablefmt="github",
-            floatfmt=".4f",
-        )
-    )
+    headers += adapted if evaluation.adapt_bn else []
+    print(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
     for model in evaluation.models:
         if model.status != OK:
             print(f"{model.status}: {model.cell_id}: {model.reason}")

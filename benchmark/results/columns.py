@@ -32,6 +32,8 @@ LEADERBOARD_COLUMNS = [
     "test_ece_scaled",
     "p_vs_best",
     "tied_with_best",
+    "probe_val_accuracy",  # the model's linear probe (`results.probe_table`)
+    "beats_probe",
     "worst_class",
     "worst_class_f1",
     "val_accuracy_std",
@@ -68,6 +70,7 @@ REPORT_COLUMNS = (
     "test_macro_f1_fold_ci",
     "tied_with_best",
     "p_vs_best",
+    "beats_probe",
     "worst_class",
     "worst_class_f1",
     "test_ece",

@@ -58,6 +58,12 @@ class ModelEvaluation:
         default_factory=list
     )  # DATA classes (rows) x run classes (columns)
     predictions_file: str = ""  # relative to the folder holding cross_dataset/
+    # `evaluate --adapt-bn`: the same model after its BatchNorm statistics were re-estimated on
+    # DATA's images (`cross_dataset.adapt_bn`); None without the flag.
+    bn_adapted_accuracy: float | None = None
+    bn_adapted_accuracy_ci: list[float] = field(default_factory=list)
+    bn_adapted_macro_f1: float | None = None
+    bn_layers: int | None = None  # BatchNorm layers re-estimated (0: the model has none)
 
     @property
     def drop(self) -> float | None:
@@ -81,6 +87,7 @@ class CrossDatasetEvaluation:
     mapping: list[str]  # `data -> run` lines (LabelMap.describe)
     label_map: str = ""  # the map file, or "" when classes matched by name
     cells: str = "best"
+    adapt_bn: bool = False  # `--adapt-bn`: the bn_adapted_* figures were measured
     left_out: dict[str, int] = field(
         default_factory=dict
     )  # DATA class mapped to null -> its image count
@@ -123,6 +130,10 @@ class CrossDatasetRow:
     in_domain_test_accuracy: float | None
     in_domain_test_accuracy_ci: str
     drop: float | None  # in_domain_test_accuracy - accuracy
+    bn_adapted_accuracy: float | None  # with --adapt-bn: after test-time BatchNorm adaptation
+    bn_adapted_accuracy_ci: str
+    bn_adapted_macro_f1: float | None
+    bn_adapt_gain: float | None  # bn_adapted_accuracy - accuracy
     worst_class: str  # DATA class with the lowest recall
     worst_class_recall: float | None
     status: str = OK  # "ok" or "skipped"
@@ -158,6 +169,12 @@ def row_of(evaluation: CrossDatasetEvaluation, scored: ModelEvaluation) -> Cross
         in_domain_test_accuracy=scored.in_domain_test_accuracy,
         in_domain_test_accuracy_ci=_ci(scored.in_domain_test_accuracy_ci),
         drop=scored.drop,
+        bn_adapted_accuracy=scored.bn_adapted_accuracy,
+        bn_adapted_accuracy_ci=_ci(scored.bn_adapted_accuracy_ci),
+        bn_adapted_macro_f1=scored.bn_adapted_macro_f1,
+        bn_adapt_gain=None
+        if scored.bn_adapted_accuracy is None or scored.accuracy is None
+        else scored.bn_adapted_accuracy - scored.accuracy,
         worst_class=worst,
         worst_class_recall=recalls.get(worst),
         status=scored.status,
@@ -216,13 +233,18 @@ SHOWN = [
     "worst_class",
     "worst_class_recall",
 ]
+# Shown after `drop` for an evaluation made with `--adapt-bn`.
+BN_SHOWN = ["bn_adapted_accuracy", "bn_adapted_accuracy_ci", "bn_adapt_gain"]
 READING = (
     "A prediction counts as right when it is one of the run classes the image's class maps to. "
     "`drop` is the cell's in-domain test accuracy minus its accuracy here: how much is lost on "
     "these photos. The in-domain figure is over the run's own classes and class mix, so a map that "
     "merges classes (several targets) or leaves some out changes the task too; compare per-class "
     "recall for the classes both share. Intervals are 95 % stratified bootstrap intervals over "
-    "these images. Macro-F1 is over the data set's classes, an image counting as predicted-as "
+    "these images. `bn_adapted_*` (with `evaluate --adapt-bn`) score the same model after its "
+    "BatchNorm statistics were re-estimated on these images, without labels; `bn_adapt_gain` is "
+    "that accuracy minus the plain one (docs/shift-probe.md). Macro-F1 is over the data set's "
+    "classes, an image counting as predicted-as "
     "class d when its prediction lies in d's mapped set.\n"
 )
 
@@ -270,7 +292,11 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
         frame = cross_dataset_frame([evaluation])
         ok = frame[frame["status"] == OK]
         if not ok.empty:
-            parts.append(to_markdown(ok[SHOWN].reset_index(drop=True)))
+            shown = list(SHOWN)
+            if evaluation.adapt_bn:
+                at = shown.index("drop") + 1
+                shown[at:at] = BN_SHOWN
+            parts.append(to_markdown(ok[shown].reset_index(drop=True)))
         skipped = frame[frame["status"] != OK]
         if not skipped.empty:
             parts.append(

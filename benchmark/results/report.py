@@ -18,6 +18,7 @@ from benchmark.io import write_text_atomic
 from benchmark.results import plots
 from benchmark.results.columns import REPORT_COLUMNS, REPORT_COST_COLUMNS, view
 from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluations
+from benchmark.results.probe_report import probe_section
 from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
 from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
@@ -62,6 +63,8 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     )
     report.add(_reading_paragraph(run_dir))
     report.leaderboard(board, tables.get("best_per_model"), records)
+    if probes := probe_section(tables.get("linear_probe"), board):
+        report.add(probes)
     report.add(cross_validation_section(board, records))
     report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))

@@ -23,9 +23,17 @@ from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.results import stats
 from benchmark.results.columns import leaderboard_columns
 from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
+from benchmark.results.probe_table import probe_table, probe_warnings, with_probe_columns
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_splits, split_fingerprints
-from benchmark.run.records import NOT_RANKED, UNREADABLE, CellRecord, load_predictions, load_records
+from benchmark.run.records import (
+    NOT_RANKED,
+    UNREADABLE,
+    CellRecord,
+    load_predictions,
+    load_probes,
+    load_records,
+)
 
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {
@@ -353,12 +361,18 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
             )
     records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
+    probes = probe_table(load_probes(run_dir), board)  # each pretrained backbone's linear probe
+    board = with_probe_columns(board, probes)
+    for line in probe_warnings(board):
+        print(line, file=sys.stderr)
     tables = {
         "leaderboard": board,
         "best_per_model": best_per_model(board),
         "alpha_sweep": alpha_sweep(board),
         "alpha_effect": alpha_effect(run_dir, board, records),
     }
+    if not probes.empty:
+        tables["linear_probe"] = probes
     deployment = deployment_frame(run_dir)
     if not deployment.empty:
         tables["deployment"] = deployment

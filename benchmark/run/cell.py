@@ -36,6 +36,7 @@ from benchmark.run.phase2 import (
     plan_phase2,
     record_phase2_path,
 )
+from benchmark.run.probe import probe_cell
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import EpochFeed
@@ -347,6 +348,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
         plan=plan,
     )
     built, strategy = prepared.built, prepared.strategy
+    probe_cell(ctx, cell, prepared)  # the pretrained backbone, before training changes it
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
         print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)

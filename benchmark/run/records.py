@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,58 @@ def validation_rank_key(record: CellRecord) -> tuple[float, float, int]:
     deployment profile, predict, report)."""
     val = record.split_metrics("val")
     return (val.get("accuracy", -1.0), val.get("macro_f1", -1.0), -int(record.index))
+
+
+@dataclass
+class ProbeRecord:
+    """A pretrained backbone's linear probe (`training.linear_probe`): one per model (and fold),
+    not per alpha or seed, since its features depend on neither. Kept in `RUN_DIR/probes/` beside
+    the cells, so `report RUN_DIR` rebuilds the probe table and the leaderboard's `beats_probe`."""
+
+    model: str
+    fold: int | None = None
+    status: str = OK
+    error: str = ""
+    weights: str = ""
+    image_size: int | None = None
+    feature_dim: int | None = None
+    C: float | None = None
+    class_weight: str = ""  # "none" or "balanced", chosen on validation with C
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # val, test
+    grid: list[dict[str, Any]] = field(default_factory=list)  # every point's validation score
+    split_fingerprint: str = ""
+    seconds: float | None = None  # fitting the grid, not the backbone pass
+    features_computed: list[str] = field(default_factory=list)  # splits the probe paid a pass for
+
+    @property
+    def probe_id(self) -> str:
+        return self.model if self.fold is None else f"{self.model}__fold{self.fold}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+def probe_path(run_dir: Path, probe_id: str) -> Path:
+    return run_dir / "probes" / f"{probe_id}.json"
+
+
+def write_probe(run_dir: Path, probe: ProbeRecord) -> Path:
+    return write_json_atomic(probe_path(run_dir, probe.probe_id), dataclasses.asdict(probe))
+
+
+def load_probes(run_dir: Path) -> list[ProbeRecord]:
+    """Every probe record of a run; a file that does not load is named in a warning and skipped
+    (the next run of that model probes again)."""
+    probes = []
+    for path in sorted((run_dir / "probes").glob("*.json")):
+        try:
+            probes.append(ProbeRecord.from_json(json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            print(f"warning: probe record {path} is unreadable ({err}); left out", file=sys.stderr)
+    return probes

@@ -343,3 +343,29 @@ def test_captions_naming_the_answer_are_noted_for_text_models_only():
     )
     assert "simple_cnn" not in note
     assert caption_note([ChosenCell(image, Path("i.keras"))], scored, label_map) == ""
+
+
+def test_adapt_bn_scores_the_model_again_after_re_estimating_batch_norm_and_keeps_the_file(
+    run_dir, tmp_path, capsys
+):
+    brighter = colour_images(tmp_path / "bright", {c: c for c in RUN_CLASSES}, 4, seed=7)
+    for png in brighter.rglob("*.png"):  # the same kind of photo under stronger light
+        pixels = np.asarray(Image.open(png)).astype(int) + 70
+        Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(png)
+    saved = run_dir / "saved_models" / "simple_cnn.keras"
+    digest = saved.read_bytes()
+    out = tmp_path / "out"
+    assert evaluate_command(str(run_dir), str(brighter), output=str(out), adapt_bn=True) == 0
+    printed = capsys.readouterr().out
+    stored = json.loads((evaluations_dir(out) / f"{dataset_name(brighter)}.json").read_text())
+    (scored,) = [m for m in stored["models"] if m["status"] == "ok"]
+    model = keras.saving.load_model(saved)
+    layers = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert stored["adapt_bn"] and scored["bn_layers"] == len(layers) > 0
+    assert 0.0 <= scored["bn_adapted_accuracy"] <= 1.0
+    assert len(scored["bn_adapted_accuracy_ci"]) == 2
+    row = pd.read_csv(out / "cross_dataset.csv").query("status == 'ok'").iloc[0]
+    assert row["bn_adapt_gain"] == pytest.approx(row["bn_adapted_accuracy"] - row["accuracy"])
+    assert "bn_adapted_accuracy" in printed
+    assert "bn_adapt_gain" in (out / "cross_dataset.md").read_text()
+    assert saved.read_bytes() == digest  # adapted in memory only
