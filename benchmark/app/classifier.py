@@ -31,39 +31,54 @@ TOP_K = 5
 OVERLAY_SIDE = 256
 
 
-class Classifier:
-    """A loaded saved model, its Grad-CAM, and the confidence under which a photo looks unusual."""
+class KerasModel:
+    """A saved Keras model and its Grad-CAM (built at first use), shared by its LiteRT twin."""
 
-    def __init__(self, run_dir: Path, choice: ModelChoice):
-        self.choice = choice
+    def __init__(self, choice: ModelChoice):
         self.saved: SavedModel = load_model_file(choice.path)
         self.saved.record = choice.record  # the calibrated record the run folder holds
-        self.threshold, self.threshold_note = unlike_threshold(run_dir, choice.record)
         self._cam: GradCam | None = None
-        self._cam_problem = ""
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.saved.info.class_names
+        self.cam_problem = ""
 
     def cam(self) -> GradCam | None:
-        """Grad-CAM of the model, built at first use (a text-only model has none)."""
-        if self._cam is None and not self._cam_problem:
+        """Grad-CAM of the model, or None (and `cam_problem` says why) when it has none."""
+        if self._cam is None and not self.cam_problem:
             if self.saved.info.modality == "text":
-                self._cam_problem = "a text-only model has no image to explain"
+                self.cam_problem = "a text-only model has no image to explain"
             else:
                 try:
                     self._cam = GradCam(self.saved.model)
                 except Exception as err:  # a model Grad-CAM cannot explain still classifies
-                    self._cam_problem = first_line(err)
+                    self.cam_problem = first_line(err)
         return self._cam
+
+
+class Classifier:
+    """One choice of the page: its runtime's probabilities, the Keras model's Grad-CAM, and the
+    confidence under which a photo looks unusual."""
+
+    def __init__(self, run_dir: Path, choice: ModelChoice, keras_model: KerasModel):
+        self.choice = choice
+        self.keras = keras_model
+        self.saved = keras_model.saved
+        if choice.export is not None:
+            from benchmark.app.litert import LiteRunner
+
+            self.probabilities = LiteRunner(choice.export, self.saved)
+        else:
+            self.probabilities = lambda path: file_probabilities(self.saved, [path])[0]
+        self.threshold, self.threshold_note = unlike_threshold(run_dir, choice.record)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.saved.info.class_names
 
     def classify(self, upload: Upload, folder: Path) -> dict:
         """Top-k classes, the heatmap and timings for one accepted upload."""
         path = folder / f"{safe_stem(upload.name)}{upload.suffix}"
         path.write_bytes(upload.data)
         started = time.perf_counter()
-        probabilities = file_probabilities(self.saved, [path])[0]
+        probabilities = self.probabilities(path)
         seconds = time.perf_counter() - started
         order = np.argsort(probabilities)[::-1][:TOP_K]
         best = int(order[0])
@@ -86,9 +101,9 @@ class Classifier:
         return result
 
     def _heatmap(self, path: Path, class_index: int) -> dict:
-        cam = self.cam()
+        cam = self.keras.cam()
         if cam is None:
-            return {"gradcam": None, "gradcam_note": self._cam_problem}
+            return {"gradcam": None, "gradcam_note": self.keras.cam_problem}
         started = time.perf_counter()
         inputs, pixels = read_image(self.saved, path)
         explanation = cam.explain(inputs, class_index=class_index)
@@ -124,6 +139,7 @@ class Classifiers:
         self.choices = {c.key: c for c in choices}
         self.default = choices[0].key
         self._loaded: dict[str, Classifier] = {}
+        self._keras: dict[Path, KerasModel] = {}  # a model and its LiteRT export share one
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Classifier:
@@ -132,8 +148,17 @@ class Classifiers:
 
     def _get(self, key: str) -> Classifier:
         if key not in self._loaded:
-            self._loaded[key] = Classifier(self.run_dir, self.choices[key])
+            choice = self.choices[key]
+            if choice.path not in self._keras:
+                self._keras[choice.path] = KerasModel(choice)
+            self._loaded[key] = Classifier(self.run_dir, choice, self._keras[choice.path])
         return self._loaded[key]
+
+    def warm_up(self, key: str) -> None:
+        """Classifies a grey square once, so the first photo's latency is not TensorFlow tracing."""
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), (128, 128, 128)).save(buffer, format="PNG")
+        self.classify_all(key, [Upload("warm-up.png", buffer.getvalue(), ".png", 64, 64)])
 
     def classify_all(self, key: str, uploads: list[Upload]) -> list[dict]:
         """Results for accepted uploads, in order; a photo the reader cannot decode is a refusal."""

@@ -79,9 +79,16 @@ def check_run(target: str | None) -> Path:
 class ModelChoice:
     """One saved model the page can classify with."""
 
-    key: str  # the saved file's stem: unique within `saved_models/`
-    path: Path
+    key: str  # the saved file's stem (unique within `saved_models/`), `.litert-int8` for its export
+    path: Path  # the saved .keras model (the LiteRT choice draws its Grad-CAM with it)
     record: CellRecord
+    runtime: str = "keras"  # or "litert_int8" (`app.litert`)
+    export: Path | None = None  # the .tflite file of a LiteRT choice
+    profiled_ms: float | None = None  # latency per image measured when the run was profiled
+
+    @property
+    def runtime_label(self) -> str:
+        return "LiteRT int8" if self.runtime != "keras" else "Keras float32"
 
     def summary(self) -> dict:
         val = self.record.split_metrics("val")
@@ -95,6 +102,8 @@ class ModelChoice:
             "test_accuracy": test.get("accuracy"),
             "image_size": self.record.image_size,
             "modality": self.record.modality,
+            "runtime": self.runtime_label,
+            "profiled_ms": self.profiled_ms,
         }
 
 

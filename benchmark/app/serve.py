@@ -70,11 +70,12 @@ def serve_command(ready: Ready) -> int:
     import uvicorn
 
     from benchmark.app.classifier import Classifiers
+    from benchmark.app.litert import with_litert
     from benchmark.app.server import create_app
 
-    classifiers = Classifiers(run_dir, choices)
-    classifiers.get(classifiers.default)  # a model that cannot load fails now, not at first upload
-    app = create_app(run_dir, classifiers, run_summary(run_dir, choices))
+    classifiers = Classifiers(run_dir, with_litert(run_dir, choices))
+    classifiers.warm_up(classifiers.default)  # a model that cannot load fails now, not at an upload
+    app = create_app(run_dir, classifiers, run_summary(run_dir, list(classifiers.choices.values())))
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(

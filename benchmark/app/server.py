@@ -106,7 +106,7 @@ def create_app(run_dir: Path, classifiers: Classifiers, summary: dict) -> FastAP
         return JSONResponse(
             {
                 "model": key,
-                "runtime": "Keras (float32)",
+                "runtime": classifier.choice.runtime_label,
                 "threshold": classifier.threshold,
                 "threshold_note": classifier.threshold_note,
                 "results": results,

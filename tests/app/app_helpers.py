@@ -27,7 +27,6 @@ TINY_FLAGS = (
     "1",
     "--fine-tune-epochs",
     "0",
-    "--no-profile",
     "--quiet",
 )
 

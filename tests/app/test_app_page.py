@@ -36,6 +36,7 @@ def upload(page, files, expected_cards: int) -> None:
 def test_uploaded_photos_show_the_class_predict_gives_and_download_as_csv(page, tiny_run, tmp_path):
     data, run_dir = tiny_run
     photos = [data / name / f"{name}_0.png" for name in ("glass", "paper", "plastic")]
+    page.select_option("#model", "simple_cnn")  # the Keras model `predict RUN_DIR` loads
     upload(page, photos, 3)
     shown = {
         card.get_attribute("data-file"): card.get_attribute("data-label")
@@ -54,13 +55,24 @@ def test_uploaded_photos_show_the_class_predict_gives_and_download_as_csv(page, 
         .get_attribute("src")
         .startswith("data:image/png;base64,")
     )
-    assert "ms per image" in first.inner_text()
+    assert "Keras float32:" in first.inner_text() and "ms for this photo" in first.inner_text()
     with page.expect_download() as download:
         page.click("#download")
     with open(download.value.path()) as saved:
         downloaded = list(csv.DictReader(saved))
     assert [row["file"] for row in downloaded] == [p.name for p in photos]
     assert {row["file"]: row["label_1"] for row in downloaded} == expected
+
+
+def test_the_default_model_is_the_best_cells_litert_int8_export(page, tiny_run):
+    data, run_dir = tiny_run
+    assert (run_dir / "deployment" / "simple_cnn.int8_full.tflite").is_file()
+    assert page.input_value("#model") == "simple_cnn.litert-int8"
+    assert "ms per image when the run was profiled" in page.inner_text("#model-info")
+    upload(page, [data / "paper" / "paper_2.png"], 1)
+    card = page.query_selector("#results .card")
+    assert card.get_attribute("data-label") in ("glass", "paper", "plastic")
+    assert "LiteRT int8:" in card.inner_text()
 
 
 def test_a_text_file_and_a_huge_png_are_refused_on_the_page_and_the_server_keeps_serving(

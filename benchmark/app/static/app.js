@@ -56,6 +56,7 @@ async function classify(files) {
     if (refused.length) showMessage(refused.map((r) => r.error).join("\n"));
     const cards = body.results.map((result) => {
       result.model = body.model;
+      result.runtime = body.runtime;
       return result.ok ? card(result, previews.get(result.file)) : refusedCard(result);
     });
     state.results.push(...body.results);  // in the order classified: the CSV's order
@@ -99,7 +100,7 @@ function card(result, preview) {
   }
   parts.push(bars);
   const camTime = result.gradcam_ms ? `, Grad-CAM ${result.gradcam_ms} ms` : "";
-  parts.push(el("div", { class: "timing", text: `${result.model}: ${result.ms} ms per image${camTime}` }));
+  parts.push(el("div", { class: "timing", text: `${result.runtime}: ${result.ms} ms for this photo${camTime}` }));
   return el("article", { class: "card", "data-file": result.file, "data-label": result.label }, parts);
 }
 
@@ -117,9 +118,9 @@ function csvCell(value) {
 function downloadCsv() {
   const ok = state.results.filter((r) => r.ok);
   const k = Math.max(...ok.map((r) => r.top.length));
-  const header = ["file", "model", "unlike_training_data", "ms"];
+  const header = ["file", "model", "runtime", "unlike_training_data", "ms"];
   for (let i = 1; i <= k; i++) header.push(`label_${i}`, `prob_${i}`);
-  const rows = ok.map((r) => [r.file, r.model, r.unlike, r.ms,
+  const rows = ok.map((r) => [r.file, r.model, r.runtime, r.unlike, r.ms,
     ...r.top.flatMap((t) => [t.label, t.probability.toFixed(6)])]);
   const text = [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\n") + "\n";
   const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })),
@@ -223,6 +224,9 @@ function renderClasses() {
 
 async function chooseModel(key) {
   state.model = key;
+  const m = state.run.models.find((choice) => choice.key === key);
+  const profiled = m.profiled_ms == null ? "" : `; ${m.profiled_ms.toFixed(2)} ms per image when the run was profiled`;
+  $("model-info").textContent = `Cell ${m.cell_id}, ${m.image_size} px, ${m.runtime}${profiled}.`;
   renderBoard();
   try {
     state.metrics = await getJSON(`/api/model/${encodeURIComponent(key)}`);
@@ -256,9 +260,10 @@ async function start() {
   const limits = run.limits;
   $("limits").textContent = `${limits.accepted}; up to ${Math.round(limits.bytes / 2 ** 20)} MB and ` +
     `${Math.round(limits.pixels / 1e6)} megapixels each, ${limits.files} per batch.`;
-  $("model").replaceChildren(...run.models.map((m, i) => el("option", {
+  const best = run.models[0].cell_id;
+  $("model").replaceChildren(...run.models.map((m) => el("option", {
     value: m.key,
-    text: `${m.key} (${m.cell_id}, val ${percent(m.val_accuracy ?? 0)})${i === 0 ? " — best" : ""}`,
+    text: `${m.model} · ${m.runtime} · val ${percent(m.val_accuracy ?? 0)}${m.cell_id === best ? " · best" : ""}`,
   })));
   $("model").value = run.default;
   $("model").addEventListener("change", (event) => chooseModel(event.target.value));
