@@ -184,7 +184,7 @@ def class_metrics(record: CellRecord) -> dict:
                 "per_class": metrics["per_class"],
                 "confusion_matrix": metrics.get("confusion_matrix"),
             }
-    return {"class_names": record.class_names, "splits": splits}
+    return {"cell_id": record.cell_id, "class_names": record.class_names, "splits": splits}
 
 
 def plot_files(run_dir: Path) -> list[str]:

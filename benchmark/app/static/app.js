@@ -157,7 +157,7 @@ function wireUploads() {
 
 // ---- results tabs ------------------------------------------------------------------------------
 function tableOf(columns, rows, { current = null, textColumns = [] } = {}) {
-  const head = el("tr", {}, columns.map((c) => el("th", { text: c })));
+  const head = el("tr", {}, columns.map((c) => el("th", textColumns.includes(c) ? { class: "text", text: c } : { text: c })));
   const body = rows.map((row) => el("tr", current && current(row) ? { class: "current" } : {},
     row.map((v, i) => el("td", textColumns.includes(columns[i]) ? { class: "text", text: number(v) } : { text: number(v) }))));
   return el("table", {}, [el("thead", {}, [head]), el("tbody", {}, body)]);
@@ -186,7 +186,7 @@ function renderPlots() {
   const plots = state.run.plots;
   if (!plots.length) { $("gallery").textContent = "This run wrote no plots."; return; }
   $("gallery").replaceChildren(...plots.map((name) => el("figure", {}, [
-    el("a", { href: `/run/${name}`, target: "_blank" }, [el("img", { src: `/run/${name}`, alt: name, loading: "lazy" })]),
+    el("a", { href: `/run/${name}`, target: "_blank" }, [el("img", { src: `/run/${name}`, alt: name })]),
     el("figcaption", { text: name.replace(/^plots\//, "") }),
   ])));
 }
@@ -196,7 +196,8 @@ function renderClasses() {
   const split = $("split").value;
   const part = metrics && metrics.splits[split];
   $("classes-title").textContent = part
-    ? `${state.model} on ${split}: accuracy ${percent(part.accuracy)}, macro-F1 ${number(part.macro_f1)}`
+    ? `${metrics.cell_id} on ${split} (as the run scored it, in Keras): accuracy ${percent(part.accuracy)}, ` +
+      `macro-F1 ${number(part.macro_f1)}`
     : "This cell has no per-class metrics.";
   if (!part) { $("per-class").replaceChildren(); $("confusion").replaceChildren(); return; }
   const rows = metrics.class_names.map((name) => {
