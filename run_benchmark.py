@@ -6,6 +6,7 @@
     python run_benchmark.py report RUN_DIR            # rebuild the tables and report of a run
     python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml  # its models on other photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
+    python run_benchmark.py serve RUN_DIR             # a local web page over a finished run
 
 This file only parses flags and delegates to `benchmark/`. Every flag of every subcommand is in
 docs/reference/flags.md (generated from these parsers by scripts/gen_docs.py); docs/usage.md
@@ -137,6 +138,21 @@ def build_explain_parser() -> argparse.ArgumentParser:
         "--layer",
         help="layer to explain at, also inside a nested backbone (default: the last feature map)",
     )
+    add_verbose_flag(parser)
+    return parser
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_benchmark.py serve",
+        description="A local web page over a finished run: classify photos, see Grad-CAM, browse "
+        "its results (docs/app.md).",
+    )
+    parser.add_argument(
+        "run_dir", nargs="?", help="finished run folder (default: newest in results/)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     add_verbose_flag(parser)
     return parser
 
@@ -334,6 +350,15 @@ def cmd_explain(argv: list[str]) -> int:
     return explain_command(args.model, args.paths, args.out, args.layer)
 
 
+def cmd_serve(argv: list[str]) -> int:
+    args = build_serve_parser().parse_args(argv)
+    from benchmark.app.serve import prepare, serve_command
+
+    ready = prepare(args.run_dir, args.host, args.port)  # refused before TensorFlow loads
+    start(args)
+    return serve_command(ready)
+
+
 def cmd_fetch_weights(argv: list[str]) -> int:
     args = build_fetch_parser().parse_args(argv)
     start(args)
@@ -389,6 +414,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
     "explain": cmd_explain,
+    "serve": cmd_serve,
     "fetch-weights": cmd_fetch_weights,
     "slurm": cmd_slurm,
     "tune": cmd_tune,

@@ -23,6 +23,7 @@ def minilm_path() -> str:
 
 SLOW_PLACES = (
     "tests/cli/",
+    "tests/app/",
     "tests/slurm/test_slurm_cluster.py",
 )  # real CLI subprocesses that train; a real Slurm
 

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
 BENCHMARK_ORDER = [
     "commands",
+    "app",
     "listing",
     "tune",
     "tracking",

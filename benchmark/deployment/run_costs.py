@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +29,18 @@ from data_pipeline import make_dataset, read_split_file
 from models import get_entry, preprocess_function, register_custom_layers
 
 REPRESENTATIVE_IMAGES = 64  # int8_full calibration images from the training split
+# The one export kept beside the profile (the others are measured and dropped): the full-integer
+# LiteRT model is what a phone or microcontroller would run, and `serve` classifies with it.
+KEPT_EXPORT = "int8_full"
 
 
 def profile_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "deployment"
+
+
+def litert_export(run_dir: Path, model: str) -> Path:
+    """The kept LiteRT export of the profiled cell: `deployment/<model>.int8_full.tflite`."""
+    return profile_dir(run_dir) / f"{model}.{KEPT_EXPORT}.tflite"
 
 
 def load_profiles(run_dir: Path) -> list[dict]:
@@ -91,13 +100,19 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
         if not quiet:
             print(f"profiling deployment cost of {model_name} ({record.cell_id})", flush=True)
         profile = _profile_saved(
-            saved, record, read_split_file(split_file(run_dir, record.fold)), profile_model
+            saved,
+            record,
+            read_split_file(split_file(run_dir, record.fold)),
+            profile_model,
+            keep=litert_export(run_dir, model_name),
         )
         write_json_atomic(profile_dir(run_dir) / f"{model_name}.json", profile)
     return notes
 
 
-def _profile_saved(saved: Path, record: CellRecord, split, profile_model) -> dict:
+def _profile_saved(
+    saved: Path, record: CellRecord, split, profile_model, keep: Path | None = None
+) -> dict:
     import keras
     import keras_hub  # noqa: F401  (registers keras-hub layers so hub_* and zeroshot_* models deserialize)
 
@@ -128,6 +143,12 @@ def _profile_saved(saved: Path, record: CellRecord, split, profile_model) -> dic
     representative, _ = images("train", REPRESENTATIVE_IMAGES)
     with tempfile.TemporaryDirectory() as work:
         profile = profile_model(model, test_images, test_labels, representative, Path(work))
+        if keep is not None:  # replaced or removed: it always belongs to the profiled cell
+            keep.unlink(missing_ok=True)
+            export = Path(work) / f"model_{KEPT_EXPORT}.tflite"
+            if export.is_file():
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(export, keep)
     return stored_profile(profile, record)
 
 
