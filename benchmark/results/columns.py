@@ -95,12 +95,16 @@ CONSOLE_COLUMNS = (
 )
 
 
-def leaderboard_columns(with_folds: bool) -> list[str]:
+def leaderboard_columns(with_folds: bool, source_columns: list[str] | None = None) -> list[str]:
     """The leaderboard's columns before the cost columns; a K-fold run adds `folds` after `seeds`
-    and the fold statistics after the seed ones."""
-    if not with_folds:
-        return list(LEADERBOARD_COLUMNS)
+    and the fold statistics after the seed ones; a run of merged sources its per-source test
+    accuracies (`per_source.source_column`) after `test_accuracy_ci`."""
     columns = list(LEADERBOARD_COLUMNS)
+    if source_columns:
+        at = columns.index("test_accuracy_ci") + 1
+        columns = columns[:at] + list(source_columns) + columns[at:]
+    if not with_folds:
+        return columns
     columns.insert(columns.index("seeds") + 1, "folds")
     at = columns.index("test_accuracy_seed_ci") + 1
     return columns[:at] + FOLD_COLUMNS + columns[at:]
