@@ -37,7 +37,7 @@ _EXPORTS = {
     "SourceSpec": ("source_specs", "SourceSpec"),
     "is_multi_source": ("source_specs", "is_multi_source"),
     "read_class_map": ("source_specs", "read_class_map"),
-    "source_specs": ("source_specs", "source_specs"),
+    "read_sources": ("source_specs", "read_sources"),
     "read_split_file": ("split_file", "read_split_file"),
     "write_split_file": ("split_file", "write_split_file"),
     "SplitTable": ("splits", "SplitTable"),

@@ -24,7 +24,7 @@ import pandas as pd
 from data_pipeline.errors import DataError
 from data_pipeline.leaks import check_split_leaks, short_name
 from data_pipeline.scan import ScannedDataset, scan_dataset
-from data_pipeline.source_specs import SourceSpec, source_specs
+from data_pipeline.source_specs import SourceSpec, read_sources
 from data_pipeline.sources import check_training_classes
 from data_pipeline.splits import (
     SPLIT_COLUMNS,
@@ -60,7 +60,7 @@ def split_sources(
     skip_corrupt: bool = False,
 ) -> MergedSources:
     """Reads the sources `--data` names, scans each and merges them (see the module docstring)."""
-    specs = source_specs(data)
+    specs = read_sources(data)
     scanned = [scan_dataset(spec.path, skip_corrupt=skip_corrupt, min_classes=1) for spec in specs]
     split = merge_sources(list(zip(specs, scanned)), ratios=ratios, seed=seed)
     return MergedSources(split, [item for s in scanned for item in s.skipped])

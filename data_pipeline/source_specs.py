@@ -74,7 +74,7 @@ def name_of_path(path: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", base).lstrip("._-") or "source"
 
 
-def source_specs(data: str | list[str]) -> list[SourceSpec]:
+def read_sources(data: str | list[str]) -> list[SourceSpec]:
     """The sources `--data` names: one per repeated folder, or the entries of a sources YAML.
 
     Raises DataError (one line naming the file or flag) for a missing path, an unknown key, a bad

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.results.columns import SOURCE_PREFIX
 from benchmark.run.records import CellRecord, load_predictions
-
-SOURCE_PREFIX = "test_accuracy_on_"
 
 
 def source_column(name: str) -> str:

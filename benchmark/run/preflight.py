@@ -17,7 +17,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import ModelPlan, resolve_plans
 from benchmark.plan.weights import weights_file_note
-from data_pipeline import is_multi_source, source_specs
+from data_pipeline import is_multi_source, read_sources
 
 
 def check_inputs(config: RunConfig) -> dict[str, ModelPlan]:
@@ -25,7 +25,7 @@ def check_inputs(config: RunConfig) -> dict[str, ModelPlan]:
     are resolved here, before TensorFlow is imported, so `--dry-run` shows every refusal."""
     plans = resolve_plans(config)
     if is_multi_source(config.data):
-        source_specs(config.data)  # a bad sources YAML, path or name: refused before any scan
+        read_sources(config.data)  # a bad sources YAML, path or name: refused before any scan
     if note := weights_file_note(plans, config.weights):
         print(note, file=sys.stderr)
     return plans

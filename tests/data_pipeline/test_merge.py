@@ -12,8 +12,8 @@ from dp_helpers import write_classes, write_image
 from data_pipeline import (
     DataError,
     damped_class_weights,
+    read_sources,
     read_split_file,
-    source_specs,
     split_dataset,
     split_sources,
     write_split_file,
@@ -103,7 +103,7 @@ def test_the_source_column_survives_the_split_file_and_a_single_dataset_has_none
 
 def test_repeated_data_names_each_source_after_its_folder(tmp_path):
     a, b = _two_sources(tmp_path)
-    assert [s.name for s in source_specs([str(a), str(b)])] == ["a", "b"]
+    assert [s.name for s in read_sources([str(a), str(b)])] == ["a", "b"]
 
 
 @pytest.mark.parametrize(
