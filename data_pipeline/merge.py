@@ -74,14 +74,18 @@ def _mapped_table(spec: SourceSpec, scanned: ScannedDataset) -> pd.DataFrame:
         if spec.map_file
         else (f"label_map of source {spec.name!r}")
     )
-    for key in spec.label_map:
-        if key not in classes:
+    lower = {name.lower(): name for name in sorted(classes, reverse=True)}
+    mapping: dict[str, str | None] = {}
+    for key, value in spec.label_map.items():  # keys match case-insensitively, as in `evaluate`
+        name = key if key in classes else lower.get(key.lower())
+        if name is None:
             raise DataError(
                 f"{where}: {key!r} is not a class of {spec.path}; its classes are "
                 f"{', '.join(sorted(classes))}"
             )
+        mapping[name] = value
     table = scanned.table[SPLIT_COLUMNS].copy()
-    table["label"] = [spec.label_map.get(label, label) for label in table["label"]]
+    table["label"] = [mapping.get(label, label) for label in table["label"]]
     table = table[table["label"].notna()]
     if table.empty:
         raise DataError(f"{where} leaves out every class; map at least one to a run class")

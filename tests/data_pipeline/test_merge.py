@@ -82,7 +82,7 @@ def test_a_test_only_source_gives_no_train_or_val_image(tmp_path):
 def test_a_label_map_translates_a_source_into_the_union(tmp_path):
     a = write_classes(tmp_path / "a", {"cat": 6, "dog": 6})
     b = write_classes(tmp_path / "b", {"Katze": 5, "Hund": 5, "Fisch": 3}, start_seed=500)
-    (tmp_path / "map.yaml").write_text("Katze: cat\nHund: [dog]\nFisch: null\n")
+    (tmp_path / "map.yaml").write_text("katze: cat\nHund: [dog]\nFisch: null\n")
     sources = _yaml(tmp_path, f"- {{path: {a}}}\n- {{path: {b}, label_map: map.yaml}}\n")
     merged = split_sources(str(sources)).split
     assert merged.class_names == ["cat", "dog"]
@@ -115,6 +115,8 @@ def test_repeated_data_names_each_source_after_its_folder(tmp_path):
         ("empty_class", "which no trained source has"),
         ("missing_path", "does not exist"),
         ("unknown_key", "unknown key(s) 'weight'"),
+        ("map_unknown_class", "'fox' is not a class of"),
+        ("map_several", "'cat' maps to ['cat', 'dog']"),
     ],
 )
 def test_bad_sources_are_one_line_errors_naming_them(tmp_path, case, expected):
@@ -134,8 +136,14 @@ def test_bad_sources_are_one_line_errors_naming_them(tmp_path, case, expected):
         data = str(_yaml(tmp_path, f"- {{path: {a}}}\n- {{path: {b}, name: b, test_only: true}}\n"))
     elif case == "missing_path":
         data = str(_yaml(tmp_path, f"- {{path: {a}}}\n- {{path: nowhere}}\n"))
-    else:
+    elif case == "unknown_key":
         data = str(_yaml(tmp_path, f"- {{path: {a}, weight: 2}}\n"))
+    else:
+        write_classes(b, {"cat": 6, "dog": 6}, start_seed=100)
+        (tmp_path / "map.yaml").write_text(
+            "fox: cat\n" if case == "map_unknown_class" else "cat: [cat, dog]\n"
+        )
+        data = str(_yaml(tmp_path, f"- {{path: {a}}}\n- {{path: {b}, label_map: map.yaml}}\n"))
     with pytest.raises(DataError) as err:
         split_sources(data)
     message = str(err.value)
