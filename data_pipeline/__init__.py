@@ -28,6 +28,7 @@ _EXPORTS = {
     "LeakReport": ("leaks", "LeakReport"),
     "MergedSources": ("merge", "MergedSources"),
     "merge_sources": ("merge", "merge_sources"),
+    "source_counts": ("merge", "source_counts"),
     "source_names": ("merge", "source_names"),
     "split_sources": ("merge", "split_sources"),
     "make_prediction_batch": ("prediction", "make_prediction_batch"),

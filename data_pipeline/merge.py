@@ -25,7 +25,7 @@ from data_pipeline.errors import DataError
 from data_pipeline.leaks import check_split_leaks, short_name
 from data_pipeline.scan import ScannedDataset, scan_dataset
 from data_pipeline.source_specs import SourceSpec, read_sources
-from data_pipeline.sources import check_training_classes
+from data_pipeline.sources import SPLITS, check_training_classes
 from data_pipeline.splits import (
     SPLIT_COLUMNS,
     SplitTable,
@@ -211,3 +211,13 @@ def source_names(table: pd.DataFrame) -> list[str]:
     if SOURCE_COLUMN not in table.columns:
         return []
     return list(dict.fromkeys(table[SOURCE_COLUMN]))
+
+
+def source_counts(table: pd.DataFrame) -> list[list]:
+    """`[source, train, val, test]` image counts per source, in the order given; [] for a single
+    dataset. The dry run prints them: a test_only source's empty train/val shows before training."""
+    rows = []
+    for name in source_names(table):
+        own = table.loc[table[SOURCE_COLUMN] == name, "split"]
+        rows.append([name, *[int((own == split).sum()) for split in SPLITS]])
+    return rows

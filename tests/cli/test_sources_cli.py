@@ -108,3 +108,19 @@ def test_bad_sources_exit_2_in_one_line_before_the_run_folder_exists(
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("run_benchmark:")]
     assert code == 2 and len(lines) == 1 and expected in lines[0], lines
     assert not run_dir.exists()
+
+
+def test_the_dry_run_counts_each_source_images_per_split(tmp_path, capsys):
+    a = make_images(tmp_path / "shop", per_class=4)
+    b = make_images(tmp_path / "street", per_class=4, size=48)
+    run_dir = tmp_path / "run"
+    code = run_benchmark.main(
+        [*TINY_FLAGS, "--data", str(a), "--data", str(b), "--output", str(run_dir), "--dry-run"]
+    )
+    out = capsys.readouterr().out
+    cells = {
+        row[0]: row[1:]
+        for row in ([c.strip() for c in line.strip("|").split("|")] for line in out.splitlines())
+    }
+    assert code == 0 and cells["shop"] == cells["street"] == ["6", "3", "3"], out
+    assert not run_dir.exists()
