@@ -69,11 +69,7 @@ def split_sources(
 def _mapped_table(spec: SourceSpec, scanned: ScannedDataset) -> pd.DataFrame:
     """The source's rows with labels translated by its label map (null: rows dropped)."""
     classes = set(scanned.class_names)
-    where = (
-        f"label_map {spec.map_file!r} of source {spec.name!r}"
-        if spec.map_file
-        else (f"label_map of source {spec.name!r}")
-    )
+    where = f"label_map {spec.map_file + ' ' if spec.map_file else ''}of source {spec.name!r}"
     lower = {name.lower(): name for name in sorted(classes, reverse=True)}
     mapping: dict[str, str | None] = {}
     for key, value in spec.label_map.items():  # keys match case-insensitively, as in `evaluate`
