@@ -19,6 +19,7 @@ from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finish_late_fusion, run_grid
 from benchmark.run.records import finished_cell_ids
 from benchmark.tracking import make_tracker
+from data_pipeline import source_counts
 
 
 def default_output() -> Path:
@@ -109,6 +110,8 @@ def print_dry_run(context) -> None:
         if fold is not None:
             print(f"\nfold {fold}:")
         print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
+    if rows := source_counts(split.table):  # merged sources (docs/sources.md): images per source
+        print("\n" + tabulate(rows, headers=["source", "train", "val", "test"], tablefmt="github"))
     note = " in every fold; the test folds partition the images" if folds else ""
     print(f"\nleak check: {split.leaks.summary()}{note}")
 

@@ -18,6 +18,7 @@ from data_pipeline.splits import SPLIT_COLUMNS, SplitTable, make_split_table
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ["path", "label", "split", "content_hash"]
+OPTIONAL_COLUMNS = ["source"]  # the source of each image in a merged run
 
 
 def write_split_file(split_table: SplitTable, path: str | Path) -> None:
@@ -26,8 +27,14 @@ def write_split_file(split_table: SplitTable, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    split_table.table[SPLIT_COLUMNS].to_csv(partial, index=False)
+    split_table.table[file_columns(split_table.table)].to_csv(partial, index=False)
     os.replace(partial, path)
+
+
+def file_columns(table: pd.DataFrame) -> list[str]:
+    """`SPLIT_COLUMNS`, and `source` after them for a merge of several sources
+    (`data_pipeline.merge`): a single dataset's file is byte for byte what it always was."""
+    return SPLIT_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in table.columns]
 
 
 def read_split_file(path: str | Path) -> SplitTable:
@@ -80,7 +87,7 @@ def read_split_file(path: str | Path) -> SplitTable:
         raise DataError(
             f"split file {path} has fewer than two classes ({class_names}); make a new split"
         )
-    split_table = make_split_table(class_names, table[SPLIT_COLUMNS], path)
+    split_table = make_split_table(class_names, table[file_columns(table)], path)
     for warning in split_table.warnings:
         logger.warning(warning)
     return split_table

@@ -95,7 +95,7 @@ def _class_location(scanned: ScannedDataset, label: str) -> str:
     return f"class {label!r} of {scanned.source}"
 
 
-def _assign_class(
+def assign_class(
     groups: pd.DataFrame, ratios: tuple[float, float, float], rng: np.random.Generator
 ) -> dict[str, str]:
     """content_hash -> split for one class's groups: shuffled, largest first, each to the split
@@ -139,7 +139,7 @@ def split_dataset(
                     f"to put one in each of the {needed} splits of --split {list(values)}; add "
                     "images or set a ratio to 0"
                 )
-            assignment.update(_assign_class(own, values, np.random.default_rng([seed, index])))
+            assignment.update(assign_class(own, values, np.random.default_rng([seed, index])))
         table["split"] = table["content_hash"].map(assignment)
     check_split_leaks(table, scanned.source)
     return make_split_table(scanned.class_names, table, scanned.source)

@@ -56,7 +56,9 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data",
-        help="class-folder root, pre-split root or CSV manifest (default: embedded sample)",
+        action="append",
+        help="class-folder root, pre-split root or CSV manifest (default: embedded sample); "
+        "repeat it, or give a sources YAML, to merge several sources (docs/sources.md)",
     )
     data.add_argument(
         "--split", type=csv_list(float), help="train,val,test ratios (default 0.7,0.15,0.15)"

@@ -18,7 +18,7 @@ from benchmark.config.choices import CHOICES
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError, first_line
 from benchmark.training.settings import RecipeSettings, progressive_refusal
-from data_pipeline import DataError, validate_alpha, validate_ratios, validate_tta
+from data_pipeline import DataError, is_multi_source, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
 
 _RECIPE, _HEAD, _TEXT = RecipeSettings(), HeadConfig(), TextConfig()
@@ -45,9 +45,9 @@ class RunConfig:
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.5, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0])
     # Data
-    data: str | None = (
-        None  # class-folder root, pre-split root or CSV manifest; None = embedded sample
-    )
+    # class-folder root, pre-split root or CSV manifest; None = embedded sample. Several (or a
+    # sources YAML) are merged into one split (data_pipeline.merge, docs/sources.md).
+    data: str | list[str] | None = None
     split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_seed: int = 0
     split_file: str | None = None
@@ -143,6 +143,15 @@ class RunConfig:
         if any(seed < 0 for seed in self.seeds) or self.split_seed < 0:
             raise UsageError(
                 f"--seeds and --split-seed must be >= 0, got {self.seeds} and {self.split_seed}"
+            )
+        if isinstance(self.data, list) and len(self.data) < 2:  # one --data: as it always was
+            if not self.data:
+                raise UsageError("--data names no dataset")
+            self.data = self.data[0]
+        if self.folds is not None and is_multi_source(self.data):
+            raise UsageError(
+                "--folds works on one dataset; merged sources (several --data, or a sources "
+                "YAML) take one split: drop --folds"
             )
         if not self.models:
             raise UsageError("--models names no model")

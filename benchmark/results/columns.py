@@ -11,6 +11,9 @@ from __future__ import annotations
 from benchmark.deployment.run_costs import COST_COLUMNS
 from benchmark.results.folds import FOLD_COLUMNS
 
+# A merged run's per-source test accuracies are named at run time: this prefix + the source's name
+# (`per_source.source_column`), placed after `test_accuracy_ci`. No fixed column starts with it.
+SOURCE_PREFIX = "test_accuracy_on_"
 # The full table, before `tables.with_cost_columns` adds `COST_COLUMNS` after `params_m` (and a
 # K-fold run `folds` and `FOLD_COLUMNS`: `leaderboard_columns`).
 LEADERBOARD_COLUMNS = [
@@ -98,21 +101,31 @@ CONSOLE_COLUMNS = (
 )
 
 
-def leaderboard_columns(with_folds: bool) -> list[str]:
+def leaderboard_columns(with_folds: bool, source_columns: list[str] | None = None) -> list[str]:
     """The leaderboard's columns before the cost columns; a K-fold run adds `folds` after `seeds`
-    and the fold statistics after the seed ones."""
-    if not with_folds:
-        return list(LEADERBOARD_COLUMNS)
+    and the fold statistics after the seed ones; a run of merged sources its per-source test
+    accuracies (`per_source.source_column`) after `test_accuracy_ci`."""
     columns = list(LEADERBOARD_COLUMNS)
+    if source_columns:
+        at = columns.index("test_accuracy_ci") + 1
+        columns = columns[:at] + list(source_columns) + columns[at:]
+    if not with_folds:
+        return columns
     columns.insert(columns.index("seeds") + 1, "folds")
     at = columns.index("test_accuracy_seed_ci") + 1
     return columns[:at] + FOLD_COLUMNS + columns[at:]
 
 
 def view(columns, shown: tuple[str, ...]) -> list[str]:
-    """The columns of a view that a board has, in the view's order."""
+    """The columns of a view that a board has, in the view's order; a view showing
+    `test_accuracy_ci` shows a merged run's per-source accuracies after it, as the board does."""
     present = set(columns)
-    return [column for column in shown if column in present]
+    picked = []
+    for column in shown:
+        picked += [column] if column in present else []
+        if column == "test_accuracy_ci":
+            picked += [c for c in columns if str(c).startswith(SOURCE_PREFIX)]
+    return picked
 
 
 def unknown_columns(shown: tuple[str, ...]) -> list[str]:

@@ -23,6 +23,12 @@ from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.results import stats
 from benchmark.results.columns import leaderboard_columns
 from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
+from benchmark.results.per_source import (
+    run_sources,
+    source_accuracies,
+    source_column,
+    source_names,
+)
 from benchmark.results.probe_table import probe_table, probe_warnings, with_probe_columns
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_splits, split_fingerprints
@@ -59,7 +65,13 @@ def _split_predictions(
     return (np.concatenate(trues), np.concatenate(preds)) if trues else None
 
 
-def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord]) -> dict:
+def _group_row(
+    run_dir: Path,
+    model: str,
+    alpha: float,
+    group: list[CellRecord],
+    sources: dict[str, str] | None = None,
+) -> dict:
     """One leaderboard row for a model x alpha: means over seeds (and folds), intervals from the
     predictions."""
     ok = [r for r in group if r.ok]
@@ -88,6 +100,7 @@ def _group_row(run_dir: Path, model: str, alpha: float, group: list[CellRecord])
                 pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes
             )
             row[f"{split}_{key}_ci"] = stats.format_ci(low, high)
+    row.update(source_accuracies(run_dir, ok, sources or {}))  # merged sources: one column each
     for column, (
         split,
         key,
@@ -160,11 +173,17 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     """
     records = load_records(run_dir) if records is None else records
     records = [with_calibration(run_dir, r) for r in records if r.status != UNREADABLE]
-    columns = leaderboard_columns(uses_folds(records))
+    sources = run_sources(run_dir)
+    columns = leaderboard_columns(
+        uses_folds(records), [source_column(name) for name in source_names(sources)]
+    )
     groups: dict[tuple, list[CellRecord]] = {}
     for record in records:
         groups.setdefault((record.model, float(record.alpha)), []).append(record)
-    rows = [_group_row(run_dir, model, alpha, group) for (model, alpha), group in groups.items()]
+    rows = [
+        _group_row(run_dir, model, alpha, group, sources)
+        for (model, alpha), group in groups.items()
+    ]
     frame = pd.DataFrame(rows, columns=[c for c in columns if c != "rank"])
     frame["_ok"] = ~frame["status"].isin(NOT_RANKED)
     frame["_first_cell"] = [

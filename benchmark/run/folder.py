@@ -33,10 +33,12 @@ from data_pipeline import (
     caption_leak_fraction,
     check_fold_partition,
     fold_splits,
+    is_multi_source,
     read_split_file,
     sample_data_dir,
     scan_dataset,
     split_dataset,
+    split_sources,
     validation_share,
     write_split_file,
 )
@@ -193,6 +195,19 @@ def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> Sp
         return read_split_file(own)
     if config.split_file:
         split = read_split_file(Path(config.split_file))
+    elif is_multi_source(config.data):  # several sources: docs/sources.md
+        merged = split_sources(
+            config.data,
+            ratios=config.split,
+            seed=config.split_seed,
+            skip_corrupt=config.skip_corrupt,
+        )
+        split = merged.split
+        if write and merged.skipped:
+            write_csv_atomic(
+                run_dir / "skipped_files.csv",
+                pd.DataFrame(merged.skipped, columns=["path", "reason"]),
+            )
     else:
         scanned = scan_dataset(
             config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt

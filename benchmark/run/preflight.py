@@ -17,12 +17,15 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import ModelPlan, resolve_plans
 from benchmark.plan.weights import weights_file_note
+from data_pipeline import is_multi_source, read_sources
 
 
 def check_inputs(config: RunConfig) -> dict[str, ModelPlan]:
     """Refuses, in one line naming the flag, a grid that cannot train as asked: the model plans
     are resolved here, before TensorFlow is imported, so `--dry-run` shows every refusal."""
     plans = resolve_plans(config)
+    if is_multi_source(config.data):
+        read_sources(config.data)  # a bad sources YAML, path or name: refused before any scan
     if note := weights_file_note(plans, config.weights):
         print(note, file=sys.stderr)
     return plans
