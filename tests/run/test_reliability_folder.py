@@ -80,6 +80,40 @@ def test_two_runs_with_the_same_settings_started_at_once_share_one_split(tmp_pat
     assert outcomes[0].split_fingerprint == outcomes[1].split_fingerprint != ""
 
 
+def _claim_after(barrier, context, results, k) -> None:
+    barrier.wait()
+    try:
+        folder.claim_run(context)
+        results[k] = 1
+    except UsageError:
+        results[k] = 2
+
+
+def test_two_processes_claiming_one_new_folder_with_other_settings_one_is_refused(tmp_path):
+    """The same race between real processes (a lock held by threads could hide a per-process
+    one): both resolved the folder as new, then claim it at once."""
+    import multiprocessing
+
+    data = make_images(tmp_path / "data", per_class=4, size=32)
+    run_dir = tmp_path / "run"
+    contexts = [
+        folder.resolve_run(RunConfig(data=str(data), initial_lr=lr, **TINY), run_dir)
+        for lr in (0.001, 0.5)
+    ]
+    fork = multiprocessing.get_context("fork")
+    barrier, results = fork.Barrier(2, timeout=60), fork.Array("i", 2)
+    children = [
+        fork.Process(target=_claim_after, args=(barrier, contexts[k], results, k)) for k in (0, 1)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    assert sorted(results) == [1, 2], list(results)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["initial_lr"] == (0.001, 0.5)[list(results).index(1)]
+
+
 def test_resolving_a_run_writes_nothing(tmp_path):
     data = make_images(tmp_path / "data", per_class=4, size=32)
     context = folder.resolve_run(RunConfig(data=str(data), **TINY), tmp_path / "out" / "run")
