@@ -15,7 +15,7 @@ from benchmark.results.columns import CONSOLE_COLUMNS
 from benchmark.results.report import write_report
 from benchmark.results.tables import build_tables, to_markdown
 from benchmark.run.fetch_weights import check_weights_available
-from benchmark.run.folder import prepare_run
+from benchmark.run.folder import claim_run, resolve_run
 from benchmark.run.loop import finish_late_fusion, run_grid
 from benchmark.run.records import finished_cell_ids
 from benchmark.tracking import make_tracker
@@ -27,25 +27,30 @@ def default_output() -> Path:
 
 
 def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> int:
-    """Runs (or, with `dry_run`, describes) the grid of a checked configuration.
+    """Runs (or, with `dry_run`, describes) the grid of a checked configuration, in four steps,
+    each once: resolve and check everything (writing nothing), claim the run folder, train the
+    cells, write the tables. A refusal or a dry run therefore leaves no file behind.
 
     Returns 1 if any cell failed, else 0.
     """
     run_dir = Path(output) if output else default_output()
-    context = prepare_run(config, run_dir, force=force, write=not dry_run)
-    models = sorted(
-        {cell.model for cell in context.cells}, key=[c.model for c in context.cells].index
-    )
-    check_weights_available(
-        models, context.config.weights, context.config.text_encoder, context.config.image_size
-    )
-    if dry_run:
-        print_dry_run(context)
-        return 0
+    context = resolve_run(config, run_dir, force=force)
     if cell is not None and not 0 <= cell < len(context.cells):
         raise UsageError(
             f"--cell {cell} is out of range; this grid has cells 0..{len(context.cells) - 1}"
         )
+    # Last, being the slow check; a dry run checks converted checkpoints without caching them.
+    check_weights_available(
+        list(dict.fromkeys(c.model for c in context.cells)),
+        context.config.weights,
+        context.config.text_encoder,
+        context.config.image_size,
+        cache=not dry_run,
+    )
+    if dry_run:
+        print_dry_run(context)
+        return 0
+    context = claim_run(context, force=force)
     print(f"run folder: {run_dir} ({len(context.cells)} cells)")
     tracker = make_tracker(context.config, run_dir)
     failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet, tracker=tracker)

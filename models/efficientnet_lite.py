@@ -20,7 +20,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoints import CheckpointError, KeyMap, Target, file_sha256, load_ported_weights
+from models.checkpoints import (
+    CheckpointError,
+    KeyMap,
+    Target,
+    file_sha256,
+    load_ported_weights,
+)
 from models.errors import ModelError
 from models.head import attach_head
 from models.registry import ModelEntry, add_entry
@@ -281,14 +287,20 @@ def ported_cache_dir() -> Path:
     return keras_cache_dir() / "ported"
 
 
-def load_lite_weights(model, variant: LiteVariant, weights: str) -> None:
-    """Fills a Lite network from its packaged ImageNet weights, a `.pth` file or a Keras file."""
+def load_lite_weights(model, variant: LiteVariant, weights: str, *, cache: bool = True) -> None:
+    """Fills a Lite network from its packaged ImageNet weights, a `.pth` file or a Keras file.
+
+    Without `cache` a checkpoint is ported (every key and shape checked) but the conversion is not
+    saved, so a dry run's weight check leaves the weights cache as it found it.
+    """
     source = keras_weights_argument(weights)
     if source is None:
         return
-    if source == "imagenet":
-        load_ported_weights(model, packaged_checkpoint(variant), LITE_KEY_MAP, ported_cache_dir())
-    elif source.endswith(".h5"):
+    if source == "imagenet" or not source.endswith(".h5"):
+        checkpoint = packaged_checkpoint(variant) if source == "imagenet" else Path(source)
+        cache_dir = ported_cache_dir() if cache else None
+        load_ported_weights(model, checkpoint, LITE_KEY_MAP, cache_dir)
+    else:
         try:
             model.load_weights(source)
         except Exception as err:  # noqa: BLE001 (Keras raises ValueError and others for a misfit)
@@ -296,8 +308,6 @@ def load_lite_weights(model, variant: LiteVariant, weights: str) -> None:
             raise ModelError(
                 f"--weights file {weights!r} does not fit {variant.name}: {reason}"
             ) from None
-    else:
-        load_ported_weights(model, source, LITE_KEY_MAP, ported_cache_dir())
 
 
 def build_lite(variant: LiteVariant, spec: BuildSpec) -> BuiltModel:
@@ -307,7 +317,7 @@ def build_lite(variant: LiteVariant, spec: BuildSpec) -> BuiltModel:
     cell's child process receives its plan (and this builder) by pickle.
     """
     backbone = lite_backbone(variant, spec.input_shape(variant.input_size))
-    load_lite_weights(backbone, variant, spec.weights)
+    load_lite_weights(backbone, variant, spec.weights, cache=spec.cache_weights)
     model = attach_head(
         backbone,
         spec.num_classes,

@@ -26,6 +26,9 @@ class BuildSpec:
         head: the classification head on top of the backbone.
         simple_cnn: knobs of the from-scratch baseline (ignored by pretrained models).
         text: the text branch of text-only and fusion models.
+        cache_weights: whether a checkpoint converted from another framework is saved to the
+            weights cache for the next build. False checks it without writing anything (a dry
+            run's weight check). Defaults to True.
     """
 
     num_classes: int
@@ -34,6 +37,7 @@ class BuildSpec:
     head: HeadConfig = field(default_factory=HeadConfig)
     simple_cnn: SimpleCNNConfig = field(default_factory=SimpleCNNConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    cache_weights: bool = True
 
     def input_shape(self, default_size: int) -> tuple[int, int, int]:
         size = self.image_size or default_size

@@ -14,11 +14,21 @@ from benchmark.config.choices import CHOICES
 
 
 def csv_list(kind):
-    """argparse type: a comma list of `kind` values."""
+    """argparse type: a comma list of `kind` values.
+
+    An empty item (`0,,1`, a trailing comma) is refused rather than dropped: it is a typo more
+    often than not, and the value the user meant to put there would silently be missing.
+    """
 
     def parse(text: str):
+        parts = [part.strip() for part in text.split(",")]
+        if "" in parts:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has an empty item (item {parts.index('') + 1}); give a comma list "
+                f"of {kind.__name__} values without empty items"
+            )
         try:
-            return [kind(part) for part in text.split(",") if part.strip()]
+            return [kind(part) for part in parts]
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a comma list of {kind.__name__} values"

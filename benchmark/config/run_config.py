@@ -7,16 +7,14 @@ its name, and the resolved configuration saved in the run folder says exactly wh
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmark.config.choices import CHOICES
+from benchmark.config.data_files import read_data_file
 from benchmark.config.types import non_finite_keys, type_errors
-from benchmark.errors import UsageError, first_line
+from benchmark.errors import UsageError
 from benchmark.training.settings import RecipeSettings, progressive_refusal
 from data_pipeline import DataError, is_multi_source, validate_alpha, validate_ratios, validate_tta
 from models import DEFAULT_PROMPTS, HeadConfig, ModelError, SimpleCNNConfig, TextConfig
@@ -282,15 +280,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise UsageError(
-            f"config file {str(path)!r} is not valid {kind}: {first_line(err, limit=300)}"
-        ) from err
-    data = data or {}
+    data = read_data_file(path, "config file") or {}
     if not isinstance(data, dict):
         raise UsageError(f"config file {str(path)!r} must hold a mapping of keys to values")
     unknown = sorted(set(data) - set(CONFIG_KEYS))

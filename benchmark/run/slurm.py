@@ -417,7 +417,7 @@ def slurm_command(
     """What `run_benchmark.py slurm` does: prepare the run once, write the scripts, print or
     submit them."""
     from benchmark.run.fetch_weights import check_weights_available
-    from benchmark.run.folder import prepare_run
+    from benchmark.run.folder import claim_run, resolve_run
 
     options.validate()
     if run_dir is None:
@@ -428,13 +428,14 @@ def slurm_command(
         raise UsageError(
             "sbatch not found on PATH; run this on a Slurm login node or drop --submit"
         )
-    # Resolves every model's plan (refusing what a model cannot honour), then writes config.yaml
-    # and the split file(s), once.
-    context = prepare_run(config, Path(run_dir), force=force)
+    # Resolves every model's plan (refusing what a model cannot honour) and checks the weights,
+    # then writes config.yaml and the split file(s), once: a refusal leaves no folder behind.
+    context = resolve_run(config, Path(run_dir), force=force)
     models = list(dict.fromkeys(cell.model for cell in context.cells))
     check_weights_available(
         models, context.config.weights, context.config.text_encoder, context.config.image_size
     )
+    context = claim_run(context, force=force)
     plan = write_slurm_scripts(context, options)
     print(f"run folder: {plan.run_dir} ({len(context.cells)} cells, {len(plan.pending)} to run)")
     print(f"scripts: {plan.slurm_dir}")

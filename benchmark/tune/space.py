@@ -26,14 +26,13 @@ applications. Shipped spaces live in `benchmark/tune/spaces/`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras_tuner
-import yaml
 
+from benchmark.config.data_files import read_data_file
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError, first_line
 from benchmark.plan import resolve_plan
@@ -155,16 +154,7 @@ def read_space(path: str | Path) -> dict[str, Param]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"search space file {str(path)!r} does not exist")
-    try:
-        data = (
-            json.loads(path.read_text())
-            if path.suffix.lower() == ".json"
-            else yaml.safe_load(path.read_text())
-        )
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise UsageError(
-            f"search space {str(path)!r} cannot be parsed: {first_line(err, limit=300)}"
-        ) from err
+    data = read_data_file(path, "search space")
     if not isinstance(data, dict) or not data:
         raise UsageError(f"search space {str(path)!r} must map hyperparameter names to ranges")
     unknown = sorted(set(data) - set(KNOWN_NAMES))

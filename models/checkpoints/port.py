@@ -162,17 +162,22 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_ported_weights(model, checkpoint: str | Path, key_map: KeyMap, cache_dir: Path) -> Path:
+def load_ported_weights(
+    model, checkpoint: str | Path, key_map: KeyMap, cache_dir: Path | None
+) -> Path:
     """Fills `model` from a checkpoint, through the converted Keras weights file when cached.
 
     Returns the Keras weights file used. The conversion is written atomically (a temporary name,
     then a rename), so two processes porting at once never leave a half-written file behind.
+    `cache_dir` None ports with every check but saves nothing (a dry run writes nowhere).
     """
     checkpoint = Path(checkpoint)
     targets = key_map.targets(model)
     check_file_size(checkpoint, needed_bytes(targets))  # before hashing a file of any size
-    cached = cache_dir / f"{key_map.family}-{file_sha256(checkpoint)[:16]}.weights.h5"
-    if cached.is_file():
+    cached = None
+    if cache_dir is not None:
+        cached = cache_dir / f"{key_map.family}-{file_sha256(checkpoint)[:16]}.weights.h5"
+    if cached is not None and cached.is_file():
         try:
             model.load_weights(cached)
             return cached
@@ -184,6 +189,8 @@ def load_ported_weights(model, checkpoint: str | Path, key_map: KeyMap, cache_di
         check=functools.partial(check_fits, targets, key_map, checkpoint),
     )
     port_state_dict(model, state, key_map, checkpoint)
+    if cached is None:
+        return checkpoint
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f".{cached.name}.{os.getpid()}.weights.h5")
