@@ -51,8 +51,20 @@ def restore_seed_states(model: keras.Model, path: Path) -> None:
             variable.assign(seeds[f"s{index}"])
 
 
+HDF5_BYTES_PER_VARIABLE = 4096  # a dataset's header and metadata in a weights file, generously
+
+
+def weights_bytes(model: keras.Model) -> int:
+    """At most what `model.save_weights` writes (its optimizer's variables included): checked
+    against the free space first, since h5py on a full disk fails untidily (`benchmark.io`)."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    data = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return data + HDF5_BYTES_PER_VARIABLE * (len(variables) + 1)
+
+
 def save_weights(model: keras.Model, path: Path) -> None:
-    replace_atomically(path, model.save_weights, suffix=".weights.h5")
+    replace_atomically(path, model.save_weights, suffix=".weights.h5", size=weights_bytes(model))
 
 
 def load_weights(model: keras.Model, path: Path) -> None:
