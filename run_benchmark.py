@@ -444,9 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:  # imported only now: parsing a flag must not wait for TensorFlow
         from benchmark.errors import USER_ERRORS
+        from benchmark.io import is_disk_full
 
         if isinstance(err, USER_ERRORS):
             print(f"run_benchmark: {err}", file=sys.stderr)
+            return 2
+        if is_disk_full(err):  # the tables or report, after the cells: their records are kept
+            print(
+                f"run_benchmark: {err}; free space and run the same command again", file=sys.stderr
+            )
             return 2
         raise
 

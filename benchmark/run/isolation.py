@@ -11,7 +11,10 @@ training).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue as queue_module
+import threading
+import time
 from typing import Any
 
 # `auto` isolates when at least this many cells are to train: below it the growth stays under ~10 %.
@@ -22,8 +25,35 @@ def should_isolate(setting: str, cells_to_train: int) -> bool:
     return setting == "on" or (setting == "auto" and cells_to_train >= ISOLATE_FROM)
 
 
-def _child(train, args: tuple, answers) -> None:
-    """Runs in the child: the start-up is quiet as in the parent, then `train(*args)`."""
+PARENT_POLL_SECONDS = 0.5  # how soon an orphaned child notices that its parent is gone
+PARENT_GONE_EXIT = 137  # as if the child had been killed with the parent (128 + SIGKILL)
+
+
+def die_with_parent(parent_pid: int, poll: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Ends this process at once when `parent_pid` is no longer its parent.
+
+    A parent killed with SIGKILL (a preempted node, `kill -9`) runs no clean-up, so the daemon
+    child would live on, training and writing into the run folder beside the re-run that resumes
+    the cell. The parent's death re-parents the child, which this thread sees in `os.getppid()`;
+    `os._exit` skips clean-up too, and every file the child writes is replaced atomically, so
+    nothing is left half-written.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll)
+        os._exit(PARENT_GONE_EXIT)
+
+    watchdog = threading.Thread(target=watch, name="die-with-parent", daemon=True)
+    watchdog.start()
+    return watchdog
+
+
+def _child(train, args: tuple, answers, parent_pid: int | None = None) -> None:
+    """Runs in the child: it dies with its parent, the start-up is quiet as in the parent, then
+    `train(*args)`."""
+    if parent_pid is not None:  # first: before the imports that take seconds
+        die_with_parent(parent_pid)
     from benchmark.errors import USER_ERRORS
     from benchmark.quiet import quiet_startup
 
@@ -39,7 +69,7 @@ def run_in_child(train, *args: Any):
     `ChildProcessError` naming the exit code when the child died (killed, out of host memory)."""
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
-    child = context.Process(target=_child, args=(train, args, answers), daemon=True)
+    child = context.Process(target=_child, args=(train, args, answers, os.getpid()), daemon=True)
     child.start()
     answer = None
     while answer is None:

@@ -16,6 +16,7 @@ import yaml
 
 from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError
+from benchmark.io import DiskFullError, is_disk_full
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
 from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
@@ -144,7 +145,7 @@ def _train_and_record(
     record.
     """
     tracker = tracker or GridTracker()
-    model = None
+    model, disk_full = None, False
     try:
         record, model = train_or_combine(
             ctx, cell, verbose=verbose, callbacks=tracker.start_cell(ctx, cell)
@@ -152,12 +153,26 @@ def _train_and_record(
     except USER_ERRORS:
         raise
     except Exception as err:  # one cell's failure (out of memory, NaN, ...) must not stop the sweep
-        record = failed_record(cell, ctx, err)
-    saved = save_model_if_wanted(ctx, record, model) if model is not None else None
+        record, disk_full = failed_record(cell, ctx, err), is_disk_full(err)
+    saved = None
+    try:
+        saved = save_model_if_wanted(ctx, record, model) if model is not None else None
+    except DiskFullError as err:
+        record, disk_full = failed_record(cell, ctx, err), True
     tracker.finish_cell(ctx, record, saved)
-    write_record(ctx.run_dir, record)  # the record is the commit point
-    shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+    commit_record(ctx.run_dir, record)
+    if not disk_full:  # on a full disk the backups stay: the re-run resumes where it filled up
+        shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
     return record
+
+
+def commit_record(run_dir: Path, record: CellRecord) -> None:
+    """Writes the record, the commit point; a record the full disk refuses stops the run with one
+    line, since the sweep could record nothing more."""
+    try:
+        write_record(run_dir, record)
+    except DiskFullError as err:
+        raise UsageError(f"{err}: free space and run the same command again (it resumes)") from err
 
 
 def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
@@ -170,7 +185,7 @@ def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
         raise
     except ChildProcessError as err:
         record = failed_record(cell, ctx, err)
-        write_record(ctx.run_dir, record)
+        commit_record(ctx.run_dir, record)
         return record
 
 

@@ -8,8 +8,10 @@ state of the model's random seed generators (dropout draws its masks from them; 
 but not weights, so `save_weights` leaves them out and a resumed cell would replay the masks of its
 first epochs: 8e-3 apart from an uninterrupted cell after six epochs with dropout 0.3). With them,
 a resumed cell ends bit-identical to one never interrupted (tested in `tests/run/`).
-`PhaseCheckpoint` marks a finished phase so a re-run skips it. A cell's backups live in
-`RUN_DIR/work/<cell_id>/` and are removed once its record is written.
+`PhaseCheckpoint` marks a finished phase so a re-run skips it, with its weights and seed states:
+the next phase draws its dropout masks on from those states, and a cell killed at the phase
+boundary once started them again from the build and ended elsewhere (issue 39). A cell's backups
+live in `RUN_DIR/work/<cell_id>/` and are removed once its record is written.
 """
 
 from __future__ import annotations
@@ -35,6 +37,44 @@ def seed_states(model: keras.Model) -> list:
     return [variable for variable in model.variables if id(variable) not in weights]
 
 
+def save_seed_states(model: keras.Model, path: Path) -> None:
+    seeds = {f"s{i}": np.asarray(v) for i, v in enumerate(seed_states(model))}
+    replace_atomically(path, lambda temporary: np.savez(temporary, **seeds), suffix=".npz")
+
+
+def restore_seed_states(model: keras.Model, path: Path) -> None:
+    """Sets the model's seed generators as `save_seed_states` left them; backups written before
+    they were saved lack the file, and keep the generators as built."""
+    if path.is_file():
+        seeds = np.load(path)
+        for index, variable in enumerate(seed_states(model)):
+            variable.assign(seeds[f"s{index}"])
+
+
+HDF5_BYTES_PER_VARIABLE = 4096  # a dataset's header and metadata in a weights file, generously
+
+
+def weights_bytes(model: keras.Model) -> int:
+    """At most what `model.save_weights` writes (its optimizer's variables included): checked
+    against the free space first, since h5py on a full disk fails untidily (`benchmark.io`)."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    data = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return data + HDF5_BYTES_PER_VARIABLE * (len(variables) + 1)
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    replace_atomically(path, model.save_weights, suffix=".weights.h5", size=weights_bytes(model))
+
+
+def load_weights(model: keras.Model, path: Path) -> None:
+    """`model.load_weights`, optimizer included: the weights file holds the compiled optimizer's
+    variables too, which an unbuilt optimizer skips with a warning, so it is built first."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+
+
 class EpochBackup(keras.callbacks.Callback):
     """Saves and restores weights, optimizer state, epoch, history and early-stopping state of one
     phase.
@@ -55,22 +95,16 @@ class EpochBackup(keras.callbacks.Callback):
         if not state_file.is_file():
             return
         state = json.loads(state_file.read_text())
-        optimizer = self.model.optimizer
-        if not optimizer.built:  # first: the weights file holds the optimizer's variables too,
-            optimizer.build(self.model.trainable_variables)  # which an unbuilt one skips, warning
-        self.model.load_weights(self.folder / WEIGHTS)
+        load_weights(self.model, self.folder / WEIGHTS)
         saved = np.load(self.folder / OPTIMIZER)
-        for index, variable in enumerate(optimizer.variables):
+        for index, variable in enumerate(self.model.optimizer.variables):
             variable.assign(saved[f"v{index}"])
         self.stopper.wait, self.stopper.best, self.stopper.best_epoch = (
             state["wait"],
             state["best"],
             state["best_epoch"],
         )
-        if (self.folder / SEEDS).is_file():  # backups written before it was saved lack it
-            seeds = np.load(self.folder / SEEDS)
-            for index, variable in enumerate(seed_states(self.model)):
-                variable.assign(seeds[f"s{index}"])
+        restore_seed_states(self.model, self.folder / SEEDS)
         if (self.folder / BEST).is_file():
             best = np.load(self.folder / BEST)
             self.stopper.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
@@ -83,15 +117,14 @@ class EpochBackup(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         self.folder.mkdir(parents=True, exist_ok=True)
-        replace_atomically(self.folder / WEIGHTS, self.model.save_weights, suffix=".weights.h5")
+        save_weights(self.model, self.folder / WEIGHTS)
         optimizer_state = {
             f"v{i}": np.asarray(v) for i, v in enumerate(self.model.optimizer.variables)
         }
         replace_atomically(
             self.folder / OPTIMIZER, lambda path: np.savez(path, **optimizer_state), suffix=".npz"
         )
-        seeds = {f"s{i}": np.asarray(v) for i, v in enumerate(seed_states(self.model))}
-        replace_atomically(self.folder / SEEDS, lambda path: np.savez(path, **seeds), suffix=".npz")
+        save_seed_states(self.model, self.folder / SEEDS)
         if self.stopper.best_weights is not None:
             best_weights = {f"w{i}": w for i, w in enumerate(self.stopper.best_weights)}
             replace_atomically(
@@ -128,7 +161,8 @@ class PhaseCheckpoint:
         summary = self.folder / f"{phase}.done.json"
         if not summary.is_file():
             return None
-        model.load_weights(self.folder / f"{phase}.done.weights.h5")
+        load_weights(model, self.folder / f"{phase}.done.weights.h5")
+        restore_seed_states(model, self.folder / f"{phase}.done.{SEEDS}")
         return json.loads(summary.read_text())
 
     def finished_epochs(self) -> list[int]:
@@ -141,7 +175,8 @@ class PhaseCheckpoint:
 
     def mark_finished(self, phase: str, model: keras.Model, summary: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        replace_atomically(
-            self.folder / f"{phase}.done.weights.h5", model.save_weights, suffix=".weights.h5"
-        )
+        save_weights(model, self.folder / f"{phase}.done.weights.h5")
+        # Dropout's generators as the phase left them: the next phase draws its masks on from
+        # there, so a cell resumed at the boundary must not start them again from the build.
+        save_seed_states(model, self.folder / f"{phase}.done.{SEEDS}")
         write_text_atomic(self.folder / f"{phase}.done.json", json.dumps(summary))

@@ -90,3 +90,28 @@ def kill_when_epoch_backed_up(args: list[str], state_file: Path, epoch: int = 2)
     finally:
         process.kill()
     return process.returncode
+
+
+def kill_when_file_appears(args: list[str], path: Path, timeout: float = 600) -> int:
+    """Starts `python run_benchmark.py ARGS`, SIGKILLs it as soon as `path` exists (a preempted
+    node at that very moment: no clean-up), and returns its exit status (-9 when killed)."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if path.exists():
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode
