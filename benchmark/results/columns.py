@@ -34,6 +34,8 @@ LEADERBOARD_COLUMNS = [
     "tied_with_best",
     "worst_class",
     "worst_class_f1",
+    "corrupt_accuracy",  # corruption robustness (results/robustness.py)
+    "relative_robustness",
     "val_accuracy_std",
     "test_accuracy_std",
     "test_accuracy_seed_ci",
@@ -70,6 +72,8 @@ REPORT_COLUMNS = (
     "p_vs_best",
     "worst_class",
     "worst_class_f1",
+    "corrupt_accuracy",
+    "relative_robustness",
     "test_ece",
     "temperature",
     "test_ece_scaled",

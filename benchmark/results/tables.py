@@ -22,6 +22,7 @@ from benchmark.deployment.run_costs import cost_columns, deployment_frame
 from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.results import stats
 from benchmark.results.columns import leaderboard_columns
+from benchmark.results.robustness import robustness_frame, with_robustness_columns
 from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.folder import check_splits, split_fingerprints
@@ -353,6 +354,7 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
             )
     records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
+    board = with_robustness_columns(board, robustness_frame(run_dir))
     tables = {
         "leaderboard": board,
         "best_per_model": best_per_model(board),

@@ -29,6 +29,7 @@ from benchmark.run.records import (
     load_records,
     write_record,
 )
+from benchmark.run.robustness import score_trained_cell
 from benchmark.run.saved_models import save_model_if_wanted
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
@@ -157,6 +158,7 @@ def _train_and_record(
     tracker.finish_cell(ctx, record, saved)
     write_record(ctx.run_dir, record)  # the record is the commit point
     shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+    score_trained_cell(ctx, record, model)  # after the commit: an extra, never the cell
     return record
 
 
