@@ -54,6 +54,12 @@ def cells_to_score(run_dir: Path, force: bool) -> tuple[list, list[str]]:
             notes.append(f"{cell_id}: skipped, it reads captions (image models only)")
         else:
             todo.append(chosen)
+    if not todo and not done & {r.cell_id for r in records}:
+        raise UsageError(
+            f"run folder {str(run_dir)!r} has no saved image model to score: models are saved "
+            "only while cells train, so train the grid again into a new --output with "
+            "--save-models best (the default) or all"
+        )
     return todo, notes
 
 

@@ -1,6 +1,8 @@
 """Corruption robustness through the real command line: after each cell trains, and `robustness RUN`
 on the finished run (one tiny run trained once for the module)."""
 
+import shutil
+
 import pandas as pd
 import pytest
 from cli_helpers import TINY_FLAGS, make_images, one_line_error, run_cli
@@ -72,3 +74,12 @@ def test_robustness_on_a_folder_that_is_not_a_run_is_one_line(tmp_path):
     line = one_line_error(run_cli("robustness", str(tmp_path)))
     assert repr(str(tmp_path)) in line and "not a run folder" in line
     assert not (tmp_path / "robustness.csv").exists()
+
+
+def test_a_run_without_saved_models_is_one_line(trained, tmp_path):
+    run_dir, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir / "cells", copy / "cells")
+    shutil.copy(run_dir / "splits.csv", copy / "splits.csv")
+    line = one_line_error(run_cli("robustness", str(copy)))
+    assert "has no saved image model to score" in line and "--save-models" in line
