@@ -5,6 +5,7 @@
     python run_benchmark.py --models 'mobilenet*' --alphas 0,1
     python run_benchmark.py report RUN_DIR            # rebuild the tables and report of a run
     python run_benchmark.py evaluate RUN_DIR DATA --label-map map.yaml  # its models on other photos
+    python run_benchmark.py robustness RUN_DIR        # its models on corrupted test photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
     python run_benchmark.py serve RUN_DIR             # a local web page over a finished run
 
@@ -120,6 +121,23 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also score each model after re-estimating its BatchNorm statistics on DATA's "
         "images (no labels, no gradient step; the saved file is not changed)",
+    )
+    add_verbose_flag(parser)
+    return parser
+
+
+def build_robustness_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_benchmark.py robustness",
+        description="Score a finished run's saved image models on their test images under common "
+        "corruptions at severities 1-5 (robustness.csv; the report gains the section).",
+    )
+    parser.add_argument("run_dir", help="run folder with saved models (--save-models best or all)")
+    parser.add_argument(
+        "--force", action="store_true", help="score cells already in robustness.csv again"
+    )
+    parser.add_argument(
+        "--per-class", type=int, help="test images per class scored (default 5, as after training)"
     )
     add_verbose_flag(parser)
     return parser
@@ -342,6 +360,14 @@ def cmd_evaluate(argv: list[str]) -> int:
     )
 
 
+def cmd_robustness(argv: list[str]) -> int:
+    args = build_robustness_parser().parse_args(argv)
+    start(args)
+    from benchmark.cross_dataset.corrupted import robustness_command
+
+    return robustness_command(args.run_dir, force=args.force, per_class=args.per_class)  # None: 5
+
+
 def cmd_explain(argv: list[str]) -> int:
     args = build_explain_parser().parse_args(argv)
     start(args)
@@ -413,6 +439,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": cmd_report,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
+    "robustness": cmd_robustness,
     "explain": cmd_explain,
     "serve": cmd_serve,
     "fetch-weights": cmd_fetch_weights,

@@ -14,4 +14,5 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "strategy": ("auto", "mirrored", "none"),
     "save_models": ("best", "all", "none"),
     "isolate_cells": ("auto", "on", "off"),
+    "robustness": ("on", "off"),
 }

@@ -178,6 +178,11 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
         help="skip the deployment-cost figures",
     )
     device.add_argument(
+        "--robustness",
+        choices=CHOICES["robustness"],
+        help="score each trained image model on corrupted test images (default on; robustness.csv)",
+    )
+    device.add_argument(
         "--isolate-cells",
         choices=CHOICES["isolate_cells"],
         help="train each cell in a child process, so memory cannot grow over a long grid "

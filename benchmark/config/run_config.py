@@ -108,6 +108,8 @@ class RunConfig:
     # Outputs
     save_models: str = "best"  # best (per model), all, none
     profile: bool = True  # deployment-cost figures per model (latency, size, TFLite/ONNX exports)
+    # After each image cell trains: its test subset under common corruptions (run/robustness.py)
+    robustness: str = "on"
     isolate_cells: str = (
         "auto"  # each cell in a child process; auto = when ISOLATE_FROM cells or more are to train
     )
@@ -338,7 +340,15 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 # Keys that change what a run writes around its results, not the results: a resume may change them.
 OUTPUT_ONLY_KEYS = frozenset(
-    {"profile", "save_models", "isolate_cells", "mlflow", "mlflow_experiment", "tensorboard"}
+    {
+        "profile",
+        "robustness",
+        "save_models",
+        "isolate_cells",
+        "mlflow",
+        "mlflow_experiment",
+        "tensorboard",
+    }
 )
 # Keys that choose which cells a grid has, not how one cell trains.
 GRID_AXES = frozenset({"models", "alphas", "seeds"})

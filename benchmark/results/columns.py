@@ -39,6 +39,8 @@ LEADERBOARD_COLUMNS = [
     "beats_probe",
     "worst_class",
     "worst_class_f1",
+    "corrupt_accuracy",  # corruption robustness (results/robustness.py)
+    "relative_robustness",
     "val_accuracy_std",
     "test_accuracy_std",
     "test_accuracy_seed_ci",
@@ -76,6 +78,8 @@ REPORT_COLUMNS = (
     "beats_probe",
     "worst_class",
     "worst_class_f1",
+    "corrupt_accuracy",
+    "relative_robustness",
     "test_ece",
     "temperature",
     "test_ece_scaled",

@@ -21,6 +21,7 @@ from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluat
 from benchmark.results.probe_report import probe_section
 from benchmark.results.fold_report import cell_label, cross_validation_section, fold_split_tables
 from benchmark.results.reliability import cell_reliability_diagram
+from benchmark.results.robustness import robustness_section
 from benchmark.results.tables import best_per_model, build_tables, to_markdown
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import (
@@ -69,6 +70,7 @@ def write_report(run_dir: Path, tables: dict[str, pd.DataFrame] | None = None) -
     report.sweeps(board, tables.get("alpha_effect"))
     report.cost(board, tables.get("best_per_model"), tables.get("deployment"))
     report.cross_dataset()
+    report.add(robustness_section(run_dir, board, tables.get("best_per_model"), report.figure))
     report.cells(board, tables.get("best_per_model"), ok)
     report.add(
         "## Where the best saved model looks\n\nGrad-CAM heatmaps (red: high) of the saved model "

@@ -22,6 +22,7 @@ from benchmark.deployment.run_costs import cost_columns, deployment_frame
 from benchmark.io import write_csv_atomic, write_text_atomic
 from benchmark.results import stats
 from benchmark.results.columns import leaderboard_columns
+from benchmark.results.robustness import robustness_frame, with_robustness_columns
 from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
 from benchmark.results.per_source import (
     run_sources,
@@ -384,6 +385,7 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     board = with_probe_columns(board, probes)
     for line in probe_warnings(board):
         print(line, file=sys.stderr)
+    board = with_robustness_columns(board, robustness_frame(run_dir))
     tables = {
         "leaderboard": board,
         "best_per_model": best_per_model(board),

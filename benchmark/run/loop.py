@@ -30,6 +30,7 @@ from benchmark.run.records import (
     load_records,
     write_record,
 )
+from benchmark.run.robustness import score_trained_cell
 from benchmark.run.saved_models import save_model_if_wanted
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
@@ -163,6 +164,7 @@ def _train_and_record(
     commit_record(ctx.run_dir, record)
     if not disk_full:  # on a full disk the backups stay: the re-run resumes where it filled up
         shutil.rmtree(work_dir(ctx.run_dir, cell.cell_id), ignore_errors=True)
+    score_trained_cell(ctx, record, model)  # after the commit: an extra, never the cell
     return record
 
 

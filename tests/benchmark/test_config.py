@@ -119,7 +119,7 @@ def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):
         keys = grid_keys(parser)
-        assert len(keys) == 44 and set(keys) <= fields  # 42 + the two fine-tune bank flags
+        assert len(keys) == 45 and set(keys) <= fields  # 42, two fine-tune bank flags, robustness
         for action in parser._actions:
             if action.dest in CHOICES:
                 assert tuple(action.choices) == CHOICES[action.dest]

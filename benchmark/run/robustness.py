@@ -1,0 +1,280 @@
+"""Corruption robustness of a trained cell: its test images under `data_pipeline.corruptions`.
+
+After a cell trains (RunConfig `robustness`, on by default) and in `run_benchmark.py robustness
+RUN`, each image model is scored on a fixed subset of its test split, clean and under every
+corruption at severities 1..5. One file per cell, `robustness/<cell_id>.csv`, is the commit point
+(parallel Slurm tasks never write the same file); `robustness.csv` is their concatenation, rebuilt
+after each write and by `report`.
+
+Cheap by design, so it can run after every cell: at most `PER_CLASS` test images per class (the
+rows say how many in `n`), the plain view only (no test-time views; the temperature does not change
+the argmax), each corrupted set made once per image size and kept in memory for the next cell of
+that size (up to `MEMO_BYTES`), and predicted in large batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from benchmark.io import write_csv_atomic
+from data_pipeline import SplitTable, make_prediction_batch
+from data_pipeline.corruptions import CORRUPTIONS, MAX_SEVERITY, corrupt, image_key
+from models import preprocess_function
+
+# Test images per class scored (fewer when a class has fewer). 5 keeps the hook near 15 % of a
+# cell's training time: 20 (75 sample images) cost 38 % of an EfficientNet-Lite0 smoke cell.
+PER_CLASS = 5
+CLEAN = "none"  # the `corruption` of the clean-image row (severity 0)
+PREDICT_BATCH = 128
+PREDICT_BYTES = 256 * 2**20  # float32 images handed to one predict call
+MEMO_BYTES = 512 * 2**20  # corrupted sets kept for the next cell of the same size
+
+
+@dataclass
+class RobustnessRow:
+    """One cell under one corruption at one severity (`none`, 0: the same images clean)."""
+
+    cell_id: str
+    model: str
+    alpha: float
+    seed: int
+    corruption: str
+    severity: int
+    accuracy: float
+    macro_f1: float
+    n: int  # images scored
+
+
+ROBUSTNESS_COLUMNS = [f.name for f in dataclasses.fields(RobustnessRow)]
+
+
+@dataclass
+class ScoredModel:
+    """A model to score and how to feed it: its cell's record fields and preprocessing contract."""
+
+    cell_id: str
+    model_name: str
+    alpha: float
+    seed: int
+    model: object
+    preprocess: str
+    class_names: list[str]
+
+
+def conditions() -> list[tuple[str, int]]:
+    """Clean first, then every corruption at every severity."""
+    severities = range(1, MAX_SEVERITY + 1)
+    return [(CLEAN, 0), *((name, s) for name in CORRUPTIONS for s in severities)]
+
+
+def scored_subset(split: SplitTable, per_class: int = PER_CLASS) -> pd.DataFrame:
+    """Up to `per_class` test images of each class, chosen by content hash (stable, unbiased by
+    file names), in file order."""
+    test = split.subset("test").reset_index(drop=True)
+    chosen = (
+        test.assign(_order=range(len(test)))
+        .sort_values(["label", "content_hash", "_order"])
+        .groupby("label", sort=False)
+        .head(per_class)
+        .sort_values("_order")
+    )
+    return chosen.drop(columns="_order").reset_index(drop=True)
+
+
+class CorruptedSets:
+    """The subset's images at one size, clean and corrupted, each made once.
+
+    Entries are uint8 (as photos are) and kept in a process-wide memo, so the next cell of the
+    same image size and test subset reuses them instead of corrupting again.
+    """
+
+    _memo: OrderedDict = OrderedDict()
+
+    def __init__(self, subset: pd.DataFrame, image_size: int):
+        self.paths = list(subset["path"])
+        self.keys = [image_key(h) for h in subset["content_hash"]]
+        self.image_size = int(image_size)
+        self.identity = (self.image_size, tuple(subset["content_hash"]))
+        self._clean: np.ndarray | None = None  # every corruption starts from it: never forgotten
+
+    def images(self, name: str, severity: int) -> np.ndarray:
+        memo_key = (self.identity, name, severity)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        if name == CLEAN and self._clean is not None:
+            return self._clean
+        if name == CLEAN:
+            batch = make_prediction_batch(self.paths, self.image_size)
+            images = self._clean = np.clip(np.rint(batch), 0, 255).astype(np.uint8)
+        else:
+            images = corrupt(self.images(CLEAN, 0), name, severity, self.keys)
+        self._remember(memo_key, images)
+        return images
+
+    def _remember(self, memo_key: tuple, images: np.ndarray) -> None:
+        """Keeps `images` if they fit the budget, after forgetting other sizes' sets; a full memo
+        keeps its first entries (forgetting the oldest would make every cell miss in turn)."""
+        memo = self._memo
+        for other in [k for k in memo if k[0] != self.identity]:
+            if sum(a.nbytes for a in memo.values()) + images.nbytes <= MEMO_BYTES:
+                break
+            del memo[other]
+        if sum(a.nbytes for a in memo.values()) + images.nbytes <= MEMO_BYTES:
+            memo[memo_key] = images
+
+
+def predicted_labels(scored: ScoredModel, images: np.ndarray) -> np.ndarray:
+    """The model's class per image (plain view), `PREDICT_BATCH` images at a time."""
+    import tensorflow as tf
+
+    preprocess = preprocess_function(scored.preprocess)
+    batch = tf.constant(images, tf.float32)
+    inputs = batch if preprocess is None else preprocess(batch)
+    probabilities = scored.model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
+    return np.argmax(np.asarray(probabilities), axis=1)
+
+
+def condition_groups(images_per_condition: int, image_bytes: int) -> list[list[tuple[str, int]]]:
+    """`conditions()` in runs whose images, stacked, fit `PREDICT_BYTES` as float32: one predict
+    call per run rather than per condition (Keras' per-call overhead dwarfs a few small images)."""
+    per_group = max(1, PREDICT_BYTES // max(1, images_per_condition * image_bytes * 4))
+    every = conditions()
+    return [every[i : i + per_group] for i in range(0, len(every), per_group)]
+
+
+def score_row(scored: ScoredModel, condition, truth, predicted) -> RobustnessRow:
+    name, severity = condition
+    return RobustnessRow(
+        cell_id=scored.cell_id,
+        model=scored.model_name,
+        alpha=float(scored.alpha),
+        seed=int(scored.seed),
+        corruption=name,
+        severity=severity,
+        accuracy=float(np.mean(predicted == truth)) if len(truth) else float("nan"),
+        macro_f1=float(
+            f1_score(
+                truth,
+                predicted,
+                labels=range(len(scored.class_names)),
+                average="macro",
+                zero_division=0,
+            )
+        ),
+        n=len(truth),
+    )
+
+
+def score_models(
+    models: list[ScoredModel], split: SplitTable, image_size: int, per_class: int = PER_CLASS
+) -> dict[str, list[RobustnessRow]]:
+    """Rows per cell id for models that share an image size and split: each corrupted set is made
+    once and predicted by every model."""
+    subset = scored_subset(split, per_class)
+    index = {name: i for i, name in enumerate(split.class_names)}
+    truth = np.array([index[label] for label in subset["label"]], dtype=int)
+    sets = CorruptedSets(subset, image_size)
+    rows: dict[str, list[RobustnessRow]] = {m.cell_id: [] for m in models}
+    n = len(truth)
+    for group in condition_groups(n, int(image_size) ** 2 * 3):
+        stacked = np.concatenate([sets.images(name, severity) for name, severity in group])
+        for scored in models:
+            predicted = predicted_labels(scored, stacked) if n else np.zeros(0, int)
+            for k, condition in enumerate(group):
+                part = predicted[k * n : (k + 1) * n]
+                rows[scored.cell_id].append(score_row(scored, condition, truth, part))
+    return rows
+
+
+def parts_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "robustness"
+
+
+def scored_cell_ids(run_dir: Path) -> set[str]:
+    """Cells whose robustness rows are already written."""
+    folder = parts_dir(run_dir)
+    return {p.stem for p in folder.glob("*.csv")} if folder.is_dir() else set()
+
+
+def write_cell_rows(run_dir: Path, cell_id: str, rows: list[RobustnessRow]) -> None:
+    """Commits one cell's rows, then rebuilds `robustness.csv`."""
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=ROBUSTNESS_COLUMNS)
+    write_csv_atomic(parts_dir(run_dir) / f"{cell_id}.csv", frame)
+    collect(run_dir)
+
+
+def collect(run_dir: Path) -> pd.DataFrame:
+    """Every cell's rows in one frame, written to `robustness.csv` (nothing when none exist)."""
+    folder = parts_dir(run_dir)
+    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    frames = []
+    for file in files:
+        try:
+            part = pd.read_csv(file)
+        except (OSError, ValueError):
+            continue  # a damaged part: `robustness RUN --force` writes it again
+        if list(part.columns) == ROBUSTNESS_COLUMNS:
+            frames.append(part)
+    if not frames:
+        return pd.DataFrame(columns=ROBUSTNESS_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    write_csv_atomic(Path(run_dir) / "robustness.csv", frame)
+    return frame
+
+
+def mean_corrupted(rows: list[RobustnessRow]) -> tuple[float, float]:
+    """(clean accuracy, mean accuracy over every corruption and severity 1..5) of one cell."""
+    clean = [r.accuracy for r in rows if r.corruption == CLEAN]
+    corrupted = [r.accuracy for r in rows if r.corruption != CLEAN]
+    return (clean[0] if clean else float("nan")), float(np.mean(corrupted))
+
+
+def score_trained_cell(ctx, record, model) -> None:
+    """The hook after a cell trains: scores its in-memory model, unless `robustness` is off.
+
+    Image models only (text and fusion models read captions; late fusion has no model). A failure
+    here is a warning, never a failed cell: its record is already committed, and `robustness RUN`
+    can score it later from its saved model.
+    """
+    if ctx.config.robustness != "on" or model is None or not record.ok:
+        return
+    if record.modality != "image" or not record.image_size:
+        return
+    started = time.perf_counter()
+    try:
+        split = ctx.for_fold(record.fold).split
+        scored = ScoredModel(
+            record.cell_id,
+            record.model,
+            record.alpha,
+            record.seed,
+            model,
+            record.preprocess,
+            record.class_names,
+        )
+        rows = score_models([scored], split, record.image_size)[record.cell_id]
+        write_cell_rows(ctx.run_dir, record.cell_id, rows)
+    except Exception as err:  # an extra figure must not cost the run its cell
+        print(
+            f"warning: {record.cell_id}: corruption robustness not scored "
+            f"({type(err).__name__}: {err}); run `run_benchmark.py robustness {ctx.run_dir}`",
+            flush=True,
+        )
+        return
+    seconds = time.perf_counter() - started
+    clean, corrupted = mean_corrupted(rows)
+    train = (record.timings or {}).get("train_seconds")
+    share = f", {seconds / train:.0%} of its training time" if train else ""
+    print(
+        f"{record.cell_id}: corrupted accuracy {corrupted:.4f} (clean {clean:.4f}, "
+        f"{rows[0].n} test images) in {seconds:.1f} s{share}",
+        flush=True,
+    )
