@@ -55,6 +55,27 @@ class AdaptPlan:
     splits: dict[int, SplitTable]
 
 
+def translated_classes(spec: SourceSpec, scanned) -> set[str]:
+    """A source's classes after its label map (keys match ignoring case, as in the merge)."""
+    lower = {key.lower(): value for key, value in spec.label_map.items()}
+    out = {lower[name.lower()] if name.lower() in lower else name for name in scanned.class_names}
+    return {name for name in out if name is not None}
+
+
+def check_shared_classes(specs, scans, target: SourceSpec, target_scan, label_map) -> None:
+    """A target with no class of the sources would have nothing to score: refused naming the
+    target and --label-map (the merge's own message would name the source and a YAML key)."""
+    trained = set().union(*(translated_classes(s, d) for s, d in zip(specs, scans)))
+    own = translated_classes(target, target_scan)
+    if not own & trained:
+        fix = f"fix --label-map {label_map}" if label_map else "give --label-map"
+        raise UsageError(
+            f"--target {target.name!r} ({', '.join(sorted(own)) or 'no class'}) shares no class "
+            f"with --data ({', '.join(sorted(trained))}); {fix} translating its classes into "
+            "theirs"
+        )
+
+
 def plan_adaptation(
     data: str | list[str],
     target: str,
@@ -88,6 +109,7 @@ def plan_adaptation(
     ]
     for item in scanned[-1:]:  # the target's given splits are pooled: the draw decides them
         item.table["split"] = ""
+    check_shared_classes(specs, scanned[:-1], target_spec, scanned[-1], label_map)
     base = merge_sources(list(zip([*specs, target_spec], scanned)), ratios=ratios, seed=seed)
     draw = draw_shots(base, target_spec.name, shots, seed=seed)
     splits = {k: shots_split(base, draw, k) for k in draw.shots}
