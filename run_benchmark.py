@@ -287,6 +287,13 @@ def build_adapt_parser() -> argparse.ArgumentParser:
         help="labelled target photos per class to train with, one run each (default 0,5,10,25,50;"
         " 0 is the plain cross-dataset score)",
     )
+    adapt.add_argument(
+        "--target-weight",
+        type=int,
+        default=1,
+        help="train on each labelled target photo this many times (oversampling; default 1: "
+        "once, like any source photo)",
+    )
     return parser
 
 
@@ -444,10 +451,11 @@ def cmd_tune(argv: list[str]) -> int:
 def cmd_adapt(argv: list[str]) -> int:
     parser = build_adapt_parser()
     args = parser.parse_args(argv)
-    from benchmark.adapt.plan import parse_shots, plan_adaptation
+    from benchmark.adapt.plan import check_target_weight, parse_shots, plan_adaptation
     from benchmark.errors import UsageError
 
     shots = parse_shots(args.shots)
+    check_target_weight(args.target_weight)
     config = checked_config(args, parser)
     if not config.data or config.split_file or config.folds is not None:
         raise UsageError(
@@ -462,6 +470,7 @@ def cmd_adapt(argv: list[str]) -> int:
         ratios=config.split,
         seed=config.split_seed,
         skip_corrupt=config.skip_corrupt,
+        target_weight=args.target_weight,
     )  # every refusal about the data, before TensorFlow loads and before OUTPUT is written
     start(args)
     from benchmark.adapt.command import adapt_command

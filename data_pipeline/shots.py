@@ -82,15 +82,22 @@ def draw_shots(base: SplitTable, target: str, shots: list[int], *, seed: int = 0
     return ShotDraw(target, shots, ranks, dict(groups.items()))
 
 
-def shots_split(base: SplitTable, draw: ShotDraw, k: int) -> SplitTable:
+def shots_split(base: SplitTable, draw: ShotDraw, k: int, *, repeat: int = 1) -> SplitTable:
     """The split of the k-shot run: the base split with the first k groups of each target class in
     train (with any copy of them elsewhere), groups drawn only for a larger k left out, and the
-    fixed target test set in test."""
+    fixed target test set in test.
+
+    `repeat` > 1 lists each trained target image that many times in train (oversampling): a few
+    labelled photos otherwise weigh next to nothing beside thousands of source ones. Each copy is
+    augmented on its own, and class weights count the copies, as they would count extra photos.
+    """
     rank = base.table["content_hash"].map(draw.ranks)
     drawn = rank.notna() & (rank != NOT_DRAWN)
     table = base.table.copy()
     table.loc[drawn & (rank < k), "split"] = "train"
     table = table[~(drawn & (rank >= k))]
+    trained = table[(table[SOURCE_COLUMN] == draw.target) & (table["split"] == "train")]
+    table = pd.concat([table, *[trained] * (repeat - 1)], ignore_index=True)
     return make_split_table(base.class_names, table, f"the {k}-shot split")
 
 

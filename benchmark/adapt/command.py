@@ -36,8 +36,8 @@ def _split_csv(plan: AdaptPlan, k: int) -> str:
 
 
 def check_existing_splits(plan: AdaptPlan, output: Path) -> None:
-    """A folder adapted with another draw (other data, seed or shots) is refused: its k runs would
-    resume on their old splits and the curve would mix two draws."""
+    """A folder adapted with another split (other data, seed, shots or weight) is refused: its k
+    runs would resume on their old splits and the curve would mix two draws."""
     for k in plan.splits:
         path = split_path(output, k)
         if path.is_file() and path.read_text() != _split_csv(plan, k):

@@ -37,6 +37,16 @@ def parse_shots(text: str) -> list[int]:
     return shots
 
 
+def check_target_weight(weight: int) -> int:
+    """`--target-weight` is a whole number of copies, 1 (no oversampling) or more."""
+    if weight < 1 or weight > MAX_SHOTS:
+        raise UsageError(
+            f"--target-weight {weight} must be a whole number from 1 (each labelled target photo "
+            f"trained on once) to {MAX_SHOTS}"
+        )
+    return weight
+
+
 @dataclass
 class AdaptPlan:
     """The checked inputs of an adaptation run.
@@ -85,6 +95,7 @@ def plan_adaptation(
     ratios=(0.7, 0.15, 0.15),
     seed: int = 0,
     skip_corrupt: bool = False,
+    target_weight: int = 1,
 ) -> AdaptPlan:
     """Scans the sources and the target, merges them with the target test-only (so its images and
     any copy of them start in test), draws the shots and makes each k's split."""
@@ -112,5 +123,5 @@ def plan_adaptation(
     check_shared_classes(specs, scanned[:-1], target_spec, scanned[-1], label_map)
     base = merge_sources(list(zip([*specs, target_spec], scanned)), ratios=ratios, seed=seed)
     draw = draw_shots(base, target_spec.name, shots, seed=seed)
-    splits = {k: shots_split(base, draw, k) for k in draw.shots}
+    splits = {k: shots_split(base, draw, k, repeat=target_weight) for k in draw.shots}
     return AdaptPlan(target_spec.name, [s.name for s in specs], draw, base, splits)

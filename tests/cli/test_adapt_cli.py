@@ -51,7 +51,7 @@ def adapt(source: Path, target: Path, output: Path, *extra: str):
 def test_adapt_writes_one_row_per_k_and_the_plot(folders):
     source, target, root = folders
     output = root / "curve"
-    done = adapt(source, target, output, "--shots", "0,2")
+    done = adapt(source, target, output, "--shots", "0,2", "--target-weight", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     curve = pd.read_csv(output / "adaptation.csv")
     assert list(curve["shots"]) == [0, 2] and set(curve["model"]) == {"simple_cnn"}
@@ -65,6 +65,7 @@ def test_adapt_writes_one_row_per_k_and_the_plot(folders):
         for k, t in splits.items()
     }
     assert trained[0] == set() and len(trained[2]) == 6
+    assert splits[2]["path"].isin(trained[2]).sum() == 12  # --target-weight 2: each listed twice
     tested = [
         set(t.loc[(t["source"] == "mine") & (t["split"] == "test"), "path"])
         for t in splits.values()
@@ -95,4 +96,11 @@ def test_a_target_sharing_no_class_is_refused(folders, tmp_path):
             Image.new("RGB", (20, 20), (i * 40, 90, 30)).save(other / name / f"{i}.png")
     line = one_line_error(adapt(source, other, tmp_path / "out", "--shots", "0,1"))
     assert "--target 'other'" in line and "shares no class" in line and "--label-map" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_target_weight_below_one_is_refused(folders, tmp_path):
+    source, target, _ = folders
+    line = one_line_error(adapt(source, target, tmp_path / "out", "--target-weight", "0"))
+    assert "--target-weight 0" in line
     assert not (tmp_path / "out").exists()

@@ -67,3 +67,16 @@ def test_too_many_shots_is_refused_naming_the_class():
     draw_shots(base, "tgt", [0, 2], seed=0)  # paper has 3 groups: 2 drawn, 1 left to test
     with pytest.raises(DataError, match=r"class 'paper' of target 'tgt' has 3 distinct"):
         draw_shots(base, "tgt", [0, 3], seed=0)
+
+
+def test_target_weight_repeats_only_the_trained_target_photos():
+    base = base_split()
+    draw = draw_shots(base, "tgt", [0, 2], seed=0)
+    once, thrice = shots_split(base, draw, 2), shots_split(base, draw, 2, repeat=3)
+    target_train = once.table[(once.table["source"] == "tgt") & (once.table["split"] == "train")]
+    assert len(target_train) >= 4  # 2 groups x 2 classes
+    assert len(thrice.table) - len(once.table) == 2 * len(target_train)  # 2 more copies of each
+    counts = thrice.table["path"].value_counts()
+    assert set(counts[counts == 3].index) == set(target_train["path"])
+    assert (counts[~counts.index.isin(target_train["path"])] == 1).all()
+    assert shots_split(base, draw, 0, repeat=3).table.equals(shots_split(base, draw, 0).table)
