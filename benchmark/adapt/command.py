@@ -42,8 +42,8 @@ def check_existing_splits(plan: AdaptPlan, output: Path) -> None:
         path = split_path(output, k)
         if path.is_file() and path.read_text() != _split_csv(plan, k):
             raise UsageError(
-                f"{path} holds another draw than this command's (other data, --split-seed or "
-                "--shots); use another --output"
+                f"{path} holds another split than this command's (other data, --split-seed, "
+                "--shots or --target-weight); use another --output"
             )
 
 

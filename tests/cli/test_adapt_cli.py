@@ -104,3 +104,14 @@ def test_a_target_weight_below_one_is_refused(folders, tmp_path):
     line = one_line_error(adapt(source, target, tmp_path / "out", "--target-weight", "0"))
     assert "--target-weight 0" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_another_draw_into_the_same_output_is_refused(folders):
+    source, target, root = folders
+    output = root / "curve"  # written by test_adapt_writes_one_row_per_k_and_the_plot
+    if not (output / "adaptation.csv").is_file():
+        pytest.skip("needs the curve of the first test")
+    before = (output / "draw.csv").read_bytes()
+    line = one_line_error(adapt(source, target, output, "--shots", "0,1", "--target-weight", "2"))
+    assert "shots0.csv holds another split" in line
+    assert (output / "draw.csv").read_bytes() == before
