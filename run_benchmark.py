@@ -8,6 +8,7 @@
     python run_benchmark.py robustness RUN_DIR        # its models on corrupted test photos
     python run_benchmark.py tune --model simple_cnn --output DIR   # KerasTuner search
     python run_benchmark.py serve RUN_DIR             # a local web page over a finished run
+    python run_benchmark.py adapt --data SRC --target MINE --output DIR  # labels needed per class
 
 This file only parses flags and delegates to `benchmark/`. Every flag of every subcommand is in
 docs/reference/flags.md (generated from these parsers by scripts/gen_docs.py); docs/usage.md
@@ -274,6 +275,46 @@ def build_tune_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_adapt_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="run_benchmark.py adapt",
+        description="The adaptation curve (docs/adaptation.md): train on --data plus k labelled "
+        "--target photos per class, for each k of --shots, and score every k on one fixed set "
+        "of target test photos.",
+    )
+    add_grid_flags(parser)
+    add_run_flags(
+        parser,
+        output_required=True,
+        output_help="folder for shots<k>/ run folders, adaptation.csv/.png; reusing one resumes it",
+    )
+    adapt = parser.add_argument_group("adapt")
+    adapt.add_argument(
+        "--target",
+        required=True,
+        help="your photos: class-folder root, pre-split root (splits pooled) or CSV manifest",
+    )
+    adapt.add_argument(
+        "--label-map",
+        help="YAML or JSON: each TARGET class -> a source class or null (left out); default: "
+        "classes keep their names",
+    )
+    adapt.add_argument(
+        "--shots",
+        default="0,5,10,25,50",
+        help="labelled target photos per class to train with, one run each (default 0,5,10,25,50;"
+        " 0 is the plain cross-dataset score)",
+    )
+    adapt.add_argument(
+        "--target-weight",
+        type=int,
+        default=1,
+        help="train on each labelled target photo this many times (oversampling; default 1: "
+        "once, like any source photo)",
+    )
+    return parser
+
+
 def start(args) -> list[str]:
     """After the flags parsed: import TensorFlow (quietly unless --verbose); returns the visible
     GPUs."""
@@ -433,6 +474,36 @@ def cmd_tune(argv: list[str]) -> int:
     return tune_command(config, options, args.output, args.force, quiet=args.quiet)
 
 
+def cmd_adapt(argv: list[str]) -> int:
+    parser = build_adapt_parser()
+    args = parser.parse_args(argv)
+    from benchmark.adapt.plan import check_target_weight, parse_shots, plan_adaptation
+    from benchmark.errors import UsageError
+
+    shots = parse_shots(args.shots)
+    check_target_weight(args.target_weight)
+    config = checked_config(args, parser)
+    if not config.data or config.split_file or config.folds is not None:
+        raise UsageError(
+            "adapt needs --data (the source trained on) and takes no --split-file or --folds: "
+            "it makes one split per k"
+        )
+    plan = plan_adaptation(
+        config.data,
+        args.target,
+        shots,
+        label_map=args.label_map,
+        ratios=config.split,
+        seed=config.split_seed,
+        skip_corrupt=config.skip_corrupt,
+        target_weight=args.target_weight,
+    )  # every refusal about the data, before TensorFlow loads and before OUTPUT is written
+    start(args)
+    from benchmark.adapt.command import adapt_command
+
+    return adapt_command(config, plan, args.output, force=args.force, quiet=args.quiet)
+
+
 # The subcommands, in the order `--help` lists them: dispatch and help both read this one mapping.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run,
@@ -445,6 +516,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "fetch-weights": cmd_fetch_weights,
     "slurm": cmd_slurm,
     "tune": cmd_tune,
+    "adapt": cmd_adapt,
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
 BENCHMARK_ORDER = [
+    "adapt",  # runs the grid once per k through commands.run_command
     "commands",
     "app",
     "listing",

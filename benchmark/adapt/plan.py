@@ -1,0 +1,127 @@
+"""Everything `adapt` decides before it trains or writes: the k values, the merged base split, the
+nested draw and one split per k.
+
+Reading and checking happen here, without TensorFlow, so bad input (a malformed `--shots`, a k a
+target class cannot afford, a target sharing no class with the source) is one line and exit 2
+before anything is written into the output folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import UsageError
+from data_pipeline import SplitTable, read_class_map, read_sources, scan_dataset
+from data_pipeline.merge import merge_sources
+from data_pipeline.shots import ShotDraw, draw_shots, shots_split
+from data_pipeline.source_specs import SourceSpec, check_unique_names, name_of_path
+
+DEFAULT_SHOTS = "0,5,10,25,50"
+MAX_SHOTS = 10_000
+
+
+def parse_shots(text: str) -> list[int]:
+    """`--shots` as sorted distinct k values; one line naming the flag for an empty or malformed
+    list (k must be whole numbers >= 0)."""
+    parts = [part.strip() for part in str(text).split(",")]
+    if not all(re.fullmatch(r"\d+", part) for part in parts):
+        raise UsageError(
+            f"--shots {text!r} must be a comma list of whole numbers >= 0 (labelled target photos "
+            f"per class), e.g. {DEFAULT_SHOTS}"
+        )
+    shots = sorted({int(part) for part in parts})
+    if shots[-1] > MAX_SHOTS:
+        raise UsageError(f"--shots {shots[-1]} is more than {MAX_SHOTS} photos per class")
+    return shots
+
+
+def check_target_weight(weight: int) -> int:
+    """`--target-weight` is a whole number of copies, 1 (no oversampling) or more."""
+    if weight < 1 or weight > MAX_SHOTS:
+        raise UsageError(
+            f"--target-weight {weight} must be a whole number from 1 (each labelled target photo "
+            f"trained on once) to {MAX_SHOTS}"
+        )
+    return weight
+
+
+@dataclass
+class AdaptPlan:
+    """The checked inputs of an adaptation run.
+
+    Args:
+        target: the target source's name (its `test_accuracy_on_<name>` column).
+        sources: the trained sources' names.
+        draw: the nested k-shot draw.
+        splits: k -> the split of that k's run.
+    """
+
+    target: str
+    sources: list[str]
+    draw: ShotDraw
+    base: SplitTable
+    splits: dict[int, SplitTable]
+
+
+def translated_classes(spec: SourceSpec, scanned) -> set[str]:
+    """A source's classes after its label map (keys match ignoring case, as in the merge)."""
+    lower = {key.lower(): value for key, value in spec.label_map.items()}
+    out = {lower[name.lower()] if name.lower() in lower else name for name in scanned.class_names}
+    return {name for name in out if name is not None}
+
+
+def check_shared_classes(specs, scans, target: SourceSpec, target_scan, label_map) -> None:
+    """A target with no class of the sources would have nothing to score: refused naming the
+    target and --label-map (the merge's own message would name the source and a YAML key)."""
+    trained = set().union(*(translated_classes(s, d) for s, d in zip(specs, scans)))
+    own = translated_classes(target, target_scan)
+    if not own & trained:
+        fix = f"fix --label-map {label_map}" if label_map else "give --label-map"
+        raise UsageError(
+            f"--target {target.name!r} ({', '.join(sorted(own)) or 'no class'}) shares no class "
+            f"with --data ({', '.join(sorted(trained))}); {fix} translating its classes into "
+            "theirs"
+        )
+
+
+def plan_adaptation(
+    data: str | list[str],
+    target: str,
+    shots: list[int],
+    *,
+    label_map: str | None = None,
+    ratios=(0.7, 0.15, 0.15),
+    seed: int = 0,
+    skip_corrupt: bool = False,
+    target_weight: int = 1,
+) -> AdaptPlan:
+    """Scans the sources and the target, merges them with the target test-only (so its images and
+    any copy of them start in test), draws the shots and makes each k's split."""
+    specs = read_sources(data)
+    if any(spec.test_only for spec in specs):
+        raise UsageError(
+            "adapt trains on every --data source; drop test_only from the sources file (the "
+            "--target is the one tested)"
+        )
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise UsageError(
+            f"--target {target!r} does not exist; pass a class-folder root, a "
+            "pre-split root (all splits pooled) or a CSV manifest"
+        )
+    mapping = read_class_map(label_map, "--label-map") if label_map else {}
+    target_spec = SourceSpec(path, name_of_path(path), mapping, True, label_map or "")
+    check_unique_names([*specs, target_spec])
+    scanned = [
+        scan_dataset(spec.path, skip_corrupt=skip_corrupt, min_classes=1)
+        for spec in [*specs, target_spec]
+    ]
+    for item in scanned[-1:]:  # the target's given splits are pooled: the draw decides them
+        item.table["split"] = ""
+    check_shared_classes(specs, scanned[:-1], target_spec, scanned[-1], label_map)
+    base = merge_sources(list(zip([*specs, target_spec], scanned)), ratios=ratios, seed=seed)
+    draw = draw_shots(base, target_spec.name, shots, seed=seed)
+    splits = {k: shots_split(base, draw, k, repeat=target_weight) for k in draw.shots}
+    return AdaptPlan(target_spec.name, [s.name for s in specs], draw, base, splits)
