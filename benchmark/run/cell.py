@@ -36,6 +36,7 @@ from benchmark.run.phase2 import (
     plan_phase2,
     record_phase2_path,
 )
+from benchmark.run.progress import reporter
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import EpochFeed
@@ -371,6 +372,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             cached_tune=prepared.cached_tune,
         )
 
+    reporter().stage("evaluating")
     eval_start = time.perf_counter()
     record = evaluation_record(
         ctx,

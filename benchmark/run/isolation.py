@@ -11,6 +11,7 @@ training).
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import queue as queue_module
 from typing import Any
 
@@ -22,24 +23,39 @@ def should_isolate(setting: str, cells_to_train: int) -> bool:
     return setting == "on" or (setting == "auto" and cells_to_train >= ISOLATE_FROM)
 
 
-def _child(train, args: tuple, answers) -> None:
-    """Runs in the child: the start-up is quiet as in the parent, then `train(*args)`."""
+def _child(payload: bytes, answers) -> None:
+    """Runs in the child: the start-up is quiet as in the parent, then `train(*args)`.
+
+    `(train, args)` arrive pickled as bytes and are unpickled only after `quiet_startup`: unpickling
+    them imports TensorFlow, whose start-up lines would otherwise reach the terminal.
+
+    Its epochs and printed lines go to the parent over `answers` (`progress.relay`), so the parent
+    alone writes to the terminal and its progress line follows the child's epochs.
+    """
     from benchmark.errors import USER_ERRORS
     from benchmark.quiet import quiet_startup
+    from benchmark.run.progress import relay
 
     quiet_startup()
-    try:
-        answers.put(("record", train(*args)))
-    except USER_ERRORS as err:
-        answers.put(("user_error", (type(err).__name__, str(err))))
+    train, args = pickle.loads(payload)
+    with relay(answers):
+        try:
+            answers.put(("record", train(*args)))
+        except USER_ERRORS as err:
+            answers.put(("user_error", (type(err).__name__, str(err))))
 
 
 def run_in_child(train, *args: Any):
     """`train(*args)` in a spawned child; returns its result, re-raises a user error, or raises
-    `ChildProcessError` naming the exit code when the child died (killed, out of host memory)."""
+    `ChildProcessError` naming the exit code when the child died (killed, out of host memory).
+
+    The child's progress messages go to this process's reporter as they come."""
+    from benchmark.run.progress import reporter
+
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
-    child = context.Process(target=_child, args=(train, args, answers), daemon=True)
+    payload = pickle.dumps((train, args))
+    child = context.Process(target=_child, args=(payload, answers), daemon=True)
     child.start()
     answer = None
     while answer is None:
@@ -48,6 +64,10 @@ def run_in_child(train, *args: Any):
         except queue_module.Empty:
             if not child.is_alive():
                 break
+            continue
+        if answer[0] == "progress":
+            reporter().receive(answer[1])
+            answer = None
     child.join()
     if answer is None:
         raise ChildProcessError(
