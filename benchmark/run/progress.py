@@ -94,7 +94,8 @@ class Progress(Reporter):
 
     `quiet` keeps only each cell's result; otherwise a terminal `stream` gets the live line and any
     other stream plain lines. `tick` is the redraw period of the line's clock (0: on events only);
-    `now` is the clock (tests pass a fake one).
+    `now` is the clock and `width` the line's maximum (None: the terminal's width less one, so the
+    line never wraps, which would break the carriage return).
     """
 
     def __init__(
@@ -105,8 +106,9 @@ class Progress(Reporter):
         stream: TextIO | None = None,
         tick: float = TICK_SECONDS,
         now=time.monotonic,
+        width: int | None = None,
     ):
-        self.models, self.tick, self.now = list(models), tick, now
+        self.models, self.tick, self.now, self.width = list(models), tick, now, width
         self.stream = stream or sys.stdout
         tty = getattr(self.stream, "isatty", lambda: False)()
         self.mode = "quiet" if quiet else ("line" if tty else "plain")
@@ -274,7 +276,7 @@ class Progress(Reporter):
     def _draw(self) -> None:
         if self.mode != "line":
             return
-        width = shutil.get_terminal_size((100, 24)).columns - 1
+        width = self.width or shutil.get_terminal_size((100, 24)).columns - 1
         text = self.status()[:width]
         self._write("\r" + text + " " * max(self._shown - len(text), 0))
         self._shown = len(text)

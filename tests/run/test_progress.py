@@ -23,7 +23,7 @@ class FakeClock:
 
 def two_cells(stream, clock, **kwargs):
     """Cell 1 (lite0): two 10 s epochs; cell 2 (cnn) starts and trains one epoch."""
-    progress = Progress(["lite0", "cnn"], stream=stream, tick=0, now=clock, **kwargs)
+    progress = Progress(["lite0", "cnn"], stream=stream, tick=0, now=clock, width=200, **kwargs)
     with progress:
         progress.start_cell(1, "lite0__alpha0__seed0", "lite0", epochs=2)
         progress.epoch_begin("head", 1, 1, building=True)
@@ -108,7 +108,7 @@ def test_a_child_relays_its_epochs_and_lines_to_the_parent():
         reporter().epoch_begin("head", 2, 5, False)
         print("bank note")
     terminal, clock = FakeTerminal(), FakeClock()
-    with Progress(["m"], stream=terminal, tick=0, now=clock) as progress:
+    with Progress(["m"], stream=terminal, tick=0, now=clock, width=200) as progress:
         progress.start_cell(1, "m__alpha0__seed0", "m", epochs=5)
         while not answers.empty():
             kind, message = answers.get()
@@ -117,3 +117,11 @@ def test_a_child_relays_its_epochs_and_lines_to_the_parent():
     out = terminal.getvalue()
     assert "m__alpha0__seed0: head 2/5" in out
     assert "bank note\n" in out
+
+
+def test_the_line_never_outgrows_the_terminal():
+    terminal, clock = FakeTerminal(), FakeClock()
+    progress = Progress(["m"], stream=terminal, tick=0, now=clock, width=30)
+    progress.start_cell(1, "a_very_long_model_name__alpha0.5__seed0", "m", epochs=5)
+    drawn = terminal.getvalue().split("\r")[1:]
+    assert drawn and all(len(part) <= 30 for part in drawn)
