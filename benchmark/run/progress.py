@@ -86,7 +86,7 @@ class _Cell:
     started: float
     epochs_done: int = 0
     phase: str = "preparing"
-    epoch: str = ""  # "3/10" while a phase runs
+    epoch: str = ""  # "3/10" while a phase runs (", building bank" while it fills one)
 
 
 class Progress(Reporter):
@@ -193,8 +193,8 @@ class Progress(Reporter):
         with self._lock:
             if self.cell is not None:
                 label = PHASE_LABELS.get(phase, phase)
-                self.cell.phase = f"{label}, building bank" if building else label
-                self.cell.epoch = f"{epoch}/{epochs}"
+                self.cell.phase = label
+                self.cell.epoch = f"{epoch}/{epochs}" + (", building bank" if building else "")
                 self._draw()
 
     def epoch_end(self) -> None:
@@ -256,12 +256,14 @@ class Progress(Reporter):
         return "?" if eta is None else clock(eta)
 
     def status(self) -> str:
-        """The live line's text."""
-        parts = [f"cells {len(self.finished)}/{len(self.models)} done"]
+        """The live line's text: counts and times first, so a narrow terminal cuts the cell's
+        name rather than the ETA."""
+        parts = [
+            f"cells {len(self.finished)}/{len(self.models)} done",
+            f"elapsed {self._elapsed()}, ETA {self._eta_text()}",
+        ]
         if self.cell is not None:
-            step = f"{self.cell.phase} {self.cell.epoch}".strip()
-            parts.append(f"{self.cell.cell_id}: {step}")
-        parts.append(f"elapsed {self._elapsed()}, ETA {self._eta_text()}")
+            parts.append(f"{self.cell.cell_id}: {self.cell.phase} {self.cell.epoch}".strip())
         return " | ".join(parts)
 
     def _line(self, text: str, essential: bool = False) -> None:
