@@ -11,6 +11,8 @@ from tabulate import tabulate
 from benchmark.config.run_config import RunConfig
 from benchmark.deployment.run_costs import print_notes, profile_run
 from benchmark.errors import UsageError
+from benchmark.plan.cost import grid_estimates, run_overhead_seconds
+from benchmark.progress import clock
 from benchmark.results.columns import CONSOLE_COLUMNS
 from benchmark.results.report import write_report
 from benchmark.results.tables import build_tables, to_markdown
@@ -78,14 +80,22 @@ def print_leaderboard(board) -> None:
 
 
 def print_dry_run(context) -> None:
-    folds = context.config.folds
+    """The grid, each cell's side, epochs, data paths and estimated time, the output folder and the
+    split, without training or writing anything."""
+    config, folds = context.config, context.config.folds
     print(
-        f"grid: {len(context.cells)} cells = {len(context.config.models)} models x "
-        f"{len(context.config.alphas)} alphas "
-        f"x {len(context.config.seeds)} seeds" + (f" x {folds} folds" if folds else "")
+        f"grid: {len(context.cells)} cells = {len(config.models)} models x "
+        f"{len(config.alphas)} alphas "
+        f"x {len(config.seeds)} seeds" + (f" x {folds} folds" if folds else "")
     )
     done = finished_cell_ids(context.run_dir) if context.run_dir.is_dir() else set()
     fold_column = [[] if folds is None else [c.fold] for c in context.cells]
+    estimates = grid_estimates(
+        context.cells,
+        {c.model: context.plan(c.model) for c in context.cells},
+        config,
+        lambda fold: len(context.for_fold(fold).split.subset("train")),
+    )
     print(
         tabulate(
             [
@@ -95,14 +105,49 @@ def print_dry_run(context) -> None:
                     f"{c.alpha:g}",
                     c.seed,
                     *fold,
+                    est.side,
+                    f"{est.epochs[0]}+{est.epochs[1]}",
+                    est.phase1,
+                    est.phase2,
+                    "-" if c.cell_id in done else _estimate_text(est),
                     "finished" if c.cell_id in done else "",
                 ]
-                for c, fold in zip(context.cells, fold_column)
+                for c, fold, est in zip(context.cells, fold_column, estimates)
             ],
-            headers=["cell", "model", "alpha", "seed", *(["fold"] if folds else []), "status"],
+            headers=[
+                "cell",
+                "model",
+                "alpha",
+                "seed",
+                *(["fold"] if folds else []),
+                "px",
+                "epochs",
+                "phase 1",
+                "phase 2",
+                "est. time",
+                "status",
+            ],
             tablefmt="github",
         )
     )
+    todo = [e for c, e in zip(context.cells, estimates) if c.cell_id not in done]
+    models = len({c.model for c in context.cells if c.cell_id not in done})
+    total = sum(e.seconds for e in todo) + (run_overhead_seconds(config, models) if todo else 0)
+    print(
+        "\nepochs: phase 1 + phase 2 (a from-scratch network trains once, on both budgets); early "
+        "stopping may end a phase sooner\nphase 1/2: bank = stored backbone features or "
+        "activations (a model's first cell fills the bank, later cells reuse it); online = every "
+        "image through the backbone every epoch; bank* = the built model decides (bank where its "
+        "fine-tune cut allows, else online, said in one line when it trains)"
+    )
+    print(
+        f"estimated time: ~{clock(total)} for {len(todo)} cell(s) to run, with start-up, report"
+        + (" and deployment profiles" if config.profile else "")
+        + ": an ESTIMATE for 2 idle CPU cores from the cost model in benchmark/plan/cost.py "
+        "(docs/first-run.md), an upper bound where early stopping ends phases sooner"
+        + ("; ? = a family it has not measured" if any(not e.measured for e in todo) else "")
+    )
+    print(f"output folder: {context.run_dir} (--dry-run creates nothing)")
     split = context.any_split()
     print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
     for fold, table in (
@@ -119,6 +164,10 @@ def print_dry_run(context) -> None:
         print("\n" + tabulate(rows, headers=["source", "train", "val", "test"], tablefmt="github"))
     note = " in every fold; the test folds partition the images" if folds else ""
     print(f"\nleak check: {split.leaks.summary()}{note}")
+
+
+def _estimate_text(estimate) -> str:
+    return f"~{clock(estimate.seconds)}" + ("" if estimate.measured else " ?")
 
 
 def report_command(run_dir: str) -> int:

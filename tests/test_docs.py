@@ -38,7 +38,9 @@ def test_flag_reference_lists_every_subcommand_and_its_defaults():
     for name in run_benchmark.SUBCOMMANDS:
         assert f"\n## {name}\n" in page
     # A grid flag's default is RunConfig's (argparse's is None so presets can fill it).
-    assert "| `--models MODELS` | `efficientnet_lite0,efficientnet_lite1,simple_cnn` |" in page
+    from benchmark.config.run_config import DEFAULT_MODELS
+
+    assert f"| `--models MODELS` | `{','.join(DEFAULT_MODELS)}` |" in page
     assert "`--max-trials MAX_TRIALS` | `20` |" in page
 
 

@@ -23,6 +23,7 @@ BENCHMARK_ORDER = [
     "training",
     "figures",
     "io",
+    "progress",
     "quiet",
     "errors",
 ]

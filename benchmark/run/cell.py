@@ -23,6 +23,7 @@ import numpy as np
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
 from benchmark.plan import ModelPlan, resolve_plan
+from benchmark.progress import reporter
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
@@ -373,6 +374,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             cached_tune=prepared.cached_tune,
         )
 
+    reporter().stage("evaluating")
     eval_start = time.perf_counter()
     record = evaluation_record(
         ctx,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue as queue_module
 import threading
 import time
@@ -49,27 +50,42 @@ def die_with_parent(parent_pid: int, poll: float = PARENT_POLL_SECONDS) -> threa
     return watchdog
 
 
-def _child(train, args: tuple, answers, parent_pid: int | None = None) -> None:
+def _child(payload: bytes, answers, parent_pid: int | None = None) -> None:
     """Runs in the child: it dies with its parent, the start-up is quiet as in the parent, then
-    `train(*args)`."""
+    `train(*args)`.
+
+    `(train, args)` arrive pickled as bytes and are unpickled only after `quiet_startup`: unpickling
+    them imports TensorFlow, whose start-up lines would otherwise reach the terminal.
+
+    Its epochs and printed lines go to the parent over `answers` (`progress.relay`), so the parent
+    alone writes to the terminal and its progress line follows the child's epochs.
+    """
     if parent_pid is not None:  # first: before the imports that take seconds
         die_with_parent(parent_pid)
     from benchmark.errors import USER_ERRORS
+    from benchmark.progress import relay
     from benchmark.quiet import quiet_startup
 
     quiet_startup()
-    try:
-        answers.put(("record", train(*args)))
-    except USER_ERRORS as err:
-        answers.put(("user_error", (type(err).__name__, str(err))))
+    train, args = pickle.loads(payload)
+    with relay(answers):
+        try:
+            answers.put(("record", train(*args)))
+        except USER_ERRORS as err:
+            answers.put(("user_error", (type(err).__name__, str(err))))
 
 
 def run_in_child(train, *args: Any):
     """`train(*args)` in a spawned child; returns its result, re-raises a user error, or raises
-    `ChildProcessError` naming the exit code when the child died (killed, out of host memory)."""
+    `ChildProcessError` naming the exit code when the child died (killed, out of host memory).
+
+    The child's progress messages go to this process's reporter as they come."""
+    from benchmark.progress import reporter
+
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
-    child = context.Process(target=_child, args=(train, args, answers, os.getpid()), daemon=True)
+    payload = pickle.dumps((train, args))
+    child = context.Process(target=_child, args=(payload, answers, os.getpid()), daemon=True)
     child.start()
     answer = None
     while answer is None:
@@ -78,6 +94,10 @@ def run_in_child(train, *args: Any):
         except queue_module.Empty:
             if not child.is_alive():
                 break
+            continue
+        if answer[0] == "progress":
+            reporter().receive(answer[1])
+            answer = None
     child.join()
     if answer is None:
         raise ChildProcessError(

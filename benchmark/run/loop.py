@@ -8,8 +8,6 @@ saved model, and only then are the cell's backups removed.
 from __future__ import annotations
 
 import shutil
-import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -17,6 +15,8 @@ import yaml
 from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import DiskFullError, is_disk_full
+from benchmark.plan.cost import cell_epochs
+from benchmark.progress import Progress
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
 from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
@@ -88,7 +88,6 @@ def run_grid(
             f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, "
             f"{len(todo)} to run"
         )
-    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
     isolate = should_isolate(ctx.config.isolate_cells, sum(not combines(ctx, c) for c in todo))
     if isolate and tracker.active:
         isolate = False  # the tracker's open runs and epoch loggers live in this process
@@ -97,46 +96,43 @@ def run_grid(
         print(
             "each cell trains in its own process (--isolate-cells): memory stays flat over the grid"
         )
-    failed, busy, start = 0, [], time.perf_counter()
+    failed, busy = 0, []
     if todo:
         tracker.start_grid(ctx)
-    for position, cell in enumerate(todo, 1):
-        with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
-            if not claimed or _finished_meanwhile(ctx, cell):
-                busy.append(cell.cell_id)
-                print(
-                    f"[{position}/{len(todo)}] skip {cell.cell_id}: another process is training or "
-                    f"has trained it (lock {lock_path(ctx.run_dir, cell.cell_id)})",
-                    flush=True,
-                )
-                continue
-            print(
-                f"[{position}/{len(todo)}] start {cell.cell_id} (elapsed "
-                f"{_clock(time.perf_counter() - start)})",
-                flush=True,
-            )
-            if isolate and not combines(ctx, cell):
-                record = _record_from_child(ctx, cell, verbose)
-            else:
-                record = _train_and_record(ctx, cell, verbose, tracker)
-        failed += not record.ok
-        elapsed = time.perf_counter() - start
-        eta = elapsed / position * (len(todo) - position)
-        if record.ok:
-            val = record.split_metrics("val").get("accuracy", float("nan"))
-            print(
-                f"[{position}/{len(todo)}] done {cell.cell_id}: val_accuracy {val:.4f} "
-                f"(elapsed {_clock(elapsed)}, ETA {_clock(eta)})",
-                flush=True,
-            )
-        else:
-            print(f"[{position}/{len(todo)}] FAILED {cell.cell_id}: {record.error}", flush=True)
+    with Progress([c.model for c in todo], quiet=quiet) as progress:
+        for position, cell in enumerate(todo, 1):
+            failed += _run_one(ctx, cell, position, progress, isolate, tracker, busy)
     if busy:
         print(
             f"{len(busy)} cell(s) were left to another process; "
             f"`run_benchmark.py report {ctx.run_dir}` rebuilds the tables once it has finished"
         )
     return failed
+
+
+def _run_one(ctx, cell: Cell, position: int, progress: Progress, isolate, tracker, busy) -> int:
+    """Claims, trains and records one cell, telling `progress`; returns 1 if it failed, else 0."""
+    with claim_cell(ctx.run_dir, cell.cell_id) as claimed:
+        if not claimed or _finished_meanwhile(ctx, cell):
+            busy.append(cell.cell_id)
+            progress.skip_cell(
+                position,
+                f"{cell.cell_id}: another process is training or has trained it "
+                f"(lock {lock_path(ctx.run_dir, cell.cell_id)})",
+            )
+            return 0
+        epochs = sum(cell_epochs(ctx.plan(cell.model), ctx.config))
+        progress.start_cell(position, cell.cell_id, cell.model, epochs)
+        if isolate and not combines(ctx, cell):
+            record = _record_from_child(ctx, cell, progress.keras_verbose)
+        else:
+            record = _train_and_record(ctx, cell, progress.keras_verbose, tracker)
+    if record.ok:
+        val = record.split_metrics("val").get("accuracy", float("nan"))
+        progress.finish_cell(True, f"val_accuracy {val:.4f}")
+    else:
+        progress.finish_cell(False, record.error)
+    return 0 if record.ok else 1
 
 
 def _train_and_record(
@@ -253,8 +249,3 @@ def finish_late_fusion(run_dir: Path) -> int:
     done = finished_cell_ids(run_dir)
     pending = [i for i in late_fusion_indices(ctx) if ctx.cells[i].cell_id not in done]
     return run_grid(ctx, only=pending, quiet=True) if pending else 0
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

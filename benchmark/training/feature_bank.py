@@ -191,6 +191,11 @@ class BankEpochs(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.current = self.bank.epoch(epoch)
 
+    def stored(self, epoch: int) -> bool:
+        """Whether `epoch` is on disk already (else its first read computes it: the progress line
+        shows that as building the bank)."""
+        return self.bank.path(epoch).is_file()
+
     def _batches(self):
         num_classes = len(self.class_weights)
         if self.current is None:

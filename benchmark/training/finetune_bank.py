@@ -230,6 +230,9 @@ class ActivationEpochs(BankEpochs):
     def on_epoch_begin(self, epoch, logs=None):
         self.current = self.bank.epoch(self.offset + epoch)
 
+    def stored(self, epoch: int) -> bool:
+        return self.bank.path(self.offset + epoch).is_file()
+
     def _batches(self):
         if self.current is not None:
             yield from super()._batches()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from benchmark.progress import reporter
 from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import phase_data
@@ -222,6 +223,25 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """Tells the run's progress reporter (`benchmark.progress`) each epoch of phase `phase`.
+
+    It runs before the phase's other callbacks, so an epoch whose bank file a feeder (`feeders`,
+    with `stored(epoch)`) is about to compute shows as building the bank while it is computed.
+    """
+
+    def __init__(self, phase: str, feeders=()):
+        super().__init__()
+        self.phase, self.feeders = phase, list(feeders)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        building = any(not feeder.stored(epoch) for feeder in self.feeders)
+        reporter().epoch_begin(self.phase, epoch + 1, self.params.get("epochs", 0), building)
+
+    def on_epoch_end(self, epoch, logs=None):
+        reporter().epoch_end()
+
+
 class DivergenceGuard(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite batch loss and remembers where.
 
@@ -272,6 +292,7 @@ def run_phase(
     )
     backup = checkpoint.epoch_backup(name, stopper) if checkpoint is not None else None
     guard, timer = DivergenceGuard(), EpochTimer()
+    progress = EpochProgress(name, [c for c in callbacks if hasattr(c, "stored")])
     # The backup must follow the stopper (it saves the stopper's state) and the average's swap back
     # out.
     stopping = (
@@ -286,7 +307,7 @@ def run_phase(
         epochs=epochs,
         verbose=verbose,
         shuffle=False,
-        callbacks=[timer, guard, *stopping, *([backup] if backup else []), *callbacks],
+        callbacks=[progress, timer, guard, *stopping, *([backup] if backup else []), *callbacks],
     )
     if guard.where:
         raise FloatingPointError(
