@@ -138,7 +138,7 @@ def build_robustness_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="score cells already in robustness.csv again"
     )
     parser.add_argument(
-        "--per-class", type=int, help="test images per class scored (default 10, as after training)"
+        "--per-class", type=int, help="test images per class scored (default 8, as after training)"
     )
     add_verbose_flag(parser)
     return parser
