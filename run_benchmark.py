@@ -138,7 +138,7 @@ def build_robustness_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="score cells already in robustness.csv again"
     )
     parser.add_argument(
-        "--per-class", type=int, help="test images per class scored (default 5, as after training)"
+        "--per-class", type=int, help="test images per class scored (default 8, as after training)"
     )
     add_verbose_flag(parser)
     return parser
@@ -406,7 +406,7 @@ def cmd_robustness(argv: list[str]) -> int:
     start(args)
     from benchmark.cross_dataset.corrupted import robustness_command
 
-    return robustness_command(args.run_dir, force=args.force, per_class=args.per_class)  # None: 5
+    return robustness_command(args.run_dir, force=args.force, per_class=args.per_class)
 
 
 def cmd_explain(argv: list[str]) -> int:

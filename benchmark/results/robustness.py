@@ -1,9 +1,10 @@
 """Corruption robustness in the tables and the report, from `robustness.csv` alone.
 
 Two leaderboard columns per model x alpha, means over its scored seeds: `corrupt_accuracy`, the
-accuracy over every corruption and severity 1..5, and `relative_robustness`, that over the same
-images' clean accuracy (1.0: corruptions cost nothing). The report adds accuracy against severity
-per model (mean over corruptions) and one panel per corruption.
+mean accuracy over the (corruption, severity 1..5) points, each point weighing the same whatever
+its `n`, and `relative_robustness`, that over the same images' clean accuracy (1.0: corruptions
+cost nothing). The report adds accuracy against severity per model (mean over corruptions) and one
+panel per corruption.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
             "## Corruption robustness\n",
             f"Each model (at its best alpha) on up to {n} of its test images, clean and under "
             f"{frame.loc[frame['corruption'] != CLEAN, 'corruption'].nunique()} common "
-            "corruptions at severities 1-5 (`robustness.csv`; see docs/shift-robustness.md). "
-            "`corrupt_accuracy` is the mean over corruptions and severities, "
+            "corruptions, each image at one severity (1-5) per corruption, rotated so each "
+            "point has about a fifth of the images (`robustness.csv`, its `n`; see "
+            "docs/shift-robustness.md). `corrupt_accuracy` is the mean over those points, "
             "`relative_robustness` that over the clean accuracy of the same images.\n",
             tabulate(rows, headers=list(table.columns), tablefmt="github", floatfmt=".4f") + "\n",
             figure(plot_severity, "robustness_severity", curves, alt="accuracy vs severity"),

@@ -1,15 +1,17 @@
 """Corruption robustness of a trained cell: its test images under `data_pipeline.corruptions`.
 
 After a cell trains (RunConfig `robustness`, on by default) and in `run_benchmark.py robustness
-RUN`, each image model is scored on a fixed subset of its test split, clean and under every
-corruption at severities 1..5. One file per cell, `robustness/<cell_id>.csv`, is the commit point
+RUN`, each image model is scored on a fixed subset of its test split: every image clean, and under
+every corruption at ONE severity, the severities rotated over the images (`severity_plan`), so each
+of the 45 (corruption, severity) points gets about a fifth of the images and an image costs 10
+forward passes rather than 46. One file per cell, `robustness/<cell_id>.csv`, is the commit point
 (parallel Slurm tasks never write the same file); `robustness.csv` is their concatenation, rebuilt
 after each write and by `report`.
 
-Cheap by design, so it can run after every cell: at most `PER_CLASS` test images per class (the
-rows say how many in `n`), the plain view only (no test-time views; the temperature does not change
-the argmax), each corrupted set made once per image size and kept in memory for the next cell of
-that size (up to `MEMO_BYTES`), and predicted in large batches.
+Cheap by design, so it can run after every cell: at most `PER_CLASS` test images per class (each
+row says in `n` how many images stand behind it), the plain view only (no test-time views; the
+temperature does not change the argmax), each corrupted set made once per image size and kept in
+memory for the next cell of that size (up to `MEMO_BYTES`), and predicted in large batches.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from data_pipeline import SplitTable, make_prediction_batch
 from data_pipeline.corruptions import CORRUPTIONS, MAX_SEVERITY, corrupt, image_key
 from models import preprocess_function
 
-# Test images per class scored (fewer when a class has fewer). 5 keeps the hook near 15 % of a
-# cell's training time: 20 (75 sample images) cost 38 % of an EfficientNet-Lite0 smoke cell.
-PER_CLASS = 5
+# Test images per class scored (fewer when a class has fewer). At 10 passes an image, 8 a class
+# keep even a bank-reusing Lite0 cell near 15 % of its training time; 10 measured 19 %
+# (docs/shift-robustness.md, "Cost").
+PER_CLASS = 8
 CLEAN = "none"  # the `corruption` of the clean-image row (severity 0)
 PREDICT_BATCH = 128
 PREDICT_BYTES = 256 * 2**20  # float32 images handed to one predict call
@@ -50,7 +53,7 @@ class RobustnessRow:
     severity: int
     accuracy: float
     macro_f1: float
-    n: int  # images scored
+    n: int  # images behind this point: all for the clean row, about a fifth for a corrupted one
 
 
 ROBUSTNESS_COLUMNS = [f.name for f in dataclasses.fields(RobustnessRow)]
@@ -69,28 +72,41 @@ class ScoredModel:
     class_names: list[str]
 
 
-def conditions() -> list[tuple[str, int]]:
-    """Clean first, then every corruption at every severity."""
-    severities = range(1, MAX_SEVERITY + 1)
-    return [(CLEAN, 0), *((name, s) for name in CORRUPTIONS for s in severities)]
+def image_sets() -> list[str]:
+    """The forward passes an image costs: clean first, then each corruption once."""
+    return [CLEAN, *CORRUPTIONS]
 
 
 def scored_subset(split: SplitTable, per_class: int = PER_CLASS) -> pd.DataFrame:
     """Up to `per_class` test images of each class, chosen by content hash (stable, unbiased by
-    file names), in file order."""
+    file names), in file order; `rotation` is each image's place in (label, content hash) order,
+    which `severity_plan` turns into its severities."""
     test = split.subset("test").reset_index(drop=True)
     chosen = (
         test.assign(_order=range(len(test)))
         .sort_values(["label", "content_hash", "_order"])
         .groupby("label", sort=False)
         .head(per_class)
-        .sort_values("_order")
     )
+    chosen = chosen.assign(rotation=range(len(chosen))).sort_values("_order")
     return chosen.drop(columns="_order").reset_index(drop=True)
 
 
+def severity_plan(subset: pd.DataFrame) -> np.ndarray:
+    """(images, corruptions) array of the one severity (1..5) each image is seen at per corruption:
+    (rotation + the corruption's index) mod 5, + 1.
+
+    A class's images are consecutive in the rotation, so within a class, and over the whole
+    subset, the five severities of a corruption get image counts that differ by at most one; the
+    corruption's index shifts the start, so an image meets different severities across corruptions.
+    """
+    rotation = subset["rotation"].to_numpy(dtype=int)
+    return (rotation[:, None] + np.arange(len(CORRUPTIONS))[None, :]) % MAX_SEVERITY + 1
+
+
 class CorruptedSets:
-    """The subset's images at one size, clean and corrupted, each made once.
+    """The subset's images at one size, clean and under each corruption (every image at its
+    `severity_plan` severity), each set made once.
 
     Entries are uint8 (as photos are) and kept in a process-wide memo, so the next cell of the
     same image size and test subset reuses them instead of corrupting again.
@@ -102,11 +118,13 @@ class CorruptedSets:
         self.paths = list(subset["path"])
         self.keys = [image_key(h) for h in subset["content_hash"]]
         self.image_size = int(image_size)
-        self.identity = (self.image_size, tuple(subset["content_hash"]))
+        self.severities = severity_plan(subset)
+        plan = self.severities.tobytes()
+        self.identity = (self.image_size, tuple(subset["content_hash"]), plan)
         self._clean: np.ndarray | None = None  # every corruption starts from it: never forgotten
 
-    def images(self, name: str, severity: int) -> np.ndarray:
-        memo_key = (self.identity, name, severity)
+    def images(self, name: str) -> np.ndarray:
+        memo_key = (self.identity, name)
         if memo_key in self._memo:
             return self._memo[memo_key]
         if name == CLEAN and self._clean is not None:
@@ -115,9 +133,18 @@ class CorruptedSets:
             batch = make_prediction_batch(self.paths, self.image_size)
             images = self._clean = np.clip(np.rint(batch), 0, 255).astype(np.uint8)
         else:
-            images = corrupt(self.images(CLEAN, 0), name, severity, self.keys)
+            clean, column = self.images(CLEAN), self.severity_column(name)
+            images = np.empty_like(clean)
+            for severity in np.unique(column):  # `corrupt` depends on each image alone
+                at = np.flatnonzero(column == severity)
+                keys = [self.keys[i] for i in at]
+                images[at] = corrupt(clean[at], name, int(severity), keys)
         self._remember(memo_key, images)
         return images
+
+    def severity_column(self, name: str) -> np.ndarray:
+        """Each image's severity under corruption `name`."""
+        return self.severities[:, CORRUPTIONS.index(name)]
 
     def _remember(self, memo_key: tuple, images: np.ndarray) -> None:
         """Keeps `images` if they fit the budget, after forgetting other sizes' sets; a full memo
@@ -142,11 +169,11 @@ def predicted_labels(scored: ScoredModel, images: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(probabilities), axis=1)
 
 
-def condition_groups(images_per_condition: int, image_bytes: int) -> list[list[tuple[str, int]]]:
-    """`conditions()` in runs whose images, stacked, fit `PREDICT_BYTES` as float32: one predict
-    call per run rather than per condition (Keras' per-call overhead dwarfs a few small images)."""
-    per_group = max(1, PREDICT_BYTES // max(1, images_per_condition * image_bytes * 4))
-    every = conditions()
+def set_groups(images_per_set: int, image_bytes: int) -> list[list[str]]:
+    """`image_sets()` in runs whose images, stacked, fit `PREDICT_BYTES` as float32: one predict
+    call per run rather than per set (Keras' per-call overhead dwarfs a few small images)."""
+    per_group = max(1, PREDICT_BYTES // max(1, images_per_set * image_bytes * 4))
+    every = image_sets()
     return [every[i : i + per_group] for i in range(0, len(every), per_group)]
 
 
@@ -173,6 +200,20 @@ def score_row(scored: ScoredModel, condition, truth, predicted) -> RobustnessRow
     )
 
 
+def point_rows(scored: ScoredModel, name: str, sets: CorruptedSets, truth, predicted):
+    """The rows one image set gives: the clean row on every image, or one row per severity of a
+    corruption on the images seen at it (a severity no image was given has no row)."""
+    if name == CLEAN:
+        return [score_row(scored, (CLEAN, 0), truth, predicted)]
+    column = sets.severity_column(name)
+    seen = [(severity, column == severity) for severity in range(1, MAX_SEVERITY + 1)]
+    return [
+        score_row(scored, (name, severity), truth[at], predicted[at])
+        for severity, at in seen
+        if at.any()
+    ]
+
+
 def score_models(
     models: list[ScoredModel], split: SplitTable, image_size: int, per_class: int = PER_CLASS
 ) -> dict[str, list[RobustnessRow]]:
@@ -184,13 +225,13 @@ def score_models(
     sets = CorruptedSets(subset, image_size)
     rows: dict[str, list[RobustnessRow]] = {m.cell_id: [] for m in models}
     n = len(truth)
-    for group in condition_groups(n, int(image_size) ** 2 * 3):
-        stacked = np.concatenate([sets.images(name, severity) for name, severity in group])
+    for group in set_groups(n, int(image_size) ** 2 * 3):
+        stacked = np.concatenate([sets.images(name) for name in group])
         for scored in models:
             predicted = predicted_labels(scored, stacked) if n else np.zeros(0, int)
-            for k, condition in enumerate(group):
+            for k, name in enumerate(group):
                 part = predicted[k * n : (k + 1) * n]
-                rows[scored.cell_id].append(score_row(scored, condition, truth, part))
+                rows[scored.cell_id].extend(point_rows(scored, name, sets, truth, part))
     return rows
 
 
@@ -231,7 +272,9 @@ def collect(run_dir: Path) -> pd.DataFrame:
 
 
 def mean_corrupted(rows: list[RobustnessRow]) -> tuple[float, float]:
-    """(clean accuracy, mean accuracy over every corruption and severity 1..5) of one cell."""
+    """(clean accuracy, mean accuracy over the corrupted points) of one cell: a mean over the
+    (corruption, severity) rows, not over predictions, so every point weighs the same whatever its
+    `n` (as `results/robustness.py` computes `corrupt_accuracy`)."""
     clean = [r.accuracy for r in rows if r.corruption == CLEAN]
     corrupted = [r.accuracy for r in rows if r.corruption != CLEAN]
     return (clean[0] if clean else float("nan")), float(np.mean(corrupted))

@@ -38,10 +38,14 @@ def test_every_cell_is_scored_after_it_trains(trained):
     table = pd.read_csv(run_dir / "robustness.csv")
     assert list(table.columns) == ["cell_id", *COLUMNS]
     assert sorted(set(table["cell_id"])) == CELLS
-    per_cell = 1 + len(CORRUPTIONS) * 5  # clean, then every corruption at severities 1..5
+    # 1 test image a class: clean on all 3, then each corruption at 3 rotated severities, 1 each
+    per_cell = 1 + len(CORRUPTIONS) * 3
     assert table.groupby("cell_id").size().tolist() == [per_cell, per_cell]
     assert set(table["corruption"]) == {"none", *CORRUPTIONS}
-    assert table["accuracy"].between(0, 1).all() and (table["n"] == 3).all()  # 1 test image/class
+    assert set(table["severity"]) == {0, 1, 2, 3, 4, 5}
+    clean = table["corruption"] == "none"
+    assert (table.loc[clean, "n"] == 3).all() and (table.loc[~clean, "n"] == 1).all()
+    assert table["accuracy"].between(0, 1).all()
     assert all(f"{cell}: corrupted accuracy" in stdout for cell in CELLS)
     board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
     for alpha, part in table.groupby("alpha"):
