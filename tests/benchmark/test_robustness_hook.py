@@ -140,3 +140,17 @@ def test_each_image_is_predicted_clean_and_once_per_corruption_at_its_severity(s
         for i, severity in enumerate(sets.severity_column(name)):
             alone = corrupt(clean[i : i + 1], name, int(severity), [sets.keys[i]])
             np.testing.assert_array_equal(sets.images(name)[i], alone[0])
+
+
+def test_the_per_class_help_states_the_hooks_default():
+    """The parser does not import the scorer (it would load pandas and scikit-learn before any
+    refusal), so its help text repeats `PER_CLASS`: this keeps the two equal."""
+    import run_benchmark
+    from benchmark.run.robustness import PER_CLASS
+
+    (action,) = [
+        a
+        for a in run_benchmark.build_robustness_parser()._actions
+        if "--per-class" in a.option_strings
+    ]
+    assert f"default {PER_CLASS}," in action.help
