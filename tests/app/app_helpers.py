@@ -7,11 +7,11 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CLASSES = ("glass", "paper", "plastic")
+sys.path.insert(0, str(PROJECT_ROOT / "tests" / "cli"))
+import cli_helpers  # noqa: E402 (tests/cli's helpers: the CLI subprocess, made-up photos)
+from cli_helpers import one_line_error, run_cli  # noqa: E402, F401 (re-exported for tests/app)
+
 TINY_FLAGS = (
     "--models",
     "simple_cnn",
@@ -32,30 +32,8 @@ TINY_FLAGS = (
 
 
 def make_images(root: Path, per_class: int = 8, size: int = 40) -> Path:
-    """`per_class` PNGs per class, each class its own dominant colour (as tests/cli's helper)."""
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 70, (size, size, 3)) + np.array(
-                [170 if c == k else 30 for c in range(3)]
-            )
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(
-                root / name / f"{name}_{i}.png"
-            )
-    return root
-
-
-def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`python run_benchmark.py ARGS` from the project root, output captured."""
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"},
-    )
+    """tests/cli's made-up photos, eight a class by default (enough for the app's tiny run)."""
+    return cli_helpers.make_images(root, per_class, size)
 
 
 class Server:

@@ -3,14 +3,7 @@
 import shutil
 import socket
 
-from app_helpers import run_cli
-
-
-def one_line_error(done) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("run_benchmark:")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    return lines[0]
+from app_helpers import one_line_error, run_cli
 
 
 def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
