@@ -4,12 +4,11 @@ a weights file, and image + text fusion with the real MiniLM encoder."""
 
 import json
 
-from cli_helpers import run_cli
+import pandas as pd
+from cli_helpers import make_images, run_cli
 from test_mixed_grid import captioned_manifest
 
-FAST = (
-    "--alphas",
-    "0",
+SHRUNK = (  # 32 px, one epoch a phase, each cell in its own child process
     "--image-size",
     "32",
     "--batch-size",
@@ -25,6 +24,7 @@ FAST = (
     "none",
     "--quiet",
 )
+FAST = ("--alphas", "0", *SHRUNK)
 
 
 def trained_cells(run_dir, models):
@@ -73,3 +73,19 @@ def test_isolated_cells_of_each_pretrained_kind_train(minilm_path, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     trained_cells(tmp_path / "file", ["mobilenet_v3_small"])
+
+
+def test_the_whole_default_grid_trains_in_isolated_cells(tmp_path):
+    """The no-argument run's grid (its models and alphas, nothing named), shrunk to 32 px and one
+    epoch a phase on a tiny sample, each cell in its own child process."""
+    from benchmark.config.run_config import DEFAULT_ALPHAS, DEFAULT_MODELS
+
+    data = make_images(tmp_path / "data", per_class=8)
+    run_dir = tmp_path / "run"
+    done = run_cli("--data", str(data), "--output", str(run_dir), *SHRUNK)
+    assert done.returncode == 0, done.stdout + done.stderr
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert (board["status"] == "ok").all()
+    assert set(board["model"]) == set(DEFAULT_MODELS)
+    assert sorted(set(board["alpha"])) == sorted(DEFAULT_ALPHAS)
+    assert len(board) == len(DEFAULT_MODELS) * len(DEFAULT_ALPHAS)
