@@ -178,9 +178,17 @@ def build_hub_encoder(row: HubEncoder, model_name: str, spec: BuildSpec) -> Buil
         image_size=size if row.resizable and size != row.input_size else None,
     )
     encoder = vision_encoder(backbone)
-    model = hub_image_model(
-        encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none"
-    )
+    try:
+        model = hub_image_model(
+            encoder, converter, size, spec, name=model_name, pretrained=spec.weights != "none"
+        )
+    except ValueError as err:  # a cached preset saved for another input than its row's
+        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+        raise ModelError(
+            f"keras-hub preset {row.preset!r} for {model_name} does not take {size} px images "
+            f"({reason}); its cache in {kerashub_cache_dir()} holds another preset: fetch it "
+            f"again (python run_benchmark.py fetch-weights --models {model_name})"
+        ) from None
     return BuiltModel(
         model=model,
         backbone=encoder,

@@ -1,8 +1,11 @@
 """Each kind of pretrained model trains in its own child process (`--isolate-cells on`), as the
 no-argument run does for grids of 10 cells or more: packaged Lite weights, a Keras application with
-a weights file, and image + text fusion with the real MiniLM encoder."""
+a weights file, image + text fusion with the real MiniLM encoder, a keras-hub preset from a local
+cache, and the whole default grid."""
 
 import json
+import os
+from pathlib import Path
 
 import pandas as pd
 from cli_helpers import make_images, run_cli
@@ -89,3 +92,81 @@ def test_the_whole_default_grid_trains_in_isolated_cells(tmp_path):
     assert set(board["model"]) == set(DEFAULT_MODELS)
     assert sorted(set(board["alpha"])) == sorted(DEFAULT_ALPHAS)
     assert len(board) == len(DEFAULT_MODELS) * len(DEFAULT_ALPHAS)
+
+
+def local_dinov2_preset(cache: Path, side: int = 224) -> Path:
+    """A tiny random DINOv2 saved as keras-hub's `dinov2_small` preset in a kagglehub cache, marked
+    complete, so `from_preset("dinov2_small")` loads it with no network (as a pre-filled cache
+    from `fetch-weights` does on a cluster)."""
+    import keras
+    import keras_hub
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+
+    handle = keras_hub.models.Backbone.presets["dinov2_small"]["kaggle_handle"]
+    handle = parse_model_handle(handle.removeprefix("kaggle://"))
+    folder = cache / "models" / handle.owner / handle.model / handle.framework / handle.variation
+    folder = folder / str(handle.version)
+    folder.mkdir(parents=True)
+    keras.utils.set_random_seed(0)
+    keras_hub.models.DINOV2Backbone(
+        patch_size=8,
+        intermediate_dim=32,
+        image_shape=(side, side, 3),  # the real preset's 224; the cell resizes it to 32 px
+        position_embedding_shape=(side, side, 3),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+    ).save_to_preset(str(folder))
+    keras_hub.layers.DINOV2ImageConverter(
+        image_size=(side, side), scale=1 / 127.5, offset=-1.0
+    ).save_to_preset(str(folder))
+    marker = Cache()  # reads KAGGLEHUB_CACHE, which the caller points at `cache`
+    for path in folder.iterdir():
+        marker.mark_as_complete(handle, path.name)
+    return cache
+
+
+def test_an_isolated_hub_cell_loads_its_preset_from_a_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    cache = local_dinov2_preset(tmp_path / "kagglehub")
+    data = make_images(tmp_path / "data", per_class=8)
+    env = {**os.environ, "KAGGLEHUB_CACHE": str(cache)}
+    done = run_cli(
+        "--models",
+        "hub_dinov2_small",
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "hub"),
+        *FAST,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    trained_cells(tmp_path / "hub", ["hub_dinov2_small"])
+
+
+def test_a_cached_preset_that_does_not_fit_is_one_line(tmp_path, monkeypatch):
+    """A cache holding a preset saved for another input (not the real `dinov2_small`) is named in
+    one line by the pre-run weight check, not a Keras traceback."""
+    from cli_helpers import one_line_error
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    cache = local_dinov2_preset(tmp_path / "kagglehub", side=32)
+    data = make_images(tmp_path / "data", per_class=8)
+    env = {**os.environ, "KAGGLEHUB_CACHE": str(cache)}
+    run_dir = tmp_path / "run"
+    line = one_line_error(
+        run_cli(
+            "--models",
+            "hub_dinov2_small",
+            "--data",
+            str(data),
+            "--output",
+            str(run_dir),
+            *FAST,
+            env=env,
+        )
+    )
+    assert "hub_dinov2_small" in line and str(cache) in line
+    assert not run_dir.exists()  # refused before the folder is claimed
