@@ -36,8 +36,11 @@ def check_input_paths(config: RunConfig) -> None:
     """`--data` and `--split-file` must exist: said here, in a second, rather than by the data
     pipeline after TensorFlow has loaded (6.5 s on an idle machine). A symlink loop is left to the
     pipeline, which names it."""
+    data = None if is_multi_source(config.data) else config.data  # sources: `read_sources`
+    if isinstance(data, list):  # one source given as a list (a config file's `data: [a]`)
+        (data,) = data
     for flag, value, remedy in (
-        ("--data", config.data, "a class-folder root, a pre-split root or a CSV manifest"),
+        ("--data", data, "a class-folder root, a pre-split root or a CSV manifest"),
         ("--split-file", config.split_file, "an existing splits.csv, or leave --split-file out"),
     ):
         path = Path(value).expanduser() if value else None
