@@ -109,7 +109,7 @@ def score_group(run_dir: Path, group: list, split, per_class: int) -> None:
                 saved.info.class_names,
             )
         )
-    size = group[0].record.image_size or models[0].model.input_shape[1]
+    size = saved.info.image_size  # as `predict` feeds it: the group shares one side
     rows = score_models(models, split, size, per_class)
     seconds = time.perf_counter() - started
     for chosen in group:
