@@ -306,11 +306,30 @@ def build_adapt_parser() -> argparse.ArgumentParser:
         " 0 is the plain cross-dataset score)",
     )
     adapt.add_argument(
+        "--curve",
+        choices=("probe", "finetune"),
+        default="probe",
+        help="probe (default): a logistic-regression head on frozen backbone features computed "
+        "once for every image, fitted per k (seconds per k); finetune: the whole grid trained "
+        "once per k",
+    )
+    adapt.add_argument(
         "--target-weight",
         type=int,
-        default=1,
-        help="train on each labelled target photo this many times (oversampling; default 1: "
-        "once, like any source photo)",
+        help="train on each labelled target photo this many times (copies; the finetune curve's "
+        "weighting, default 1; with --curve probe it selects --weighting copies)",
+    )
+    adapt.add_argument(
+        "--weighting",
+        choices=("share", "copies"),
+        help="--curve probe only: share (default) makes each class's k target photos weigh "
+        "--target-share x its source photos; copies weighs each as --target-weight photos",
+    )
+    adapt.add_argument(
+        "--target-share",
+        type=float,
+        help="--curve probe, --weighting share: the share of a class's source training photos "
+        "its k target photos weigh together (default 0.5; never under 1 photo each)",
     )
     return parser
 
@@ -477,17 +496,27 @@ def cmd_tune(argv: list[str]) -> int:
 def cmd_adapt(argv: list[str]) -> int:
     parser = build_adapt_parser()
     args = parser.parse_args(argv)
-    from benchmark.adapt.plan import check_target_weight, parse_shots, plan_adaptation
+    from benchmark.adapt.plan import (
+        adapt_weighting,
+        check_target_weight,
+        parse_shots,
+        plan_adaptation,
+    )
     from benchmark.errors import UsageError
 
     shots = parse_shots(args.shots)
-    check_target_weight(args.target_weight)
+    weighting = adapt_weighting(args.curve, args.weighting, args.target_weight, args.target_share)
+    target_weight = check_target_weight(1 if args.target_weight is None else args.target_weight)
     config = checked_config(args, parser)
     if not config.data or config.split_file or config.folds is not None:
         raise UsageError(
             "adapt needs --data (the source trained on) and takes no --split-file or --folds: "
             "it makes one split per k"
         )
+    if args.curve == "probe":
+        from benchmark.adapt.features import probe_plans
+
+        probe_plans(config)  # a grid with no pretrained image model is refused here
     plan = plan_adaptation(
         config.data,
         args.target,
@@ -496,11 +525,13 @@ def cmd_adapt(argv: list[str]) -> int:
         ratios=config.split,
         seed=config.split_seed,
         skip_corrupt=config.skip_corrupt,
-        target_weight=args.target_weight,
+        target_weight=target_weight,
     )  # every refusal about the data, before TensorFlow loads and before OUTPUT is written
     start(args)
-    from benchmark.adapt.command import adapt_command
+    from benchmark.adapt.command import adapt_command, probe_curve_command
 
+    if args.curve == "probe":
+        return probe_curve_command(config, plan, args.output, weighting)
     return adapt_command(config, plan, args.output, force=args.force, quiet=args.quiet)
 
 
