@@ -286,7 +286,8 @@ def build_adapt_parser() -> argparse.ArgumentParser:
     add_run_flags(
         parser,
         output_required=True,
-        output_help="folder for shots<k>/ run folders, adaptation.csv/.png; reusing one resumes it",
+        output_help="folder for adaptation.csv/.png, features/ (probe) or shots<k>/ run folders "
+        "(finetune); reusing one resumes it",
     )
     adapt = parser.add_argument_group("adapt")
     adapt.add_argument(
@@ -302,8 +303,8 @@ def build_adapt_parser() -> argparse.ArgumentParser:
     adapt.add_argument(
         "--shots",
         default="0,5,10,25,50",
-        help="labelled target photos per class to train with, one run each (default 0,5,10,25,50;"
-        " 0 is the plain cross-dataset score)",
+        help="labelled target photos per class to train with, a head (probe) or a run (finetune) "
+        "each (default 0,5,10,25,50; 0 is the plain cross-dataset score)",
     )
     adapt.add_argument(
         "--curve",

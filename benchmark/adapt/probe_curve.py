@@ -130,8 +130,12 @@ def probe_rows(
     alphas: list[float],
     weighting: TargetWeighting,
     seed: int,
+    chosen_c: dict[float, float] | None = None,
 ) -> list[AdaptRow]:
-    """A row per alpha and k for one model, with the in-domain reference and the gap columns."""
+    """A row per alpha and k for one model, with the in-domain reference and the gap columns.
+
+    `chosen_c` (alpha -> C) skips the choice of C: a study of several weightings chooses it once
+    (the choice never depends on the weighting: k = 0 has no target photo)."""
     data = curve_data(plan)
     num_classes = len(plan.base.class_names)
     test_paths, y_test = data.target_test
@@ -141,7 +145,7 @@ def probe_rows(
     rows = []
     for alpha in alphas:
         started = time.perf_counter()
-        c_value = choose_c(features, data, alpha, num_classes)
+        c_value = (chosen_c or {}).get(alpha) or choose_c(features, data, alpha, num_classes)
         pool_paths, y_pool, _ = data.target_pool
         pool_weights = damped_class_weights(
             np.maximum(np.bincount(y_pool, minlength=num_classes), 1e-9), alpha
