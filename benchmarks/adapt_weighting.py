@@ -56,10 +56,8 @@ def main() -> int:
         plan.base.class_names,
         args.output / "features",
     )
-    print(
-        f"features {'computed' if stored.computed else 'read'} in "
-        f"{time.perf_counter() - started:.1f} s"
-    )
+    how = f"computed for {', '.join(stored.computed)}" if stored.computed else "read"
+    print(f"features {how} in {time.perf_counter() - started:.1f} s")
     c_value = choose_c(stored, curve_data(plan), args.alpha, len(plan.base.class_names))
     weightings = [TargetWeighting("share", float(f)) for f in args.shares.split(",") if f]
     weightings += [TargetWeighting("copies", copies=int(w)) for w in args.copies.split(",") if w]

@@ -96,7 +96,11 @@ def probe_curve_command(config: RunConfig, plan: AdaptPlan, output: str, weighti
             stored = stored_features(
                 config, model_plan, images, plan.base.class_names, output / "features"
             )
-            how = "computed" if stored.computed else "read from the folder"
+            how = (
+                f"computed for {', '.join(stored.computed)}"
+                if stored.computed
+                else "all read from the folder"
+            )
             print(
                 f"\nfeatures of {len(images)} images for {model_plan.name} at "
                 f"{model_plan.image_size} px: {how} ({time.perf_counter() - started:.1f} s)",

@@ -1,12 +1,13 @@
 """The frozen backbone features of the probe curve: computed once per model for every source and
 target image, stored in `OUTPUT/features/`, and read back by every k and every later run.
 
-What the features depend on is in the file name: the model, its plan's image side, its weights
-and the identity of the images (a digest of every image's path and decoded-pixel content hash, in
-the fixed order the rows are stored in). The draw, `--shots` and the weighting are not part of it:
-a second k, another `--shots` list or a resumed run reads the same file and computes nothing. A
-file that does not load or lacks rows is named in a warning and computed again
-(`head_features.cached_features`).
+One file per model and source (each `--data` source and the target apart), so another target in
+the same folder reuses the source's file. What the features depend on is in the file name: the
+model, its plan's image side, its weights and the identity of the source's images (a digest of
+every image's path and decoded-pixel content hash, in the fixed order the rows are stored in).
+The draw, `--shots` and the weighting are not part of it: a second k, another `--shots` list or
+a resumed run reads the same files and computes nothing. A file that does not load or lacks rows
+is named in a warning and computed again (`head_features.cached_features`).
 
 The images are fed un-augmented, with the model's own preprocessing, exactly as its cells' stored
 phase-1 features are.
@@ -15,6 +16,7 @@ phase-1 features are.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import pandas as pd
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import ModelPlan, resolve_plan
+from data_pipeline.merge import SOURCE_COLUMN
 
 
 @dataclass
@@ -35,7 +38,7 @@ class StoredFeatures:
     weights: str
     paths: list[str]
     features: np.ndarray
-    computed: bool  # False when read from an earlier run's file
+    computed: list[str]  # the sources whose features were computed (not read from a file)
 
     def rows(self, paths) -> np.ndarray:
         """The features of `paths`, in their order."""
@@ -65,34 +68,39 @@ def probe_plans(config: RunConfig) -> tuple[list[ModelPlan], list[str]]:
 
 
 def image_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Every distinct image of the merged table (path, label, content hash), sorted by path: the
-    stored row order."""
-    rows = table.drop_duplicates("path")[["path", "label", "content_hash"]]
-    return rows.sort_values("path", kind="stable").reset_index(drop=True)
+    """Every distinct image of the merged table (path, label, content hash, source), sorted by
+    source and path: the stored row order."""
+    rows = table.drop_duplicates("path")[["path", "label", "content_hash", SOURCE_COLUMN]]
+    return rows.sort_values([SOURCE_COLUMN, "path"], kind="stable").reset_index(drop=True)
 
 
-def features_file(folder: Path, plan: ModelPlan, rows: pd.DataFrame) -> Path:
-    """`folder/<model>_<side>px_<weights digest>_<images digest>.npy`."""
+def features_file(folder: Path, plan: ModelPlan, rows: pd.DataFrame, source: str) -> Path:
+    """`folder/<model>_<side>px_<weights digest>_<source>_<images digest>.npy`."""
     images = "\n".join(f"{p}\t{h}" for p, h in zip(rows["path"], rows["content_hash"]))
     digest = hashlib.sha1(images.encode()).hexdigest()[:12]
     weights = hashlib.sha1(plan.weights.encode()).hexdigest()[:8]
-    return Path(folder) / f"{plan.name}_{plan.image_size}px_{weights}_{digest}.npy"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", source)[:40]
+    return Path(folder) / f"{plan.name}_{plan.image_size}px_{weights}_{name}_{digest}.npy"
 
 
 def stored_features(
     config: RunConfig, plan: ModelPlan, rows: pd.DataFrame, class_names: list[str], folder: Path
 ) -> StoredFeatures:
     """The model's features of `rows` (`image_rows`), read from `folder` or computed and stored
-    there; the model is built only when they must be computed."""
-    cache_file = features_file(folder, plan, rows)
-    computed = not cache_file.is_file()
-    features = _load(cache_file, len(rows))
-    if features is None:
-        computed = True
-        features = _compute(config, plan, rows, class_names, cache_file)
-    return StoredFeatures(
-        plan.name, plan.image_size, plan.weights, list(rows["path"]), features, computed
-    )
+    there, source by source; the model is built only when some must be computed."""
+    parts, computed, built = [], [], None
+    for source, own in rows.groupby(SOURCE_COLUMN, sort=True):
+        own = own.reset_index(drop=True)
+        cache_file = features_file(folder, plan, own, str(source))
+        features = _load(cache_file, len(own))
+        if features is None:
+            built = built or _build(config, plan, class_names)
+            features = _compute(built, plan, config, own, class_names, cache_file)
+            computed.append(str(source))
+        parts.append((list(own["path"]), features))
+    paths = [path for own, _ in parts for path in own]
+    features = np.concatenate([features for _, features in parts])
+    return StoredFeatures(plan.name, plan.image_size, plan.weights, paths, features, computed)
 
 
 def _load(cache_file: Path, rows: int) -> np.ndarray | None:
@@ -105,13 +113,12 @@ def _load(cache_file: Path, rows: int) -> np.ndarray | None:
     return stored if stored.ndim == 2 and len(stored) == rows else None
 
 
-def _compute(config, plan, rows, class_names, cache_file: Path) -> np.ndarray:
+def _build(config: RunConfig, plan: ModelPlan, class_names: list[str]):
     import keras
 
     from benchmark.run.cell import build_spec
-    from benchmark.training.head_features import cached_features, supports_cached_features
-    from data_pipeline import make_dataset
-    from models import build_model, preprocess_function
+    from benchmark.training.head_features import supports_cached_features
+    from models import build_model
 
     keras.backend.clear_session()
     built = build_model(plan.name, build_spec(config, len(class_names), plan.image_size))
@@ -120,6 +127,14 @@ def _compute(config, plan, rows, class_names, cache_file: Path) -> np.ndarray:
             f"--curve probe: {plan.name} has no frozen pretrained backbone with a pooled head; "
             "use --curve finetune for it"
         )
+    return built
+
+
+def _compute(built, plan, config, rows, class_names, cache_file: Path) -> np.ndarray:
+    from benchmark.training.head_features import cached_features
+    from data_pipeline import make_dataset
+    from models import preprocess_function
+
     dataset = make_dataset(
         rows,
         class_names,

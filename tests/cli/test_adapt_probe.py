@@ -45,12 +45,13 @@ def test_probe_curve_builds_features_once_and_reuses_them(folders):
     output = root / "curve"
     first = adapt(source, target, output, "--shots", "0,2")
     assert first.returncode == 0, first.stdout + first.stderr
-    stored = list((output / "features").glob("efficientnet_lite0_32px_*.npy"))
-    # every distinct image once: 3 classes x 8 source + 3 x 5 target photos
-    assert (
-        len(stored) == 1 and "39 images for efficientnet_lite0 at 32 px: computed" in first.stdout
+    stored = {p.name.split("_")[4]: p for p in (output / "features").glob("*.npy")}
+    # one file per source, every distinct image once: 3 classes x 8 source + 3 x 5 target photos
+    assert set(stored) == {"shop", "mine"} and all(
+        "efficientnet_lite0_32px" in p.name for p in stored.values()
     )
-    stamp = stored[0].stat().st_mtime_ns
+    assert "39 images for efficientnet_lite0 at 32 px: computed for mine, shop" in first.stdout
+    stamps = {name: p.stat().st_mtime_ns for name, p in stored.items()}
     curve = pd.read_csv(output / "adaptation.csv")
     assert list(curve["shots"]) == [0, 2] and set(curve["curve"]) == {"probe"}
     assert list(curve["n_target_test"]) == [9, 9]  # 5 per class, 2 drawn: the same 3 per class
@@ -65,10 +66,15 @@ def test_probe_curve_builds_features_once_and_reuses_them(folders):
 
     again = adapt(source, target, output, "--shots", "0,1,2", "--target-weight", "3")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "computed" not in again.stdout and "read from the folder" in again.stdout
-    assert stored[0].stat().st_mtime_ns == stamp
+    assert "computed" not in again.stdout and "all read from the folder" in again.stdout
     curve = pd.read_csv(output / "adaptation.csv")
     assert list(curve["shots"]) == [0, 1, 2] and set(curve["target_weighting"]) == {"copies 3"}
+
+    other = make_shifted(root / "yours")  # another target: only its own features are computed
+    third = adapt(source, other, output, "--shots", "0,2")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "computed for yours" in third.stdout and "shop" not in third.stdout
+    assert {n: p.stat().st_mtime_ns for n, p in stored.items()} == stamps
 
 
 @pytest.mark.parametrize(
