@@ -226,7 +226,8 @@ def test_late_fusion_combines_the_components_of_the_same_fold(data, tmp_path):
 def test_slurm_writes_the_fold_files_before_the_array_and_indexes_every_fold_cell(
     data, tmp_path, capsys
 ):
-    from benchmark.run.slurm import SlurmOptions, slurm_command
+    from benchmark.run.slurm import slurm_command
+    from benchmark.run.slurm_options import SlurmOptions
 
     run_dir = tmp_path / "run"
     assert slurm_command(RunConfig(data=str(data), folds=3, **TINY), run_dir, SlurmOptions()) == 0
