@@ -15,7 +15,7 @@ epoch times the epochs it has left. Before anything has been measured it reads "
 Cells trained in a child process (`benchmark.run.isolation`) report through the child's answer
 queue: `relay` makes the child's reporter and its `sys.stdout` post messages that the parent's
 `Progress.receive` renders, so the parent alone writes to the terminal. No TensorFlow here: the
-recipe's Keras callback (`benchmark.training.recipe.EpochProgress`) calls `reporter()`.
+recipe's Keras callback (`benchmark.training.phase_callbacks.EpochProgress`) calls `reporter()`.
 """
 
 from __future__ import annotations
