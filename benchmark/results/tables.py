@@ -32,7 +32,6 @@ from benchmark.results.per_source import (
 )
 from benchmark.results.probe_table import probe_table, probe_warnings, with_probe_columns
 from benchmark.run.calibrated import with_calibration
-from benchmark.run.folder import check_splits, split_fingerprints
 from benchmark.run.records import (
     NOT_RANKED,
     UNREADABLE,
@@ -41,6 +40,7 @@ from benchmark.run.records import (
     load_probes,
     load_records,
 )
+from benchmark.run.split_files import check_splits, split_fingerprints
 
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_keys
+from benchmark.config.config_diff import GRID_AXES, differing_keys
+from benchmark.config.run_config import config_from_dict
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import DiskFullError, is_disk_full
 from benchmark.plan.cost import cell_epochs
 from benchmark.progress import Progress
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
-from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
+from benchmark.run.folder import RunContext, prepare_run, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
@@ -32,6 +33,7 @@ from benchmark.run.records import (
 )
 from benchmark.run.robustness import score_trained_cell
 from benchmark.run.saved_models import save_model_if_wanted
+from benchmark.run.split_files import check_splits
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
 

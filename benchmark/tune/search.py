@@ -36,12 +36,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmark.config.run_config import RunConfig, differing_keys
+from benchmark.config.config_diff import differing_keys
+from benchmark.config.run_config import RunConfig
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import write_text_atomic
 from benchmark.plan.model_plan import model_kind
 from benchmark.run.fetch_weights import check_weights_available
-from benchmark.run.folder import check_captions, resolve_split
+from benchmark.run.folder import check_captions
+from benchmark.run.split_files import resolve_split
 from benchmark.tracking.tracker import TrialTracker
 from benchmark.tune.space import (
     Param,

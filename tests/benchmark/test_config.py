@@ -5,13 +5,8 @@ import json
 import pytest
 import yaml
 
-from benchmark.config.run_config import (
-    RunConfig,
-    differing_keys,
-    list_presets,
-    read_config_file,
-    resolve_config,
-)
+from benchmark.config.config_diff import differing_keys
+from benchmark.config.run_config import RunConfig, list_presets, read_config_file, resolve_config
 from benchmark.errors import UsageError
 
 

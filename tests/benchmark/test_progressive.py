@@ -55,7 +55,7 @@ def test_schedules_a_network_cannot_follow_are_refused_in_one_line_naming_the_fl
 
 
 def test_the_flag_and_config_files_set_it_and_old_runs_without_it_resume():
-    from benchmark.config.run_config import differing_keys
+    from benchmark.config.config_diff import differing_keys
 
     args = vars(build_run_parser().parse_args(["--progressive-sizes", "48,64"]))
     assert args["progressive_sizes"] == [48, 64]

@@ -14,11 +14,12 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.results.tables import build_tables
 from benchmark.run.cell_key import CellKey
-from benchmark.run.folder import prepare_run, split_file, split_fingerprint
+from benchmark.run.folder import prepare_run, split_file
 from benchmark.run.grid import Cell
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.loop import run_grid
 from benchmark.run.records import CellRecord, load_records, predictions_path, write_record
+from benchmark.run.split_files import split_fingerprint
 from data_pipeline import DataError
 
 ROOT = Path(__file__).resolve().parents[2]

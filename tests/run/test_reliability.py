@@ -20,9 +20,10 @@ from benchmark.errors import UsageError, error_summary
 from benchmark.io import replace_atomically, write_json_atomic
 from benchmark.results.tables import build_tables, leaderboard
 from benchmark.run.claims import claim_cell
-from benchmark.run.folder import prepare_run, split_fingerprint
+from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finished_here, run_grid
 from benchmark.run.records import UNREADABLE, CellRecord, load_records, record_path, write_record
+from benchmark.run.split_files import split_fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cli"))
