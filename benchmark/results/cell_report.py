@@ -14,7 +14,8 @@ from benchmark.results import plots
 from benchmark.results.fold_report import cell_label
 from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.results.report_page import ReportPage
-from benchmark.results.tables import best_per_model, to_markdown
+from benchmark.results.alpha_tables import best_per_model
+from benchmark.results.tables import to_markdown
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import (
     NOT_RANKED,

@@ -28,7 +28,8 @@ from benchmark.results.fold_report import cross_validation_section
 from benchmark.results.probe_report import probe_section
 from benchmark.results.report_page import ReportPage, escape
 from benchmark.results.robustness import robustness_section
-from benchmark.results.tables import best_per_model, build_tables, to_markdown
+from benchmark.results.alpha_tables import best_per_model
+from benchmark.results.tables import build_tables, to_markdown
 from benchmark.run.records import (
     NOT_RANKED,
     UNREADABLE,
