@@ -11,10 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark.results import plots
+from benchmark.results.alpha_tables import best_per_model
 from benchmark.results.fold_report import cell_label
 from benchmark.results.reliability import cell_reliability_diagram
 from benchmark.results.report_page import ReportPage
-from benchmark.results.alpha_tables import best_per_model
 from benchmark.results.tables import to_markdown
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import (

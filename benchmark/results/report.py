@@ -20,6 +20,7 @@ import pandas as pd
 from benchmark.inference.explain import gradcam_grid
 from benchmark.io import write_text_atomic
 from benchmark.results import plots
+from benchmark.results.alpha_tables import best_per_model
 from benchmark.results.cell_report import cells_section
 from benchmark.results.columns import REPORT_COLUMNS, REPORT_COST_COLUMNS, view
 from benchmark.results.cross_dataset import cross_dataset_markdown, load_evaluations
@@ -28,7 +29,6 @@ from benchmark.results.fold_report import cross_validation_section
 from benchmark.results.probe_report import probe_section
 from benchmark.results.report_page import ReportPage, escape
 from benchmark.results.robustness import robustness_section
-from benchmark.results.alpha_tables import best_per_model
 from benchmark.results.tables import build_tables, to_markdown
 from benchmark.run.records import (
     NOT_RANKED,
