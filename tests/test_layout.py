@@ -7,6 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Each part may import only parts after it in this order (docs/design.md).
 BENCHMARK_ORDER = [
+    "cli",  # run_benchmark.py's parsers and dispatch: the front door, above every part
     "adapt",  # runs the grid once per k through commands.run_command
     "commands",
     "app",
@@ -26,6 +27,7 @@ BENCHMARK_ORDER = [
     "progress",
     "quiet",
     "errors",
+    "output",  # every printed line (stdout, warnings, refusals); imports nothing of the project
 ]
 
 

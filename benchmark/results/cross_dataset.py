@@ -19,7 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.errors import error_line
 from benchmark.io import write_csv_atomic, write_json_atomic, write_text_atomic
+from benchmark.output import say
 from benchmark.results.stats import format_ci
 from benchmark.results.tables import to_markdown
 
@@ -191,9 +193,9 @@ def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
         try:
             found.append(CrossDatasetEvaluation.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError) as err:
-            print(
-                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left "
-                "out of cross_dataset.csv"
+            say(
+                f"warning: {path} is unreadable ({error_line(err)}); its rows are left out of "
+                "cross_dataset.csv"
             )
     return found
 

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import yaml
 from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic, write_text_atomic
+from benchmark.output import warn
 from benchmark.plan import ModelPlan, resolve_plan, resolve_plans
 from benchmark.run.claims import hold_folder_lock
 from benchmark.run.grid import Cell, build_grid
@@ -242,7 +242,7 @@ def check_captions(config: RunConfig, split: SplitTable) -> str:
         "so text and fusion "
         "scores overstate what a caption alone can tell"
     )
-    print(f"warning: {warning}", file=sys.stderr)
+    warn(warning)
     return warning
 
 

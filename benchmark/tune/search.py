@@ -36,8 +36,9 @@ import pandas as pd
 import yaml
 
 from benchmark.config.run_config import RunConfig, differing_keys
-from benchmark.errors import USER_ERRORS, UsageError, first_line
+from benchmark.errors import USER_ERRORS, UsageError, error_line
 from benchmark.io import write_json_atomic, write_text_atomic
+from benchmark.output import say
 from benchmark.plan.model_plan import model_kind
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.run.fetch_weights import check_weights_available
@@ -153,7 +154,7 @@ class RecipeTuner(keras_tuner.Tuner):
         except (
             Exception
         ) as err:  # out of memory, NaN loss, ...: this trial fails, the search goes on
-            error = f"{type(err).__name__}: {first_line(err, default='')}"[:500]
+            error = error_line(err, default="")
             seconds = time.perf_counter() - started
             write_json_atomic(
                 outcome_file,
@@ -232,7 +233,7 @@ def tune_command(
     tuner = make_tuner(
         options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
     )
-    print(
+    say(
         f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters "
         f"from {space_file}; up to {tuner.remaining_trials} trial(s) to run)"
     )
@@ -473,7 +474,7 @@ def write_outputs(
     write_plots(out / "plots", trials, importance, names, log_scale, options.objective, direction)
     finished = trials[trials["status"] == "ok"]
     failed = len(trials) - len(finished)
-    print(
+    say(
         f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots "
         f"written to {out}"
     )
@@ -489,8 +490,8 @@ def write_outputs(
         if math.isfinite(top["permutation_importance"])
         else f"importance: {top['note']}"
     )
-    print(f"best trial {best['trial_id']}: {options.objective} {best['objective']:.4f}; {ranking}")
-    print(f"train it on the benchmark: python run_benchmark.py --config {out / 'best_config.yaml'}")
+    say(f"best trial {best['trial_id']}: {options.objective} {best['objective']:.4f}; {ranking}")
+    say(f"train it on the benchmark: python run_benchmark.py --config {out / 'best_config.yaml'}")
     return 0
 
 
