@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from benchmark.output import say
+
 PHASE_LABELS = {"head": "head", "fine_tune": "fine-tune", "single": "training"}
 TICK_SECONDS = 1.0  # how often the line's clock is redrawn between events
 RELAYED = ("epoch_begin", "epoch_end", "stage", "say")  # what a child may ask its parent to do
@@ -55,7 +57,7 @@ class Reporter:
         """A child process's relayed call (see `relay`): its printed lines are printed here."""
         name, args = message
         if name == "say":
-            print(args[0], flush=True)
+            say(args[0])
 
 
 _active: list[Reporter] = [Reporter()]

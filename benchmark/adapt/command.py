@@ -17,6 +17,7 @@ from benchmark.adapt.plan import AdaptPlan
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.io import write_csv_atomic
+from benchmark.output import say
 from data_pipeline.merge import SOURCE_COLUMN
 from data_pipeline.shots import draw_table
 from data_pipeline.split_file import file_columns
@@ -69,7 +70,7 @@ def adapt_command(config: RunConfig, plan: AdaptPlan, output: str, *, force: boo
     )
     status, rows = 0, []
     for k in plan.splits:
-        print(f"\nadapt: {k} labelled {plan.target} photo(s) per class -> {shots_dir(output, k)}")
+        say(f"\nadapt: {k} labelled {plan.target} photo(s) per class -> {shots_dir(output, k)}")
         status |= run_command(
             dataclasses.replace(config, split_file=str(split_path(output, k).resolve())),
             output=shots_dir(output, k),
@@ -82,7 +83,7 @@ def adapt_command(config: RunConfig, plan: AdaptPlan, output: str, *, force: boo
     frame = adaptation_table(rows)
     write_csv_atomic(output / "adaptation.csv", frame)
     adaptation_plot(frame, output / "adaptation.png", plan.target)
-    print(
+    say(
         f"\nadaptation curve on {len(target_paths)} fixed {plan.target} test photos: "
         f"{output / 'adaptation.csv'}, {output / 'adaptation.png'}"
     )

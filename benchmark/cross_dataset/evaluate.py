@@ -11,7 +11,6 @@ note rather than silently scored.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from benchmark.cross_dataset.adapt_bn import adapted_probabilities
 from benchmark.cross_dataset.data_notes import dataset_name, one_class_note, overlap_note
 from benchmark.cross_dataset.label_map import LabelMap, read_label_map_file, resolve_label_map
 from benchmark.cross_dataset.scoring import score_predictions, target_matrix
-from benchmark.errors import UsageError, first_line
+from benchmark.errors import UsageError, error_line
 from benchmark.inference.predict import load_model_file, probabilities_for_files
 from benchmark.io import write_csv_atomic
+from benchmark.output import notice, say, warn
 from benchmark.results.cross_dataset import (
     OK,
     SKIPPED,
@@ -172,7 +172,7 @@ def score_cell(
     except (
         Exception
     ) as err:  # one model that cannot load or predict must not cost the others their rows
-        base.status, base.reason = FAILED, f"{type(err).__name__}: {first_line(err)}"
+        base.status, base.reason = FAILED, error_line(err)
         return base
     data_classes = list(label_map.targets)
     true = np.array([data_classes.index(label) for label in scored["label"]])
@@ -209,8 +209,8 @@ def score_cell(
         try:  # after the plain figures, which a failed adaptation must not cost
             adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
         except Exception as err:
-            base.reason = f"--adapt-bn failed: {type(err).__name__}: {first_line(err)}"
-            print(f"warning: {record.cell_id}: {base.reason}", file=sys.stderr)
+            base.reason = f"--adapt-bn failed: {error_line(err)}"
+            warn(f"{record.cell_id}: {base.reason}")
             return base
         after = score_predictions(true, adapted.argmax(axis=1), targets, data_classes)
         base.bn_adapted_accuracy, base.bn_adapted_accuracy_ci = (
@@ -291,17 +291,17 @@ def evaluate_command(
         notes.append(f"matched by name, not in the map: {', '.join(translation.by_name)}")
     if len(translation.targets) == 1:
         notes.append(one_class_note(next(iter(translation.targets))))
-    print(
+    say(
         f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in "
         f"{len(translation.targets)} classes)"
     )
-    print("classes (DATA -> run): " + "; ".join(translation.describe()))
+    say("classes (DATA -> run): " + "; ".join(translation.describe()))
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        notice(note)
     results = []
     for item in chosen:
         if item.model_file is not None:
-            print(f"scoring {item.record.cell_id} ({item.model_file.name})")
+            say(f"scoring {item.record.cell_id} ({item.model_file.name})")
         results.append(
             score_cell(
                 item,
@@ -337,10 +337,10 @@ def evaluate_command(
         from benchmark.results.report import write_report
 
         report = write_report(run)
-        print(
+        say(
             f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written "
             f"to {run}"
         )
     else:
-        print(f"{csv.name} and {markdown.name} written to {folder}")
+        say(f"{csv.name} and {markdown.name} written to {folder}")
     return 0 if any(r.status == OK for r in results) else 1

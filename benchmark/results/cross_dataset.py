@@ -20,7 +20,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from benchmark.errors import error_line
 from benchmark.io import write_csv_atomic, write_json_atomic, write_text_atomic
+from benchmark.output import say
 from benchmark.results.stats import format_ci
 from benchmark.results.tables import to_markdown
 
@@ -192,9 +194,9 @@ def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
         try:
             found.append(CrossDatasetEvaluation.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError) as err:
-            print(
-                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left "
-                "out of cross_dataset.csv"
+            say(
+                f"warning: {path} is unreadable ({error_line(err)}); its rows are left out of "
+                "cross_dataset.csv"
             )
     return found
 
@@ -359,11 +361,11 @@ def print_summary(evaluation: CrossDatasetEvaluation) -> None:
         if m.status == OK
     ]
     headers += adapted if evaluation.adapt_bn else []
-    print(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
+    say(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
     for model in evaluation.models:
         if model.status != OK:
-            print(f"{model.status}: {model.cell_id}: {model.reason}")
+            say(f"{model.status}: {model.cell_id}: {model.reason}")
     for name, count in evaluation.left_out.items():
-        print(f"left out (null in the label map): {name} ({count} images)")
+        say(f"left out (null in the label map): {name} ({count} images)")
     for path, reason in evaluation.skipped_files:
-        print(f"skipped unreadable image {path} ({reason})")
+        say(f"skipped unreadable image {path} ({reason})")

@@ -11,7 +11,6 @@ warning. In a K-fold run
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from tabulate import tabulate
 
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
 from benchmark.io import write_csv_atomic, write_text_atomic
+from benchmark.output import to_stderr, warn
 from benchmark.results import stats
 from benchmark.results.alpha_tables import alpha_effect, alpha_sweep, best_per_model
 from benchmark.results.columns import leaderboard_columns
@@ -178,10 +178,9 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
                 if missing
                 else "its seeds cover fewer test images than another row's"
             )
-            print(
-                f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
-                f"{why}; p_vs_best and tied_with_best are left blank",
-                file=sys.stderr,
+            warn(
+                f"the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
+                f"{why}; p_vs_best and tied_with_best are left blank"
             )
         else:
             comparisons = stats.compare_to_best(vectors, best_index=0)
@@ -244,17 +243,16 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     check_splits(records, split_fingerprints(run_dir))
     for record in records:
         if record.status == UNREADABLE:
-            print(
-                f"warning: cells/{record.error}; left out of the tables (a run whose grid holds "
-                "this cell trains it again)",
-                file=sys.stderr,
+            warn(
+                f"cells/{record.error}; left out of the tables (a run whose grid holds "
+                "this cell trains it again)"
             )
     records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
     probes = probe_table(load_probes(run_dir), board)  # each pretrained backbone's linear probe
     board = with_probe_columns(board, probes)
     for line in probe_warnings(board):
-        print(line, file=sys.stderr)
+        to_stderr(line)
     board = with_robustness_columns(board, robustness_frame(run_dir))
     tables = {
         "leaderboard": board,

@@ -12,7 +12,6 @@ when they do not fit in memory.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from benchmark.config.config_diff import differing_keys
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.io import write_text_atomic
+from benchmark.output import warn
 from benchmark.plan import ModelPlan, resolve_plan, resolve_plans
 from benchmark.run.claims import hold_folder_lock
 from benchmark.run.grid import Cell, build_grid
@@ -213,7 +213,7 @@ def check_captions(config: RunConfig, split: SplitTable) -> str:
         "so text and fusion "
         "scores overstate what a caption alone can tell"
     )
-    print(f"warning: {warning}", file=sys.stderr)
+    warn(warning)
     return warning
 
 

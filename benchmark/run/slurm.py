@@ -32,6 +32,7 @@ from pathlib import Path
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.output import say
 from benchmark.run.records import load_records
 from benchmark.run.slurm_options import SlurmOptions
 from benchmark.run.slurm_scripts import SlurmPlan, array_spec, write_slurm_scripts
@@ -73,18 +74,15 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
     if plan.array_script is None:
         raise UsageError(f"nothing to submit: every cell of {plan.run_dir} has finished")
     array_id = _sbatch([str(plan.array_script)])
-    print(
-        f"submitted array job {array_id}: cells {array_spec(plan.pending)} "
-        f"(logs in {plan.log_dir})",
-        flush=True,
+    say(
+        f"submitted array job {array_id}: cells {array_spec(plan.pending)} (logs in {plan.log_dir})"
     )
     merge_args = [f"--dependency=afterany:{array_id}", str(plan.merge_script)]
     if not wait:
         merge_id = _sbatch(merge_args)
-        print(
+        say(
             f"submitted merge job {merge_id} "
-            f"(after the array; writes {plan.run_dir / 'leaderboard.csv'})",
-            flush=True,
+            f"(after the array; writes {plan.run_dir / 'leaderboard.csv'})"
         )
         return SubmitResult(array_id, merge_id)
     # sbatch --wait prints the id at once, then returns when the job ends, with its exit code. The
@@ -97,7 +95,7 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
     )
     merge_id = process.stdout.readline().strip().split(";")[0]
     if merge_id:
-        print(f"submitted merge job {merge_id}; waiting for both jobs to end", flush=True)
+        say(f"submitted merge job {merge_id}; waiting for both jobs to end")
     _, errors = process.communicate()
     if not merge_id:
         raise UsageError(f"sbatch of the merge job failed: {errors.strip()}")
@@ -109,12 +107,12 @@ def submit_plan(plan: SlurmPlan, wait: bool = False) -> SubmitResult:
         if record is None or not record.ok:
             result.failed_cells.append(cell_id)
             reason = "no record" if record is None else (record.error or "failed")
-            print(
+            say(
                 f"cell {index} {cell_id} failed: {reason} "
                 f"(log {plan.log_dir / f'{array_id}_{index}.out'})"
             )
     if result.merge_exit_code:
-        print(
+        say(
             f"merge job {merge_id} exited {result.merge_exit_code}; "
             f"see {plan.log_dir / f'merge_{merge_id}.out'}"
         )
@@ -152,27 +150,27 @@ def slurm_command(
     )
     context = claim_run(context, force=force)
     plan = write_slurm_scripts(context, options)
-    print(f"run folder: {plan.run_dir} ({len(context.cells)} cells, {len(plan.pending)} to run)")
-    print(f"scripts: {plan.slurm_dir}")
+    say(f"run folder: {plan.run_dir} ({len(context.cells)} cells, {len(plan.pending)} to run)")
+    say(f"scripts: {plan.slurm_dir}")
     if not plan.pending:
-        print(
+        say(
             "nothing to submit: every cell has finished; "
             f"`run_benchmark.py report {plan.run_dir}` rebuilds the tables"
         )
         return 0
     if not submit:
-        print("submit with:")
+        say("submit with:")
         for line in plan.commands:
-            print(f"  {line}")
+            say(f"  {line}")
         return 0
     result = submit_plan(plan, wait)
-    print(f"array job {result.array_job_id}, merge job {result.merge_job_id}")
+    say(f"array job {result.array_job_id}, merge job {result.merge_job_id}")
     if not result.waited:
         return 0
     if result.ok:
-        print(f"all {len(plan.pending)} submitted cells finished; tables in {plan.run_dir}")
+        say(f"all {len(plan.pending)} submitted cells finished; tables in {plan.run_dir}")
         return 0
-    print(
+    say(
         f"{len(result.failed_cells)} of {len(plan.pending)} submitted cells failed; "
         "resubmit the same command to rerun them"
     )

@@ -40,6 +40,7 @@ from benchmark.config.config_diff import differing_keys
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import write_text_atomic
+from benchmark.output import say
 from benchmark.plan.model_plan import model_kind
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import check_captions
@@ -148,7 +149,7 @@ def tune_command(
     tuner = make_tuner(
         options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
     )
-    print(
+    say(
         f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters "
         f"from {space_file}; up to {tuner.remaining_trials} trial(s) to run)"
     )
@@ -314,7 +315,7 @@ def write_outputs(
     write_plots(out / "plots", trials, importance, names, log_scale, options.objective, direction)
     finished = trials[trials["status"] == "ok"]
     failed = len(trials) - len(finished)
-    print(
+    say(
         f"\n{len(finished)} trial(s) finished, {failed} failed; tables, importance and plots "
         f"written to {out}"
     )
@@ -330,8 +331,8 @@ def write_outputs(
         if math.isfinite(top["permutation_importance"])
         else f"importance: {top['note']}"
     )
-    print(f"best trial {best['trial_id']}: {options.objective} {best['objective']:.4f}; {ranking}")
-    print(f"train it on the benchmark: python run_benchmark.py --config {out / 'best_config.yaml'}")
+    say(f"best trial {best['trial_id']}: {options.objective} {best['objective']:.4f}; {ranking}")
+    say(f"train it on the benchmark: python run_benchmark.py --config {out / 'best_config.yaml'}")
     return 0
 
 

@@ -18,7 +18,7 @@ import keras_tuner
 import numpy as np
 
 from benchmark.config.run_config import RunConfig
-from benchmark.errors import USER_ERRORS, first_line
+from benchmark.errors import USER_ERRORS, error_line
 from benchmark.io import write_json_atomic
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.tracking.tracker import TrialTracker
@@ -79,7 +79,7 @@ class RecipeTuner(keras_tuner.Tuner):
         except (
             Exception
         ) as err:  # out of memory, NaN loss, ...: this trial fails, the search goes on
-            error = f"{type(err).__name__}: {first_line(err, default='')}"[:500]
+            error = error_line(err, default="")
             seconds = time.perf_counter() - started
             write_json_atomic(
                 outcome_file,

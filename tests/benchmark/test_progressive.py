@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmark.cli.grid_parsers import build_run_parser
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import resolve_plan, resolve_plans
@@ -14,7 +15,6 @@ from benchmark.training.progressive import ProgressiveResizing, stage_sides
 from benchmark.training.recipe import RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, make_dataset
 from models import BuiltModel
-from run_benchmark import build_run_parser
 from tests.benchmark.stand_ins import colour_split
 
 
