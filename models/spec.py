@@ -101,10 +101,10 @@ class ModelEntry:
         if built != (self.builder is not None):
             needs = "a builder" if built else "no builder (it is not built)"
             raise ValueError(f"{self.name}: a {self.kind} entry takes {needs}")
-        if (self.kind == "late_fusion") != bool(self.components):
-            raise ValueError(
-                f"{self.name}: a late_fusion entry, and only one, names the components it combines"
-            )
+        if self.kind == "late_fusion" and not self.components:
+            raise ValueError(f"{self.name}: a late_fusion entry names the components it combines")
+        if self.components and self.kind != "late_fusion":
+            raise ValueError(f"{self.name}: only a late_fusion entry combines components")
         if self.kind == "zero_shot" and not self.preset:
             raise ValueError(
                 f"{self.name}: a zero-shot row needs the keras-hub preset it scores with"

@@ -96,6 +96,7 @@ def test_every_entry_declares_its_kind_and_the_plan_reads_it():
         ({"kind": "zero_shot", "builder": None}, "needs the keras-hub preset"),
         ({"kind": "late_fusion", "builder": None}, "names the components"),
         ({"builder": None}, "a trained_backbone entry takes a builder"),
+        ({"components": ("mobilenet", "text_bert")}, "only a late_fusion entry combines"),
         ({"preprocess": "keras"}, "unknown preprocess contract 'keras'"),
     ],
 )
