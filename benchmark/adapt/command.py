@@ -17,15 +17,15 @@ features.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
 from benchmark.adapt.curve import adaptation_plot, adaptation_table, shot_rows
 from benchmark.adapt.plan import AdaptPlan
 from benchmark.config.run_config import RunConfig
-from benchmark.errors import UsageError, error_summary
+from benchmark.errors import UsageError, error_line
 from benchmark.io import write_csv_atomic
+from benchmark.output import say, warn
 from data_pipeline.merge import SOURCE_COLUMN
 from data_pipeline.shots import draw_table
 from data_pipeline.split_file import file_columns
@@ -67,7 +67,7 @@ def target_test_paths(plan: AdaptPlan) -> set[str]:
 def _finish(frame, output: Path, target: str, n_test: int) -> None:
     write_csv_atomic(output / "adaptation.csv", frame)
     adaptation_plot(frame, output / "adaptation.png", target)
-    print(
+    say(
         f"\nadaptation curve on {n_test} fixed {target} test photos: "
         f"{output / 'adaptation.csv'}, {output / 'adaptation.png'}"
     )
@@ -85,7 +85,7 @@ def probe_curve_command(config: RunConfig, plan: AdaptPlan, output: str, weighti
     check_existing_splits(plan, output)
     plans, skipped = probe_plans(config)
     if skipped:
-        print(f"adapt --curve probe: no pretrained image backbone, left out: {', '.join(skipped)}")
+        say(f"adapt --curve probe: no pretrained image backbone, left out: {', '.join(skipped)}")
     output.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(output / "draw.csv", draw_table(plan.base, plan.draw))
     images = image_rows(plan.base.table)
@@ -101,21 +101,16 @@ def probe_curve_command(config: RunConfig, plan: AdaptPlan, output: str, weighti
                 if stored.computed
                 else "all read from the folder"
             )
-            print(
+            say(
                 f"\nfeatures of {len(images)} images for {model_plan.name} at "
-                f"{model_plan.image_size} px: {how} ({time.perf_counter() - started:.1f} s)",
-                flush=True,
+                f"{model_plan.image_size} px: {how} ({time.perf_counter() - started:.1f} s)"
             )
             rows.extend(
                 probe_rows(stored, plan, list(config.alphas), weighting, int(config.seeds[0]))
             )
         except Exception as err:  # one model's failure must not cost the others' curves
             status = 1
-            print(
-                f"warning: probe curve of {model_plan.name} failed: {type(err).__name__}: "
-                f"{error_summary(err)}",
-                file=sys.stderr,
-            )
+            warn(f"probe curve of {model_plan.name} failed: {error_line(err)}")
     frame = adaptation_table(rows)
     _finish(frame, output, plan.target, len(target_test_paths(plan)))
     return status
@@ -139,7 +134,7 @@ def adapt_command(config: RunConfig, plan: AdaptPlan, output: str, *, force: boo
     target_paths = target_test_paths(plan)
     status, rows = 0, []
     for k in plan.splits:
-        print(f"\nadapt: {k} labelled {plan.target} photo(s) per class -> {shots_dir(output, k)}")
+        say(f"\nadapt: {k} labelled {plan.target} photo(s) per class -> {shots_dir(output, k)}")
         status |= run_command(
             dataclasses.replace(config, split_file=str(split_path(output, k).resolve())),
             output=shots_dir(output, k),

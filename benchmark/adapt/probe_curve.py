@@ -32,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from benchmark.adapt.curve import AdaptRow
 from benchmark.adapt.features import StoredFeatures
 from benchmark.adapt.plan import AdaptPlan, TargetWeighting
+from benchmark.output import say
 from benchmark.results import stats
 from benchmark.training.linear_probe import MAX_ITER, PROBE_C_GRID
 from data_pipeline import damped_class_weights
@@ -180,9 +181,8 @@ def probe_rows(
                     in_domain_accuracy=in_domain,
                 )
             )
-        print(
+        say(
             f"probe curve of {features.model}, alpha {alpha:g}: C {c_value:g} (source val), "
-            f"{len(plan.draw.shots)} k + in-domain fitted in {time.perf_counter() - started:.1f} s",
-            flush=True,
+            f"{len(plan.draw.shots)} k + in-domain fitted in {time.perf_counter() - started:.1f} s"
         )
     return rows
