@@ -24,7 +24,9 @@ from models import ModelEntry, SimpleCNNConfig, get_entry, resolve_model_names
 Kind = Literal["trained_backbone", "scratch", "text", "fusion", "zero_shot", "late_fusion"]
 
 # Why phase 1 and 2 run online under MixUp/CutMix ({} is the flags as given).
-MIXED_LABELS = "{} mix the labels of each batch, and the stored banks keep one label per image"
+MIXED_LABELS = (
+    "MixUp/CutMix ({}) mix the labels of each batch, and the stored banks keep one label per image"
+)
 NO_STORED_FEATURES = (
     "no frozen pretrained image backbone under the shared head (scratch, text, fusion or hub)"
 )
