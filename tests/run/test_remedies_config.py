@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.config.config_diff import differing_keys
 from benchmark.config.remedies import augment_config
-from benchmark.config.run_config import RunConfig, differing_keys, resolve_config
+from benchmark.config.run_config import RunConfig, resolve_config
 from benchmark.errors import UsageError
 from benchmark.plan import resolve_plan
 
