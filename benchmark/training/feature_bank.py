@@ -20,7 +20,6 @@ rename wins (the copies are the same computation).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -63,7 +62,7 @@ def bank_key(
     recipe = json.dumps(
         {
             "weights": weights,
-            "augment": dataclasses.asdict(augment),
+            "augment": augment.key(),
             "batch_size": batch_size,
             "dtype": dtype or BANK_DTYPE,
         },

@@ -19,7 +19,6 @@ cell online.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -180,7 +179,7 @@ def tune_bank_key(
     recipe = json.dumps(
         {
             "weights": weights,
-            "augment": None if augment is None else dataclasses.asdict(augment),
+            "augment": None if augment is None else augment.key(),
             "batch_size": batch_size,
             "dtype": dtype or feature_bank.BANK_DTYPE,
             "cut": cut.layer,
