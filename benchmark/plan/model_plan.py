@@ -31,9 +31,11 @@ NO_STORED_FEATURES = (
 class ModelPlan:
     """What one model of the grid is and how the run will treat it (see the module docstring).
 
-    `head_features` and `fine_tune_features` are what the entry and the flags allow: "online" and
-    "none" (nothing to train) are final; "auto", "cached" and "bank" are settled by the built
-    model (its cut, the bank's size) in `run/phase1.py` and `run/phase2.py`.
+    `head_features` ("bank", "cached", "online" or "none") and `fine_tune_features` ("bank",
+    "online" or "none") are the paths the entry and the flags choose, never "auto": the flag's
+    "auto" is resolved here to the stored path it prefers. A stored path still needs the built
+    model's consent (its cut, the bank's size): `benchmark.plan.phases.cell_phases` settles each
+    cell's paths from this plan and those facts, in one place.
     """
 
     name: str
@@ -48,6 +50,7 @@ class ModelPlan:
     head_features: str
     fine_tune_features: str
     fine_tune_reason: str  # why phase 2 is "online" or "none" ("" otherwise)
+    fine_tune_bank_required: bool  # --fine-tune-features bank: a bank the built model refuses fails
     progressive_sizes: tuple[int, ...]
     components: tuple[str, ...]
     simple_cnn: SimpleCNNConfig | None  # the knobs, for the network that reads them
@@ -112,11 +115,26 @@ def head_features_refusal(kind: Kind, name: str, modality: str, scratch: bool) -
     return ""
 
 
+def head_features(config: RunConfig, kind: Kind, refusal: str) -> str:
+    """Phase 1's data path: stored features ("bank" with augmentation, "cached" without) unless
+    the flag or the model (`refusal`, from `head_features_refusal`) asks for online images."""
+    if not kind_trains(kind):
+        return "none"
+    if refusal or config.head_features == "online":
+        return "online"
+    return "bank" if config.augment else "cached"
+
+
+def has_phase2(kind: Kind, scratch: bool, layers: int | str, fine_tune_epochs: int) -> bool:
+    """Whether a model's cells fine-tune at all: the one place "no phase 2" is decided."""
+    return kind_trains(kind) and not scratch and layers not in (0, "0") and fine_tune_epochs != 0
+
+
 def phase2_features(
     config: RunConfig, entry: ModelEntry, kind: Kind, scratch: bool, layers: int | str
 ) -> tuple[str, str]:
     """Phase 2's data path as far as the entry and the flags decide it, and why."""
-    if not kind_trains(kind) or scratch or layers in (0, "0") or config.fine_tune_epochs == 0:
+    if not has_phase2(kind, scratch, layers, config.fine_tune_epochs):
         return "none", "no phase 2"
     if config.fine_tune_features == "online":
         return "online", "--fine-tune-features online"
@@ -127,7 +145,7 @@ def phase2_features(
                 "use --fine-tune-features auto or online"
             )
         return "online", NO_STORED_FEATURES
-    return config.fine_tune_features, ""
+    return "bank", ""
 
 
 def kind_trains(kind: Kind) -> bool:
@@ -151,17 +169,9 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     )  # feeds no image: nothing to check
     source = weight_source(entry, config.weights)
     scratch = from_scratch(kind, entry.modality, source)
-    if config.head_features == "cached":
-        if reason := head_features_refusal(kind, entry.name, entry.modality, scratch):
-            raise UsageError(
-                f"--head-features cached: {reason}; use --head-features auto or online"
-            )
-    if not kind_trains(kind):
-        head = "none"
-    elif head_features_refusal(kind, entry.name, entry.modality, scratch):
-        head = "online"
-    else:
-        head = config.head_features
+    refusal = head_features_refusal(kind, entry.name, entry.modality, scratch)
+    if config.head_features == "cached" and refusal:
+        raise UsageError(f"--head-features cached: {refusal}; use --head-features auto or online")
     layers = entry.fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
     tune, why = phase2_features(config, entry, kind, scratch, layers)
     if reason := progressive_refusal(
@@ -178,9 +188,10 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
         weights=config.weights,
         weight_source=source,
         fine_tune_layers=layers,
-        head_features=head,
+        head_features=head_features(config, kind, refusal),
         fine_tune_features=tune,
         fine_tune_reason=why,
+        fine_tune_bank_required=tune == "bank" and config.fine_tune_features == "bank",
         progressive_sizes=tuple(config.progressive_sizes),
         components=entry.components,
         simple_cnn=config.simple_cnn_config() if kind == "scratch" else None,

@@ -38,6 +38,7 @@ import yaml
 from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError, first_line
 from benchmark.io import write_json_atomic, write_text_atomic
+from benchmark.plan import resolve_plans
 from benchmark.plan.model_plan import model_kind
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.run.fetch_weights import check_weights_available
@@ -202,6 +203,7 @@ def tune_command(
     base = dataclasses.replace(config, models=[model])
     space_file = options.space or default_space_path(model)
     space = load_space(space_file, base, model)
+    plans = resolve_plans(base)  # the base's; each trial plans its own configuration
     out = Path(output) if output else Path("results") / time.strftime("tune-%Y%m%d-%H%M%S")
     request = search_request(base, options, space)
     changed = changed_request(out, request)
@@ -216,7 +218,7 @@ def tune_command(
             missing_ok=True
         )  # the data or split settings changed: split again
     split = resolve_split(base, out)
-    check_captions(base, split)
+    check_captions(base, plans, split)
     write_text_atomic(out / REQUEST_FILE, yaml.safe_dump(request, sort_keys=False))
     tracker = TrialTracker(base, out) if base.mlflow or base.tensorboard else None
     context = SearchContext(
@@ -230,7 +232,7 @@ def tune_command(
         tracker=tracker,
     )
     tuner = make_tuner(
-        options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
+        options, context, to_hyperparameters(space, base, plans[model]), overwrite=bool(changed)
     )
     print(
         f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters "
@@ -364,9 +366,10 @@ def train_trial(
     # Trials of one backbone share its banks in DIR/features and DIR/fine_tune_bank: they differ
     # in head and rates, which train above the stored tensors; a trial that moves the cut or the
     # augmentation gets a bank of its own (the bank's key holds both).
+    plan = resolve_plans(config)[context.model]  # a trial is a run of its own: its plans are made
     prepared = prepare_cell(
         config,
-        context.model,
+        plan,
         context.split,
         seed=config.seeds[0],
         alpha=config.alphas[0],
@@ -374,9 +377,7 @@ def train_trial(
         cache=context.out / "cache",
     )
     built = prepared.built
-    settings = cap_epochs(
-        recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch
-    )
+    settings = cap_epochs(recipe_settings(config, plan), max_epochs, single_phase=plan.from_scratch)
     with prepared.strategy.scope():
         training = train_two_phase(
             built,

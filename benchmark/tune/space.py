@@ -35,8 +35,8 @@ import keras_tuner
 from benchmark.config.data_files import read_data_file
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError, first_line
-from benchmark.plan import resolve_plan
-from benchmark.run.cell import build_spec, recipe_settings
+from benchmark.plan import ModelPlan
+from benchmark.run.cell_inputs import build_spec
 from models import HeadConfig, SimpleCNNConfig, get_entry
 
 SPACES_DIR = Path(__file__).parent / "spaces"
@@ -224,17 +224,17 @@ def check_space(space: dict[str, Param], base: RunConfig, model: str, source: st
 
 
 def to_hyperparameters(
-    space: dict[str, Param], base: RunConfig, model: str
+    space: dict[str, Param], base: RunConfig, plan: ModelPlan
 ) -> keras_tuner.HyperParameters:
     hp = keras_tuner.HyperParameters()
     for param in space.values():
-        param.declare(hp, baseline_value(base, model, param.name))
+        param.declare(hp, baseline_value(base, plan, param.name))
     return hp
 
 
-def baseline_value(base: RunConfig, model: str, name: str) -> Any:
-    """The value the base configuration gives a hyperparameter (None where the mapping has no such
-    value).
+def baseline_value(base: RunConfig, plan: ModelPlan, name: str) -> Any:
+    """The value the base configuration (whose plan of the tuned model is `plan`) gives a
+    hyperparameter (None where the mapping has no such value).
     """
     if name == "alpha":
         return base.alphas[0]
@@ -243,11 +243,9 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
     if name == "head_blocks":
         return len(base.head_units)
     if name == "fine_tune_layers":
-        return recipe_settings(
-            base, model
-        ).fine_tune_layers  # None in the config means the model's own default
+        return plan.fine_tune_layers  # None in the config means the model's own default
     if name == "image_size":
-        return resolve_plan(base, model).image_size
+        return plan.image_size
     if name in CNN_KEYS:
         return getattr(base.simple_cnn_config(), name.split(".", 1)[1])
     return getattr(base, name)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from stand_ins import SIZE, colour_split, stand_in_pretrained
 
-from benchmark.run.cell import CellInputs
+from benchmark.run.cell_inputs import CellInputs
 from benchmark.run.devices import resolve_precision
 from benchmark.run.late_fusion import choose_image_weight, confidence_selection, weighted_average
 from benchmark.training.head_features import (

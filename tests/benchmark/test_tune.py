@@ -19,7 +19,9 @@ from PIL import Image  # noqa: E402
 import benchmark.tune.search as tune  # noqa: E402
 from benchmark.config.run_config import RunConfig, resolve_config  # noqa: E402
 from benchmark.errors import UsageError  # noqa: E402
-from benchmark.run.cell import build_spec, recipe_settings  # noqa: E402
+from benchmark.plan import resolve_plans  # noqa: E402
+from benchmark.run.cell import recipe_settings  # noqa: E402
+from benchmark.run.cell_inputs import build_spec  # noqa: E402
 from benchmark.tune.search import TuneOptions, tune_command  # noqa: E402
 from benchmark.tune.space import apply_values, default_space_path, load_space, to_hyperparameters  # noqa: E402
 from benchmark.tune.trials import importance_table  # noqa: E402
@@ -260,9 +262,10 @@ def test_bad_space_entries_are_named(tmp_path, space, message):
 def test_shipped_spaces_default_to_the_untuned_baseline(model):
     base = RunConfig(models=[model])
     space = load_space(default_space_path(model), base, model)
-    baseline = apply_values(base, to_hyperparameters(space, base, model).values)
+    plan = resolve_plans(base)[model]
+    baseline = apply_values(base, to_hyperparameters(space, base, plan).values)
     assert build_spec(baseline, 6) == build_spec(base, 6)
-    assert recipe_settings(baseline, model) == recipe_settings(base, model)
+    assert recipe_settings(baseline, resolve_plans(baseline)[model]) == recipe_settings(base, plan)
     assert baseline.alphas[0] == base.alphas[0] and baseline.batch_size == base.batch_size
 
 
