@@ -125,7 +125,7 @@ def resolve_run(config: RunConfig, run_dir: Path, *, force: bool = False) -> Run
         config,
         run_dir,
         split,
-        build_grid(config),
+        build_grid(config, plans),
         caption_warning,
         fold_splits=folds,
         plans=plans,

@@ -39,7 +39,6 @@ from benchmark.config.run_config import RunConfig, differing_keys
 from benchmark.errors import USER_ERRORS, UsageError, first_line
 from benchmark.io import write_json_atomic, write_text_atomic
 from benchmark.plan import resolve_plans
-from benchmark.plan.model_plan import model_kind
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import check_captions, resolve_split
@@ -56,7 +55,7 @@ from benchmark.tune.space import (
 )
 from benchmark.tune.trials import importance_table, rank_trials, write_plots, write_tables
 from data_pipeline import SplitTable
-from models import get_entry, resolve_model_names
+from models import resolve_model_names
 
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "val_macro_f1": "max"}
 TUNERS = ("random", "bayesian", "hyperband")
@@ -202,8 +201,12 @@ def tune_command(
     model = single_model(options.model)
     base = dataclasses.replace(config, models=[model])
     space_file = options.space or default_space_path(model)
-    space = load_space(space_file, base, model)
     plans = resolve_plans(base)  # the base's; each trial plans its own configuration
+    if plans[model].kind == "late_fusion":
+        raise UsageError(
+            f"{model} combines trained cells and has nothing to train; tune its components instead"
+        )
+    space = load_space(space_file, base, plans[model])
     out = Path(output) if output else Path("results") / time.strftime("tune-%Y%m%d-%H%M%S")
     request = search_request(base, options, space)
     changed = changed_request(out, request)
@@ -253,11 +256,6 @@ def single_model(name: str) -> str:
     if len(names) != 1:
         raise UsageError(
             f"--model {name!r} matches {len(names)} models ({', '.join(names)}); tune one at a time"
-        )
-    if model_kind(get_entry(names[0])) == "late_fusion":
-        raise UsageError(
-            f"{names[0]} combines trained cells and has nothing to train; tune its components "
-            "instead"
         )
     return names[0]
 

@@ -37,7 +37,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError, first_line
 from benchmark.plan import ModelPlan
 from benchmark.run.cell_inputs import build_spec
-from models import HeadConfig, SimpleCNNConfig, get_entry
+from models import HeadConfig, SimpleCNNConfig
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 RECIPE_KEYS = (
@@ -142,11 +142,11 @@ def default_space_path(model: str) -> Path:
     return SPACES_DIR / ("simple_cnn.yaml" if model == "simple_cnn" else "transfer.yaml")
 
 
-def load_space(path: str | Path, base: RunConfig, model: str) -> dict[str, Param]:
-    """Reads and checks a space file; every problem is a UsageError naming the file and the
-    entry."""
+def load_space(path: str | Path, base: RunConfig, plan: ModelPlan) -> dict[str, Param]:
+    """Reads and checks a space file for the model of `plan`; every problem is a UsageError naming
+    the file and the entry."""
     space = read_space(path)
-    check_space(space, base, model, str(path))
+    check_space(space, base, plan, str(path))
     return space
 
 
@@ -201,12 +201,12 @@ def parse_param(name: str, spec: Any, source: str) -> Param:
     return param
 
 
-def check_space(space: dict[str, Param], base: RunConfig, model: str, source: str) -> None:
+def check_space(space: dict[str, Param], base: RunConfig, plan: ModelPlan, source: str) -> None:
     """Refuses knobs the model ignores and values the configuration rejects, before any trial
     trains.
     """
-    pretrained = get_entry(model).pretrained
-    ignored = [n for n in space if n in (CNN_KEYS if pretrained else HEAD_AND_PHASE2_KEYS)]
+    model, scratch = plan.name, plan.kind == "scratch"  # simple_cnn: its own knobs, no head
+    ignored = [n for n in space if n in (HEAD_AND_PHASE2_KEYS if scratch else CNN_KEYS)]
     if ignored:
         raise UsageError(
             f"search space {source!r} tunes {', '.join(ignored)}, which {model} does not use"

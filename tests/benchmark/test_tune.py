@@ -253,16 +253,17 @@ def test_unknown_space_name_is_a_usage_error_naming_it(tmp_path, data_dir):
 )
 def test_bad_space_entries_are_named(tmp_path, space, message):
     with pytest.raises(UsageError, match=message):
+        config = RunConfig(models=["simple_cnn"])
         load_space(
-            write_space(tmp_path / "s.yaml", space), RunConfig(models=["simple_cnn"]), "simple_cnn"
+            write_space(tmp_path / "s.yaml", space), config, resolve_plans(config)["simple_cnn"]
         )
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "mobilenet_v2"])
 def test_shipped_spaces_default_to_the_untuned_baseline(model):
     base = RunConfig(models=[model])
-    space = load_space(default_space_path(model), base, model)
     plan = resolve_plans(base)[model]
+    space = load_space(default_space_path(model), base, plan)
     baseline = apply_values(base, to_hyperparameters(space, base, plan).values)
     assert build_spec(baseline, 6) == build_spec(base, 6)
     assert recipe_settings(baseline, resolve_plans(baseline)[model]) == recipe_settings(base, plan)

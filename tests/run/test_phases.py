@@ -148,3 +148,11 @@ def test_only_the_plan_package_decides_the_phase_paths():
     # ... and the one call of `cell_phases` is the cell's, in `settled_phases`.
     calls = source_lines(r"(?<!def )\bcell_phases\(", allowed=())
     assert len(calls) == 1 and calls[0].startswith("benchmark/run/phase_paths.py"), calls
+
+
+def test_no_module_outside_the_plan_reads_the_registry_to_decide():
+    # --list-models prints the registry (display only); everything else reads the plan, the
+    # weights' origin (benchmark/plan/weights.py) or a record field.
+    readers = source_lines(r"\bget_entry\b|\bmodel_kind\(", allowed=("benchmark/plan/",))
+    assert all(line.startswith("benchmark/listing.py:") for line in readers), readers
+    assert not source_lines(r"""["']late_fusion_["']"""), "a model's kind is not a name prefix"
