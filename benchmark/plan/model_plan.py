@@ -15,7 +15,7 @@ from typing import Literal
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan.weights import check_weights_file, weight_source
-from benchmark.training.settings import progressive_refusal
+from benchmark.training.settings import RecipeSettings, progressive_refusal
 from models import ModelEntry, SimpleCNNConfig, get_entry, resolve_model_names
 
 # What the runner does with a model: train it (three ways), score it without training, or combine
@@ -126,8 +126,10 @@ def head_features(config: RunConfig, kind: Kind, refusal: str) -> str:
 
 
 def has_phase2(kind: Kind, scratch: bool, layers: int | str, fine_tune_epochs: int) -> bool:
-    """Whether a model's cells fine-tune at all: the one place "no phase 2" is decided."""
-    return kind_trains(kind) and not scratch and layers not in (0, "0") and fine_tune_epochs != 0
+    """Whether a model's cells fine-tune at all: a trained, pretrained model whose knobs leave
+    phase 2 something to train (`RecipeSettings.skips_phase2`, which the recipe reads too)."""
+    knobs = RecipeSettings(fine_tune_layers=layers, fine_tune_epochs=fine_tune_epochs)
+    return kind_trains(kind) and not scratch and not knobs.skips_phase2
 
 
 def phase2_features(
@@ -153,8 +155,13 @@ def kind_trains(kind: Kind) -> bool:
 
 
 def from_scratch(kind: Kind, modality: str, source: str) -> bool:
-    """Random image-only weights: the recipe trains the whole network in one phase (as
-    `models.BuiltModel.from_scratch` says of the built model)."""
+    """Random image-only weights (simple_cnn, or a backbone under `--weights none`): nothing
+    pretrained to protect, so the recipe trains the whole network in one phase.
+
+    Freezing random features teaches nothing (measured on the embedded sample: frozen random
+    MobileNets predict one class). The one place this is decided: the cell and `tune` pass
+    `ModelPlan.from_scratch` to the recipe as `single_phase`.
+    """
     return modality == "image" and kind_trains(kind) and source == "none"
 
 

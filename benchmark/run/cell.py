@@ -256,6 +256,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             checkpoint=PhaseCheckpoint(work),
             progressive=prepared.progressive,
             cached_tune=prepared.cached_tune,
+            single_phase=plan.from_scratch,
         )
 
     reporter().stage("evaluating")

@@ -387,6 +387,7 @@ def train_trial(
             verbose=context.verbose,
             cached_head=prepared.cached_head,
             cached_tune=prepared.cached_tune,
+            single_phase=plan.from_scratch,
         )
     probabilities = predict_probabilities(built.model, prepared.val)
     if (

@@ -18,7 +18,7 @@ from benchmark.training.recipe import RecipeSettings
 from models import BuiltModel, HeadConfig, attach_head
 
 
-def plan_phase2(config, built, settings, *, num_train, num_val, folder):
+def phase2_path(config, built, settings, *, num_train, num_val, folder):
     """Phase 2's path for a stand-in built as `built`, as `cell_phases` settles it for a pretrained
     image model whose plan wants the bank (its depth and epochs from `settings`)."""
     config = dataclasses.replace(
@@ -53,10 +53,10 @@ def test_a_cut_with_no_clean_boundary_below_goes_online_with_the_reason(tmp_path
     cut, reason = find_cut(backbone, 2)
     assert cut is None and "no clean cut at or below 'add'" in reason and "conv_b" in reason
     settings = RecipeSettings(fine_tune_layers=2, fine_tune_epochs=2)
-    plan = plan_phase2(RunConfig(), built, settings, num_train=18, num_val=9, folder=tmp_path)
+    plan = phase2_path(RunConfig(), built, settings, num_train=18, num_val=9, folder=tmp_path)
     assert (plan.tune, plan.reason) == ("online", reason)
     with pytest.raises(UsageError, match="--fine-tune-features bank: no clean cut"):
-        plan_phase2(
+        phase2_path(
             RunConfig(fine_tune_features="bank"),
             built,
             settings,
@@ -70,7 +70,7 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
     built = residual_stand_in(dropout_below=True)
     cut, _ = find_cut(built.backbone, 2)
     assert bottom_randomness(built.backbone, cut) == "drop_a"
-    plan = plan_phase2(
+    plan = phase2_path(
         RunConfig(),
         built,
         RecipeSettings(fine_tune_layers=2),
@@ -79,7 +79,7 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
         folder=tmp_path,
     )
     assert plan.tune == "online" and "'drop_a'" in plan.reason
-    plain = plan_phase2(
+    plain = phase2_path(
         RunConfig(),
         residual_stand_in(),
         RecipeSettings(fine_tune_layers=2),
@@ -93,7 +93,7 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
 def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(tmp_path):
     built, settings = residual_stand_in(), RecipeSettings(fine_tune_layers=2, fine_tune_epochs=10)
     # 10 epochs x 18 images + 9 val, 12x12x8 float32 each: 0.7 MiB
-    small = plan_phase2(
+    small = phase2_path(
         RunConfig(fine_tune_bank_limit=0.1),
         built,
         settings,
@@ -102,7 +102,7 @@ def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(
         folder=tmp_path,
     )
     assert small.tune == "online" and "over --fine-tune-bank-limit 0.1" in small.reason
-    asked = plan_phase2(
+    asked = phase2_path(
         RunConfig(fine_tune_features="online"),
         built,
         settings,
@@ -111,7 +111,7 @@ def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(
         folder=tmp_path,
     )
     assert asked.tune == "online"
-    none = plan_phase2(
+    none = phase2_path(
         RunConfig(),
         built,
         RecipeSettings(fine_tune_layers=0),
