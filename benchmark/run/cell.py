@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
+from benchmark.output import say
 from benchmark.plan import ModelPlan
 from benchmark.progress import reporter
 from benchmark.run.cell_inputs import CellInputs, build_spec, evaluated_probabilities
@@ -212,10 +213,9 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callba
                 raise MemoryError(
                     f"out of memory even at batch size {batch_size}: {error_summary(err)}"
                 ) from err
-            print(
+            say(
                 f"{cell.cell_id}: out of memory at batch size {batch_size} ({error_summary(err)}); "
-                f"retrying at {batch_size // 2}",
-                flush=True,
+                f"retrying at {batch_size // 2}"
             )
             batch_size //= 2
             shutil.rmtree(
@@ -229,7 +229,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     started = time.perf_counter()
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
-        print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
+        say(f"resuming {cell.cell_id} from its backup in {work}")
     prepared = prepare_cell(
         config,
         plan,

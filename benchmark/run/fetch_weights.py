@@ -6,6 +6,7 @@ Cluster compute nodes often have no network; jobs then find the weights in the c
 
 from __future__ import annotations
 
+from benchmark.output import say
 from benchmark.plan import expand_components, takes_weights_file
 from benchmark.plan.weights import weights_origin
 from models import (
@@ -72,11 +73,11 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
         load_pretrained(name)  # raises a one-line ModelError offline
         preset = weights_origin(name).preset
         kind = f"keras-hub preset {preset}" if preset else "ImageNet weights"
-        print(f"{name}: {kind} in {cache_of(name)}")
+        say(f"{name}: {kind} in {cache_of(name)}")
     if needs_text:
         encoder = text_encoder or TextConfig().encoder
         load_text_encoder(encoder)
-        print(f"text encoder {encoder}: in {kerashub_cache_dir()}")
+        say(f"text encoder {encoder}: in {kerashub_cache_dir()}")
     return 0
 
 

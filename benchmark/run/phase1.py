@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.output import say
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost, bank_key
 from benchmark.training.head_features import (
@@ -97,10 +98,9 @@ def stored_head_phase(
     )
     feature_dim = int(built.model.get_layer(POOL_LAYER).output.shape[-1])
     if not bank.stored_epochs():
-        print(
+        say(
             f"feature bank for {model_name} in {folder}: "
-            f"{bank_cost(len(split.subset('train')), feature_dim, epochs)}",
-            flush=True,
+            f"{bank_cost(len(split.subset('train')), feature_dim, epochs)}"
         )
     feeder = BankEpochs(bank, class_weights, batch_size, feature_dim, len(split.subset("train")))
     return CachedHeadPhase(

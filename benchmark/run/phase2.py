@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.output import say
 from benchmark.plan.phases import MIB
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import FeatureBank
@@ -82,12 +83,11 @@ def bank_phase(
     num_train, num_val = len(split.subset("train")), len(split.subset("val"))
     if not bank.stored_epochs():
         memory, disk = bank_bytes(shape, num_train, num_val, settings.fine_tune_epochs)
-        print(
+        say(
             f"fine-tune bank for {model_name} at {cut.layer!r} "
             f"({'x'.join(map(str, shape))} an image, "
             f"{bank.dtype}) in {folder}: {memory / MIB:.1f} MiB an epoch in memory, up to "
-            f"{disk / MIB:.1f} MiB on disk",
-            flush=True,
+            f"{disk / MIB:.1f} MiB on disk"
         )
     val = stored_activations(bottom, inputs.dataset(split, "val", batch_size), folder / "val.npy")
     val_data = feature_dataset(val, split.label_indices("val"), len(split.class_names), batch_size)

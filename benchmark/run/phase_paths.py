@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from benchmark.io import write_text_atomic
+from benchmark.output import say
 from benchmark.plan.model_plan import NO_STORED_FEATURES
 from benchmark.plan.phases import PhasePaths, TuneBankFacts, cell_phases
 from benchmark.training.finetune_bank import (
@@ -44,10 +45,10 @@ def settled_phases(
         resumed_tune=resumed_tune_path(work) if work is not None else None,
     )
     if paths.tune == "online" and paths.reason and config.fine_tune_features == "auto":
-        print(f"{plan.name}: phase 2 runs online: {paths.reason}", flush=True)
+        say(f"{plan.name}: phase 2 runs online: {paths.reason}")
     if work is not None:
         if paths.note:
-            print(f"{work.name}: {paths.note}", flush=True)
+            say(f"{work.name}: {paths.note}")
         if paths.drop_tune_backups:
             drop_tune_backups(work)
         record_phase2_path(work, paths.tune)

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from benchmark.config.run_config import RunConfig
 from benchmark.plan import resolve_plans
-from benchmark.training.recipe import RecipeSettings, freeze, train_two_phase, unfreeze_top
+from benchmark.training.freezing import freeze, unfreeze_top
+from benchmark.training.recipe import RecipeSettings, train_two_phase
 from models import BuildSpec, BuiltModel, HeadConfig, attach_head, build_model
 
 SIZE = 16
