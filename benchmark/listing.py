@@ -11,6 +11,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from benchmark.output import say
+from benchmark.plan.weights import weights_origin
 from models import get_entry, list_models
 from models.parameter_counts import PARAMETER_COUNTS
 
@@ -28,16 +29,15 @@ COLUMNS = [
 
 
 def weights_from(entry) -> str:
-    """Where `--weights imagenet` comes from: a package installed with the suite, or a download."""
-    if entry.weights_source:
-        return entry.weights_source
-    if entry.zero_shot or entry.preset:
-        return "keras-hub download"
-    if entry.image_model:  # early fusion: its image branch's source, and the text encoder's
-        return f"{weights_from(get_entry(entry.image_model))} + keras-hub text encoder"
-    if entry.modality != "image":
-        return "keras-hub download (text encoder)"
-    return "Keras download" if entry.pretrained else ""
+    """Where `--weights imagenet` comes from: a package installed with the suite, or a download
+    (as `benchmark.plan.weights.weights_origin` answers it)."""
+    origin = weights_origin(entry.name)
+    if origin.backbone is None:
+        return "keras-hub download (text encoder)" if origin.text_encoder else ""
+    source = origin.package or ("keras-hub download" if origin.preset else "Keras download")
+    if origin.text_encoder and not entry.preset:  # a hub fusion row lists its preset alone
+        return f"{source} + keras-hub text encoder"
+    return source
 
 
 def registry_rows() -> list[list]:

@@ -180,12 +180,3 @@ class BuiltModel:
     text_backbone: keras.Model | None = None
     tokenizer: object = None
     blocks: list | None = None
-
-    @property
-    def from_scratch(self) -> bool:
-        """Nothing pretrained to protect: no backbone, or a randomly initialised image-only one.
-
-        Freezing random features teaches nothing (measured on the embedded sample: frozen random
-        MobileNets predict one class), so such models train whole, in one phase, like simple_cnn.
-        """
-        return self.text_backbone is None and (self.backbone is None or self.weights == "none")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
-from benchmark.plan import ModelPlan, resolve_plan
+from benchmark.plan import ModelPlan, resolve_plans
 from data_pipeline.merge import SOURCE_COLUMN
 
 
@@ -50,8 +50,9 @@ def probe_plans(config: RunConfig) -> tuple[list[ModelPlan], list[str]]:
     """The grid's models a probe can run on (an image model with a pretrained backbone), and the
     names of those it cannot. No model left is a `UsageError` naming `--curve`."""
     plans, skipped = [], []
+    resolved = resolve_plans(config)  # the probe run's plans, made once
     for name in config.models:
-        plan = resolve_plan(config, name)
+        plan = resolved[name]
         if plan.kind in ("zero_shot", "late_fusion") or plan.modality != "image":
             skipped.append(name)
         elif plan.from_scratch:
@@ -116,7 +117,7 @@ def _load(cache_file: Path, rows: int) -> np.ndarray | None:
 def _build(config: RunConfig, plan: ModelPlan, class_names: list[str]):
     import keras
 
-    from benchmark.run.cell import build_spec
+    from benchmark.run.cell_inputs import build_spec
     from benchmark.training.head_features import supports_cached_features
     from models import build_model
 

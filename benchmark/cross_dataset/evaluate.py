@@ -64,9 +64,9 @@ class ChosenCell:
 
 
 def is_late_fusion(record: CellRecord) -> bool:
-    return bool(record.late_fusion_rule or record.components) or record.registry_name.startswith(
-        "late_fusion_"
-    )
+    """A late-fusion row: every finished one records its rule and its components (its name is
+    not read: a model's kind is the plan's and the record's fact, not a prefix)."""
+    return bool(record.late_fusion_rule or record.components)
 
 
 def choose_cells(run_dir: Path, records: list[CellRecord], which: str) -> list[ChosenCell]:

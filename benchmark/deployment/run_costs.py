@@ -22,11 +22,10 @@ import pandas as pd
 
 from benchmark.io import write_json_atomic
 from benchmark.output import notice, say
-from benchmark.plan.model_plan import model_kind
 from benchmark.run.folder import split_file
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
 from data_pipeline import make_dataset, read_split_file
-from models import get_entry, preprocess_function, register_custom_layers
+from models import preprocess_function, register_custom_layers
 
 REPRESENTATIVE_IMAGES = 64  # int8_full calibration images from the training split
 # The one export kept beside the profile (the others are measured and dropped): the full-integer
@@ -79,7 +78,7 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
     stored = {p["model"]: p for p in load_profiles(run_dir)}
     notes = []
     for model_name, record in best_cells(run_dir).items():
-        if model_kind(get_entry(record.registry_name)) in ("text", "fusion", "late_fusion"):
+        if record.modality != "image":  # text, early fusion and late fusion
             notes.append(
                 f"{model_name}: not profiled (deployment profiling takes single-input image models)"
             )

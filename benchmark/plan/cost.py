@@ -76,7 +76,8 @@ def phase_paths(plan: ModelPlan, config: RunConfig, first_of_model: bool) -> tup
     """How phase 1 and phase 2 of a cell get their data, as the dry run states them.
 
     "bank, fills" is the model's first cell (it computes the bank), "bank, reuses" the others;
-    "auto" phase 2 is settled by the built model (bank where its cut allows, else online).
+    "bank*" is a phase-2 bank the built model may still send online (its cut, the bank's size),
+    where `--fine-tune-features auto` chose it.
     """
     fills = "fills" if first_of_model else "reuses"
     if not plan.trains:
@@ -84,13 +85,11 @@ def phase_paths(plan: ModelPlan, config: RunConfig, first_of_model: bool) -> tup
     if plan.from_scratch:
         return "online (whole net)", "none"
     head = plan.head_features
-    if head in ("auto", "cached"):
-        head = f"bank, {fills}" if config.augment else f"stored, {fills}"
+    if head in ("bank", "cached"):
+        head = f"bank, {fills}" if head == "bank" else f"stored, {fills}"
     tune = plan.fine_tune_features
-    if tune == "auto":
-        tune = f"bank*, {fills}"
-    elif tune == "bank":
-        tune = f"bank, {fills}"
+    if tune == "bank":
+        tune = f"bank, {fills}" if plan.fine_tune_bank_required else f"bank*, {fills}"
     return head, tune
 
 

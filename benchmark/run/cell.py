@@ -10,7 +10,6 @@ cell with the two-phase recipe and evaluates it into a `CellRecord`. The tuner c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import shutil
 import time
@@ -24,139 +23,44 @@ from benchmark.config.remedies import augment_config
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
 from benchmark.output import say
-from benchmark.plan import ModelPlan, resolve_plan
+from benchmark.plan import ModelPlan
 from benchmark.progress import reporter
+from benchmark.run.cell_inputs import CellInputs, build_spec, evaluated_probabilities
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext, image_cache_root, work_dir
 from benchmark.run.grid import Cell
-from benchmark.run.phase1 import phase1_mode, stored_head_phase
-from benchmark.run.phase2 import (
-    Phase2Plan,
-    bank_phase,
-    phase2_on_resume,
-    plan_phase2,
-    record_phase2_path,
-)
+from benchmark.run.phase1 import stored_head_phase
+from benchmark.run.phase2 import bank_phase
+from benchmark.run.phase_paths import settled_phases
 from benchmark.run.probe import probe_cell
 from benchmark.run.records import CellRecord
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import EpochFeed
-from benchmark.training.metrics import predict_probabilities
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import (
     SplitTable,
     damped_class_weights,
-    fill_shared_cache,
-    make_dataset,
 )
-from models import BuildSpec, BuiltModel, HeadConfig, TextConfig, build_model, preprocess_function
+from models import BuiltModel, build_model
 
 MIN_BATCH_SIZE = 1  # out-of-memory halving stops here
 
-# RunConfig key -> TextConfig field: the text branch's knobs carry a `text_`/`fusion_` prefix on the
-# command line.
-TEXT_KEYS = {
-    "text_encoder": "encoder",
-    "sequence_length": "sequence_length",
-    "text_fine_tune_layers": "fine_tune_layers",
-    "text_pooling": "pooling",
-    "fusion_units": "branch_units",
-    "fusion_dropout": "branch_dropout",
-}
 
-
-def recipe_settings(config: RunConfig, model_name: str) -> RecipeSettings:
-    """The recipe's knobs for one model: the configuration's values, and the model's own fine-tune
-    depth."""
+def recipe_settings(config: RunConfig, plan: ModelPlan) -> RecipeSettings:
+    """The recipe's knobs for one model: the configuration's values, and the fine-tune depth its
+    plan gives it."""
     names = {f.name for f in dataclasses.fields(RecipeSettings)} - {
         "fine_tune_layers",
         "jit_compile",
     }
-    layers = resolve_plan(config, model_name).fine_tune_layers
     return RecipeSettings(
         **{name: getattr(config, name) for name in names},
-        fine_tune_layers=layers,
+        fine_tune_layers=plan.fine_tune_layers,
         jit_compile=jit_compile_setting(),
     )
-
-
-def build_spec(config: RunConfig, num_classes: int, image_size: int | None = None) -> BuildSpec:
-    """What the builder receives; `image_size` is the plan's side (None only to validate knobs)."""
-    return BuildSpec(
-        num_classes=num_classes,
-        image_size=image_size,
-        weights=config.weights,
-        head=HeadConfig(units=tuple(config.head_units), dropout=config.dropout),
-        simple_cnn=config.simple_cnn_config(),
-        text=TextConfig(**{field: getattr(config, key) for key, field in TEXT_KEYS.items()}),
-    )
-
-
-@dataclass
-class CellInputs:
-    """How the data pipeline must feed one model: its size, preprocessing, text tokenizer and
-    image cache.
-
-    `cache_dir` holds the decoded, resized images (and token ids) of each split, shared by every
-    cell that feeds the same inputs (`fill_shared_cache`): a sweep decodes each image once, not
-    once per cell.
-    """
-
-    image_size: int
-    preprocess: object
-    modality: str
-    cache_dir: Path
-    tokenizer: object = None
-    sequence_length: int = 32
-
-    @classmethod
-    def for_model(cls, config: RunConfig, plan: ModelPlan, built, cache_root: Path) -> CellInputs:
-        """How the model of `plan`, built as `built`, is fed; caches under `cache_root` by what
-        they hold."""
-        size, modality = plan.image_size, plan.modality
-        key = f"{size}px_{modality.replace('+', '_')}"
-        if modality != "image":  # token ids depend on the tokenizer and the sequence length
-            key += (
-                f"_{hashlib.sha1(config.text_encoder.encode()).hexdigest()[:8]}"
-                f"_{config.sequence_length}tok"
-            )
-        return cls(
-            image_size=size,
-            preprocess=preprocess_function(plan.preprocess),
-            modality=modality,
-            cache_dir=Path(cache_root) / key,
-            tokenizer=built.tokenizer,
-            sequence_length=config.sequence_length,
-        )
-
-    def dataset(self, split: SplitTable, part: str, batch_size: int, **kwargs):
-        frame = split.subset(part)
-        rows = "\n".join(f"{path}\t{label}" for path, label in zip(frame["path"], frame["label"]))
-        prefix = self.cache_dir / f"{part}_{hashlib.sha1(rows.encode()).hexdigest()[:12]}"
-        cache = fill_shared_cache(
-            frame,
-            split.class_names,
-            prefix,
-            image_size=self.image_size,
-            inputs=self.modality,
-            tokenizer=self.tokenizer,
-            sequence_length=self.sequence_length,
-        )
-        return make_dataset(
-            frame,
-            split.class_names,
-            image_size=self.image_size,
-            batch_size=batch_size,
-            preprocess=self.preprocess,
-            cache=cache,
-            inputs=self.modality,
-            tokenizer=self.tokenizer,
-            sequence_length=self.sequence_length,
-            **kwargs,
-        )
 
 
 @dataclass
@@ -185,7 +89,7 @@ class PreparedCell:
 
 def prepare_cell(
     config: RunConfig,
-    model_name: str,
+    plan: ModelPlan,
     split: SplitTable,
     *,
     seed: int,
@@ -193,20 +97,19 @@ def prepare_cell(
     run_dir: Path,
     cache: Path,
     fold: int | None = None,
-    plan: ModelPlan | None = None,
+    work: Path | None = None,
 ) -> PreparedCell:
-    """Seeds everything, then builds the model and its datasets inside the distribution strategy's
-    scope.
+    """Seeds everything, then builds the model of `plan` and its datasets inside the distribution
+    strategy's scope.
 
     `run_dir` holds the split file (`split_file(run_dir, fold)`) and the stored phase-1 features
     (`run_dir/features`, shared by every alpha of a model); `cache` holds the decoded images every
-    cell of the run shares.
-    `plan` is the run's plan of the model (a tune trial, with a configuration of its own,
-    resolves its own plan).
+    cell of the run shares. `work` is the cell's backup folder (None for a tune trial, which keeps
+    none): a resumed cell's phase 2 keeps the path its backups were written on.
     """
     import keras
 
-    plan = plan or resolve_plan(config, model_name)
+    model_name = plan.name
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     precision = resolve_precision(config.precision)
@@ -239,11 +142,12 @@ def prepare_cell(
             ),
             steps_per_epoch,
         )
-        mode = "online" if plan.head_features == "online" else phase1_mode(config, built, augment)
+        settings = recipe_settings(config, plan)
+        paths = settled_phases(config, plan, built, settings, split, run_dir, work)
         cached_head = None
-        if mode != "online":
+        if paths.head != "online":
             cached_head = stored_head_phase(
-                mode,
+                paths.head,
                 split,
                 model_name,
                 built,
@@ -256,22 +160,10 @@ def prepare_cell(
                 epochs=config.initial_epochs,
                 fold=fold,
             )
-        settings = recipe_settings(config, model_name)
-        if plan.fine_tune_features in ("none", "online"):  # settled by the plan
-            phase2 = Phase2Plan(plan.fine_tune_features, plan.fine_tune_reason)
-        else:  # the built model's cut and the bank's size settle it
-            phase2 = plan_phase2(
-                config,
-                built,
-                settings,
-                num_train=len(split.subset("train")),
-                num_val=len(split.subset("val")),
-                folder=run_dir,
-            )
         cached_tune = None
-        if phase2.mode == "bank":
+        if paths.tune == "bank":
             cached_tune = bank_phase(
-                phase2,
+                paths.cut,
                 split,
                 model_name,
                 built,
@@ -284,8 +176,6 @@ def prepare_cell(
                 settings=settings,
                 fold=fold,
             )
-        elif phase2.mode == "online" and config.fine_tune_features == "auto":
-            say(f"{model_name}: phase 2 runs online: {phase2.reason}")
     return PreparedCell(
         model_name=model_name,
         built=built,
@@ -296,12 +186,12 @@ def prepare_cell(
         steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,
         cached_head=cached_head,
-        head_features=mode,
+        head_features=paths.head,
         precision=precision,
         strategy=strategy,
         progressive=progressive,
         cached_tune=cached_tune,
-        fine_tune_features=phase2.mode,
+        fine_tune_features=paths.tune,
     )
 
 
@@ -337,34 +227,28 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     config, split = dataclasses.replace(ctx.config, batch_size=batch_size), ctx.split
     plan = ctx.plan(cell.model)
     started = time.perf_counter()
+    work = work_dir(ctx.run_dir, cell.cell_id)
+    if work.is_dir():
+        say(f"resuming {cell.cell_id} from its backup in {work}")
     prepared = prepare_cell(
         config,
-        cell.model,
+        plan,
         split,
         seed=cell.seed,
         alpha=cell.alpha,
         run_dir=ctx.run_dir,
         cache=image_cache_root(ctx.run_dir),
         fold=cell.fold,
-        plan=plan,
+        work=work,
     )
     built, strategy = prepared.built, prepared.strategy
     probe_cell(ctx, cell, prepared)  # the pretrained backbone, before training changes it
-    work = work_dir(ctx.run_dir, cell.cell_id)
-    if work.is_dir():
-        say(f"resuming {cell.cell_id} from its backup in {work}")
-    tune_mode, note = phase2_on_resume(work, prepared.fine_tune_features)
-    if note:
-        say(f"{cell.cell_id}: {note}")
-    if tune_mode != prepared.fine_tune_features:
-        prepared = dataclasses.replace(prepared, cached_tune=None, fine_tune_features=tune_mode)
-    record_phase2_path(work, tune_mode)
     with strategy.scope():  # compile and train inside the scope the variables were created in
         training = train_two_phase(
             built,
             prepared.train,
             prepared.val,
-            recipe_settings(config, cell.model),
+            recipe_settings(config, plan),
             steps_per_epoch=prepared.steps_per_epoch,
             verbose=verbose,
             callbacks=list(callbacks),
@@ -372,6 +256,7 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
             checkpoint=PhaseCheckpoint(work),
             progressive=prepared.progressive,
             cached_tune=prepared.cached_tune,
+            single_phase=plan.from_scratch,
         )
 
     reporter().stage("evaluating")
@@ -437,41 +322,6 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
         history={**training.history, "phase_boundary": training.phase_boundary},
     )
     return record, built.model
-
-
-def evaluated_probabilities(
-    model, inputs: CellInputs, split: SplitTable, batch_size: int, tta: int
-) -> dict:
-    """Val and test probabilities as `evaluation_record` takes them: the plain view, or averaged
-    over `tta` views.
-
-    Both splits get exactly the same views (`data_pipeline.tta`, made on 0..255 before the model's
-    preprocessing). View 0 is the image itself, so the plain figures come from the first pass and
-    cost nothing extra. A text-only model has no image to vary: it is evaluated once and records
-    tta 0.
-    """
-    parts = [part for part in ("val", "test") if not split.subset(part).empty]
-    plain = {
-        part: predict_probabilities(model, inputs.dataset(split, part, batch_size))
-        for part in parts
-    }
-    views = tta if inputs.modality != "text" else 0
-    if views < 1:
-        return {"probabilities": plain}
-    averaged = {
-        part: np.mean(
-            [
-                plain[part],
-                *(
-                    predict_probabilities(model, inputs.dataset(split, part, batch_size, view=view))
-                    for view in range(1, views)
-                ),
-            ],
-            axis=0,
-        )
-        for part in parts
-    }
-    return {"probabilities": averaged, "plain_probabilities": plain, "tta": views}
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: BaseException) -> CellRecord:

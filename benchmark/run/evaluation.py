@@ -12,7 +12,6 @@ from benchmark.run.grid import Cell
 from benchmark.run.records import CellRecord, predictions_path
 from benchmark.training.calibration import calibration_summary
 from benchmark.training.metrics import classification_metrics
-from models import get_entry
 
 
 def evaluation_record(
@@ -35,7 +34,7 @@ def evaluation_record(
     its own cell id, model label and predictions file, while `registry_name` keeps the entry.
     """
     split = ctx.split
-    entry = get_entry(cell.model)
+    plan = ctx.plan(cell.model)
     cell_id = f"{cell.cell_id}-{variant}" if variant else cell.cell_id
     metrics, frames, labels = {}, [], {}
     for part, probs in probabilities.items():
@@ -53,8 +52,8 @@ def evaluation_record(
         index=cell.index,
         model=f"{cell.model} ({variant})" if variant else cell.model,
         registry_name=cell.model,
-        family=entry.family,
-        modality=entry.modality,
+        family=plan.entry.family,
+        modality=plan.modality,
         alpha=cell.alpha,
         seed=cell.seed,
         fold=cell.fold,
@@ -68,7 +67,7 @@ def evaluation_record(
         metrics_plain=metrics_plain,
         calibration=calibration_summary(probabilities, labels),
         environment=environment_info(),
-        caption_warning=ctx.caption_warning if entry.modality != "image" else "",
+        caption_warning=ctx.caption_warning if plan.modality != "image" else "",
     )
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from benchmark.output import say
 from benchmark.plan import expand_components, takes_weights_file
-from benchmark.plan.weights import weight_source
+from benchmark.plan.weights import weights_origin
 from models import (
     DEFAULT_PROMPTS,
     BuildSpec,
     TextConfig,
     build_model,
     build_zero_shot,
-    get_entry,
     keras_cache_dir,
     load_text_encoder,
     resolve_model_names,
@@ -32,8 +31,8 @@ def load_pretrained(name: str, image_size: int | None = None, *, cache: bool = T
     row also loads its tokenizer and text tower. Without `cache`, a checkpoint converted from
     another framework is checked but not saved (`BuildSpec.cache_weights`).
     """
-    entry = get_entry(name)
-    if entry.zero_shot:
+    origin = weights_origin(name)
+    if origin.zero_shot:
         build_zero_shot(name, ["paper", "glass"], DEFAULT_PROMPTS)
     else:
         build_model(
@@ -41,14 +40,14 @@ def load_pretrained(name: str, image_size: int | None = None, *, cache: bool = T
             BuildSpec(
                 num_classes=2,
                 weights="imagenet",
-                image_size=None if entry.preset else image_size,
+                image_size=None if origin.preset else image_size,
                 cache_weights=cache,
             ),
         )
 
 
 def cache_of(name: str):
-    return kerashub_cache_dir() if get_entry(name).preset else keras_cache_dir()
+    return kerashub_cache_dir() if weights_origin(name).preset else keras_cache_dir()
 
 
 def image_backbones(model_names: list[str]) -> list[str]:
@@ -59,10 +58,9 @@ def image_backbones(model_names: list[str]) -> list[str]:
     """
     backbones: list[str] = []
     for name in model_names:
-        entry = get_entry(name)
-        candidate = entry.image_model or (name if entry.modality == "image" else None)
-        if candidate and get_entry(candidate).pretrained and candidate not in backbones:
-            backbones.append(candidate)
+        backbone = weights_origin(name).backbone
+        if backbone and backbone not in backbones:
+            backbones.append(backbone)
     return backbones
 
 
@@ -70,14 +68,11 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
     """Downloads ImageNet weights of every image backbone named (and the text encoder if any model
     needs it)."""
     names = expand_components(resolve_model_names(model_patterns)) if model_patterns else []
-    needs_text = text_encoder is not None or any(get_entry(n).modality != "image" for n in names)
+    needs_text = text_encoder is not None or any(weights_origin(n).text_encoder for n in names)
     for name in image_backbones(names):
         load_pretrained(name)  # raises a one-line ModelError offline
-        kind = (
-            f"keras-hub preset {get_entry(name).preset}"
-            if get_entry(name).preset
-            else "ImageNet weights"
-        )
+        preset = weights_origin(name).preset
+        kind = f"keras-hub preset {preset}" if preset else "ImageNet weights"
         say(f"{name}: {kind} in {cache_of(name)}")
     if needs_text:
         encoder = text_encoder or TextConfig().encoder
@@ -108,7 +103,7 @@ def check_weights_available(
     from models import ModelError
 
     missing = []
-    needs_text = any(get_entry(name).modality != "image" for name in model_names)
+    needs_text = any(weights_origin(name).text_encoder for name in model_names)
     for name in image_backbones(model_names) if weights not in ("none", "") else []:
         try:
             if weights == "imagenet":
@@ -119,7 +114,7 @@ def check_weights_available(
                 )
                 build_model(name, spec)
         except ModelError as err:
-            if weights != "imagenet" or weight_source(get_entry(name), weights) == "packaged":
+            if weights != "imagenet" or weights_origin(name).package:
                 raise UsageError(str(err)) from None
             missing.append(name)
     text_missing = False

@@ -22,7 +22,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.io import write_text_atomic
 from benchmark.output import warn
-from benchmark.plan import ModelPlan, resolve_plan, resolve_plans
+from benchmark.plan import ModelPlan, resolve_plans
 from benchmark.run.claims import hold_folder_lock
 from benchmark.run.grid import Cell, build_grid
 from benchmark.run.preflight import check_output_folder
@@ -76,8 +76,8 @@ class RunContext:
         )
 
     def plan(self, model: str) -> ModelPlan:
-        """The model's plan (`prepare_run` resolved them all; a hand-made context resolves it)."""
-        return self.plans.get(model) or resolve_plan(self.config, model)
+        """The model's plan, as `resolve_run` resolved it with all the others."""
+        return self.plans[model]
 
     def fingerprints(self) -> dict[int | None, str]:
         """Split file fingerprint per fold (None: `splits.csv`); a record must match the one of its
@@ -118,12 +118,12 @@ def resolve_run(config: RunConfig, run_dir: Path, *, force: bool = False) -> Run
         split, folds = read_or_make_split(config, run_dir, skipped), []
     else:
         split, folds = None, read_or_make_folds(config, run_dir, skipped)
-    caption_warning = check_captions(config, split if split is not None else folds[0])
+    caption_warning = check_captions(config, plans, split if split is not None else folds[0])
     context = RunContext(
         config,
         run_dir,
         split,
-        build_grid(config),
+        build_grid(config, plans),
         caption_warning,
         fold_splits=folds,
         plans=plans,
@@ -192,10 +192,10 @@ def with_fingerprints(context: RunContext) -> RunContext:
     )
 
 
-def check_captions(config: RunConfig, split: SplitTable) -> str:
+def check_captions(config: RunConfig, plans: dict[str, ModelPlan], split: SplitTable) -> str:
     """Text models need captions; captions that name the class leak the label. Returns the
     warning, if any."""
-    text_models = [m for m in config.models if resolve_plan(config, m).modality != "image"]
+    text_models = [m for m in config.models if plans[m].modality != "image"]
     if not text_models:
         return ""
     captions = split.table["caption"].fillna("").astype(str).str.strip()

@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config.run_config import RunConfig
-from benchmark.plan import expand_components
-from benchmark.plan.model_plan import model_kind
+from benchmark.plan import ModelPlan
 from benchmark.run.cell_key import CellKey
-from models import get_entry
 
 
 @dataclass(frozen=True)
@@ -35,18 +33,19 @@ class Cell:
         return self.key.cell_id
 
 
-def build_grid(config: RunConfig) -> list[Cell]:
+def build_grid(config: RunConfig, plans: dict[str, ModelPlan]) -> list[Cell]:
     """Cells in model-major order, so one model's alpha sweep runs back to back.
 
-    A late-fusion model combines trained cells, so its components join the grid ahead of it. A
-    zero-shot row trains nothing, so neither class-weight damping nor a training seed can change it:
-    it gets one cell, at the first alpha and seed (its record says that they do not apply), per
-    fold. With `--folds K` every cell is repeated for folds 0..K-1, the innermost axis.
+    `plans` are the run's (`resolve_plans`), in grid order: a late-fusion model combines trained
+    cells, so its components come ahead of it. A zero-shot row trains nothing, so neither
+    class-weight damping nor a training seed can change it: it gets one cell, at the first alpha
+    and seed (its record says that they do not apply), per fold. With `--folds K` every cell is
+    repeated for folds 0..K-1, the innermost axis.
     """
     folds = [None] if config.folds is None else list(range(config.folds))
     cells = []
-    for model in expand_components(config.models):
-        zero_shot = model_kind(get_entry(model)) == "zero_shot"
+    for model, plan in plans.items():
+        zero_shot = plan.kind == "zero_shot"
         for alpha in config.alphas[:1] if zero_shot else config.alphas:
             for seed in config.seeds[:1] if zero_shot else config.seeds:
                 for fold in folds:

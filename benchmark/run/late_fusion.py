@@ -18,7 +18,6 @@ from benchmark.run.evaluation import evaluation_record
 from benchmark.run.folder import RunContext
 from benchmark.run.grid import Cell
 from benchmark.run.records import CellRecord, predictions_path, write_record
-from models import get_entry
 
 WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
@@ -55,9 +54,9 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
     Returns the weighted-average row; the confidence-selection row is written beside it as its own
     record.
     """
-    entry = get_entry(cell.model)
+    components = ctx.plan(cell.model).components
     component_probs = []
-    for component in entry.components:
+    for component in components:
         component_id = CellKey(component, cell.alpha, cell.seed, cell.fold).cell_id
         path = predictions_path(ctx.run_dir, component_id)
         if not path.is_file():
@@ -87,7 +86,7 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
         weights=f"image weight {weight:g} (chosen on val)",
         late_fusion_rule="weighted_average",
         image_weight=weight,
-        components=list(entry.components),
+        components=list(components),
     )
     confidence = evaluation_record(
         ctx,
@@ -100,7 +99,7 @@ def run_late_fusion_cell(ctx: RunContext, cell: Cell) -> CellRecord:
         confidence,
         weights="more confident model per sample",
         late_fusion_rule="confidence_selection",
-        components=list(entry.components),
+        components=list(components),
     )
     write_record(ctx.run_dir, confidence)
     return record

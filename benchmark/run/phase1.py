@@ -7,7 +7,8 @@ plain stored features (`benchmark.training.head_features`); online where the mod
 pretrained image backbone to share (from scratch, `--weights none`, text, fusion). `cached` insists
 on stored features (bank or plain) and is refused, in one line, for a model that cannot have them;
 `online` always pushes every image through the backbone. The record's `head_features` says which
-ran.
+ran. The plan chooses the path and `benchmark.plan.phases.cell_phases` settles it per cell; this
+module builds the phase's data for the stored paths.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config.run_config import RunConfig
-from benchmark.errors import UsageError
 from benchmark.output import say
 from benchmark.run.folder import split_file
 from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost, bank_key
@@ -28,22 +27,9 @@ from benchmark.training.head_features import (
     feature_extractor,
     features_key,
     head_model,
-    supports_cached_features,
 )
 from benchmark.training.recipe import CachedHeadPhase
 from data_pipeline import AugmentConfig, SplitTable
-
-
-def phase1_mode(config: RunConfig, built, augment: AugmentConfig | None) -> str:
-    """ "bank", "cached" or "online" for one built model under `config`."""
-    if config.head_features == "online" or not supports_cached_features(built):
-        if config.head_features == "cached":
-            raise UsageError(
-                "--head-features cached: this model has no frozen pretrained image backbone; "
-                "use --head-features auto or online"
-            )
-        return "online"
-    return "bank" if augment is not None else "cached"
 
 
 def stored_head_phase(

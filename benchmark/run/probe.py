@@ -47,6 +47,7 @@ def probe_cell(ctx: RunContext, cell: Cell, prepared) -> ProbeRecord | None:
     built, inputs, split = prepared.built, prepared.inputs, ctx.split
     if (
         inputs.modality != "image"
+        or ctx.plan(cell.model).from_scratch
         or not supports_cached_features(built)
         or has_probe(ctx, cell.model, cell.fold)
     ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from benchmark.run.cell import CellInputs, evaluated_probabilities
+from benchmark.run.cell_inputs import CellInputs, evaluated_probabilities
 from benchmark.run.devices import resolve_precision
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record

@@ -27,10 +27,10 @@ POOL_LAYER = f"{HEAD_PREFIX}pool"
 
 
 def supports_cached_features(built: BuiltModel) -> bool:
-    """Image models with a frozen backbone followed by our pooled head (not scratch, text or
-    fusion)."""
+    """A backbone followed by our pooled head: the shape stored features need (whether the
+    backbone is pretrained, and so frozen, is the plan's `from_scratch`)."""
     names = [layer.name for layer in built.model.layers]
-    return not built.from_scratch and built.backbone is not None and POOL_LAYER in names
+    return built.backbone is not None and POOL_LAYER in names
 
 
 def feature_extractor(built: BuiltModel) -> keras.Model:

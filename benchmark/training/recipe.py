@@ -189,11 +189,14 @@ def train_two_phase(
     checkpoint: PhaseCheckpoint | None = None,
     progressive: ProgressiveResizing | None = None,
     cached_tune: CachedHeadPhase | None = None,
+    single_phase: bool,
 ) -> TrainingResult:
     """Runs the recipe on a freshly built model; the model ends with the best weights of the last
     phase.
 
-    With `progressive` (a from-scratch model only), the single phase trains a twin of the model that
+    `single_phase` (the plan's `from_scratch`: nothing pretrained to freeze) trains the whole
+    network once with the budget of both phases. With `progressive` (a from-scratch model only),
+    the single phase trains a twin of the model that
     takes any image side, with the callback that sets each epoch's side; the twin shares every
     weight.
 
@@ -207,13 +210,13 @@ def train_two_phase(
     epochs 0, 1, ... and phase 2 data epochs from `initial_epochs` on, the epochs the banks store.
     """
     model, backbone, text_backbone = built.model, built.backbone, built.text_backbone
-    if progressive is not None and (backbone is not None or not built.from_scratch):
+    if progressive is not None and (backbone is not None or not single_phase):
         raise ValueError(
             "progressive resizing needs a network built to train from scratch (RunConfig refuses "
             "others)"
         )
 
-    if built.from_scratch:
+    if single_phase:
         # Nothing pretrained (no backbone, or a random one): nothing to freeze, so one phase with
         # the budget of both.
         if backbone is not None:
@@ -291,7 +294,7 @@ def train_two_phase(
             checkpoint,
         )
 
-    if settings.fine_tune_layers in (0, "0") or settings.fine_tune_epochs == 0:
+    if settings.skips_phase2:
         return TrainingResult(
             [head], phase2_note="phase 2 skipped (fine_tune_layers or fine_tune_epochs is 0)"
         )

@@ -33,6 +33,15 @@ class RecipeSettings:
     #                             1 / (1 - momentum) steps
     jit_compile: bool | str = False  # XLA: never on CPU (far slower there), Keras's "auto" on GPU
 
+    @property
+    def skips_phase2(self) -> bool:
+        """No layer to unfreeze or no epoch to train it: the recipe ends after phase 1.
+
+        The one place this is decided: the plan (`benchmark.plan.model_plan.has_phase2`) asks the
+        same question of the configuration's knobs before the model is built.
+        """
+        return self.fine_tune_layers in (0, "0") or self.fine_tune_epochs == 0
+
 
 def progressive_refusal(
     sizes: list[int] | tuple[int, ...],

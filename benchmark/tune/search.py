@@ -41,7 +41,7 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import write_text_atomic
 from benchmark.output import say
-from benchmark.plan.model_plan import model_kind
+from benchmark.plan import resolve_plans
 from benchmark.run.fetch_weights import check_weights_available
 from benchmark.run.folder import check_captions
 from benchmark.run.split_files import resolve_split
@@ -56,7 +56,7 @@ from benchmark.tune.space import (
 )
 from benchmark.tune.trial_training import OUTCOME_FILE, RecipeTuner, SearchContext
 from benchmark.tune.trials import importance_table, rank_trials, write_plots, write_tables
-from models import get_entry, resolve_model_names
+from models import resolve_model_names
 
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "val_macro_f1": "max"}
 TUNERS = ("random", "bayesian", "hyperband")
@@ -118,7 +118,12 @@ def tune_command(
     model = single_model(options.model)
     base = dataclasses.replace(config, models=[model])
     space_file = options.space or default_space_path(model)
-    space = load_space(space_file, base, model)
+    plans = resolve_plans(base)  # the base's; each trial plans its own configuration
+    if plans[model].kind == "late_fusion":
+        raise UsageError(
+            f"{model} combines trained cells and has nothing to train; tune its components instead"
+        )
+    space = load_space(space_file, base, plans[model])
     out = Path(output) if output else Path("results") / time.strftime("tune-%Y%m%d-%H%M%S")
     request = search_request(base, options, space)
     changed = changed_request(out, request)
@@ -133,7 +138,7 @@ def tune_command(
             missing_ok=True
         )  # the data or split settings changed: split again
     split = resolve_split(base, out)
-    check_captions(base, split)
+    check_captions(base, plans, split)
     write_text_atomic(out / REQUEST_FILE, yaml.safe_dump(request, sort_keys=False))
     tracker = TrialTracker(base, out) if base.mlflow or base.tensorboard else None
     context = SearchContext(
@@ -147,7 +152,7 @@ def tune_command(
         tracker=tracker,
     )
     tuner = make_tuner(
-        options, context, to_hyperparameters(space, base, model), overwrite=bool(changed)
+        options, context, to_hyperparameters(space, base, plans[model]), overwrite=bool(changed)
     )
     say(
         f"tune folder: {out} ({model}, {options.tuner} search over {len(space)} hyperparameters "
@@ -168,11 +173,6 @@ def single_model(name: str) -> str:
     if len(names) != 1:
         raise UsageError(
             f"--model {name!r} matches {len(names)} models ({', '.join(names)}); tune one at a time"
-        )
-    if model_kind(get_entry(names[0])) == "late_fusion":
-        raise UsageError(
-            f"{names[0]} combines trained cells and has nothing to train; tune its components "
-            "instead"
         )
     return names[0]
 

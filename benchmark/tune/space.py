@@ -35,9 +35,9 @@ import keras_tuner
 from benchmark.config.data_files import read_data_file
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError, first_line
-from benchmark.plan import resolve_plan
-from benchmark.run.cell import build_spec, recipe_settings
-from models import HeadConfig, SimpleCNNConfig, get_entry
+from benchmark.plan import ModelPlan
+from benchmark.run.cell_inputs import build_spec
+from models import HeadConfig, SimpleCNNConfig
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 RECIPE_KEYS = (
@@ -142,11 +142,11 @@ def default_space_path(model: str) -> Path:
     return SPACES_DIR / ("simple_cnn.yaml" if model == "simple_cnn" else "transfer.yaml")
 
 
-def load_space(path: str | Path, base: RunConfig, model: str) -> dict[str, Param]:
-    """Reads and checks a space file; every problem is a UsageError naming the file and the
-    entry."""
+def load_space(path: str | Path, base: RunConfig, plan: ModelPlan) -> dict[str, Param]:
+    """Reads and checks a space file for the model of `plan`; every problem is a UsageError naming
+    the file and the entry."""
     space = read_space(path)
-    check_space(space, base, model, str(path))
+    check_space(space, base, plan, str(path))
     return space
 
 
@@ -201,12 +201,12 @@ def parse_param(name: str, spec: Any, source: str) -> Param:
     return param
 
 
-def check_space(space: dict[str, Param], base: RunConfig, model: str, source: str) -> None:
+def check_space(space: dict[str, Param], base: RunConfig, plan: ModelPlan, source: str) -> None:
     """Refuses knobs the model ignores and values the configuration rejects, before any trial
     trains.
     """
-    pretrained = get_entry(model).pretrained
-    ignored = [n for n in space if n in (CNN_KEYS if pretrained else HEAD_AND_PHASE2_KEYS)]
+    model, scratch = plan.name, plan.kind == "scratch"  # simple_cnn: its own knobs, no head
+    ignored = [n for n in space if n in (HEAD_AND_PHASE2_KEYS if scratch else CNN_KEYS)]
     if ignored:
         raise UsageError(
             f"search space {source!r} tunes {', '.join(ignored)}, which {model} does not use"
@@ -224,17 +224,17 @@ def check_space(space: dict[str, Param], base: RunConfig, model: str, source: st
 
 
 def to_hyperparameters(
-    space: dict[str, Param], base: RunConfig, model: str
+    space: dict[str, Param], base: RunConfig, plan: ModelPlan
 ) -> keras_tuner.HyperParameters:
     hp = keras_tuner.HyperParameters()
     for param in space.values():
-        param.declare(hp, baseline_value(base, model, param.name))
+        param.declare(hp, baseline_value(base, plan, param.name))
     return hp
 
 
-def baseline_value(base: RunConfig, model: str, name: str) -> Any:
-    """The value the base configuration gives a hyperparameter (None where the mapping has no such
-    value).
+def baseline_value(base: RunConfig, plan: ModelPlan, name: str) -> Any:
+    """The value the base configuration (whose plan of the tuned model is `plan`) gives a
+    hyperparameter (None where the mapping has no such value).
     """
     if name == "alpha":
         return base.alphas[0]
@@ -243,11 +243,9 @@ def baseline_value(base: RunConfig, model: str, name: str) -> Any:
     if name == "head_blocks":
         return len(base.head_units)
     if name == "fine_tune_layers":
-        return recipe_settings(
-            base, model
-        ).fine_tune_layers  # None in the config means the model's own default
+        return plan.fine_tune_layers  # None in the config means the model's own default
     if name == "image_size":
-        return resolve_plan(base, model).image_size
+        return plan.image_size
     if name in CNN_KEYS:
         return getattr(base.simple_cnn_config(), name.split(".", 1)[1])
     return getattr(base, name)

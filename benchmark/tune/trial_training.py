@@ -20,6 +20,7 @@ import numpy as np
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import USER_ERRORS, error_line
 from benchmark.io import write_json_atomic
+from benchmark.plan import resolve_plans
 from benchmark.run.cell import prepare_cell, recipe_settings
 from benchmark.tracking.tracker import TrialTracker
 from benchmark.training.metrics import classification_metrics, predict_probabilities
@@ -129,9 +130,10 @@ def train_trial(
     # Trials of one backbone share its banks in DIR/features and DIR/fine_tune_bank: they differ
     # in head and rates, which train above the stored tensors; a trial that moves the cut or the
     # augmentation gets a bank of its own (the bank's key holds both).
+    plan = resolve_plans(config)[context.model]  # a trial is a run of its own: its plans are made
     prepared = prepare_cell(
         config,
-        context.model,
+        plan,
         context.split,
         seed=config.seeds[0],
         alpha=config.alphas[0],
@@ -139,9 +141,7 @@ def train_trial(
         cache=context.out / "cache",
     )
     built = prepared.built
-    settings = cap_epochs(
-        recipe_settings(config, context.model), max_epochs, single_phase=built.from_scratch
-    )
+    settings = cap_epochs(recipe_settings(config, plan), max_epochs, single_phase=plan.from_scratch)
     with prepared.strategy.scope():
         training = train_two_phase(
             built,
@@ -153,6 +153,7 @@ def train_trial(
             verbose=context.verbose,
             cached_head=prepared.cached_head,
             cached_tune=prepared.cached_tune,
+            single_phase=plan.from_scratch,
         )
     probabilities = predict_probabilities(built.model, prepared.val)
     if (

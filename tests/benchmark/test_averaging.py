@@ -45,6 +45,7 @@ def train(data, *, ema: bool, epochs: int, callbacks=(), checkpoint=None):
         verbose=0,
         callbacks=list(callbacks),
         checkpoint=checkpoint,
+        single_phase=True,
     )
     return built.model, result.phases[0]
 
@@ -112,7 +113,9 @@ def test_both_phases_of_a_pretrained_model_average_and_end_on_the_average(data):
     settings = RecipeSettings(
         initial_epochs=1, fine_tune_epochs=1, fine_tune_layers=2, patience=5, ema=True
     )
-    result = train_two_phase(built, *data, settings, steps_per_epoch=5, verbose=0)
+    result = train_two_phase(
+        built, *data, settings, steps_per_epoch=5, verbose=0, single_phase=False
+    )
     assert [p.name for p in result.phases] == ["head", "fine_tune"]
     assert built.model.optimizer.use_ema  # the phase-2 optimizer averages too
     for weight, average in zip(weights_of(built.model), average_variables(built.model)):

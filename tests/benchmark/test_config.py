@@ -23,12 +23,13 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
 def test_the_no_argument_run_is_the_default_comparison_at_the_samples_side():
     """The default grid (docs/first-run.md): Lite0, Lite2 and the CNN, alphas 0 and 1, at 128 px;
     naming models, a preset or a config file keeps each model's own side."""
+    from benchmark.plan import resolve_plans
     from benchmark.run.grid import build_grid
 
     config = resolve_config(None, None, {"models": None, "image_size": None})
     assert config.models == ["efficientnet_lite0", "efficientnet_lite2", "simple_cnn"]
     assert (config.alphas, config.seeds, config.image_size) == ([0.0, 1.0], [0], 128)
-    assert len(build_grid(config)) == 6
+    assert len(build_grid(config, resolve_plans(config))) == 6
     assert resolve_config(None, None, {"image_size": 96}).image_size == 96
     assert resolve_config(None, None, {"models": ["mobilenet_v2"]}).image_size is None
     assert resolve_config("full").image_size is None

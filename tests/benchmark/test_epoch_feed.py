@@ -96,7 +96,7 @@ def test_an_online_cell_killed_mid_phase_resumes_bit_identical(tmp_path):
     new reshuffling pipeline (other images than the cell never killed); now epoch e is epoch e."""
     import keras
 
-    from benchmark.run.cell import CellInputs
+    from benchmark.run.cell_inputs import CellInputs
     from benchmark.training.checkpoint import PhaseCheckpoint
     from benchmark.training.optimizer import make_optimizer
     from benchmark.training.recipe import RecipeSettings, run_phase

@@ -14,8 +14,7 @@ from stand_ins import SIZE, colour_split, stand_in_pretrained
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import resolve_plan
-from benchmark.run.cell import CellInputs
-from benchmark.run.phase1 import phase1_mode
+from benchmark.run.cell_inputs import CellInputs
 from benchmark.training.feature_bank import BankEpochs, FeatureBank
 from benchmark.training.head_features import feature_extractor, head_model
 from benchmark.training.optimizer import compile_model, make_optimizer
@@ -227,17 +226,6 @@ def test_cached_on_a_model_that_cannot_store_features_is_refused_in_one_line(spl
     for name in ("mobilenet_v2", "late_fusion_convnext_small"):
         resolve_plan(RunConfig(head_features="cached"), name)
     resolve_plan(RunConfig(head_features="auto", weights="none"), "simple_cnn")  # online there
-
-
-def test_auto_banks_with_augmentation_caches_without_and_goes_online_where_it_must():
-    built = stand_in_pretrained()
-    assert phase1_mode(RunConfig(), built, AUGMENT) == "bank"
-    assert phase1_mode(RunConfig(), built, None) == "cached"
-    assert phase1_mode(RunConfig(head_features="online"), built, AUGMENT) == "online"
-    scratch = dataclasses.replace(built, backbone=None)  # nothing frozen to store features of
-    assert phase1_mode(RunConfig(), scratch, AUGMENT) == "online"
-    with pytest.raises(UsageError, match="--head-features cached"):
-        phase1_mode(RunConfig(head_features="cached"), scratch, AUGMENT)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from stand_ins import SIZE, colour_split, residual_stand_in
 
-from benchmark.run.cell import CellInputs
+from benchmark.run.cell_inputs import CellInputs
 from benchmark.training.feature_bank import FeatureBank
 from benchmark.training.finetune_bank import (
     ActivationEpochs,

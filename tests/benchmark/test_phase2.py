@@ -1,6 +1,7 @@
 """Which path phase 2 takes: the bank where it is exact and fits, online with the reason elsewhere,
 and the same path again when a cell resumes."""
 
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -9,10 +10,31 @@ from stand_ins import SIZE, colour_split, residual_stand_in
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
-from benchmark.run.phase2 import plan_phase2
+from benchmark.plan import resolve_plans
+from benchmark.plan.phases import cell_phases
+from benchmark.run.phase_paths import tune_bank_facts
 from benchmark.training.finetune_bank import bottom_randomness, find_cut
 from benchmark.training.recipe import RecipeSettings
 from models import BuiltModel, HeadConfig, attach_head
+
+
+def phase2_path(config, built, settings, *, num_train, num_val, folder):
+    """Phase 2's path for a stand-in built as `built`, as `cell_phases` settles it for a pretrained
+    image model whose plan wants the bank (its depth and epochs from `settings`)."""
+    config = dataclasses.replace(
+        config,
+        models=["mobilenet_v2"],
+        fine_tune_layers=settings.fine_tune_layers,
+        fine_tune_epochs=settings.fine_tune_epochs,
+    )
+    return cell_phases(
+        resolve_plans(config)["mobilenet_v2"],
+        config,
+        stores_features=True,
+        tune_bank=lambda: tune_bank_facts(
+            built, settings, num_train=num_train, num_val=num_val, folder=folder
+        ),
+    )
 
 
 def test_a_cut_with_no_clean_boundary_below_goes_online_with_the_reason(tmp_path):
@@ -31,10 +53,10 @@ def test_a_cut_with_no_clean_boundary_below_goes_online_with_the_reason(tmp_path
     cut, reason = find_cut(backbone, 2)
     assert cut is None and "no clean cut at or below 'add'" in reason and "conv_b" in reason
     settings = RecipeSettings(fine_tune_layers=2, fine_tune_epochs=2)
-    plan = plan_phase2(RunConfig(), built, settings, num_train=18, num_val=9, folder=tmp_path)
-    assert (plan.mode, plan.reason) == ("online", reason)
+    plan = phase2_path(RunConfig(), built, settings, num_train=18, num_val=9, folder=tmp_path)
+    assert (plan.tune, plan.reason) == ("online", reason)
     with pytest.raises(UsageError, match="--fine-tune-features bank: no clean cut"):
-        plan_phase2(
+        phase2_path(
             RunConfig(fine_tune_features="bank"),
             built,
             settings,
@@ -48,7 +70,7 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
     built = residual_stand_in(dropout_below=True)
     cut, _ = find_cut(built.backbone, 2)
     assert bottom_randomness(built.backbone, cut) == "drop_a"
-    plan = plan_phase2(
+    plan = phase2_path(
         RunConfig(),
         built,
         RecipeSettings(fine_tune_layers=2),
@@ -56,8 +78,8 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
         num_val=9,
         folder=tmp_path,
     )
-    assert plan.mode == "online" and "'drop_a'" in plan.reason
-    plain = plan_phase2(
+    assert plan.tune == "online" and "'drop_a'" in plan.reason
+    plain = phase2_path(
         RunConfig(),
         residual_stand_in(),
         RecipeSettings(fine_tune_layers=2),
@@ -65,13 +87,13 @@ def test_a_random_layer_below_the_cut_sends_phase_2_online(tmp_path):
         num_val=9,
         folder=tmp_path,
     )
-    assert plain.mode == "bank" and plain.cut.layer == "conv_c"
+    assert plain.tune == "bank" and plain.cut.layer == "conv_c"
 
 
 def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(tmp_path):
     built, settings = residual_stand_in(), RecipeSettings(fine_tune_layers=2, fine_tune_epochs=10)
     # 10 epochs x 18 images + 9 val, 12x12x8 float32 each: 0.7 MiB
-    small = plan_phase2(
+    small = phase2_path(
         RunConfig(fine_tune_bank_limit=0.1),
         built,
         settings,
@@ -79,8 +101,8 @@ def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(
         num_val=9,
         folder=tmp_path,
     )
-    assert small.mode == "online" and "over --fine-tune-bank-limit 0.1" in small.reason
-    asked = plan_phase2(
+    assert small.tune == "online" and "over --fine-tune-bank-limit 0.1" in small.reason
+    asked = phase2_path(
         RunConfig(fine_tune_features="online"),
         built,
         settings,
@@ -88,8 +110,8 @@ def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(
         num_val=9,
         folder=tmp_path,
     )
-    assert asked.mode == "online"
-    none = plan_phase2(
+    assert asked.tune == "online"
+    none = phase2_path(
         RunConfig(),
         built,
         RecipeSettings(fine_tune_layers=0),
@@ -97,7 +119,7 @@ def test_over_the_size_limit_or_asked_online_runs_online_and_no_phase_2_is_none(
         num_val=9,
         folder=tmp_path,
     )
-    assert none.mode == "none"
+    assert none.tune == "none"
 
 
 def test_old_run_folders_resume_and_old_records_read():
@@ -156,24 +178,3 @@ def test_an_alpha_sweep_fine_tunes_both_cells_on_one_bank(tmp_path):
     banks = list((tmp_path / "run" / "fine_tune_bank").iterdir())
     names = sorted(p.name for p in banks[0].iterdir())
     assert len(banks) == 1 and names == ["epoch001.npz", "epoch002.npz", "val.npy"]
-
-
-def test_a_resumed_cell_keeps_the_phase_2_path_its_backups_were_written_on(tmp_path):
-    from benchmark.run.phase2 import phase2_on_resume, record_phase2_path
-
-    fresh = tmp_path / "fresh"
-    assert phase2_on_resume(fresh, "bank") == ("bank", "")  # nothing to resume
-    old = (
-        tmp_path / "old"
-    )  # a folder from before the bank, killed in phase 2: backups, no path file
-    (old / "fine_tune").mkdir(parents=True)
-    mode, note = phase2_on_resume(old, "bank")
-    assert mode == "online" and "resumes online" in note
-    banked = tmp_path / "banked"  # killed in phase 2 on the bank, resumed with the bank ruled out
-    record_phase2_path(banked, "bank")
-    (banked / "fine_tune").mkdir()
-    (banked / "head.done.json").write_text("{}")
-    assert phase2_on_resume(banked, "bank") == ("bank", "")
-    mode, note = phase2_on_resume(banked, "online")
-    assert mode == "online" and "restarts online" in note
-    assert sorted(p.name for p in banked.iterdir()) == ["fine_tune_features.txt", "head.done.json"]

@@ -152,6 +152,7 @@ def test_each_epoch_trains_whole_at_its_stage_side_and_the_built_model_keeps_its
         verbose=0,
         callbacks=[sides],
         progressive=resizing,
+        single_phase=True,
     )
 
     assert sides.sides == [
@@ -179,6 +180,7 @@ def test_a_pretrained_network_is_refused_by_the_recipe_too():
             RecipeSettings(),
             steps_per_epoch=1,
             progressive=ProgressiveResizing([8], 16),
+            single_phase=False,
         )
 
 

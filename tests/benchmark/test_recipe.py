@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmark.config.run_config import RunConfig
+from benchmark.plan import resolve_plans
 from benchmark.training.freezing import freeze, unfreeze_top
 from benchmark.training.recipe import RecipeSettings, train_two_phase
 from models import BuildSpec, BuiltModel, HeadConfig, attach_head, build_model
@@ -80,7 +82,9 @@ def test_phase_one_changes_only_the_head(data):
     ]
     head_before = [snapshot(layer) for layer in head]
     settings = RecipeSettings(initial_epochs=2, fine_tune_epochs=0, patience=5)
-    result = train_two_phase(built, train, val, settings, steps_per_epoch=5, verbose=0)
+    result = train_two_phase(
+        built, train, val, settings, steps_per_epoch=5, verbose=0, single_phase=False
+    )
     assert len(result.phases) == 1 and "skipped" in result.phase2_note
     for layer, before in zip(built.backbone.layers, backbone_before):
         assert not changed(before, snapshot(layer)), f"phase 1 changed backbone layer {layer.name}"
@@ -94,7 +98,9 @@ def test_phase_two_changes_top_layers_but_never_frozen_ones_or_batchnorm_statist
         initial_epochs=1, fine_tune_epochs=2, fine_tune_layers=4, fine_tune_lr=1e-2, patience=5
     )
     before = {layer.name: snapshot(layer) for layer in built.backbone.layers}
-    result = train_two_phase(built, train, val, settings, steps_per_epoch=5, verbose=0)
+    result = train_two_phase(
+        built, train, val, settings, steps_per_epoch=5, verbose=0, single_phase=False
+    )
     assert [p.name for p in result.phases] == ["head", "fine_tune"]
     after = {layer.name: snapshot(layer) for layer in built.backbone.layers}
     # The top 4 layers are bn1(frozen, BN), relu1, conv2, bn2(frozen, BN) ... counted from the end:
@@ -125,7 +131,7 @@ def test_recompiling_after_unfreezing_takes_effect(data):
         initial_epochs=1, fine_tune_epochs=1, fine_tune_layers="all", fine_tune_lr=1e-2
     )
     before = snapshot(built.backbone.get_layer("conv0"))
-    train_two_phase(built, train, val, settings, steps_per_epoch=5, verbose=0)
+    train_two_phase(built, train, val, settings, steps_per_epoch=5, verbose=0, single_phase=False)
     assert changed(before, snapshot(built.backbone.get_layer("conv0")))
 
 
@@ -148,6 +154,7 @@ def test_tiny_model_learns_well_above_chance():
         settings,
         steps_per_epoch=6,
         verbose=0,
+        single_phase=False,
     )
     accuracy = np.mean(built.model.predict(val_images, verbose=0).argmax(1) == val_labels)
     assert accuracy >= 0.9  # chance is 1/3
@@ -166,6 +173,7 @@ def test_scratch_model_trains_in_one_phase_with_both_budgets(data):
         RecipeSettings(initial_epochs=1, fine_tune_epochs=1, patience=5),
         steps_per_epoch=5,
         verbose=0,
+        single_phase=True,
     )
     assert [p.name for p in result.phases] == ["single"] and result.phases[0].epochs == 2
     assert "no pretrained weights" in result.phase2_note
@@ -179,7 +187,8 @@ def test_random_init_registry_backbone_trains_whole_with_live_batchnorm(data):
     built = build_model(
         "mobilenet_v3_small", BuildSpec(num_classes=3, image_size=32, weights="none")
     )
-    assert built.from_scratch
+    plan = resolve_plans(RunConfig(models=["mobilenet_v3_small"], weights="none"))
+    assert plan["mobilenet_v3_small"].from_scratch
     images = train.map(lambda x, y: (tf.image.resize(x, (32, 32)), y))
     val_images = val.map(lambda x, y: (tf.image.resize(x, (32, 32)), y))
     norms = [
@@ -198,6 +207,7 @@ def test_random_init_registry_backbone_trains_whole_with_live_batchnorm(data):
         RecipeSettings(initial_epochs=1, fine_tune_epochs=0, patience=5),
         steps_per_epoch=5,
         verbose=0,
+        single_phase=True,  # the plan's from_scratch under --weights none
     )
     assert [p.name for p in result.phases] == ["single"]
     assert changed(before_conv, snapshot(first_conv)), (

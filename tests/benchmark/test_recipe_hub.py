@@ -70,7 +70,9 @@ def test_phase_two_trains_the_top_two_blocks_only():
     settings = RecipeSettings(
         initial_epochs=1, fine_tune_epochs=2, fine_tune_layers=2, fine_tune_lr=1e-2, patience=5
     )
-    result = train_two_phase(built, data(0), data(1), settings, steps_per_epoch=3, verbose=0)
+    result = train_two_phase(
+        built, data(0), data(1), settings, steps_per_epoch=3, verbose=0, single_phase=False
+    )
     assert [p.name for p in result.phases] == ["head", "fine_tune"] and result.phases[
         1
     ].unfrozen_layers == 2

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmark.config.run_config import RunConfig
+from benchmark.plan import resolve_plans
 from benchmark.results.tables import leaderboard
 from benchmark.run.cell_key import CellKey
 from benchmark.run.grid import build_grid
@@ -114,7 +115,8 @@ def test_a_record_without_its_identity_is_refused_and_a_minimal_one_keeps_its_id
 def test_an_old_run_folder_resumes_its_grid_by_file_name(tmp_path):
     """The id format is unchanged, so the cells of the grid that wrote a folder find its records."""
     run_dir = old_run_folder(tmp_path)
-    cells = build_grid(RunConfig(models=["simple_cnn"], alphas=[0.0, 1.0], weights="none"))
+    config = RunConfig(models=["simple_cnn"], alphas=[0.0, 1.0], weights="none")
+    cells = build_grid(config, resolve_plans(config))
     records = {r.cell_id: r for r in load_records(run_dir)}
     assert {c.cell_id for c in cells} == set(records)
     assert finished_cell_ids(run_dir) == {cells[0].cell_id}

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from stand_ins import SIZE, colour_split, stand_in_pretrained
 
-from benchmark.run.cell import CellInputs
+from benchmark.run.cell_inputs import CellInputs
 from benchmark.run.devices import resolve_precision
 from benchmark.run.late_fusion import choose_image_weight, confidence_selection, weighted_average
 from benchmark.training.head_features import (
@@ -114,7 +114,14 @@ def test_head_on_cached_features_matches_the_online_head(split, tmp_path):
                 val=feature_dataset(parts["val"], labels["val"], 3, 6),
             )
         train_two_phase(
-            built, train, val, settings, steps_per_epoch=3, verbose=0, cached_head=cached
+            built,
+            train,
+            val,
+            settings,
+            steps_per_epoch=3,
+            verbose=0,
+            cached_head=cached,
+            single_phase=False,
         )
         probabilities[mode] = built.model.predict(
             val, verbose=0

@@ -189,6 +189,7 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     tmp_path, capsys
 ):
     pytest.importorskip("mlflow")
+    from benchmark.plan import resolve_plans
     from benchmark.run.folder import RunContext
     from benchmark.run.grid import build_grid
     from benchmark.run.records import CellRecord
@@ -200,7 +201,8 @@ def test_an_unreachable_tracker_is_one_warning_at_the_start_and_every_hook_then_
     config = RunConfig(
         models=["simple_cnn"], alphas=[0.0, 1.0], mlflow=f"http://127.0.0.1:{closed}"
     )
-    ctx = RunContext(config, tmp_path, None, build_grid(config))  # plans resolved on demand
+    plans = resolve_plans(config)
+    ctx = RunContext(config, tmp_path, None, build_grid(config, plans), plans=plans)
     tracker, started = make_tracker(config, tmp_path), time.monotonic()
     tracker.start_grid(ctx)
     for cell in ctx.cells:

@@ -19,7 +19,9 @@ from PIL import Image  # noqa: E402
 import benchmark.tune.trial_training as trial_training  # noqa: E402
 from benchmark.config.run_config import RunConfig, resolve_config  # noqa: E402
 from benchmark.errors import UsageError  # noqa: E402
-from benchmark.run.cell import build_spec, recipe_settings  # noqa: E402
+from benchmark.plan import resolve_plans  # noqa: E402
+from benchmark.run.cell import recipe_settings  # noqa: E402
+from benchmark.run.cell_inputs import build_spec  # noqa: E402
 from benchmark.tune.search import TuneOptions, tune_command  # noqa: E402
 from benchmark.tune.space import apply_values, default_space_path, load_space, to_hyperparameters  # noqa: E402
 from benchmark.tune.trials import importance_table  # noqa: E402
@@ -251,18 +253,20 @@ def test_unknown_space_name_is_a_usage_error_naming_it(tmp_path, data_dir):
 )
 def test_bad_space_entries_are_named(tmp_path, space, message):
     with pytest.raises(UsageError, match=message):
+        config = RunConfig(models=["simple_cnn"])
         load_space(
-            write_space(tmp_path / "s.yaml", space), RunConfig(models=["simple_cnn"]), "simple_cnn"
+            write_space(tmp_path / "s.yaml", space), config, resolve_plans(config)["simple_cnn"]
         )
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "mobilenet_v2"])
 def test_shipped_spaces_default_to_the_untuned_baseline(model):
     base = RunConfig(models=[model])
-    space = load_space(default_space_path(model), base, model)
-    baseline = apply_values(base, to_hyperparameters(space, base, model).values)
+    plan = resolve_plans(base)[model]
+    space = load_space(default_space_path(model), base, plan)
+    baseline = apply_values(base, to_hyperparameters(space, base, plan).values)
     assert build_spec(baseline, 6) == build_spec(base, 6)
-    assert recipe_settings(baseline, model) == recipe_settings(base, model)
+    assert recipe_settings(baseline, resolve_plans(baseline)[model]) == recipe_settings(base, plan)
     assert baseline.alphas[0] == base.alphas[0] and baseline.batch_size == base.batch_size
 
 

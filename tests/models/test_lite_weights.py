@@ -49,7 +49,7 @@ def test_a_user_pth_file_is_accepted_and_another_variants_is_refused(keras_home,
     built = build_model(
         "efficientnet_lite0", BuildSpec(num_classes=3, image_size=SIZE, weights=str(own))
     )
-    assert built.weights == str(own) and not built.from_scratch
+    assert built.weights == str(own)
     lite1 = packaged_checkpoint(VARIANTS[1])
     with pytest.raises(CheckpointError, match=r"lite1.*does not fit efficientnet_lite.*no place"):
         build_model(

@@ -10,7 +10,8 @@ import pytest
 
 from benchmark.config.run_config import RunConfig
 from benchmark.results.tables import leaderboard
-from benchmark.run.cell import evaluated_probabilities, prepare_cell
+from benchmark.run.cell import prepare_cell
+from benchmark.run.cell_inputs import evaluated_probabilities
 from benchmark.run.folder import prepare_run
 from benchmark.run.loop import run_grid
 from benchmark.run.records import load_predictions, load_records
@@ -42,7 +43,7 @@ def test_one_view_is_the_plain_evaluation_and_two_average_the_mirror_image(data,
     ctx = prepare_run(RunConfig(data=str(data), **TINY), tmp_path / "run")
     prepared = prepare_cell(
         ctx.config,
-        "simple_cnn",
+        ctx.plan("simple_cnn"),
         ctx.split,
         seed=0,
         alpha=0.0,

@@ -26,12 +26,12 @@ def plan_of(name: str, **overrides):
     "name, kind, size, preprocess, source, head, tune",
     [
         ("simple_cnn", "scratch", 128, "raw", "none", "online", "none"),
-        ("efficientnet_lite0", "trained_backbone", 224, "raw", "packaged", "auto", "auto"),
-        ("mobilenet_v2", "trained_backbone", 224, "tf", "download", "auto", "auto"),
+        ("efficientnet_lite0", "trained_backbone", 224, "raw", "packaged", "bank", "bank"),
+        ("mobilenet_v2", "trained_backbone", 224, "tf", "download", "bank", "bank"),
         (ZERO_SHOT, "zero_shot", 224, "raw", "download", "none", "none"),
         ("late_fusion_mobilenet_v2", "late_fusion", 224, "tf", "none", "none", "none"),
         ("fusion_mobilenet_v2", "fusion", 224, "tf", "download", "online", "online"),
-        ("hub_dinov2_base", "trained_backbone", 224, "raw", "download", "auto", "online"),
+        ("hub_dinov2_base", "trained_backbone", 224, "raw", "download", "bank", "online"),
     ],
 )
 def test_plan_fields_of_each_kind(name, kind, size, preprocess, source, head, tune):

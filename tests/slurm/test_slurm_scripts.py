@@ -14,6 +14,7 @@ import yaml
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.plan import resolve_plans
 from benchmark.run.folder import RunContext
 from benchmark.run.grid import build_grid
 from benchmark.run.slurm import slurm_command, submit_plan
@@ -25,7 +26,8 @@ def make_context(run_dir: Path, alphas=(0.0, 0.5, 1.0), finished=(), failed=()) 
     """A run of simple_cnn over `alphas` whose cells `finished` have "ok" records and `failed`
     failed ones."""
     config = RunConfig(models=["simple_cnn"], alphas=list(alphas), weights="none")
-    cells = build_grid(config)
+    plans = resolve_plans(config)
+    cells = build_grid(config, plans)
     for index, status in [(i, "ok") for i in finished] + [(i, "failed") for i in failed]:
         path = run_dir / "cells" / f"{cells[index].cell_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +35,7 @@ def make_context(run_dir: Path, alphas=(0.0, 0.5, 1.0), finished=(), failed=()) 
         if status == "ok":  # a finished record carries what ranks it, else it is not a valid record
             record["metrics"] = {"val": {"accuracy": 0.5}}
         path.write_text(json.dumps(record))
-    return RunContext(config, run_dir, split=None, cells=cells)
+    return RunContext(config, run_dir, split=None, cells=cells, plans=plans)
 
 
 def sbatch_lines(script: Path) -> list[str]:
