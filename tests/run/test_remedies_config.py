@@ -63,7 +63,7 @@ def test_mixing_plans_both_phases_online_and_refuses_the_banks(flags):
 def test_image_level_remedies_keep_the_banks():
     for flags in ({"augment_policy": "augmix"}, {"random_erasing": 0.5}):
         plan = resolve_plan(RunConfig(models=[LITE0], **flags), LITE0)
-        assert (plan.head_features, plan.fine_tune_features) == ("auto", "auto")
+        assert (plan.head_features, plan.fine_tune_features) == ("bank", "bank")
 
 
 def test_mixing_refuses_a_fusion_model():
