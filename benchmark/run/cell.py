@@ -27,18 +27,18 @@ from benchmark.progress import reporter
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
-from benchmark.run.folder import RunContext, image_cache_root, work_dir
+from benchmark.run.folder import RunContext, image_cache_root, split_file, work_dir
 from benchmark.run.grid import Cell
-from benchmark.run.phase1 import phase1_mode, stored_head_phase
+from benchmark.run.phase1 import phase1_mode
 from benchmark.run.phase2 import (
     Phase2Plan,
-    bank_phase,
     phase2_on_resume,
     plan_phase2,
     record_phase2_path,
 )
 from benchmark.run.probe import probe_cell
 from benchmark.run.records import CellRecord
+from benchmark.training.banks import BankInputs, stored_phases
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import EpochFeed
 from benchmark.training.metrics import predict_probabilities
@@ -239,22 +239,6 @@ def prepare_cell(
             steps_per_epoch,
         )
         mode = "online" if plan.head_features == "online" else phase1_mode(config, built, augment)
-        cached_head = None
-        if mode != "online":
-            cached_head = stored_head_phase(
-                mode,
-                split,
-                model_name,
-                built,
-                inputs,
-                batch_size,
-                class_weights,
-                seed=seed,
-                run_dir=run_dir,
-                augment=augment,
-                epochs=config.initial_epochs,
-                fold=fold,
-            )
         settings = recipe_settings(config, model_name)
         if plan.fine_tune_features in ("none", "online"):  # settled by the plan
             phase2 = Phase2Plan(plan.fine_tune_features, plan.fine_tune_reason)
@@ -267,23 +251,21 @@ def prepare_cell(
                 num_val=len(split.subset("val")),
                 folder=run_dir,
             )
-        cached_tune = None
-        if phase2.mode == "bank":
-            cached_tune = bank_phase(
-                phase2,
-                split,
-                model_name,
-                built,
-                inputs,
-                batch_size,
-                class_weights,
-                seed=seed,
-                run_dir=run_dir,
-                augment=augment,
-                settings=settings,
-                fold=fold,
-            )
-        elif phase2.mode == "online" and config.fine_tune_features == "auto":
+        bank = BankInputs(
+            model_name=model_name,
+            built=built,
+            inputs=inputs,
+            split=split,
+            split_file=split_file(run_dir, fold),
+            root=run_dir,
+            batch_size=batch_size,
+            class_weights=class_weights,
+            seed=seed,
+            augment=augment,
+        )
+        cut = phase2.cut if phase2.mode == "bank" else None
+        cached_head, cached_tune = stored_phases(bank, head=mode, cut=cut, settings=settings)
+        if phase2.mode == "online" and config.fine_tune_features == "auto":
             print(f"{model_name}: phase 2 runs online: {phase2.reason}", flush=True)
     return PreparedCell(
         model_name=model_name,

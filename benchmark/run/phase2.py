@@ -15,31 +15,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.io import write_text_atomic
 from benchmark.plan.model_plan import NO_STORED_FEATURES
-from benchmark.run.folder import split_file
-from benchmark.training.feature_bank import FeatureBank
 from benchmark.training.finetune_bank import (
-    ActivationEpochs,
+    MIB,
     BackboneCut,
     activation_shape,
     bank_bytes,
     bottom_randomness,
     find_cut,
-    fine_tune_model,
-    split_backbone,
-    stored_activations,
-    tune_bank_key,
 )
-from benchmark.training.head_features import feature_dataset, supports_cached_features
-from benchmark.training.recipe import CachedHeadPhase, RecipeSettings
-from data_pipeline import AugmentConfig, SplitTable
-
-MIB = 2**20
+from benchmark.training.head_features import supports_cached_features
+from benchmark.training.recipe import RecipeSettings
 
 
 @dataclass
@@ -112,74 +101,6 @@ def plan_phase2(
             f"--fine-tune-features bank: {reason}; use --fine-tune-features auto or online"
         )
     return Phase2Plan("online", reason) if reason else Phase2Plan("bank", cut=cut)
-
-
-def bank_phase(
-    plan: Phase2Plan,
-    split: SplitTable,
-    model_name: str,
-    built,
-    inputs,
-    batch_size: int,
-    class_weights: np.ndarray,
-    *,
-    seed: int,
-    run_dir: Path,
-    augment: AugmentConfig | None,
-    settings: RecipeSettings,
-    fold: int | None = None,
-) -> CachedHeadPhase:
-    """Phase-2 model and data from the bank in `run_dir/fine_tune_bank` (filled by the first cell).
-
-    Phase 2's epoch e reads data epoch `initial_epochs + e` (`ActivationEpochs`); validation reads
-    the un-augmented validation images' activations, stored once per model.
-    """
-    cut = plan.cut
-    bottom, top = split_backbone(built.backbone, cut)
-    shape = activation_shape(cut)
-    folder = (
-        run_dir
-        / "fine_tune_bank"
-        / tune_bank_key(
-            model_name,
-            cut,
-            inputs.image_size,
-            built.weights,
-            split_file(run_dir, fold),
-            augment=augment,
-            batch_size=batch_size,
-            seed=seed,
-        )
-    )
-    bank = FeatureBank(
-        folder,
-        bottom,
-        lambda epoch: inputs.dataset(
-            split, "train", batch_size, augment=augment, shuffle_seed=seed, epoch=epoch
-        ),
-    )
-    num_train, num_val = len(split.subset("train")), len(split.subset("val"))
-    if not bank.stored_epochs():
-        memory, disk = bank_bytes(shape, num_train, num_val, settings.fine_tune_epochs)
-        print(
-            f"fine-tune bank for {model_name} at {cut.layer!r} "
-            f"({'x'.join(map(str, shape))} an image, "
-            f"{bank.dtype}) in {folder}: {memory / MIB:.1f} MiB an epoch in memory, up to "
-            f"{disk / MIB:.1f} MiB on disk",
-            flush=True,
-        )
-    val = stored_activations(bottom, inputs.dataset(split, "val", batch_size), folder / "val.npy")
-    val_data = feature_dataset(val, split.label_indices("val"), len(split.class_names), batch_size)
-    feeder = ActivationEpochs(
-        bank, class_weights, batch_size, shape, num_train, offset=settings.initial_epochs
-    )
-    return CachedHeadPhase(
-        model=fine_tune_model(built, top),
-        train=feeder.dataset(),
-        val=val_data,
-        callbacks=[feeder],
-        bank=bank,
-    )
 
 
 PATH_FILE = "fine_tune_features.txt"  # in the work folder: the path phase-2 backups follow
