@@ -8,6 +8,7 @@ pretrained image backbone to share (from scratch, `--weights none`, text, fusion
 on stored features (bank or plain) and is refused, in one line, for a model that cannot have them;
 `online` always pushes every image through the backbone. The record's `head_features` says which
 ran.
+This module only decides; `benchmark.training.banks` builds the phase on the stored features.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ bank within `--fine-tune-bank-limit` MiB and the disk's free space. Anywhere els
 and prints why in one line. `bank` insists and is refused, with the reason, where the bank cannot
 run; `online` always pushes every image through the whole backbone. The record's
 `fine_tune_features` says which ran ("none" where the cell has no phase 2).
+This module decides (and keeps the path a resumed cell took); `benchmark.training.banks` builds
+the phase on the bank.
 """
 
 from __future__ import annotations
