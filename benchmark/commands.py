@@ -11,6 +11,7 @@ from tabulate import tabulate
 from benchmark.config.run_config import RunConfig
 from benchmark.deployment.run_costs import print_notes, profile_run
 from benchmark.errors import UsageError
+from benchmark.output import say
 from benchmark.plan.cost import grid_estimates, run_overhead_seconds
 from benchmark.progress import clock
 from benchmark.results.columns import CONSOLE_COLUMNS
@@ -53,7 +54,7 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
         print_dry_run(context)
         return 0
     context = claim_run(context, force=force)
-    print(f"run folder: {run_dir} ({len(context.cells)} cells)")
+    say(f"run folder: {run_dir} ({len(context.cells)} cells)")
     tracker = make_tracker(context.config, run_dir)
     failed = run_grid(context, only=None if cell is None else [cell], quiet=quiet, tracker=tracker)
     if (
@@ -63,10 +64,10 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
     tables = build_tables(run_dir)
     report = write_report(run_dir, tables)
     print_leaderboard(tables["leaderboard"])
-    print(f"tables and {report.name} written to {run_dir}")
+    say(f"tables and {report.name} written to {run_dir}")
     tracker.end_grid(context, failed)
     if failed:
-        print(
+        say(
             f"{failed} cell(s) failed; their errors are in the leaderboard and in "
             f"{run_dir / 'cells'}"
         )
@@ -75,15 +76,15 @@ def run_command(config: RunConfig, *, output, force, cell, dry_run, quiet) -> in
 
 def print_leaderboard(board) -> None:
     """The leaderboard's headline columns (leaderboard.csv/.md have them all)."""
-    print("\nleaderboard (ranked by validation accuracy; test shown, never used to rank):")
-    print(to_markdown(board[list(CONSOLE_COLUMNS)]))
+    say("\nleaderboard (ranked by validation accuracy; test shown, never used to rank):")
+    say(to_markdown(board[list(CONSOLE_COLUMNS)]))
 
 
 def print_dry_run(context) -> None:
     """The grid, each cell's side, epochs, data paths and estimated time, the output folder and the
     split, without training or writing anything."""
     config, folds = context.config, context.config.folds
-    print(
+    say(
         f"grid: {len(context.cells)} cells = {len(config.models)} models x "
         f"{len(config.alphas)} alphas "
         f"x {len(config.seeds)} seeds" + (f" x {folds} folds" if folds else "")
@@ -96,7 +97,7 @@ def print_dry_run(context) -> None:
         config,
         lambda fold: len(context.for_fold(fold).split.subset("train")),
     )
-    print(
+    say(
         tabulate(
             [
                 [
@@ -133,23 +134,23 @@ def print_dry_run(context) -> None:
     todo = [e for c, e in zip(context.cells, estimates) if c.cell_id not in done]
     models = len({c.model for c in context.cells if c.cell_id not in done})
     total = sum(e.seconds for e in todo) + (run_overhead_seconds(config, models) if todo else 0)
-    print(
+    say(
         "\nepochs: phase 1 + phase 2 (a from-scratch network trains once, on both budgets); early "
         "stopping may end a phase sooner\nphase 1/2: bank = stored backbone features or "
         "activations (a model's first cell fills the bank, later cells reuse it); online = every "
         "image through the backbone every epoch; bank* = the built model decides (bank where its "
         "fine-tune cut allows, else online, said in one line when it trains)"
     )
-    print(
+    say(
         f"estimated time: ~{clock(total)} for {len(todo)} cell(s) to run, with start-up, report"
         + (" and deployment profiles" if config.profile else "")
         + ": an ESTIMATE for 2 idle CPU cores from the cost model in benchmark/plan/cost.py "
         "(docs/first-run.md), an upper bound where early stopping ends phases sooner"
         + ("; ? = a family it has not measured" if any(not e.measured for e in todo) else "")
     )
-    print(f"output folder: {context.run_dir} (--dry-run creates nothing)")
+    say(f"output folder: {context.run_dir} (--dry-run creates nothing)")
     split = context.any_split()
-    print(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
+    say(f"\ndataset: {len(split.class_names)} classes: {', '.join(split.class_names)}")
     for fold, table in (
         [(None, context.split)] if folds is None else list(enumerate(context.fold_splits))
     ):
@@ -158,12 +159,12 @@ def print_dry_run(context) -> None:
         rows = [[name, *[counts[p].get(name, 0) for p in parts]] for name in table.class_names]
         rows.append(["total", *[sum(counts[p].values()) for p in parts]])
         if fold is not None:
-            print(f"\nfold {fold}:")
-        print(tabulate(rows, headers=["class", *parts], tablefmt="github"))
+            say(f"\nfold {fold}:")
+        say(tabulate(rows, headers=["class", *parts], tablefmt="github"))
     if rows := source_counts(split.table):  # merged sources (docs/sources.md): images per source
-        print("\n" + tabulate(rows, headers=["source", "train", "val", "test"], tablefmt="github"))
+        say("\n" + tabulate(rows, headers=["source", "train", "val", "test"], tablefmt="github"))
     note = " in every fold; the test folds partition the images" if folds else ""
-    print(f"\nleak check: {split.leaks.summary()}{note}")
+    say(f"\nleak check: {split.leaks.summary()}{note}")
 
 
 def _estimate_text(estimate) -> str:
@@ -188,7 +189,7 @@ def report_command(run_dir: str) -> int:
     tables = build_tables(path)
     report = write_report(path, tables)
     print_leaderboard(tables["leaderboard"])
-    print(f"tables and {report.name} written to {path}")
+    say(f"tables and {report.name} written to {path}")
     return 0
 
 
@@ -202,18 +203,16 @@ def predict_command(
     from benchmark.inference.predict import load_saved_model, predict_files
 
     saved = load_saved_model(target)
-    print(
-        f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})"
-    )
+    say(f"model: {saved.path} ({saved.info.cell_id}; classes {', '.join(saved.info.class_names)})")
     table, problems = predict_files(saved, paths, top_k=top_k, caption=caption)
-    print(
+    say(
         tabulate(
             table.values.tolist(), headers=list(table.columns), tablefmt="github", floatfmt=".4f"
         )
     )
     for problem in problems:
-        print(f"skipped unreadable file {problem}")
+        say(f"skipped unreadable file {problem}")
     if csv:
         table.to_csv(csv, index=False)
-        print(f"predictions written to {csv}")
+        say(f"predictions written to {csv}")
     return 0

@@ -24,6 +24,13 @@ def first_line(error: BaseException, *, limit: int = 160, default: str | None = 
     return text.splitlines()[0][:limit]
 
 
+def error_line(error: BaseException, *, limit: int = 160, default: str | None = None) -> str:
+    """An exception as `<Type>: <first line>` for a warning or a record's error field: the type
+    says what kind of failure (a damaged file reads differently from a missing one), the first
+    line says which. `limit` and `default` are `first_line`'s."""
+    return f"{type(error).__name__}: {first_line(error, limit=limit, default=default)}"
+
+
 # Lines TensorFlow puts before or around the message that says what went wrong.
 _BOILERPLATE = (
     "graph execution error",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from benchmark.output import say
 from models import get_entry, list_models
 from models.parameter_counts import PARAMETER_COUNTS
 
@@ -64,5 +65,5 @@ def registry_rows() -> list[list]:
 
 
 def list_models_command() -> int:
-    print(tabulate(registry_rows(), headers=COLUMNS, tablefmt="github"))
+    say(tabulate(registry_rows(), headers=COLUMNS, tablefmt="github"))
     return 0

@@ -15,7 +15,7 @@ epoch times the epochs it has left. Before anything has been measured it reads "
 Cells trained in a child process (`benchmark.run.isolation`) report through the child's answer
 queue: `relay` makes the child's reporter and its `sys.stdout` post messages that the parent's
 `Progress.receive` renders, so the parent alone writes to the terminal. No TensorFlow here: the
-recipe's Keras callback (`benchmark.training.recipe.EpochProgress`) calls `reporter()`.
+recipe's Keras callback (`benchmark.training.phase_callbacks.EpochProgress`) calls `reporter()`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TextIO
+
+from benchmark.output import say
 
 PHASE_LABELS = {"head": "head", "fine_tune": "fine-tune", "single": "training"}
 TICK_SECONDS = 1.0  # how often the line's clock is redrawn between events
@@ -55,7 +57,7 @@ class Reporter:
         """A child process's relayed call (see `relay`): its printed lines are printed here."""
         name, args = message
         if name == "say":
-            print(args[0], flush=True)
+            say(args[0])
 
 
 _active: list[Reporter] = [Reporter()]

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import warnings
 
+from benchmark.output import to_stderr
+
 # Start-up lines that say nothing a user must act on (matched anywhere in the line).
 NOISE = re.compile(
     r"absl::InitializeLog|cudart_stub|cuda_(?:driver|diagnostics|executor|blas|dnn|fft)|cuInit"
@@ -56,6 +58,6 @@ def quiet_startup(*, verbose: bool = False) -> list[str]:
             if line.strip() and not NOISE.search(line)
         ]
     for line in kept:
-        print(line, file=sys.stderr)
+        to_stderr(line)
     tf.get_logger().setLevel(logging.ERROR)
     return gpus

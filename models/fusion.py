@@ -9,10 +9,8 @@ time, so its entry only names its components and the runner does the combining.
 
 from __future__ import annotations
 
-import functools
-
-from models.registry import ModelEntry, add_entry, build_model, get_entry, list_image_models
-from models.spec import BuildSpec, BuiltModel
+from models.registry import build_model, get_entry, list_image_models, register_model
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 from models.text import encode_text, load_text_encoder, text_inputs
 
 
@@ -22,14 +20,15 @@ def l2_normalize(x, name: str):
     return keras.layers.UnitNormalization(axis=-1, name=name)(x)
 
 
-def build_fusion(image_name: str, spec: BuildSpec) -> BuiltModel:
-    """Early fusion of `image_name`'s backbone and the text encoder under two branch heads.
+def build_fusion(entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
+    """Early fusion of the entry's image model's backbone and the text encoder under two branch
+    heads.
 
-    Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
-    cell's child process.
+    Module-level, so a registry entry pickles into an isolated cell's child process.
     """
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
+    image_name = entry.image_model
     image_part = build_model(image_name, spec)
     if image_part.backbone is None:
         raise ValueError(f"fusion needs a pretrained image backbone; {image_name} has none")
@@ -61,11 +60,11 @@ def build_fusion(image_name: str, spec: BuildSpec) -> BuiltModel:
     outputs = keras.layers.Dense(
         spec.num_classes, activation="softmax", dtype="float32", name="head_softmax"
     )(joined)
-    model = keras.Model(inputs, outputs, name=f"fusion_{image_name}")
+    model = keras.Model(inputs, outputs, name=entry.name)
     return BuiltModel(
         model=model,
         backbone=image_part.backbone,
-        entry=None,
+        entry=entry,
         weights=image_part.weights,
         text_backbone=text_backbone,
         tokenizer=tokenizer,
@@ -77,34 +76,32 @@ def register_fusion_models() -> None:
     """Adds `fusion_<m>` and `late_fusion_<m>` for every pretrained image model in the registry."""
     for image_name in list_image_models():
         image = get_entry(image_name)
-        if (
-            not image.pretrained or image.zero_shot
-        ):  # nothing to fuse into a model that is never trained
+        if image.kind != "trained_backbone":  # scratch or zero-shot: no pretrained backbone to fuse
             continue
-        add_entry(
+        register_model(
             ModelEntry(
                 name=f"fusion_{image_name}",
                 family=f"fusion_{image.family}",
-                builder=functools.partial(build_fusion, image_name),
+                kind="fusion",
+                builder=build_fusion,
                 input_size=image.input_size,
                 preprocess=image.preprocess,
                 fine_tune_layers=image.fine_tune_layers,
-                modality="image+text",
                 image_model=image_name,
                 min_input_size=image.min_input_size,
                 max_input_size=image.max_input_size,
                 preset=image.preset,
             )
         )
-        add_entry(
+        register_model(
             ModelEntry(
                 name=f"late_fusion_{image_name}",
                 family=f"late_fusion_{image.family}",
+                kind="late_fusion",
                 builder=None,
                 input_size=image.input_size,
                 preprocess=image.preprocess,
                 fine_tune_layers=0,
-                modality="image+text",
                 components=(image_name, "text_bert"),
             )
         )

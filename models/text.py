@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 from models.errors import ModelError
 from models.head import classification_head
 from models.registry import register_model
-from models.spec import BuildSpec, BuiltModel
+from models.spec import BuildSpec, BuiltModel, ModelEntry
 
 
 def kerashub_cache_dir() -> Path:
@@ -89,8 +89,7 @@ def transformer_layers(backbone: keras.Model) -> list:
     return [layer for layer in backbone.layers if "transformer_layer" in layer.name]
 
 
-@register_model(family="text", input_size=0, preprocess="raw", fine_tune_layers=2, modality="text")
-def text_bert(spec: BuildSpec) -> BuiltModel:
+def text_bert(entry: ModelEntry, spec: BuildSpec) -> BuiltModel:
     """Text-only classifier: BERT-family [CLS] embedding -> dense head -> softmax."""
     import keras  # noqa: F811 (lazy: importing models must not import TensorFlow)
 
@@ -98,12 +97,25 @@ def text_bert(spec: BuildSpec) -> BuiltModel:
     inputs = text_inputs()
     features = encode_text(backbone, inputs, spec.text.pooling)
     outputs = classification_head(features, spec.num_classes, spec.head)
-    model = keras.Model(inputs, outputs, name="text_bert")
+    model = keras.Model(inputs, outputs, name=entry.name)
     return BuiltModel(
         model=model,
         backbone=None,
-        entry=None,
+        entry=entry,
         weights=spec.text.encoder,
         text_backbone=backbone,
         tokenizer=tokenizer,
     )
+
+
+register_model(
+    ModelEntry(
+        name="text_bert",
+        family="text",
+        kind="text",
+        builder=text_bert,
+        input_size=0,  # it sees no images
+        preprocess="raw",
+        fine_tune_layers=2,
+    )
+)

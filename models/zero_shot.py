@@ -20,8 +20,8 @@ import numpy as np
 
 from models.errors import ModelError
 from models.hub import load_preset, preset_unavailable_message
-from models.registry import ModelEntry, add_entry, get_entry
-from models.spec import BuiltModel
+from models.registry import get_entry, register_model
+from models.spec import BuiltModel, ModelEntry
 
 DEFAULT_PROMPTS = ("a photo of {class} waste",)
 # CLIP presets of keras_hub 0.32 (`CLIPBackbone.presets`) offered as zero-shot rows.
@@ -150,16 +150,16 @@ def build_zero_shot(
 
 
 for _preset, _size in ZERO_SHOT_PRESETS:
-    add_entry(
+    register_model(
         ModelEntry(
             name=f"zeroshot_{_preset}",
             family="zero_shot_clip",
+            kind="zero_shot",
             builder=None,
             input_size=_size,
             preprocess="raw",
             fine_tune_layers=0,
             preset=_preset,
-            zero_shot=True,
             min_input_size=_size,
             max_input_size=_size,
         )

@@ -9,8 +9,8 @@ files and imports none of them.
 Edges counted: every `import` and `from ... import` of a project module, at module level or inside a
 function (lazy imports run too, only later). Skipped, and why:
 - imports under `if TYPE_CHECKING:` never run; they let two data types name each other in
-  annotations (a builder returns a `BuiltModel` that names its `ModelEntry`). `--type-checking`
-  counts them as well, to see those references.
+  annotations. `--type-checking` counts them as well, so such references cannot hide a cycle
+  (CI runs both).
 - the implicit import of a module's own parent packages: `models.fusion` importing `models.spec`
   runs no `models/__init__.py` (it is already being initialised), while `benchmark.run.grid`
   importing `models.registry` does run it, so that edge (to `models`) counts.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Writes the parts of the documentation that would drift if typed by hand: the flag reference
-(from `run_benchmark.py`'s argparse parsers, every subcommand), the model table (from the
+(from the argparse parsers of every subcommand, in `benchmark/cli/`), the model table (from the
 registry) and the preset list (from `benchmark/config/presets/*.yaml`), into `docs/reference/`.
 
     python scripts/gen_docs.py            # rewrite the pages
@@ -45,14 +45,11 @@ def _code(value) -> str:
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    """Each subcommand's parser, in `--help` order: `SUBCOMMANDS` names them, and each has a
-    `build_<first word>_parser` in run_benchmark.py (a test checks that every one is found)."""
-    import run_benchmark
+    """Each subcommand's parser, in `--help` order: the dispatch's `SUBCOMMANDS` (in
+    `benchmark/cli/`, behind run_benchmark.py) names each one with its parser builder."""
+    from benchmark.cli.dispatch import SUBCOMMANDS
 
-    return {
-        name: getattr(run_benchmark, f"build_{name.split('-')[0]}_parser")()
-        for name in run_benchmark.SUBCOMMANDS
-    }
+    return {name: subcommand.build_parser() for name, subcommand in SUBCOMMANDS.items()}
 
 
 def _config_defaults() -> dict[str, object]:

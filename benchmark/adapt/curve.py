@@ -32,6 +32,12 @@ class AdaptRow:
     source_test_accuracy: float | None  # on the trained sources' own test images
     val_accuracy: float | None  # mean over seeds; the source's validation images only
     n_target_test: int  # images of the fixed target test set (per seed)
+    curve: str = "finetune"  # "finetune": the grid trained per k; "probe": a head on features
+    target_weighting: str = ""  # how a labelled target photo was weighed (probe_curve)
+    probe_C: float | None = None  # the probe head's C, chosen on source validation at k = 0
+    in_domain_accuracy: float | None = None  # a head fitted on the target's training pool only
+    k0_target_accuracy: float | None = None  # this model and alpha's k = 0 figure
+    gap_recovered: float | None = None  # (this k - k0) / (in-domain - k0)
 
 
 COLUMNS = [f.name for f in dataclasses.fields(AdaptRow)]
@@ -51,8 +57,9 @@ def _accuracy(frame: pd.DataFrame) -> float | None:
     return float((frame["true"] == frame["pred"]).mean()) if len(frame) else None
 
 
-def shot_rows(run_dir: Path, shots: int, target_paths: set[str]) -> list[AdaptRow]:
-    """The rows of one k's run folder: a row per model x alpha with a finished cell."""
+def shot_rows(run_dir: Path, shots: int, target_paths: set[str], copies: int = 1) -> list[AdaptRow]:
+    """The rows of one k's run folder: a row per model x alpha with a finished cell (`copies`: the
+    run's `--target-weight`)."""
     records = [r for r in load_records(run_dir) if r.ok]
     rows = []
     for model, alpha in dict.fromkeys((r.model, r.alpha) for r in records):
@@ -83,14 +90,24 @@ def shot_rows(run_dir: Path, shots: int, target_paths: set[str]) -> list[AdaptRo
                 _accuracy(source),
                 float(np.mean(val)) if val else None,
                 len(target_paths),
+                target_weighting=f"copies {copies}",
             )
         )
     return rows
 
 
 def adaptation_table(rows: list[AdaptRow]) -> pd.DataFrame:
+    """The rows sorted, with each model and alpha's k = 0 figure and, where an in-domain figure
+    exists, the share of the gap between them that k labelled photos recovered."""
     frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=COLUMNS)
-    return frame.sort_values(["model", "alpha", "shots"], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["model", "alpha", "shots"], kind="stable").reset_index(drop=True)
+    accuracy = frame["target_test_accuracy"].astype(float)
+    at_zero = accuracy.where(frame["shots"] == 0)
+    frame["k0_target_accuracy"] = at_zero.groupby([frame["model"], frame["alpha"]]).transform("max")
+    gap = frame["in_domain_accuracy"].astype(float) - frame["k0_target_accuracy"]
+    recovered = (accuracy - frame["k0_target_accuracy"]) / gap
+    frame["gap_recovered"] = recovered.where(gap > 1e-12)  # no gap (in-domain <= k0): blank
+    return frame
 
 
 def adaptation_plot(frame: pd.DataFrame, path: Path, target: str) -> Path:
@@ -110,7 +127,16 @@ def adaptation_plot(frame: pd.DataFrame, path: Path, target: str) -> Path:
             ]
         ).clip(min=0)
         label = f"{model} (alpha {alpha:g})" if several_alphas else model
-        ax.errorbar(group["shots"], y, yerr=errors, marker="o", capsize=3, label=label)
+        line = ax.errorbar(group["shots"], y, yerr=errors, marker="o", capsize=3, label=label)
+        reference = group["in_domain_accuracy"].dropna()
+        if len(reference):
+            ax.axhline(
+                float(reference.iloc[0]),
+                linestyle="--",
+                linewidth=1,
+                color=line[0].get_color(),
+                label=f"{label}: in-domain (target pool only)",
+            )
     ax.set_xlabel("labelled target photos per class (k)")
     ax.set_ylabel(f"test accuracy on {target}")
     ax.set_ylim(0, 1.02)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from benchmark.errors import UsageError
 from data_pipeline import SplitTable, read_class_map, read_sources, scan_dataset
 from data_pipeline.merge import merge_sources
@@ -47,6 +49,65 @@ def check_target_weight(weight: int) -> int:
     return weight
 
 
+DEFAULT_WEIGHTING = "share"
+DEFAULT_TARGET_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class TargetWeighting:
+    """How much one labelled target photo weighs in the head's loss.
+
+    `share`: each class's k target photos together weigh `share` x that class's source training
+    photos (never less than one source photo each). `copies`: each weighs `copies` source photos,
+    as `--target-weight` lists it that many times in `--curve finetune`.
+    """
+
+    kind: str = DEFAULT_WEIGHTING
+    share: float = DEFAULT_TARGET_SHARE
+    copies: int = 1
+
+    def label(self) -> str:
+        return f"share {self.share:g}" if self.kind == "share" else f"copies {self.copies}"
+
+    def factors(self, source_counts: np.ndarray, shot_counts: np.ndarray) -> np.ndarray:
+        """Per class: the weight of one of its target photos."""
+        if self.kind == "copies":
+            return np.full(len(source_counts), float(self.copies))
+        per_photo = self.share * source_counts / np.maximum(shot_counts, 1)
+        return np.maximum(per_photo, 1.0)
+
+
+MAX_TARGET_SHARE = 100.0
+
+
+def adapt_weighting(curve: str, kind: str | None, copies: int | None, share: float | None):
+    """The probe curve's `TargetWeighting` from the flags (None for `--curve finetune`, which
+    weighs by `--target-weight` copies alone); a flag the chosen curve or weighting does not read
+    is refused rather than ignored."""
+    if curve == "finetune":
+        if kind == "share" or share is not None:
+            raise UsageError(
+                "--weighting share and --target-share weigh the probe curve's heads; "
+                "--curve finetune weighs by --target-weight copies"
+            )
+        return None
+    kind = kind or ("copies" if copies is not None else TargetWeighting().kind)
+    if kind == "share" and copies is not None:
+        raise UsageError(
+            "--target-weight is the copies weighting; drop it or give --weighting copies"
+        )
+    if kind == "copies" and share is not None:
+        raise UsageError("--target-share is the share weighting; drop it or --weighting copies")
+    share = DEFAULT_TARGET_SHARE if share is None else share
+    if not 0 < share <= MAX_TARGET_SHARE:
+        raise UsageError(
+            f"--target-share {share:g} must be above 0 and at most {MAX_TARGET_SHARE:g} (the "
+            "share of a class's source photos its target photos weigh together)"
+        )
+    copies = check_target_weight(1 if copies is None else copies)
+    return TargetWeighting(kind, share, copies)
+
+
 @dataclass
 class AdaptPlan:
     """The checked inputs of an adaptation run.
@@ -63,6 +124,7 @@ class AdaptPlan:
     draw: ShotDraw
     base: SplitTable
     splits: dict[int, SplitTable]
+    target_weight: int = 1  # --target-weight: copies of each labelled target photo
 
 
 def translated_classes(spec: SourceSpec, scanned) -> set[str]:
@@ -124,4 +186,5 @@ def plan_adaptation(
     base = merge_sources(list(zip([*specs, target_spec], scanned)), ratios=ratios, seed=seed)
     draw = draw_shots(base, target_spec.name, shots, seed=seed)
     splits = {k: shots_split(base, draw, k, repeat=target_weight) for k in draw.shots}
-    return AdaptPlan(target_spec.name, [s.name for s in specs], draw, base, splits)
+    names = [s.name for s in specs]
+    return AdaptPlan(target_spec.name, names, draw, base, splits, target_weight)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.app.run_folder import ModelChoice, check_run, run_summary, saved_choices
 from benchmark.errors import UsageError, first_line
+from benchmark.output import say, warn
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: the page has no login
 DEFAULT_PORT = 8000
@@ -78,17 +78,12 @@ def serve_command(ready: Ready) -> int:
     app = create_app(run_dir, classifiers, run_summary(run_dir, list(classifiers.choices.values())))
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    print(
+    say(
         f"serving {run_dir} (model {classifiers.default}) at http://{shown}:{bound_port}/ "
-        "(Ctrl+C stops)",
-        flush=True,
+        "(Ctrl+C stops)"
     )
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"warning: --host {host} lets other machines open the page; it has no login",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"--host {host} lets other machines open the page; it has no login")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
     return 0

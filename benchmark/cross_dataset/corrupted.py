@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmark.cross_dataset.evaluate import choose_cells
 from benchmark.errors import UsageError
 from benchmark.inference.predict import load_model_file
+from benchmark.output import say
 from benchmark.results.report import write_report
 from benchmark.results.tables import build_tables
 from benchmark.run.folder import split_file
@@ -82,12 +83,12 @@ def robustness_command(run_dir: str, *, force: bool = False, per_class: int | No
         for start in range(0, len(group), MODELS_AT_ONCE):
             score_group(path, group[start : start + MODELS_AT_ONCE], split, per_class)
     for note in notes:
-        print(note)
+        say(note)
     if not todo:
-        print("no cell to score")
+        say("no cell to score")
     tables = build_tables(path)
     report = write_report(path, tables)
-    print(f"robustness.csv, tables and {report.name} written to {path}")
+    say(f"robustness.csv, tables and {report.name} written to {path}")
     return 0
 
 
@@ -116,8 +117,8 @@ def score_group(run_dir: Path, group: list, split, per_class: int) -> None:
         cell_rows = rows[chosen.record.cell_id]
         write_cell_rows(run_dir, chosen.record.cell_id, cell_rows)
         clean, corrupted = mean_corrupted(cell_rows)
-        print(
+        say(
             f"{chosen.record.cell_id}: corrupted accuracy {corrupted:.4f} (clean {clean:.4f}, "
             f"{cell_rows[0].n} test images)"
         )
-    print(f"{len(group)} cell(s) at {size} px scored in {seconds:.1f} s")
+    say(f"{len(group)} cell(s) at {size} px scored in {seconds:.1f} s")

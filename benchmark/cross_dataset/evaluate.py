@@ -11,33 +11,31 @@ note rather than silently scored.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from benchmark.cross_dataset.adapt_bn import adapted_probabilities
+from benchmark.cross_dataset.data_notes import dataset_name, one_class_note, overlap_note
 from benchmark.cross_dataset.label_map import LabelMap, read_label_map_file, resolve_label_map
 from benchmark.cross_dataset.scoring import score_predictions, target_matrix
-from benchmark.errors import UsageError, first_line
+from benchmark.errors import UsageError, error_line
 from benchmark.inference.predict import load_model_file, probabilities_for_files
 from benchmark.io import write_csv_atomic
+from benchmark.output import notice, say, warn
 from benchmark.results.cross_dataset import (
     OK,
     SKIPPED,
     CrossDatasetEvaluation,
     ModelEvaluation,
     evaluations_dir,
+    print_summary,
     save_evaluation,
     write_cross_dataset_tables,
 )
-from benchmark.results.stats import bootstrap_ci, format_ci
-from benchmark.run.folder import split_file as split_file_of
+from benchmark.results.stats import bootstrap_ci
 from benchmark.run.records import CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.run.saved_models import saved_model_file
 from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
@@ -91,55 +89,6 @@ def choose_cells(run_dir: Path, records: list[CellRecord], which: str) -> list[C
         found = saved_model_file(run_dir, record)
         chosen.append(ChosenCell(record, found, "" if found else NOT_SAVED))
     return chosen
-
-
-def dataset_name(source: Path) -> str:
-    """A file-safe name for DATA: its folder or manifest name plus a short hash of its absolute
-    path.
-
-    The hash keeps two data sets with the same folder name apart; the same DATA evaluated again
-    (with a corrected label map, say) gets the same name and replaces its earlier rows.
-    """
-    source = Path(source).expanduser().resolve()
-    stem = (
-        re.sub(r"[^A-Za-z0-9_.-]+", "_", source.stem if source.is_file() else source.name).strip(
-            "._"
-        )
-        or "data"
-    )
-    return f"{stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:6]}"
-
-
-def overlap_note(run_dir: Path, scored: pd.DataFrame) -> str:
-    """A note when DATA holds images the run already has (same decoded pixels as in its
-    `splits.csv`).
-
-    A K-fold run has no `splits.csv`; its fold files all list every image, so fold 0's says which
-    ones.
-    """
-    split_file = run_dir / "splits.csv"
-    if not split_file.is_file():
-        split_file = split_file_of(run_dir, 0)
-    if not split_file.is_file():
-        return ""
-    run_split = pd.read_csv(split_file, keep_default_na=False, dtype=str)
-    if "content_hash" not in run_split.columns:
-        return ""
-    known = run_split.drop_duplicates("content_hash").set_index("content_hash")["split"]
-    shared = scored["content_hash"][scored["content_hash"].isin(known.index)]
-    if shared.empty:
-        return ""
-    counts = known.loc[shared].value_counts()
-    where = ", ".join(f"{n} in its {split} split" for split, n in counts.items())
-    if (
-        split_file.parent.name == "splits"
-    ):  # K-fold: every image is tested in one fold and trained on in the others
-        where = "each trained on in all but one fold"
-    return (
-        f"{len(shared)} of DATA's {len(scored)} scored images are images of the run itself "
-        f"(same decoded pixels; {where}): they are not new to the model, so these figures "
-        "overstate how it does on unseen photos"
-    )
 
 
 def caption_note(chosen: list[ChosenCell], scored: pd.DataFrame, label_map: LabelMap) -> str:
@@ -223,7 +172,7 @@ def score_cell(
     except (
         Exception
     ) as err:  # one model that cannot load or predict must not cost the others their rows
-        base.status, base.reason = FAILED, f"{type(err).__name__}: {first_line(err)}"
+        base.status, base.reason = FAILED, error_line(err)
         return base
     data_classes = list(label_map.targets)
     true = np.array([data_classes.index(label) for label in scored["label"]])
@@ -260,8 +209,8 @@ def score_cell(
         try:  # after the plain figures, which a failed adaptation must not cost
             adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
         except Exception as err:
-            base.reason = f"--adapt-bn failed: {type(err).__name__}: {first_line(err)}"
-            print(f"warning: {record.cell_id}: {base.reason}", file=sys.stderr)
+            base.reason = f"--adapt-bn failed: {error_line(err)}"
+            warn(f"{record.cell_id}: {base.reason}")
             return base
         after = score_predictions(true, adapted.argmax(axis=1), targets, data_classes)
         base.bn_adapted_accuracy, base.bn_adapted_accuracy_ci = (
@@ -342,17 +291,17 @@ def evaluate_command(
         notes.append(f"matched by name, not in the map: {', '.join(translation.by_name)}")
     if len(translation.targets) == 1:
         notes.append(one_class_note(next(iter(translation.targets))))
-    print(
+    say(
         f"data: {scanned.source} ({scanned.layout}, {len(scored)} images scored in "
         f"{len(translation.targets)} classes)"
     )
-    print("classes (DATA -> run): " + "; ".join(translation.describe()))
+    say("classes (DATA -> run): " + "; ".join(translation.describe()))
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        notice(note)
     results = []
     for item in chosen:
         if item.model_file is not None:
-            print(f"scoring {item.record.cell_id} ({item.model_file.name})")
+            say(f"scoring {item.record.cell_id} ({item.model_file.name})")
         results.append(
             score_cell(
                 item,
@@ -388,50 +337,10 @@ def evaluate_command(
         from benchmark.results.report import write_report
 
         report = write_report(run)
-        print(
+        say(
             f"{csv.name}, {markdown.name} and the cross-dataset section of {report.name} written "
             f"to {run}"
         )
     else:
-        print(f"{csv.name} and {markdown.name} written to {folder}")
+        say(f"{csv.name} and {markdown.name} written to {folder}")
     return 0 if any(r.status == OK for r in results) else 1
-
-
-def one_class_note(data_class: str) -> str:
-    return (
-        f"DATA has one class to score ({data_class}): accuracy and its confusion row are "
-        "reported; macro-F1 and per-class precision and F1 need at least two classes"
-    )
-
-
-def print_summary(evaluation: CrossDatasetEvaluation) -> None:
-    headers = ["cell", "images", "accuracy", "accuracy_ci", "macro_f1"]
-    headers += ["in_domain_test_accuracy", "drop"]
-    adapted = ["bn_adapted_accuracy", "bn_adapted_accuracy_ci", "bn_layers"]
-    rows = [
-        [
-            m.cell_id,
-            m.images,
-            m.accuracy,
-            format_ci(*m.accuracy_ci),
-            m.macro_f1,
-            m.in_domain_test_accuracy,
-            m.drop,
-            *(
-                [m.bn_adapted_accuracy, format_ci(*m.bn_adapted_accuracy_ci), m.bn_layers]
-                if evaluation.adapt_bn
-                else []
-            ),
-        ]
-        for m in evaluation.models
-        if m.status == OK
-    ]
-    headers += adapted if evaluation.adapt_bn else []
-    print(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
-    for model in evaluation.models:
-        if model.status != OK:
-            print(f"{model.status}: {model.cell_id}: {model.reason}")
-    for name, count in evaluation.left_out.items():
-        print(f"left out (null in the label map): {name} ({count} images)")
-    for path, reason in evaluation.skipped_files:
-        print(f"skipped unreadable image {path} ({reason})")

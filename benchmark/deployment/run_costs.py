@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import write_json_atomic
+from benchmark.output import notice, say
 from benchmark.plan.model_plan import model_kind
 from benchmark.run.folder import split_file
 from benchmark.run.records import CellRecord, load_records, validation_rank_key
@@ -98,7 +98,7 @@ def profile_run(run_dir: Path, *, quiet: bool = False) -> list[str]:
             )
             continue
         if not quiet:
-            print(f"profiling deployment cost of {model_name} ({record.cell_id})", flush=True)
+            say(f"profiling deployment cost of {model_name} ({record.cell_id})")
         profile = _profile_saved(
             saved,
             record,
@@ -202,4 +202,4 @@ def deployment_frame(run_dir: Path) -> pd.DataFrame:
 
 def print_notes(notes: list[str]) -> None:
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        notice(note)

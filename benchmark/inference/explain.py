@@ -31,6 +31,7 @@ from benchmark.inference.predict import (
     model_inputs,
     no_readable_image,
 )
+from benchmark.output import say
 from benchmark.run.calibrated import shown_probabilities
 from benchmark.run.folder import split_file
 from benchmark.run.records import predictions_path
@@ -165,7 +166,7 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
     class_names = saved.info.class_names
     labels = split_labels(saved)
     files = collect_images(paths)
-    print(f"model: {saved.path} ({saved.info.cell_id}); Grad-CAM at layer {cam.layer_name}")
+    say(f"model: {saved.path} ({saved.info.cell_id}); Grad-CAM at layer {cam.layer_name}")
     written, started, unreadable = 0, time.perf_counter(), []
     for file, png in zip(files, output_paths(files, out_dir)):
         try:
@@ -178,13 +179,13 @@ def explain_command(target: str, paths: list[str], out: str | None, layer: str |
         )
         draw_explanation(item, class_names, cam.layer_name, png)
         written += 1
-        print(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
+        say(f"{file} -> {png} ({', '.join(_verdict(item, class_names)[0])})")
     if not written:
         raise no_readable_image(paths, unreadable)
     for file, err in unreadable:
-        print(f"skipped unreadable file {file}: {first_line(err)}")
+        say(f"skipped unreadable file {file}: {first_line(err)}")
     seconds = (time.perf_counter() - started) / written
-    print(f"{written} explanation(s) written to {out_dir} ({seconds:.2f} s per image)")
+    say(f"{written} explanation(s) written to {out_dir} ({seconds:.2f} s per image)")
     return 0
 
 

@@ -64,16 +64,8 @@ class ModelPlan:
 
 
 def model_kind(entry: ModelEntry) -> Kind:
-    """The kind of a registry entry (the one place the entry's flags are read for it)."""
-    if entry.components:
-        return "late_fusion"
-    if entry.zero_shot:
-        return "zero_shot"
-    if entry.modality == "text":
-        return "text"
-    if entry.modality == "image+text":
-        return "fusion"
-    return "trained_backbone" if entry.pretrained else "scratch"
+    """The kind a registry entry declares (`ModelEntry.kind`, the same values as `Kind`)."""
+    return entry.kind
 
 
 def image_side(entry: ModelEntry, image_size: int | None) -> int:

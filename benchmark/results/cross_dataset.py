@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tabulate import tabulate
 
+from benchmark.errors import error_line
 from benchmark.io import write_csv_atomic, write_json_atomic, write_text_atomic
+from benchmark.output import say
 from benchmark.results.stats import format_ci
 from benchmark.results.tables import to_markdown
 
@@ -191,9 +194,9 @@ def load_evaluations(folder: Path) -> list[CrossDatasetEvaluation]:
         try:
             found.append(CrossDatasetEvaluation.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, KeyError) as err:
-            print(
-                f"warning: {path} is unreadable ({type(err).__name__}: {err}); its rows are left "
-                "out of cross_dataset.csv"
+            say(
+                f"warning: {path} is unreadable ({error_line(err)}); its rows are left out of "
+                "cross_dataset.csv"
             )
     return found
 
@@ -331,3 +334,38 @@ def cross_dataset_markdown(evaluations: list[CrossDatasetEvaluation], *, level: 
                 matrix.insert(0, "DATA \\ run", evaluation.data_classes)
                 parts.append(f"`{m.cell_id}`:\n\n" + to_markdown(matrix))
     return "\n".join(parts)
+
+
+def print_summary(evaluation: CrossDatasetEvaluation) -> None:
+    """The evaluation as `evaluate` prints it: one table row per scored model, then what was not
+    scored (failed or skipped models, classes left out, unreadable images)."""
+    headers = ["cell", "images", "accuracy", "accuracy_ci", "macro_f1"]
+    headers += ["in_domain_test_accuracy", "drop"]
+    adapted = ["bn_adapted_accuracy", "bn_adapted_accuracy_ci", "bn_layers"]
+    rows = [
+        [
+            m.cell_id,
+            m.images,
+            m.accuracy,
+            format_ci(*m.accuracy_ci),
+            m.macro_f1,
+            m.in_domain_test_accuracy,
+            m.drop,
+            *(
+                [m.bn_adapted_accuracy, format_ci(*m.bn_adapted_accuracy_ci), m.bn_layers]
+                if evaluation.adapt_bn
+                else []
+            ),
+        ]
+        for m in evaluation.models
+        if m.status == OK
+    ]
+    headers += adapted if evaluation.adapt_bn else []
+    say(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
+    for model in evaluation.models:
+        if model.status != OK:
+            say(f"{model.status}: {model.cell_id}: {model.reason}")
+    for name, count in evaluation.left_out.items():
+        say(f"left out (null in the label map): {name} ({count} images)")
+    for path, reason in evaluation.skipped_files:
+        say(f"skipped unreadable image {path} ({reason})")

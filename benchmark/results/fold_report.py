@@ -12,8 +12,8 @@ import pandas as pd
 
 from benchmark.results.folds import FOLD_METRICS, fold_scores
 from benchmark.results.tables import to_markdown
-from benchmark.run.folder import split_dir
 from benchmark.run.records import NOT_RANKED, CellRecord
+from benchmark.run.split_files import split_dir
 
 TOP = 20
 AGGREGATE_COLUMNS = ["rank", "model", "alpha", "seeds", "folds"] + [

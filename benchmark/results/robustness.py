@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tabulate import tabulate
 
 from benchmark.figures import plt, save_figure
 from benchmark.run.records import NOT_RANKED
-from tabulate import tabulate
-
 from benchmark.run.robustness import CLEAN, collect
 
 ROBUSTNESS_BOARD_COLUMNS = ("corrupt_accuracy", "relative_robustness")

@@ -1,4 +1,5 @@
-"""Ranked tables built from the cell records: leaderboard, best alpha per model, alpha sweep.
+"""Ranked tables built from the cell records: the leaderboard, and `build_tables`, which writes it
+with the per-model tables of `alpha_tables.py` (best alpha, alpha sweep, alpha effect).
 
 Ranking uses validation accuracy (ties: validation macro-F1) and nothing else: the test split
 is shown, with its uncertainty, but never used to pick a winner. Failed cells stay in the
@@ -10,29 +11,29 @@ warning. In a K-fold run
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 from tabulate import tabulate
 
 from benchmark.deployment.run_costs import cost_columns, deployment_frame
 from benchmark.io import write_csv_atomic, write_text_atomic
+from benchmark.output import to_stderr, warn
 from benchmark.results import stats
+from benchmark.results.alpha_tables import alpha_effect, alpha_sweep, best_per_model
 from benchmark.results.columns import leaderboard_columns
-from benchmark.results.robustness import robustness_frame, with_robustness_columns
-from benchmark.results.folds import fold_aggregate, fold_of, fold_status, uses_folds
+from benchmark.results.folds import fold_aggregate, fold_status, uses_folds
 from benchmark.results.per_source import (
     run_sources,
     source_accuracies,
     source_column,
     source_names,
 )
+from benchmark.results.pooled_predictions import correct_vectors, split_predictions
 from benchmark.results.probe_table import probe_table, probe_warnings, with_probe_columns
+from benchmark.results.robustness import robustness_frame, with_robustness_columns
 from benchmark.run.calibrated import with_calibration
-from benchmark.run.folder import check_splits, split_fingerprints
 from benchmark.run.records import (
     NOT_RANKED,
     UNREADABLE,
@@ -41,6 +42,7 @@ from benchmark.run.records import (
     load_probes,
     load_records,
 )
+from benchmark.run.split_files import check_splits, split_fingerprints
 
 # Leaderboard column -> (split or None for the top level, key) of a record's `calibration`.
 CALIBRATION_COLUMNS = {
@@ -49,21 +51,6 @@ CALIBRATION_COLUMNS = {
     "temperature": (None, "temperature"),
     "test_ece_scaled": ("test", "ece_scaled"),
 }
-
-
-def _split_predictions(
-    run_dir: Path, records: list[CellRecord], split: str
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Pooled (y_true, y_pred) of `split` over a group's seeds, or None when a record lacks them."""
-    trues, preds = [], []
-    for record in records:
-        frame = load_predictions(run_dir, record)
-        if frame is None:
-            return None
-        part = frame[frame["split"] == split]
-        trues.append(part["true"].to_numpy(int))
-        preds.append(part["pred"].to_numpy(int))
-    return (np.concatenate(trues), np.concatenate(preds)) if trues else None
 
 
 def _group_row(
@@ -95,7 +82,7 @@ def _group_row(
             row[f"{split}_{key}"] = float(np.nanmean(metric(split, key)))
     seed = int(ok[0].seed)
     for split, key in (("val", "accuracy"), ("test", "accuracy"), ("test", "macro_f1")):
-        pooled = _split_predictions(run_dir, ok, split)
+        pooled = split_predictions(run_dir, ok, split)
         if pooled is not None and len(pooled[0]):
             low, high = stats.bootstrap_ci(
                 pooled[0], pooled[1], metric=key, seed=seed, num_classes=num_classes
@@ -119,7 +106,7 @@ def _group_row(
             row[f"{split}_accuracy_std"] = float(np.std(metric(split, "accuracy"), ddof=1))
         _, _, low, high = stats.t_interval(metric("test", "accuracy"))
         row["test_accuracy_seed_ci"] = stats.format_ci(low, high)
-    test_pooled = _split_predictions(run_dir, ok, "test")
+    test_pooled = split_predictions(run_dir, ok, "test")
     if test_pooled is not None and len(test_pooled[0]):
         worst, f1 = stats.worst_class_f1(test_pooled[0], test_pooled[1], num_classes)
         row.update(worst_class=ok[0].class_names[worst], worst_class_f1=float(f1))
@@ -140,30 +127,6 @@ def _group_row(
     if folds:
         row["status"] = fold_status(ok, group)
     return row
-
-
-def _correct_vectors(
-    run_dir: Path, records_by_group: dict, keys: list[tuple]
-) -> list[np.ndarray | None]:
-    """Per row, the pooled per-image correctness on test (aligned by seed and path) for McNemar."""
-    vectors = []
-    for key in keys:
-        ok = [r for r in records_by_group[key] if r.ok]
-        frames = []
-        for record in sorted(
-            ok, key=lambda r: (r.seed, fold_of(r))
-        ):  # folds test different images: kept apart
-            frame = load_predictions(run_dir, record)
-            if frame is None:
-                frames = None
-                break
-            part = frame[frame["split"] == "test"].sort_values("path")
-            frames.append(part["true"].to_numpy() == part["pred"].to_numpy())
-        vectors.append(np.concatenate(frames) if frames else None)
-    lengths = {len(v) for v in vectors if v is not None}
-    if len(lengths) > 1:  # rows with different seed counts cannot be paired image by image
-        return [v if v is not None and len(v) == max(lengths) else None for v in vectors]
-    return vectors
 
 
 def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.DataFrame:
@@ -203,7 +166,7 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
     frame.insert(0, "rank", pd.array(ranks, dtype="Int64"))
     keys = list(zip(frame["model"], frame["alpha"]))
     if len(frame) and frame.loc[0, "status"] not in NOT_RANKED:
-        vectors = _correct_vectors(run_dir, groups, keys)
+        vectors = correct_vectors(run_dir, groups, keys)
         if vectors[0] is None:  # nothing to pair the other rows' test images with
             missing = [
                 r.predictions_file or f"{r.cell_id} (none recorded)"
@@ -215,109 +178,15 @@ def leaderboard(run_dir: Path, records: list[CellRecord] | None = None) -> pd.Da
                 if missing
                 else "its seeds cover fewer test images than another row's"
             )
-            print(
-                f"warning: the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
-                f"{why}; p_vs_best and tied_with_best are left blank",
-                file=sys.stderr,
+            warn(
+                f"the best row ({keys[0][0]}, alpha {keys[0][1]:g}) cannot be compared: "
+                f"{why}; p_vs_best and tied_with_best are left blank"
             )
         else:
             comparisons = stats.compare_to_best(vectors, best_index=0)
             frame["p_vs_best"] = [p for p, _ in comparisons]
             frame["tied_with_best"] = [tied for _, tied in comparisons]
     return frame[columns]
-
-
-def best_per_model(board: pd.DataFrame) -> pd.DataFrame:
-    """Each model's best alpha by validation (the leaderboard is already ranked)."""
-    ok = board[~board["status"].isin(NOT_RANKED)]
-    return ok.drop_duplicates("model", keep="first").reset_index(drop=True)
-
-
-def alpha_sweep(board: pd.DataFrame) -> pd.DataFrame:
-    """Models as rows, alphas as columns: `val_acc@alpha` and `test_acc@alpha` per cell."""
-    ok = board[~board["status"].isin(NOT_RANKED)]
-    if ok.empty:
-        return pd.DataFrame(columns=["model"])
-    tables = []
-    for metric, label in (("val_accuracy", "val"), ("test_accuracy", "test")):
-        pivot = ok.pivot_table(index="model", columns="alpha", values=metric, aggfunc="mean")
-        pivot.columns = [f"{label}@{alpha:g}" for alpha in pivot.columns]
-        tables.append(pivot)
-    sweep = pd.concat(tables, axis=1).reset_index()
-    order = {model: i for i, model in enumerate(best_per_model(board)["model"])}
-    return sweep.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
-
-
-ALPHA_EFFECT_COLUMNS = [
-    "model",
-    "best_alpha",
-    "test_accuracy_alpha0",
-    "test_accuracy_best",
-    "delta_test_accuracy",
-    "p_mcnemar",
-    "significant",
-    "worst_class_alpha0",
-    "worst_class_f1_alpha0",
-    "worst_class_f1_best",
-    "delta_worst_class_f1",
-    "note",
-]
-
-
-def alpha_effect(run_dir: Path, board: pd.DataFrame, records: list[CellRecord]) -> pd.DataFrame:
-    """Per model, did damping help? Its best alpha (by validation) against alpha 0 on the same test
-    images.
-
-    `p_mcnemar` is the exact paired test of the two rows' per-image correctness; `worst_class_*`
-    follow the class that alpha 0 served worst, because damping exists to lift the rare class.
-    """
-    groups: dict[tuple, list[CellRecord]] = {}
-    for record in records:
-        if record.ok:
-            groups.setdefault((record.model, float(record.alpha)), []).append(record)
-    rows = []
-    for model, best_alpha in zip(best_per_model(board)["model"], best_per_model(board)["alpha"]):
-        row = {"model": model, "best_alpha": float(best_alpha)}
-        baseline, best = (model, 0.0), (model, float(best_alpha))
-        if baseline not in groups:
-            rows.append({**row, "note": "alpha 0 is not in the grid"})
-            continue
-        class_names = groups[baseline][0].class_names
-        f1, accuracy = {}, {}
-        for key in {baseline, best}:
-            pooled = _split_predictions(run_dir, groups[key], "test")
-            if pooled is not None and len(pooled[0]):
-                f1[key] = f1_score(
-                    pooled[0],
-                    pooled[1],
-                    labels=range(len(class_names)),
-                    average=None,
-                    zero_division=0,
-                )
-                accuracy[key] = float(np.mean(pooled[0] == pooled[1]))
-        if baseline not in f1 or best not in f1:
-            rows.append({**row, "note": "no saved test predictions"})
-            continue
-        row.update(test_accuracy_alpha0=accuracy[baseline], test_accuracy_best=accuracy[best])
-        worst = int(np.argmin(f1[baseline]))
-        row.update(
-            delta_test_accuracy=row["test_accuracy_best"] - row["test_accuracy_alpha0"],
-            worst_class_alpha0=class_names[worst],
-            worst_class_f1_alpha0=float(f1[baseline][worst]),
-            worst_class_f1_best=float(f1[best][worst]),
-            delta_worst_class_f1=float(f1[best][worst] - f1[baseline][worst]),
-        )
-        if best == baseline:
-            rows.append({**row, "note": "alpha 0 is already the best by validation"})
-            continue
-        correct_baseline, correct_best = _correct_vectors(run_dir, groups, [baseline, best])
-        if correct_baseline is None or correct_best is None:
-            rows.append({**row, "note": "seed counts differ: no paired test"})
-            continue
-        row["p_mcnemar"] = stats.mcnemar_exact(correct_baseline, correct_best)
-        row["significant"] = bool(row["p_mcnemar"] < 0.05)
-        rows.append({**row, "note": ""})
-    return pd.DataFrame(rows, columns=ALPHA_EFFECT_COLUMNS)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -374,17 +243,16 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     check_splits(records, split_fingerprints(run_dir))
     for record in records:
         if record.status == UNREADABLE:
-            print(
-                f"warning: cells/{record.error}; left out of the tables (a run whose grid holds "
-                "this cell trains it again)",
-                file=sys.stderr,
+            warn(
+                f"cells/{record.error}; left out of the tables (a run whose grid holds "
+                "this cell trains it again)"
             )
     records = [record for record in records if record.status != UNREADABLE]
     board = with_cost_columns(leaderboard(run_dir, records), cost_columns(run_dir))
     probes = probe_table(load_probes(run_dir), board)  # each pretrained backbone's linear probe
     board = with_probe_columns(board, probes)
     for line in probe_warnings(board):
-        print(line, file=sys.stderr)
+        to_stderr(line)
     board = with_robustness_columns(board, robustness_frame(run_dir))
     tables = {
         "leaderboard": board,

@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
+from benchmark.output import say
 from benchmark.plan import ModelPlan, resolve_plan
 from benchmark.progress import reporter
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
@@ -266,7 +267,7 @@ def prepare_cell(
         cut = phase2.cut if phase2.mode == "bank" else None
         cached_head, cached_tune = stored_phases(bank, head=mode, cut=cut, settings=settings)
         if phase2.mode == "online" and config.fine_tune_features == "auto":
-            print(f"{model_name}: phase 2 runs online: {phase2.reason}", flush=True)
+            say(f"{model_name}: phase 2 runs online: {phase2.reason}")
     return PreparedCell(
         model_name=model_name,
         built=built,
@@ -304,10 +305,9 @@ def run_cell(ctx: RunContext, cell: Cell, *, verbose: int | str = "auto", callba
                 raise MemoryError(
                     f"out of memory even at batch size {batch_size}: {error_summary(err)}"
                 ) from err
-            print(
+            say(
                 f"{cell.cell_id}: out of memory at batch size {batch_size} ({error_summary(err)}); "
-                f"retrying at {batch_size // 2}",
-                flush=True,
+                f"retrying at {batch_size // 2}"
             )
             batch_size //= 2
             shutil.rmtree(
@@ -334,10 +334,10 @@ def _train_cell(ctx: RunContext, cell: Cell, batch_size: int, verbose, callbacks
     probe_cell(ctx, cell, prepared)  # the pretrained backbone, before training changes it
     work = work_dir(ctx.run_dir, cell.cell_id)
     if work.is_dir():
-        print(f"resuming {cell.cell_id} from its backup in {work}", flush=True)
+        say(f"resuming {cell.cell_id} from its backup in {work}")
     tune_mode, note = phase2_on_resume(work, prepared.fine_tune_features)
     if note:
-        print(f"{cell.cell_id}: {note}", flush=True)
+        say(f"{cell.cell_id}: {note}")
     if tune_mode != prepared.fine_tune_features:
         prepared = dataclasses.replace(prepared, cached_tune=None, fine_tune_features=tune_mode)
     record_phase2_path(work, tune_mode)

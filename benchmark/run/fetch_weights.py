@@ -6,6 +6,7 @@ Cluster compute nodes often have no network; jobs then find the weights in the c
 
 from __future__ import annotations
 
+from benchmark.output import say
 from benchmark.plan import expand_components, takes_weights_file
 from benchmark.plan.weights import weight_source
 from models import (
@@ -77,11 +78,11 @@ def fetch_weights(model_patterns: list[str], text_encoder: str | None) -> int:
             if get_entry(name).preset
             else "ImageNet weights"
         )
-        print(f"{name}: {kind} in {cache_of(name)}")
+        say(f"{name}: {kind} in {cache_of(name)}")
     if needs_text:
         encoder = text_encoder or TextConfig().encoder
         load_text_encoder(encoder)
-        print(f"text encoder {encoder}: in {kerashub_cache_dir()}")
+        say(f"text encoder {encoder}: in {kerashub_cache_dir()}")
     return 0
 
 

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.config.run_config import GRID_AXES, config_from_dict, differing_keys
+from benchmark.config.config_diff import GRID_AXES, differing_keys
+from benchmark.config.run_config import config_from_dict
 from benchmark.errors import USER_ERRORS, UsageError
 from benchmark.io import DiskFullError, is_disk_full
+from benchmark.output import say
 from benchmark.plan.cost import cell_epochs
 from benchmark.progress import Progress
 from benchmark.run.cell import failed_record, run_cell
 from benchmark.run.claims import claim_cell, lock_path
-from benchmark.run.folder import RunContext, check_splits, prepare_run, work_dir
+from benchmark.run.folder import RunContext, prepare_run, work_dir
 from benchmark.run.grid import Cell
 from benchmark.run.isolation import run_in_child, should_isolate
 from benchmark.run.late_fusion import run_late_fusion_cell
@@ -32,6 +34,7 @@ from benchmark.run.records import (
 )
 from benchmark.run.robustness import score_trained_cell
 from benchmark.run.saved_models import save_model_if_wanted
+from benchmark.run.split_files import check_splits
 from benchmark.run.tracking import GridTracker
 from benchmark.run.zero_shot import run_zero_shot_cell
 
@@ -84,16 +87,16 @@ def run_grid(
     done = finished_here(records, cells, ctx)
     todo = [c for c in cells if c.cell_id not in done]
     if len(todo) < len(cells):
-        print(
+        say(
             f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already finished, "
             f"{len(todo)} to run"
         )
     isolate = should_isolate(ctx.config.isolate_cells, sum(not combines(ctx, c) for c in todo))
     if isolate and tracker.active:
         isolate = False  # the tracker's open runs and epoch loggers live in this process
-        print("cells train in this process: experiment tracking is on (it logs from here)")
+        say("cells train in this process: experiment tracking is on (it logs from here)")
     if isolate:
-        print(
+        say(
             "each cell trains in its own process (--isolate-cells): memory stays flat over the grid"
         )
     failed, busy = 0, []
@@ -103,7 +106,7 @@ def run_grid(
         for position, cell in enumerate(todo, 1):
             failed += _run_one(ctx, cell, position, progress, isolate, tracker, busy)
     if busy:
-        print(
+        say(
             f"{len(busy)} cell(s) were left to another process; "
             f"`run_benchmark.py report {ctx.run_dir}` rebuilds the tables once it has finished"
         )
@@ -188,10 +191,11 @@ def _record_from_child(ctx: RunContext, cell: Cell, verbose) -> CellRecord:
 
 
 def finished_here(
-    records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext, *, say: bool = True
+    records: dict[str, CellRecord], cells: list[Cell], ctx: RunContext, *, explain: bool = True
 ) -> set[str]:
     """The cells of `cells` with a finished record trained under this configuration; says why the
-    others retrain (unless `say` is False: the check before each cell repeats the run's first one).
+    others retrain (unless `explain` is False: the check before each cell repeats the run's first
+    one).
 
     After `--force` a cell trained under other settings is trained again, so the folder's
     `config.yaml` always describes every cell in it. The grid axes (models, alphas, seeds) and
@@ -204,8 +208,8 @@ def finished_here(
         if record is None:
             continue
         if record.status == UNREADABLE:
-            if say:
-                print(f"{record.error}; training {cell.cell_id} again")
+            if explain:
+                say(f"{record.error}; training {cell.cell_id} again")
         elif record.ok:
             changed = (
                 [k for k in differing_keys(record.config, current) if k not in GRID_AXES]
@@ -216,9 +220,9 @@ def finished_here(
                 stale[cell.cell_id] = changed
             else:
                 done.add(cell.cell_id)
-    if stale and say:
+    if stale and explain:
         keys = sorted({k for changed in stale.values() for k in changed})
-        print(
+        say(
             f"retraining {len(stale)} finished cell(s) trained under other settings "
             f"({', '.join(keys)})"
         )
@@ -228,7 +232,7 @@ def finished_here(
 def _finished_meanwhile(ctx: RunContext, cell: Cell) -> bool:
     """Whether another process committed this cell's record after this run listed the folder."""
     records = {r.cell_id: r for r in load_records(ctx.run_dir)}
-    return cell.cell_id in finished_here(records, [cell], ctx, say=False)
+    return cell.cell_id in finished_here(records, [cell], ctx, explain=False)
 
 
 def late_fusion_indices(ctx: RunContext) -> list[int]:

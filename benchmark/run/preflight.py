@@ -9,12 +9,12 @@ runs them before a run, a Slurm grid or a search starts, and `--dry-run` runs th
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.output import to_stderr
 from benchmark.plan import ModelPlan, resolve_plans
 from benchmark.plan.weights import weights_file_note
 from data_pipeline import is_multi_source, read_sources
@@ -28,7 +28,7 @@ def check_inputs(config: RunConfig) -> dict[str, ModelPlan]:
     if is_multi_source(config.data):
         read_sources(config.data)  # a bad sources YAML, path or name: refused before any scan
     if note := weights_file_note(plans, config.weights):
-        print(note, file=sys.stderr)
+        to_stderr(note)
     return plans
 
 

@@ -14,9 +14,8 @@ never a failed cell.
 
 from __future__ import annotations
 
-import sys
-
 from benchmark.errors import error_summary
+from benchmark.output import say, warn
 from benchmark.run.folder import RunContext, split_file
 from benchmark.run.grid import Cell
 from benchmark.run.records import FAILED, ProbeRecord, load_probes, write_probe
@@ -79,7 +78,7 @@ def probe_cell(ctx: RunContext, cell: Cell, prepared) -> ProbeRecord | None:
         fit = fit_probe(features, labels, split.class_names)
     except Exception as err:  # the probe is a reference row: it must not cost the cell
         record.status, record.error = FAILED, f"{type(err).__name__}: {error_summary(err)}"[:500]
-        print(f"warning: linear probe of {cell.model} failed: {record.error}", file=sys.stderr)
+        warn(f"linear probe of {cell.model} failed: {record.error}")
         write_probe(ctx.run_dir, record)
         return record
     record.feature_dim = int(built.model.get_layer(POOL_LAYER).output.shape[-1])
@@ -87,11 +86,10 @@ def probe_cell(ctx: RunContext, cell: Cell, prepared) -> ProbeRecord | None:
     record.grid, record.seconds = fit.grid, fit.seconds
     write_probe(ctx.run_dir, record)
     test = fit.metrics.get("test", {}).get("accuracy")
-    print(
+    say(
         f"linear probe of {cell.model}: val {fit.metrics['val']['accuracy']:.4f}"
         + (f", test {test:.4f}" if test is not None else "")
         + f" (C {fit.C:g}, class weight {fit.class_weight}; features of "
-        f"{', '.join(record.features_computed) or 'no split'} computed for it)",
-        flush=True,
+        f"{', '.join(record.features_computed) or 'no split'} computed for it)"
     )
     return record

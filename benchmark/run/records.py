@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from benchmark.errors import error_line, first_line
 from benchmark.io import write_json_atomic
+from benchmark.output import warn
 from benchmark.run.cell_key import CellKey
 
 OK, FAILED = "ok", "failed"
@@ -271,11 +272,11 @@ def load_records(run_dir: Path) -> list[CellRecord]:
 
 def unreadable_record(path: Path, err: BaseException) -> CellRecord:
     """A stand-in for a record file that did not load, named after the file; its key is unknown."""
-    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    reason = first_line(err, limit=200)
     if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError):
         error = f"{path.name} is not a valid cell record ({reason})"  # parsed, but did not validate
     else:
-        error = f"{path.name} is unreadable ({type(err).__name__}: {reason})"
+        error = f"{path.name} is unreadable ({error_line(err, limit=200)})"
     return CellRecord(
         cell_id=path.stem,
         index=10**9,
@@ -358,5 +359,5 @@ def load_probes(run_dir: Path) -> list[ProbeRecord]:
         try:
             probes.append(ProbeRecord.from_json(json.loads(path.read_text())))
         except (OSError, ValueError, TypeError, AttributeError) as err:
-            print(f"warning: probe record {path} is unreadable ({err}); left out", file=sys.stderr)
+            warn(f"probe record {path} is unreadable ({err}); left out")
     return probes

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from benchmark.errors import error_line
 from benchmark.io import write_csv_atomic
+from benchmark.output import say
 from data_pipeline import SplitTable, make_prediction_batch
 from data_pipeline.corruptions import CORRUPTIONS, MAX_SEVERITY, corrupt, image_key
 from models import preprocess_function
@@ -306,18 +308,16 @@ def score_trained_cell(ctx, record, model) -> None:
         rows = score_models([scored], split, record.image_size)[record.cell_id]
         write_cell_rows(ctx.run_dir, record.cell_id, rows)
     except Exception as err:  # an extra figure must not cost the run its cell
-        print(
+        say(
             f"warning: {record.cell_id}: corruption robustness not scored "
-            f"({type(err).__name__}: {err}); run `run_benchmark.py robustness {ctx.run_dir}`",
-            flush=True,
+            f"({error_line(err)}); run `run_benchmark.py robustness {ctx.run_dir}`"
         )
         return
     seconds = time.perf_counter() - started
     clean, corrupted = mean_corrupted(rows)
     train = (record.timings or {}).get("train_seconds")
     share = f", {seconds / train:.0%} of its training time" if train else ""
-    print(
+    say(
         f"{record.cell_id}: corrupted accuracy {corrupted:.4f} (clean {clean:.4f}, "
-        f"{rows[0].n} test images) in {seconds:.1f} s{share}",
-        flush=True,
+        f"{rows[0].n} test images) in {seconds:.1f} s{share}"
     )

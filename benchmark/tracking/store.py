@@ -29,14 +29,14 @@ import logging
 import math
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from benchmark.errors import first_line
+from benchmark.errors import error_line
 from benchmark.io import write_json_atomic
+from benchmark.output import warn
 
 # Bounded network behaviour; a user's own settings win.
 HTTP_DEFAULTS = {
@@ -155,21 +155,13 @@ class MlflowStore:
                 self.client = MlflowClient(tracking_uri=self.uri)
                 self.client.search_experiments(max_results=1)  # touches the store (HTTP: timeouts)
         except Exception as err:  # noqa: BLE001 - any failure to connect means: run on, untracked
-            self.disable(
-                f"cannot reach MLflow tracking at {self.uri} ({type(err).__name__}: "
-                f"{first_line(err)})"
-            )
+            self.disable(f"cannot reach MLflow tracking at {self.uri} ({error_line(err)})")
             return False
         return True
 
     def disable(self, why: str) -> None:
         if self.enabled:
-            print(
-                f"warning: {why}; experiment tracking is off for this run (results on disk are "
-                "unaffected)",
-                file=sys.stderr,
-                flush=True,
-            )
+            warn(f"{why}; experiment tracking is off for this run (results on disk are unaffected)")
         self.enabled = False
 
     def guard(self, what: str, action, *args, **kwargs):
@@ -179,7 +171,7 @@ class MlflowStore:
         try:
             return action(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - tracking must never stop or fail a cell
-            self.disable(f"MLflow {what} failed ({type(err).__name__}: {first_line(err)})")
+            self.disable(f"MLflow {what} failed ({error_line(err)})")
             return None
 
     # The calls below run inside `guard`.

@@ -9,11 +9,11 @@ Slurm array tasks share the one parent run (see `MlflowStore.open_run`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from benchmark.config.run_config import RunConfig
+from benchmark.output import say, warn
 from benchmark.run.folder import work_dir
 from benchmark.run.records import load_records
 from benchmark.run.tracking import GridTracker
@@ -73,10 +73,7 @@ class MlflowRuns:
         )
         if opened:
             self.parent = opened[0]
-            print(
-                f"mlflow: logging to {self.store.uri} (experiment {self.experiment_name!r})",
-                flush=True,
-            )
+            say(f"mlflow: logging to {self.store.uri} (experiment {self.experiment_name!r})")
 
     def open_child(
         self, key: str, *, name: str, params: dict[str, Any], tags: dict[str, str]
@@ -131,11 +128,9 @@ class ExperimentTracker(GridTracker):
 
     def start_grid(self, ctx) -> None:
         if self.tensorboard and not tensorboard_available():
-            print(
-                "warning: --tensorboard needs the tensorboard package (pip install -r "
-                "requirements.txt); no TensorBoard logs for this run",
-                file=sys.stderr,
-                flush=True,
+            warn(
+                "--tensorboard needs the tensorboard package (pip install -r "
+                "requirements.txt); no TensorBoard logs for this run"
             )
             self.tensorboard = False
         self.mlflow.start(

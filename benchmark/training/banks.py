@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
+from benchmark.output import say
 from benchmark.training import feature_bank
 from benchmark.training.feature_bank import BankEpochs, FeatureBank, bank_cost
 from benchmark.training.finetune_bank import (
@@ -152,10 +153,9 @@ def stored_head_phase(bank: BankInputs, mode: str, epochs: int) -> CachedHeadPha
     feature_dim = int(built.model.get_layer(POOL_LAYER).output.shape[-1])
     num_train = bank.num_images("train")
     if not features.stored_epochs():
-        print(
+        say(
             f"feature bank for {bank.model_name} in {folder}: "
-            f"{bank_cost(num_train, feature_dim, epochs)}",
-            flush=True,
+            f"{bank_cost(num_train, feature_dim, epochs)}"
         )
     feeder = BankEpochs(features, bank.class_weights, batch_size, feature_dim, num_train)
     return CachedHeadPhase(
@@ -179,12 +179,11 @@ def fine_tune_bank_phase(
     num_train, num_val = bank.num_images("train"), bank.num_images("val")
     if not activations.stored_epochs():
         memory, disk = bank_bytes(shape, num_train, num_val, settings.fine_tune_epochs)
-        print(
+        say(
             f"fine-tune bank for {bank.model_name} at {cut.layer!r} "
             f"({'x'.join(map(str, shape))} an image, "
             f"{activations.dtype}) in {folder}: {memory / MIB:.1f} MiB an epoch in memory, up to "
-            f"{disk / MIB:.1f} MiB on disk",
-            flush=True,
+            f"{disk / MIB:.1f} MiB on disk"
         )
     val = stored_activations(
         bottom, bank.inputs.dataset(split, "val", batch_size), folder / "val.npy"

@@ -20,7 +20,6 @@ rename wins (the copies are the same computation).
 
 from __future__ import annotations
 
-import sys
 import time
 import zipfile
 import zlib
@@ -31,7 +30,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmark.errors import error_line
 from benchmark.io import replace_atomically
+from benchmark.output import warn
 
 # float32: a cell on the banks is then the cell trained online (the same draws, the same numbers),
 # whichever path `auto` picks. float16 halves memory and disk but rounds every stored value, and the
@@ -105,13 +106,7 @@ def read_epoch(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
         if features.ndim < 2 or labels.ndim != 1 or len(features) != len(labels):
             raise ValueError(f"features {features.shape} and labels {labels.shape} do not fit")
     except DAMAGED_FILE_ERRORS as err:
-        reason = " ".join(str(err).split())[:160] or type(err).__name__
-        print(
-            f"warning: feature-bank file {path} is damaged ({type(err).__name__}: {reason}); "
-            "computing that epoch again",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"feature-bank file {path} is damaged ({error_line(err)}); computing that epoch again")
         return None
     return features, labels
 

@@ -11,14 +11,15 @@ With augmentation on, phase 1 must see augmented images and runs online instead.
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmark.errors import error_line
 from benchmark.io import replace_atomically
+from benchmark.output import warn
 from models import BuiltModel
 from models.head import HEAD_PREFIX
 
@@ -76,12 +77,9 @@ def cached_features(
                 raise ValueError(f"it holds shape {stored.shape}, expected {rows} rows")
             return stored
         except (EOFError, OSError, ValueError) as err:
-            reason = " ".join(str(err).split())[:160] or type(err).__name__
-            print(
-                f"warning: stored features {cache_file} are damaged ({type(err).__name__}: "
-                f"{reason}); computing them again",
-                file=sys.stderr,
-                flush=True,
+            warn(
+                f"stored features {cache_file} are damaged ({error_line(err)}); "
+                "computing them again"
             )
     features = feature_extractor(built).predict(dataset.map(lambda *element: element[0]), verbose=0)
     replace_atomically(cache_file, lambda path: np.save(path, features), suffix=".npy")

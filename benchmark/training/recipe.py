@@ -6,24 +6,33 @@ backbone stays in inference mode because the head calls it with `training=False`
 at a low learning rate. Both phases use AdamW and early stopping with the best weights restored.
 A model without pretrained weights (simple_cnn, or a registry backbone under `--weights none`) has
 nothing to freeze, so it trains whole, in one phase with the budget of both.
+
+This module runs the phases; which layers each opens is `freezing.py`, the optimizer and loss
+`optimizer.py`, and the callbacks every phase carries `phase_callbacks.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 
 import keras
 
-from benchmark.progress import reporter
 from benchmark.training.averaging import AveragedWeights
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import phase_data
+from benchmark.training.freezing import (
+    freeze,
+    unfreeze_top,
+    unfreeze_top_blocks,
+    unfreeze_top_transformer_layers,
+)
+from benchmark.training.optimizer import compile_model, make_optimizer
+from benchmark.training.phase_callbacks import DivergenceGuard, EpochProgress, EpochTimer
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.settings import RecipeSettings
-from models import BuiltModel, transformer_layers
+from models import BuiltModel
 
 
 @dataclass
@@ -91,176 +100,8 @@ class TrainingResult:
         return sum(p.seconds for p in self.phases)
 
 
-def freeze(backbone: keras.Model) -> None:
-    """Freezes the whole backbone (phase 1)."""
-    backbone.trainable = False
-
-
-def unfreeze_top(backbone: keras.Model, layers: int | str) -> int:
-    """Unfreezes the top `layers` layers ("all" for every layer), keeping BatchNormalization frozen.
-
-    Frozen BatchNormalization keeps the ImageNet moving statistics: updating them from a few
-    small batches of waste photos would wreck the features the head was trained on.
-    Returns the number of layers that hold trainable weights afterwards.
-    """
-    backbone.trainable = True
-    count = len(backbone.layers) if layers == "all" else int(layers)
-    boundary = len(backbone.layers) - count
-    for index, layer in enumerate(backbone.layers):
-        layer.trainable = index >= boundary and not isinstance(
-            layer, keras.layers.BatchNormalization
-        )
-    return sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
-
-
-def unfreeze_top_transformer_layers(text_backbone: keras.Model, layers: int) -> int:
-    """Unfreezes the top `layers` transformer blocks of a text encoder; embeddings stay frozen."""
-    text_backbone.trainable = True
-    blocks = transformer_layers(text_backbone)
-    chosen = set(id(layer) for layer in blocks[len(blocks) - layers :]) if layers > 0 else set()
-    for layer in text_backbone.layers:
-        layer.trainable = id(layer) in chosen
-    return len(chosen)
-
-
-def unfreeze_top_blocks(encoder: keras.Model, blocks: list, layers: int | str) -> int:
-    """Unfreezes the top `layers` transformer blocks of a keras-hub image encoder ("all": the whole
-    encoder).
-
-    Everything outside the chosen blocks stays frozen: patch and position embeddings, the final
-    LayerNorm and pooling, as the text encoder's embeddings do (`unfreeze_top_transformer_layers`).
-    LayerNorms inside a chosen block train with it; BatchNormalization (none in these encoders)
-    never. Returns the number of blocks unfrozen.
-    """
-    if layers == "all":
-        unfreeze_top(encoder, "all")
-        return len(blocks)
-    count = min(int(layers), len(blocks))
-    chosen = blocks[len(blocks) - count :] if count > 0 else []
-    encoder.trainable = False  # every variable of every sublayer frozen ...
-    encoder._trainable = (
-        True  # ... then the containers on the path open again, without touching variables
-    )
-    for container in encoder._flatten_layers(include_self=False, recursive=True):
-        if any(
-            block in container._flatten_layers(include_self=False, recursive=True)
-            for block in chosen
-        ):
-            container._trainable = True
-    for block in chosen:
-        block.trainable = True
-        for layer in block._flatten_layers(include_self=True, recursive=True):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-    return len(chosen)
-
-
-def make_optimizer(
-    lr: float,
-    weight_decay: float,
-    schedule: str,
-    epochs: int,
-    steps_per_epoch: int,
-    warmup_epochs: int,
-    *,
-    ema: bool = False,
-    ema_momentum: float = 0.99,
-):
-    """AdamW at a constant rate, or with a cosine decay fitted to the phase's epoch budget.
-
-    With `ema`, AdamW also keeps a moving average of the weights; `run_phase` makes it the weights
-    that are validated and kept (`training.averaging`).
-    """
-    if schedule == "cosine" and epochs > 0:
-        warmup_steps = min(warmup_epochs, max(epochs - 1, 0)) * steps_per_epoch
-        decay_steps = max(epochs * steps_per_epoch - warmup_steps, 1)
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=lr / 10 if warmup_steps else lr,
-            decay_steps=decay_steps,
-            warmup_target=lr if warmup_steps else None,
-            warmup_steps=warmup_steps,
-        )
-    else:
-        learning_rate = lr
-    return keras.optimizers.AdamW(
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        use_ema=ema,
-        ema_momentum=ema_momentum,
-    )
-
-
-def compile_model(
-    model: keras.Model, optimizer, label_smoothing: float, jit_compile: bool | str = False
-) -> None:
-    """Compiles with weighted cross-entropy (per-sample weights come from the dataset) and plain
-    accuracy."""
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
-    )
-
-
 def _count(weights) -> int:
     return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(w.size) for w in weights))
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch: the first one's excess over the rest is what tracing and compiling
-    cost."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """Tells the run's progress reporter (`benchmark.progress`) each epoch of phase `phase`.
-
-    It runs before the phase's other callbacks, so an epoch whose bank file a feeder (`feeders`,
-    with `stored(epoch)`) is about to compute shows as building the bank while it is computed.
-    """
-
-    def __init__(self, phase: str, feeders=()):
-        super().__init__()
-        self.phase, self.feeders = phase, list(feeders)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        building = any(not feeder.stored(epoch) for feeder in self.feeders)
-        reporter().epoch_begin(self.phase, epoch + 1, self.params.get("epochs", 0), building)
-
-    def on_epoch_end(self, epoch, logs=None):
-        reporter().epoch_end()
-
-
-class DivergenceGuard(keras.callbacks.Callback):
-    """Stops training at the first NaN or infinite batch loss and remembers where.
-
-    Early stopping would otherwise restore the best weights and the cell would be recorded `ok`
-    and ranked, hiding that its recipe diverged.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.epoch, self.where = 0, ""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and not self.where:
-            self.where = f"loss {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
-            self.model.stop_training = True
 
 
 def run_phase(

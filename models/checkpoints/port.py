@@ -1,5 +1,8 @@
 """Copies a foreign state dict into a Keras model through a family's key map, checking everything.
 
+The state dict comes from whichever reader the file's format has (`readers.py`: a PyTorch pickle,
+a safetensors file); every check below is the port's own, so it holds for every format.
+
 A family supplies a `KeyMap`: for a built Keras model, which checkpoint key fills which variable
 and how the array is laid out differently (PyTorch convolutions are (out, in, h, w), Keras's are
 (h, w, in, out)). Every mapped key must be present, every tensor must have its variable's shape
@@ -27,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.checkpoints.format import CheckpointError, check_file_size
 from models.checkpoints.pickle_scan import describe
-from models.checkpoints.torch_pickle import CheckpointError, check_file_size, read_state_dict
+from models.checkpoints.readers import read_checkpoint
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def load_ported_weights(
             return cached
         except Exception:  # noqa: BLE001 (a stale or damaged cache entry is converted again)
             pass
-    state = read_state_dict(
+    state = read_checkpoint(
         checkpoint,
         max_bytes=needed_bytes(targets),
         check=functools.partial(check_fits, targets, key_map, checkpoint),

@@ -26,39 +26,25 @@ import math
 import pickle
 import struct
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from models.checkpoints.containers import MAX_PICKLE_BYTES, read_legacy, read_zip
+from models.checkpoints.containers import read_legacy, read_zip
+from models.checkpoints.format import (
+    DEFAULT_MAX_BYTES,
+    Check,
+    CheckpointError,
+    CheckpointReader,
+    TensorSpec,
+    check_file_size,
+    refusal,
+)
 from models.checkpoints.pickle_scan import describe
 from models.checkpoints.unpickler import FLOAT_STORAGES, TensorRef
-from models.errors import ModelError
 
 # Wrappers that training scripts put around the state dict itself.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-# Bytes of storages (and of copied views) a read may cost when its caller does not say: a few
-# times any Lite checkpoint. The port passes what its model needs instead.
-DEFAULT_MAX_BYTES = 128 << 20
-
-
-class CheckpointError(ModelError):
-    """A checkpoint that cannot be admitted; the message is one line naming the file."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """What a checkpoint says one tensor is, known before any of its numbers are read."""
-
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    is_float: bool
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
 
 
 def _check_views(state: dict[str, TensorRef], max_bytes: int) -> None:
@@ -121,20 +107,6 @@ def _tensor_refs(obj) -> dict[str, TensorRef]:
     return state
 
 
-def check_file_size(path: Path, max_bytes: int) -> None:
-    """Refuses a file larger than storages of `max_bytes` and its pickles can make, before it is
-    hashed or read."""
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({err.strerror or err})") from err
-    if size > max_bytes + MAX_PICKLE_BYTES:
-        raise CheckpointError(
-            f"checkpoint {path} refused: it is {size} bytes, more than the "
-            f"{max_bytes + MAX_PICKLE_BYTES} allowed for it"
-        )
-
-
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
     check_file_size(path, max_bytes)
     try:
@@ -146,7 +118,7 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
 def read_state_dict(
     path: str | Path,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    check: Callable[[dict[str, TensorSpec]], None] | None = None,
+    check: Check | None = None,
 ) -> dict[str, np.ndarray]:
     """Name -> numpy array of a PyTorch state dict file; `CheckpointError` (one line) otherwise.
 
@@ -189,5 +161,17 @@ def read_state_dict(
         zipfile.BadZipFile,
         MemoryError,
     ) as err:
-        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} refused: {reason}") from None
+        raise refusal(path, err) from None
+
+
+def _starts_as_pytorch(head: bytes) -> bool:
+    """A zip archive (PyTorch 1.6 and later) or a pickle (the legacy format's magic number)."""
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
+TORCH_PICKLE = CheckpointReader(
+    format="PyTorch pickle",
+    suffixes=(".pth", ".pt"),
+    sniff=_starts_as_pytorch,
+    read=read_state_dict,
+)

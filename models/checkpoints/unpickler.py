@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.checkpoints.format import MAX_DESCRIPTION_BYTES
 from models.checkpoints.pickle_scan import describe, scan_pickle
 
 # Storage classes a state dict may name, with their numpy dtypes.
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover (then a bfloat16 file names an unknown g
     pass
 # The pickles of a checkpoint together (names and tensor descriptions, no numbers): Lite2's take
 # 62 kB; 1 MiB holds some 5,000 tensors and is walked in about 1.5 s.
-MAX_PICKLE_BYTES = 1 << 20
+MAX_PICKLE_BYTES = MAX_DESCRIPTION_BYTES
 # More dimensions than any layer's weight has (numpy's own limit is 64).
 MAX_DIMS = 16
 # The storages a float layer can take; integer and bool tensors are never silently cast.

@@ -9,7 +9,8 @@ import pytest
 
 from benchmark.training.averaging import average_variables
 from benchmark.training.checkpoint import WEIGHTS, PhaseCheckpoint
-from benchmark.training.recipe import RecipeSettings, make_optimizer, train_two_phase
+from benchmark.training.optimizer import make_optimizer
+from benchmark.training.recipe import RecipeSettings, train_two_phase
 from models import BuildSpec, build_model
 from tests.benchmark.test_recipe import SIZE, colour_images, dataset, get_simple_cnn_tiny
 

@@ -5,13 +5,8 @@ import json
 import pytest
 import yaml
 
-from benchmark.config.run_config import (
-    RunConfig,
-    differing_keys,
-    list_presets,
-    read_config_file,
-    resolve_config,
-)
+from benchmark.config.config_diff import differing_keys
+from benchmark.config.run_config import RunConfig, list_presets, read_config_file, resolve_config
 from benchmark.errors import UsageError
 
 
@@ -76,7 +71,7 @@ def test_presets_ship_and_load():
 
 
 def test_tta_and_ema_come_from_flags_files_and_presets(tmp_path):
-    from run_benchmark import build_run_parser
+    from benchmark.cli.grid_parsers import build_run_parser
 
     args = vars(build_run_parser().parse_args(["--tta", "3", "--ema", "--ema-momentum", "0.9"]))
     assert (args["tta"], args["ema"], args["ema_momentum"]) == (3, True, 0.9)
@@ -126,9 +121,9 @@ def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
     CHOICES."""
     import dataclasses
 
+    from benchmark.cli.grid_parsers import build_run_parser, build_slurm_parser, build_tune_parser
     from benchmark.config.choices import CHOICES
     from benchmark.config.flags import grid_keys
-    from run_benchmark import build_run_parser, build_slurm_parser, build_tune_parser
 
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):

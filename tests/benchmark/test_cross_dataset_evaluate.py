@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.cross_dataset.evaluate import LATE_FUSION, NOT_SAVED, dataset_name, evaluate_command
+from benchmark.cross_dataset.data_notes import dataset_name
+from benchmark.cross_dataset.evaluate import LATE_FUSION, NOT_SAVED, evaluate_command
 from benchmark.errors import UsageError
 from benchmark.results.cross_dataset import COLUMNS, evaluations_dir
 from data_pipeline import make_prediction_batch, scan_dataset

@@ -98,7 +98,8 @@ def test_an_online_cell_killed_mid_phase_resumes_bit_identical(tmp_path):
 
     from benchmark.run.cell import CellInputs
     from benchmark.training.checkpoint import PhaseCheckpoint
-    from benchmark.training.recipe import RecipeSettings, make_optimizer, run_phase
+    from benchmark.training.optimizer import make_optimizer
+    from benchmark.training.recipe import RecipeSettings, run_phase
     from data_pipeline import AugmentConfig
 
     (tmp_path / "colours").mkdir()

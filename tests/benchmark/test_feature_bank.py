@@ -18,7 +18,8 @@ from benchmark.run.cell import CellInputs
 from benchmark.run.phase1 import phase1_mode
 from benchmark.training.feature_bank import BankEpochs, FeatureBank
 from benchmark.training.head_features import feature_extractor, head_model
-from benchmark.training.recipe import RecipeSettings, compile_model, make_optimizer
+from benchmark.training.optimizer import compile_model, make_optimizer
+from benchmark.training.recipe import RecipeSettings
 from data_pipeline import AugmentConfig
 
 AUGMENT = AugmentConfig(strength=1.0)

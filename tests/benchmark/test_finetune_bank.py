@@ -18,7 +18,8 @@ from benchmark.training.finetune_bank import (
     fine_tune_model,
     split_backbone,
 )
-from benchmark.training.recipe import compile_model, make_optimizer, unfreeze_top
+from benchmark.training.freezing import unfreeze_top
+from benchmark.training.optimizer import compile_model, make_optimizer
 from data_pipeline import AugmentConfig
 
 AUGMENT = AugmentConfig(strength=1.0)

@@ -104,7 +104,7 @@ def test_old_run_folders_resume_and_old_records_read():
     """Folders and records from before the fine-tune bank: their phase 2 ran online."""
     import json
 
-    from benchmark.config.run_config import differing_keys
+    from benchmark.config.config_diff import differing_keys
     from benchmark.run.records import CellRecord
 
     new_keys = ("fine_tune_features", "fine_tune_bank_limit")

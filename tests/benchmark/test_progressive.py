@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmark.cli.grid_parsers import build_run_parser
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan import resolve_plan, resolve_plans
@@ -14,7 +15,6 @@ from benchmark.training.progressive import ProgressiveResizing, stage_sides
 from benchmark.training.recipe import RecipeSettings, train_two_phase
 from data_pipeline import AugmentConfig, make_dataset
 from models import BuiltModel
-from run_benchmark import build_run_parser
 from tests.benchmark.stand_ins import colour_split
 
 
@@ -55,7 +55,7 @@ def test_schedules_a_network_cannot_follow_are_refused_in_one_line_naming_the_fl
 
 
 def test_the_flag_and_config_files_set_it_and_old_runs_without_it_resume():
-    from benchmark.config.run_config import differing_keys
+    from benchmark.config.config_diff import differing_keys
 
     args = vars(build_run_parser().parse_args(["--progressive-sizes", "48,64"]))
     assert args["progressive_sizes"] == [48, 64]

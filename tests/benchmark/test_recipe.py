@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark.training.recipe import RecipeSettings, freeze, train_two_phase, unfreeze_top
+from benchmark.training.freezing import freeze, unfreeze_top
+from benchmark.training.recipe import RecipeSettings, train_two_phase
 from models import BuildSpec, BuiltModel, HeadConfig, attach_head, build_model
 
 SIZE = 16

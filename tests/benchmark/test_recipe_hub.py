@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmark.training.recipe import RecipeSettings, train_two_phase, unfreeze_top_blocks
+from benchmark.training.freezing import unfreeze_top_blocks
+from benchmark.training.recipe import RecipeSettings, train_two_phase
 from models import BuildSpec, BuiltModel, HeadConfig
 from models.hub import hub_image_model, transformer_blocks
 from tests.models.test_hub import SIZE, tiny_converter, tiny_encoder

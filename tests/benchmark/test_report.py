@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.results.report import best_cell, write_report
-from benchmark.results.tables import best_per_model, build_tables
+from benchmark.results.alpha_tables import best_per_model
+from benchmark.results.cell_report import best_cell
+from benchmark.results.report import write_report
+from benchmark.results.tables import build_tables
 from benchmark.run.records import CellRecord
 from benchmark.training.metrics import classification_metrics
 

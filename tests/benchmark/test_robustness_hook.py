@@ -145,12 +145,8 @@ def test_each_image_is_predicted_clean_and_once_per_corruption_at_its_severity(s
 def test_the_per_class_help_states_the_hooks_default():
     """The parser does not import the scorer (it would load pandas and scikit-learn before any
     refusal), so its help text repeats `PER_CLASS`: this keeps the two equal."""
-    import run_benchmark
+    from benchmark.cli.folder_parsers import build_robustness_parser
     from benchmark.run.robustness import PER_CLASS
 
-    (action,) = [
-        a
-        for a in run_benchmark.build_robustness_parser()._actions
-        if "--per-class" in a.option_strings
-    ]
+    (action,) = [a for a in build_robustness_parser()._actions if "--per-class" in a.option_strings]
     assert f"default {PER_CLASS}," in action.help

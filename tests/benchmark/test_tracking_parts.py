@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config.run_config import RunConfig, differing_keys
+from benchmark.config.config_diff import differing_keys
+from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.tracking.callbacks import EpochClock
 from benchmark.tracking.store import claim_id, flat_params, param_value, read_ids, tracking_uri

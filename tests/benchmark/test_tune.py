@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import benchmark.tune.search as tune  # noqa: E402
+import benchmark.tune.trial_training as trial_training  # noqa: E402
 from benchmark.config.run_config import RunConfig, resolve_config  # noqa: E402
 from benchmark.errors import UsageError  # noqa: E402
 from benchmark.run.cell import build_spec, recipe_settings  # noqa: E402
@@ -173,7 +173,7 @@ def test_rerun_with_more_trials_adds_one_and_never_reads_the_test_split(
 ):
     out, space = copy_search(searched, tmp_path)
     before = pd.read_csv(out / "trials.csv").set_index("trial_id")
-    parts, train_trial, subset = [], tune.train_trial, SplitTable.subset
+    parts, train_trial, subset = [], trial_training.train_trial, SplitTable.subset
 
     def spying_train_trial(context, config, max_epochs, **kwargs):
         with monkeypatch.context() as patch:
@@ -182,7 +182,7 @@ def test_rerun_with_more_trials_adds_one_and_never_reads_the_test_split(
             )
             return train_trial(context, config, max_epochs, **kwargs)
 
-    monkeypatch.setattr(tune, "train_trial", spying_train_trial)
+    monkeypatch.setattr(trial_training, "train_trial", spying_train_trial)
     assert (
         tune_command(base_config(data_dir), options(space, max_trials=4), str(out), force=False)
         == 0
@@ -293,7 +293,7 @@ def fake_training(failures: int, budgets: list):
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(
-        tune, "train_trial", fake_training(failures=3, budgets=[])
+        trial_training, "train_trial", fake_training(failures=3, budgets=[])
     )  # KerasTuner alone stops at 3
     space = write_space(tmp_path / "space.yaml")
     assert (
@@ -312,7 +312,7 @@ def test_a_user_error_inside_a_trial_stops_the_search_as_itself(tmp_path, data_d
     def needs_a_fix(context, config, max_epochs, **kwargs):
         raise UsageError("--weights file 'w.h5' does not exist")
 
-    monkeypatch.setattr(tune, "train_trial", needs_a_fix)
+    monkeypatch.setattr(trial_training, "train_trial", needs_a_fix)
     space = write_space(tmp_path / "space.yaml")
     with pytest.raises(UsageError, match="w.h5"):
         tune_command(base_config(data_dir), options(space), str(tmp_path / "out"), force=False)
@@ -324,7 +324,7 @@ def test_a_user_error_inside_a_trial_stops_the_search_as_itself(tmp_path, data_d
 @pytest.mark.parametrize("tuner_name", ["bayesian", "hyperband"])
 def test_other_tuners_run_the_same_trials(tmp_path, data_dir, monkeypatch, tuner_name):
     budgets = []
-    monkeypatch.setattr(tune, "train_trial", fake_training(failures=0, budgets=budgets))
+    monkeypatch.setattr(trial_training, "train_trial", fake_training(failures=0, budgets=budgets))
     space = write_space(tmp_path / "space.yaml")
     opts = TuneOptions(
         model="simple_cnn", tuner=tuner_name, max_trials=5, max_epochs=3, space=str(space)

@@ -38,6 +38,8 @@ def adapt(source: Path, target: Path, output: Path, *extra: str):
         "--alphas",
         "0",
         "--no-profile",
+        "--curve",
+        "finetune",
         "--data",
         str(source),
         "--target",

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from benchmark.training.recipe import freeze, unfreeze_top
+from benchmark.training.freezing import freeze, unfreeze_top
 from models import BuildSpec, ModelError, build_model, get_entry
 from models.checkpoints import CheckpointError, file_sha256
 from models.checkpoints import port as port_module

@@ -1,18 +1,22 @@
 """The registry: names, wildcards, aliases, errors, and that every image model builds and
 predicts."""
 
+import dataclasses
+import typing
+
 import numpy as np
 import pytest
 
 from models import (
+    KINDS,
     BuildSpec,
     ModelEntry,
     ModelError,
-    add_entry,
     build_model,
     get_entry,
     list_image_models,
     list_models,
+    register_model,
     resolve_model_names,
 )
 from models.registry import _REGISTRY
@@ -60,8 +64,50 @@ def test_resolve_keeps_order_and_drops_repeats():
 def test_duplicate_registration_raises():
     entry = get_entry("mobilenet")
     with pytest.raises(ValueError, match="registered twice"):
-        add_entry(entry)
+        register_model(entry)
     assert isinstance(_REGISTRY["mobilenet"], ModelEntry)
+
+
+def test_every_entry_declares_its_kind_and_the_plan_reads_it():
+    from benchmark.plan.model_plan import Kind, model_kind
+
+    assert typing.get_args(Kind) == KINDS
+    expected = {
+        "mobilenet_v2": "trained_backbone",
+        "efficientnet_lite0": "trained_backbone",
+        "hub_dinov2_small": "trained_backbone",
+        "simple_cnn": "scratch",
+        "text_bert": "text",
+        "fusion_mobilenet_v2": "fusion",
+        "zeroshot_clip_vit_base_patch16": "zero_shot",
+        "late_fusion_mobilenet_v2": "late_fusion",
+    }
+    assert {name: model_kind(get_entry(name)) for name in expected} == expected
+    modality = {name: get_entry(name).modality for name in expected}
+    assert modality["simple_cnn"] == modality["zeroshot_clip_vit_base_patch16"] == "image"
+    assert modality["text_bert"] == "text" and modality["late_fusion_mobilenet_v2"] == "image+text"
+    assert not get_entry("simple_cnn").pretrained and get_entry("text_bert").pretrained
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"kind": "pretrained"}, "unknown kind 'pretrained'"),
+        ({"kind": "zero_shot", "builder": None}, "needs the keras-hub preset"),
+        ({"kind": "late_fusion", "builder": None}, "names the components"),
+        ({"builder": None}, "a trained_backbone entry takes a builder"),
+        ({"components": ("mobilenet", "text_bert")}, "only a late_fusion entry combines"),
+        ({"preprocess": "keras"}, "unknown preprocess contract 'keras'"),
+    ],
+)
+def test_an_entry_that_contradicts_itself_is_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(get_entry("mobilenet"), **fields)
+
+
+def test_the_built_model_carries_the_entry_it_was_built_from():
+    built = build_model("simple_cnn", BuildSpec(num_classes=3, image_size=32, weights="none"))
+    assert built.entry is get_entry("simple_cnn")
 
 
 def test_preprocessing_contracts_per_family():

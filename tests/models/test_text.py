@@ -74,7 +74,7 @@ def test_fusion_branches_are_l2_normalised(fusion):
 
 
 def test_phase_two_unfreezes_exactly_the_top_layers_of_both_encoders(fusion):
-    from benchmark.training.recipe import freeze, unfreeze_top, unfreeze_top_transformer_layers
+    from benchmark.training.freezing import freeze, unfreeze_top, unfreeze_top_transformer_layers
 
     freeze(fusion.backbone)
     freeze(fusion.text_backbone)

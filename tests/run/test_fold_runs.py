@@ -14,11 +14,12 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.results.tables import build_tables
 from benchmark.run.cell_key import CellKey
-from benchmark.run.folder import prepare_run, split_file, split_fingerprint
+from benchmark.run.folder import prepare_run, split_file
 from benchmark.run.grid import Cell
 from benchmark.run.late_fusion import run_late_fusion_cell
 from benchmark.run.loop import run_grid
 from benchmark.run.records import CellRecord, load_records, predictions_path, write_record
+from benchmark.run.split_files import split_fingerprint
 from data_pipeline import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,7 +227,8 @@ def test_late_fusion_combines_the_components_of_the_same_fold(data, tmp_path):
 def test_slurm_writes_the_fold_files_before_the_array_and_indexes_every_fold_cell(
     data, tmp_path, capsys
 ):
-    from benchmark.run.slurm import SlurmOptions, slurm_command
+    from benchmark.run.slurm import slurm_command
+    from benchmark.run.slurm_options import SlurmOptions
 
     run_dir = tmp_path / "run"
     assert slurm_command(RunConfig(data=str(data), folds=3, **TINY), run_dir, SlurmOptions()) == 0

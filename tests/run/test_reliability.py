@@ -20,9 +20,10 @@ from benchmark.errors import UsageError, error_summary
 from benchmark.io import replace_atomically, write_json_atomic
 from benchmark.results.tables import build_tables, leaderboard
 from benchmark.run.claims import claim_cell
-from benchmark.run.folder import prepare_run, split_fingerprint
+from benchmark.run.folder import prepare_run
 from benchmark.run.loop import finished_here, run_grid
 from benchmark.run.records import UNREADABLE, CellRecord, load_records, record_path, write_record
+from benchmark.run.split_files import split_fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "cli"))
@@ -285,7 +286,8 @@ def test_a_write_removes_temporaries_that_killed_writers_left_an_hour_ago(tmp_pa
 def test_the_parser_and_list_models_import_no_tensorflow():
     probe = (
         "import sys; import run_benchmark; "
-        "run_benchmark.build_run_parser().parse_args(['--models', 'x']); "
+        "from benchmark.cli.grid_parsers import build_run_parser; "
+        "build_run_parser().parse_args(['--models', 'x']); "
         "from benchmark.listing import registry_rows; rows = registry_rows(); "
         "print(len(rows), 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
@@ -347,11 +349,9 @@ def test_startup_noise_is_hidden_and_real_messages_are_kept():
 
 @pytest.mark.parametrize("subcommand", ["tune", "slurm"])
 def test_every_training_subcommand_takes_the_run_flags(subcommand):
-    import run_benchmark
+    from benchmark.cli.grid_parsers import build_slurm_parser, build_tune_parser
 
-    parser = {"tune": run_benchmark.build_tune_parser, "slurm": run_benchmark.build_slurm_parser}[
-        subcommand
-    ]()
+    parser = {"tune": build_tune_parser, "slurm": build_slurm_parser}[subcommand]()
     args = parser.parse_args(
         [
             "--output",
@@ -447,8 +447,9 @@ def test_bad_values_are_refused_before_tensorflow_is_imported(tmp_path, argv, me
 def test_a_good_configuration_is_checked_without_tensorflow(tmp_path):
     argv = ["--models", "all", "--output", str(tmp_path / "run")]
     probe = (
-        "import sys, run_benchmark; parser = run_benchmark.build_run_parser(); "
-        f"run_benchmark.checked_config(parser.parse_args({argv!r}), parser); "
+        "import sys, run_benchmark; from benchmark.cli import dispatch; "
+        "parser = dispatch.build_run_parser(); "
+        f"dispatch.checked_config(parser.parse_args({argv!r}), parser); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run(

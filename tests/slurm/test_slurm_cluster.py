@@ -12,7 +12,9 @@ from PIL import Image
 
 import run_benchmark
 from benchmark.config.run_config import resolve_config
-from benchmark.run.slurm import PROJECT_ROOT, SlurmOptions, SlurmPlan, slurm_command, submit_plan
+from benchmark.run.slurm import slurm_command, submit_plan
+from benchmark.run.slurm_options import SlurmOptions
+from benchmark.run.slurm_scripts import PROJECT_ROOT, SlurmPlan
 
 
 def test_submit_waits_for_the_array_and_the_merge_runs_after_a_failed_task(

@@ -1,4 +1,4 @@
-"""Script generation of benchmark/run/slurm.py: no Slurm needed (a hand-made run folder, no
+"""Script generation of benchmark/run/slurm_scripts.py: no Slurm needed (a hand-made run folder, no
 training)."""
 
 import json
@@ -16,15 +16,9 @@ from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.run.folder import RunContext
 from benchmark.run.grid import build_grid
-from benchmark.run.slurm import (
-    PROJECT_ROOT,
-    SlurmOptions,
-    array_spec,
-    slurm_command,
-    submit_plan,
-    time_limit_seconds,
-    write_slurm_scripts,
-)
+from benchmark.run.slurm import slurm_command, submit_plan
+from benchmark.run.slurm_options import SlurmOptions, time_limit_seconds
+from benchmark.run.slurm_scripts import PROJECT_ROOT, array_spec, write_slurm_scripts
 
 
 def make_context(run_dir: Path, alphas=(0.0, 0.5, 1.0), finished=(), failed=()) -> RunContext:
