@@ -1,14 +1,16 @@
 """Training-time augmentation on 0..255 pixels before `preprocess`: one affine warp, then one colour
-pass."""
+pass (the "basic" policy), or a stronger policy and random erasing (`data_pipeline.remedies`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
 
 import keras
 
 from data_pipeline.errors import DataError
+from data_pipeline.remedies import POLICIES, LabelMixer, erasing_layer, policy_layer
 
 # Magnitudes at strength 1.0: mild enough for photos of single objects on a plain background.
 DEFAULTS = {
@@ -21,6 +23,8 @@ DEFAULTS = {
 }
 
 Bounds = float | tuple[float, float]
+# The remedies of issue 37 (`data_pipeline.remedies`), left out of `AugmentConfig.key` when unset.
+REMEDY_FIELDS = ("policy", "random_erasing", "mixup", "cutmix")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class AugmentConfig:
             the 0..255 range (brightness) or a relative change of contrast (contrast). See
             `RandomAffine` and `RandomBrightnessContrast`. None means `strength * DEFAULTS[name]`, 0
             disables it.
+        policy: "basic" (the transforms above), or "randaugment" / "augmix" (Keras' layers, at
+            their default magnitude times `strength`), which replace the affine and colour
+            transforms and keep the flip. Defaults to "basic".
+        random_erasing: probability of erasing one noise-filled rectangle per image; 0 = off.
+        mixup, cutmix: Beta alpha of MixUp / CutMix (`remedies.LabelMixer`), which also mix the
+            labels and the class weights; 0 = off.
     """
 
     strength: float = 1.0
@@ -46,11 +56,26 @@ class AugmentConfig:
     shear: float | None = None
     brightness: float | None = None
     contrast: float | None = None
+    policy: str = "basic"
+    random_erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise DataError(
+                f"augmentation policy must be one of {', '.join(POLICIES)}, got {self.policy!r}"
+            )
+        if not 0 <= self.random_erasing <= 1:
+            raise DataError(
+                "augmentation random_erasing is a probability in [0, 1], got "
+                f"{self.random_erasing!r}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "flip" and value is not None and not (math.isfinite(value) and value >= 0):
+            if f.name in ("flip", "policy") or value is None:
+                continue
+            if not (math.isfinite(value) and value >= 0):
                 raise DataError(
                     f"augmentation {f.name} must be a finite number >= 0, got {value!r}"
                 )
@@ -59,6 +84,20 @@ class AugmentConfig:
                 f"augmentation zoom must be < 1, got {self.factor('zoom')!r} (strength "
                 f"{self.strength!r})"
             )
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches mix images, labels and weights (MixUp or CutMix)."""
+        return self.mixup > 0 or self.cutmix > 0
+
+    def key(self) -> dict:
+        """The fields that decide the augmented images, for the feature banks' folder names: the
+        remedies only when set, so banks stored before they existed keep their names."""
+        values = dataclasses.asdict(self)
+        for name in REMEDY_FIELDS:
+            if values[name] == AugmentConfig.__dataclass_fields__[name].default:
+                del values[name]
+        return values
 
     def factor(self, name: str) -> float:
         """The resolved factor of one transform."""
@@ -233,12 +272,29 @@ def build_augmenter(cfg: AugmentConfig, seed: int) -> keras.layers.Pipeline:
     # float32 whatever the global policy: under mixed_float16 a layer would cast the pixels to
     # float16 (0..255 at three significant digits) and then mix them with float32 random draws.
     layers: list[keras.layers.Layer] = []
-    geometry = {name: cfg.factor(name) for name in ("rotation", "zoom", "translation", "shear")}
+    basic = cfg.policy == "basic"
+    geometry = {
+        name: cfg.factor(name) if basic else 0.0
+        for name in ("rotation", "zoom", "translation", "shear")
+    }
     if cfg.flip or any(geometry.values()):
         layers.append(RandomAffine(**geometry, flip=cfg.flip, seed=seed, dtype="float32"))
+    if not basic:
+        layers.append(policy_layer(cfg.policy, cfg.strength, seed + 2))
+    if cfg.random_erasing > 0:
+        layers.append(erasing_layer(cfg.random_erasing, seed + 3))
+    # Always last: the clip to 0..255 (the policy layers and erasing's noise can leave it).
     layers.append(
         RandomBrightnessContrast(
-            cfg.factor("brightness"), cfg.factor("contrast"), seed=seed + 1, dtype="float32"
+            cfg.factor("brightness") if basic else 0.0,
+            cfg.factor("contrast") if basic else 0.0,
+            seed=seed + 1,
+            dtype="float32",
         )
     )
     return keras.layers.Pipeline(layers, name="augment")
+
+
+def build_label_mixer(cfg: AugmentConfig, seed: int) -> LabelMixer | None:
+    """The seeded MixUp/CutMix of `cfg` (None when both are off); a fresh one per dataset."""
+    return LabelMixer(cfg.mixup, cfg.cutmix, seed + 4) if cfg.mixes else None

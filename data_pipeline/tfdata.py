@@ -2,8 +2,9 @@
 
 Order of work, and why:
 decode + resize (parallel) -> cache (so each epoch, and each cell, re-reads no file) -> shuffle (per
-epoch, seeded) -> batch -> augment (training only, on 0..255) or a test-time view (evaluation only,
-on 0..255) -> `preprocess` exactly once -> prefetch.
+epoch, seeded) -> batch -> augment (training only, on 0..255; MixUp/CutMix last, as they mix the
+labels and weights too) or a test-time view (evaluation only, on 0..255) -> `preprocess` exactly
+once -> prefetch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from data_pipeline.augment import AugmentConfig, build_augmenter
+from data_pipeline.augment import AugmentConfig, build_augmenter, build_label_mixer
 from data_pipeline.decode import decode_file, image_hw, resize_image
 from data_pipeline.errors import DataError
 from data_pipeline.text_inputs import make_tokenize
@@ -114,6 +115,16 @@ def _at_side(images: tf.Tensor, side: tf.Variable) -> tf.Tensor:
         lambda: tf.cast(images, tf.float32),
         lambda: resize_image(images, tf.stack([target, target])),
     )
+
+
+def _mixed(batch: dict, mixer, num_classes: int, weights: tf.Tensor | None) -> dict:
+    """`batch` with its images mixed and the mixed one-hot labels (and class weights) beside
+    them."""
+    onehot = tf.one_hot(batch["label"], num_classes, dtype=tf.float32)
+    per_image = None if weights is None else tf.gather(weights, batch["label"])
+    images, soft, mixed_weights = mixer(batch["image"], onehot, per_image)
+    out = {**batch, "image": images, "soft_label": soft}
+    return out if mixed_weights is None else {**out, "weight": mixed_weights}
 
 
 def _label_indices(frame: pd.DataFrame, class_names: list[str]) -> np.ndarray:
@@ -218,6 +229,9 @@ def make_dataset(
         if sample_weights is None
         else tf.constant(np.asarray(sample_weights, dtype=np.float32))
     )
+    mixer = build_label_mixer(augment, draw_seed or 0) if augment and use_image else None
+    if mixer is not None:  # one call at a time, as for the augmenter
+        ds = ds.map(lambda batch: _mixed(batch, mixer, len(class_names), weights))
 
     def finish(batch: dict[str, tf.Tensor]) -> tuple:
         features = {
@@ -228,6 +242,9 @@ def make_dataset(
         if use_image and preprocess is not None:
             features["image"] = preprocess(features["image"])
         x = features["image"] if inputs == "image" else features
+        if "soft_label" in batch:  # mixed: labels and weights come mixed with the images
+            y = batch["soft_label"]
+            return (x, y) if weights is None else (x, y, batch["weight"])
         y = tf.one_hot(batch["label"], len(class_names), dtype=tf.float32)
         return (x, y) if weights is None else (x, y, tf.gather(weights, batch["label"]))
 

@@ -15,4 +15,5 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "save_models": ("best", "all", "none"),
     "isolate_cells": ("auto", "on", "off"),
     "robustness": ("on", "off"),
+    "augment_policy": ("basic", "randaugment", "augmix"),  # data_pipeline.remedies.POLICIES
 }

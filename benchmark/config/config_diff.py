@@ -44,6 +44,10 @@ ABSENT_MEANS_DEFAULT = frozenset(
         "progressive_sizes",
         "fine_tune_features",
         "fine_tune_bank_limit",
+        "augment_policy",
+        "random_erasing",
+        "mixup",
+        "cutmix",
     }
 )
 

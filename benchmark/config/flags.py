@@ -110,6 +110,32 @@ def add_grid_flags(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     train.add_argument("--augment-strength", type=float)
     train.add_argument(
+        "--augment-policy",
+        choices=CHOICES["augment_policy"],
+        help="basic (affine and colour, default), or Keras' RandAugment or AugMix in their place",
+    )
+    train.add_argument(
+        "--random-erasing",
+        type=float,
+        metavar="P",
+        help="erase a noise-filled rectangle of each training image with probability P "
+        "(default 0: off)",
+    )
+    train.add_argument(
+        "--mixup",
+        type=float,
+        metavar="ALPHA",
+        help="MixUp with Beta(ALPHA, ALPHA): mixes images, labels and class weights; phase 1 and "
+        "2 run online (default 0: off)",
+    )
+    train.add_argument(
+        "--cutmix",
+        type=float,
+        metavar="ALPHA",
+        help="CutMix with Beta(ALPHA, ALPHA); with --mixup each batch uses one of the two "
+        "(default 0: off)",
+    )
+    train.add_argument(
         "--progressive-sizes",
         type=csv_list(int),
         metavar="S1,S2",

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmark.config.choices import CHOICES
 from benchmark.config.data_files import read_data_file
+from benchmark.config.remedies import remedy_refusal
 from benchmark.config.types import non_finite_keys, type_errors
 from benchmark.errors import UsageError
 from benchmark.training.settings import RecipeSettings, progressive_refusal
@@ -100,6 +101,13 @@ class RunConfig:
     ema_momentum: float = _RECIPE.ema_momentum
     augment: bool = True
     augment_strength: float = 1.0
+    # Remedies for distribution shift (issue 37, data_pipeline.remedies): basic = the affine and
+    # colour transforms; randaugment/augmix replace them (the flip stays). Erasing is a
+    # probability, MixUp/CutMix a Beta alpha; 0 = off.
+    augment_policy: str = "basic"
+    random_erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
     # Progressive resizing (from-scratch models): training sides before the final image size, each
     # for an equal share of the epochs; validation and test stay at the final size. [] = off
     progressive_sizes: list[int] = field(default_factory=list)
@@ -256,6 +264,8 @@ class RunConfig:
                 "zero_shot_prompts must be a non-empty list of templates, each holding '{class}' "
                 f"(e.g. 'a photo of {{class}} waste'), got {self.zero_shot_prompts!r}"
             )
+        if reason := remedy_refusal(self):
+            raise UsageError(reason)
         self.simple_cnn_config()
         if reason := progressive_refusal(self.progressive_sizes):  # per model: benchmark.plan
             raise UsageError(reason)

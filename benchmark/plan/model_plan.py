@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from benchmark.config.remedies import mixes_labels, mixing_flags
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan.weights import check_weights_file, weight_source
@@ -22,6 +23,10 @@ from models import ModelEntry, SimpleCNNConfig, get_entry, resolve_model_names
 # trained cells. `benchmark.run.loop.train_or_combine` dispatches on it in one place.
 Kind = Literal["trained_backbone", "scratch", "text", "fusion", "zero_shot", "late_fusion"]
 
+# Why phase 1 and 2 run online under MixUp/CutMix ({} is the flags as given).
+MIXED_LABELS = (
+    "MixUp/CutMix ({}) mix the labels of each batch, and the stored banks keep one label per image"
+)
 NO_STORED_FEATURES = (
     "no frozen pretrained image backbone under the shared head (scratch, text, fusion or hub)"
 )
@@ -112,6 +117,13 @@ def phase2_features(
         return "none", "no phase 2"
     if config.fine_tune_features == "online":
         return "online", "--fine-tune-features online"
+    if mixes_labels(config):
+        if config.fine_tune_features == "bank":
+            raise UsageError(
+                f"--fine-tune-features bank: {MIXED_LABELS.format(mixing_flags(config))}; "
+                "use --fine-tune-features auto or online"
+            )
+        return "online", MIXED_LABELS.format(mixing_flags(config))
     if kind in ("text", "fusion") or entry.preset:
         if config.fine_tune_features == "bank":
             raise UsageError(
@@ -120,6 +132,16 @@ def phase2_features(
             )
         return "online", NO_STORED_FEATURES
     return config.fine_tune_features, ""
+
+
+def mixing_refusal(config: RunConfig, kind: Kind, name: str, modality: str) -> str:
+    """Why `name` cannot train with MixUp/CutMix ("" when it can, or they are off)."""
+    if mixes_labels(config) and kind_trains(kind) and modality == "image+text":
+        return (
+            f"{mixing_flags(config)}: {name} has an image+text input, and a mixed image would "
+            "keep one image's caption; drop the flag, or run the model in a grid of its own"
+        )
+    return ""
 
 
 def kind_trains(kind: Kind) -> bool:
@@ -143,14 +165,21 @@ def resolve_plan(config: RunConfig, name: str) -> ModelPlan:
     )  # feeds no image: nothing to check
     source = weight_source(entry, config.weights)
     scratch = from_scratch(kind, entry.modality, source)
+    if reason := mixing_refusal(config, kind, entry.name, entry.modality):
+        raise UsageError(reason)
     if config.head_features == "cached":
         if reason := head_features_refusal(kind, entry.name, entry.modality, scratch):
             raise UsageError(
                 f"--head-features cached: {reason}; use --head-features auto or online"
             )
+        if mixes_labels(config) and kind_trains(kind):
+            raise UsageError(
+                f"--head-features cached: {MIXED_LABELS.format(mixing_flags(config))}; "
+                "use --head-features auto or online"
+            )
     if not kind_trains(kind):
         head = "none"
-    elif head_features_refusal(kind, entry.name, entry.modality, scratch):
+    elif head_features_refusal(kind, entry.name, entry.modality, scratch) or mixes_labels(config):
         head = "online"
     else:
         head = config.head_features

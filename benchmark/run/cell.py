@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.config.remedies import augment_config
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import error_summary
 from benchmark.output import say
@@ -46,7 +47,6 @@ from benchmark.training.metrics import predict_probabilities
 from benchmark.training.progressive import ProgressiveResizing
 from benchmark.training.recipe import CachedHeadPhase, RecipeSettings, train_two_phase
 from data_pipeline import (
-    AugmentConfig,
     SplitTable,
     damped_class_weights,
     fill_shared_cache,
@@ -224,7 +224,7 @@ def prepare_cell(
         counts = np.bincount(split.label_indices("train"), minlength=len(split.class_names))
         class_weights = damped_class_weights(counts, alpha)
         augmented = config.augment and plan.modality != "text"
-        augment = AugmentConfig(strength=config.augment_strength) if augmented else None
+        augment = augment_config(config) if augmented else None  # policy and remedies too
         steps_per_epoch = math.ceil(len(split.subset("train")) / batch_size)
         train = EpochFeed(  # epoch e's draws, as the feature banks store them
             lambda epoch: inputs.dataset(

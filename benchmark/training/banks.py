@@ -11,7 +11,6 @@ settled into the phases' models and data.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -103,7 +102,7 @@ def bank_key(bank: BankInputs, cut: str | None = None, dtype: str | None = None)
     digest = hashlib.sha1(bank.split_file.read_bytes()).hexdigest()[:12]
     recipe = {
         "weights": bank.built.weights,
-        "augment": None if bank.augment is None else dataclasses.asdict(bank.augment),
+        "augment": None if bank.augment is None else bank.augment.key(),
         "batch_size": bank.batch_size,
         "dtype": dtype or feature_bank.BANK_DTYPE,
     }

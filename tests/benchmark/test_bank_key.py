@@ -84,6 +84,7 @@ def test_the_key_holds_what_decides_the_stored_tensors_and_nothing_else(split_fi
         bank_inputs(split_file, batch_size=16),
         bank_inputs(split_file, seed=1),
         bank_inputs(split_file, augment=dataclasses.replace(base.augment, flip=False)),
+        bank_inputs(split_file, augment=dataclasses.replace(base.augment, random_erasing=0.25)),
     ]
     keys = [bank_key(b) for b in changed] + [bank_key(base), bank_key(base, dtype="float16")]
     assert len(set(keys)) == len(keys)

@@ -128,7 +128,8 @@ def test_every_grid_flag_sets_a_config_key_and_offers_its_choices():
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for parser in (build_run_parser(), build_slurm_parser(), build_tune_parser()):
         keys = grid_keys(parser)
-        assert len(keys) == 45 and set(keys) <= fields  # 42, two fine-tune bank flags, robustness
+        # 42, two fine-tune bank flags, robustness, four augmentation remedies
+        assert len(keys) == 49 and set(keys) <= fields
         for action in parser._actions:
             if action.dest in CHOICES:
                 assert tuple(action.choices) == CHOICES[action.dest]
