@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from benchmark.config.run_config import RunConfig
 from benchmark.errors import UsageError
 from benchmark.plan.model_plan import ModelPlan
-
-MIB = 2**20
+from benchmark.training.finetune_bank import MIB
 
 
 @dataclass(frozen=True)

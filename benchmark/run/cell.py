@@ -29,13 +29,12 @@ from benchmark.run.cell_inputs import CellInputs, build_spec, evaluated_probabil
 from benchmark.run.devices import jit_compile_setting, resolve_precision, resolve_strategy
 from benchmark.run.environment import environment_info
 from benchmark.run.evaluation import evaluation_record
-from benchmark.run.folder import RunContext, image_cache_root, work_dir
+from benchmark.run.folder import RunContext, image_cache_root, split_file, work_dir
 from benchmark.run.grid import Cell
-from benchmark.run.phase1 import stored_head_phase
-from benchmark.run.phase2 import bank_phase
 from benchmark.run.phase_paths import settled_phases
 from benchmark.run.probe import probe_cell
 from benchmark.run.records import CellRecord
+from benchmark.training.banks import BankInputs, stored_phases
 from benchmark.training.checkpoint import PhaseCheckpoint
 from benchmark.training.epoch_feed import EpochFeed
 from benchmark.training.progressive import ProgressiveResizing
@@ -144,38 +143,20 @@ def prepare_cell(
         )
         settings = recipe_settings(config, plan)
         paths = settled_phases(config, plan, built, settings, split, run_dir, work)
-        cached_head = None
-        if paths.head != "online":
-            cached_head = stored_head_phase(
-                paths.head,
-                split,
-                model_name,
-                built,
-                inputs,
-                batch_size,
-                class_weights,
-                seed=seed,
-                run_dir=run_dir,
-                augment=augment,
-                epochs=config.initial_epochs,
-                fold=fold,
-            )
-        cached_tune = None
-        if paths.tune == "bank":
-            cached_tune = bank_phase(
-                paths.cut,
-                split,
-                model_name,
-                built,
-                inputs,
-                batch_size,
-                class_weights,
-                seed=seed,
-                run_dir=run_dir,
-                augment=augment,
-                settings=settings,
-                fold=fold,
-            )
+        bank = BankInputs(
+            model_name=model_name,
+            built=built,
+            inputs=inputs,
+            split=split,
+            split_file=split_file(run_dir, fold),
+            root=run_dir,
+            batch_size=batch_size,
+            class_weights=class_weights,
+            seed=seed,
+            augment=augment,
+        )
+        cut = paths.cut if paths.tune == "bank" else None
+        cached_head, cached_tune = stored_phases(bank, head=paths.head, cut=cut, settings=settings)
     return PreparedCell(
         model_name=model_name,
         built=built,

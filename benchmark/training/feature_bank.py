@@ -20,8 +20,6 @@ rename wins (the copies are the same computation).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import zipfile
 import zlib
@@ -43,35 +41,6 @@ from benchmark.output import warn
 # lower on validation and 1.3 on test (docs/performance.md). `benchmarks/sweep_speed.py
 # --bank-dtype float16` measures it.
 BANK_DTYPE = "float32"
-
-
-def bank_key(
-    model_name: str,
-    image_size: int,
-    weights: str,
-    split_file: Path,
-    *,
-    augment,
-    batch_size: int,
-    seed: int,
-    dtype: str | None = None,
-) -> str:
-    """Folder name: everything that decides epoch e's features (the split file's bytes stand for the
-    images)."""
-    digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
-    recipe = json.dumps(
-        {
-            "weights": weights,
-            "augment": augment.key(),
-            "batch_size": batch_size,
-            "dtype": dtype or BANK_DTYPE,
-        },
-        sort_keys=True,
-    )
-    return (
-        f"{model_name}_{image_size}px_{digest}_bank-"
-        f"{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
-    )
 
 
 class FeatureBank:

@@ -19,8 +19,6 @@ cell online.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +30,8 @@ from benchmark.io import replace_atomically
 from benchmark.training import feature_bank
 from benchmark.training.feature_bank import BankEpochs
 from benchmark.training.head_features import POOL_LAYER
+
+MIB = 2**20  # the banks' sizes are reported and limited (--fine-tune-bank-limit) in MiB
 
 # Layers that draw random numbers in training: their output below the cut would differ per cell.
 RANDOM_LAYERS = tuple(
@@ -160,36 +160,6 @@ def bank_bytes(
     """(one epoch in memory, all epochs and the validation set on disk), in bytes."""
     item = int(np.prod(shape)) * np.dtype(dtype or feature_bank.BANK_DTYPE).itemsize
     return num_train * item, (epochs * num_train + num_val) * item
-
-
-def tune_bank_key(
-    model_name: str,
-    cut: BackboneCut,
-    image_size: int,
-    weights: str,
-    split_file: Path,
-    *,
-    augment,
-    batch_size: int,
-    seed: int,
-    dtype: str | None = None,
-) -> str:
-    """Folder name: all that decides epoch e's stored activations (as `bank_key`, plus the cut)."""
-    digest = hashlib.sha1(split_file.read_bytes()).hexdigest()[:12]
-    recipe = json.dumps(
-        {
-            "weights": weights,
-            "augment": None if augment is None else augment.key(),
-            "batch_size": batch_size,
-            "dtype": dtype or feature_bank.BANK_DTYPE,
-            "cut": cut.layer,
-        },
-        sort_keys=True,
-    )
-    return (
-        f"{model_name}_{image_size}px_{digest}_{cut.layer}_tune-"
-        f"{hashlib.sha1(recipe.encode()).hexdigest()[:10]}_seed{seed}"
-    )
 
 
 def stored_activations(
