@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.checkpoints import CheckpointError, KeyMap, Target, read_state_dict
+from models.checkpoints import CheckpointError, read_state_dict
 from models.checkpoints.pickle_scan import describe
 from models.checkpoints.port import load_ported_weights
+from tests.models.port_stub import TINY, StubModel
 from tests.models.torch_writer import (
     BOMB_BZ2,
     BOMB_CRC,
@@ -174,39 +175,11 @@ def test_a_duplicate_zip_entry_is_refused(tmp_path):
         read_state_dict(path)
 
 
-class _Variable:
-    def __init__(self, shape):
-        self.shape, self.value = shape, None
-
-    def assign(self, value):
-        self.value = value
-
-
-class _Model:
-    """Just enough of a Keras model for the port: variables, and weights files to save."""
-
-    def __init__(self, **shapes):
-        self.variables = {key: _Variable(shape) for key, shape in shapes.items()}
-
-    def save_weights(self, path):
-        Path(path).write_bytes(b"")
-
-    def load_weights(self, path):
-        raise ValueError("never cached")
-
-
-TINY = KeyMap(
-    "tiny",
-    lambda model: {key: Target(var) for key, var in model.variables.items()},
-    optional=(r".*\.num_batches_tracked",),
-)
-
-
 def _port(tmp_path, name, array, size=(2, 3), stride=(3, 1)):
     path = tmp_path / f"{name}.pth"
     tensors = {"w": ("0", 0, size, stride), "bn.num_batches_tracked": ("1", 0, (), ())}
     path.write_bytes(legacy_checkpoint(tensors, {"0": array, "1": np.array([7], "int64")}))
-    model = _Model(w=(2, 3))
+    model = StubModel(w=(2, 3))
     load_ported_weights(model, path, TINY, tmp_path / "cache")
     return model.variables["w"].value
 
@@ -264,7 +237,7 @@ def test_a_file_larger_than_the_model_can_need_is_refused_before_it_is_hashed(
     with open(path, "wb") as handle:
         handle.truncate(1 << 30)  # sparse: a gigabyte that takes no disk
     with pytest.raises(CheckpointError, match=r"huge\.pth refused: it is 1073741824 bytes, more"):
-        load_ported_weights(_Model(w=(2, 3)), path, TINY, tmp_path / "cache")
+        load_ported_weights(StubModel(w=(2, 3)), path, TINY, tmp_path / "cache")
     assert not hashed
 
 

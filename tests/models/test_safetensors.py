@@ -10,8 +10,6 @@ from safetensors.numpy import save_file
 from models.checkpoints import (
     CheckpointError,
     CheckpointReader,
-    KeyMap,
-    Target,
     load_ported_weights,
     read_checkpoint,
     read_safetensors,
@@ -20,38 +18,11 @@ from models.checkpoints import (
     register_reader,
 )
 from models.checkpoints import readers as readers_module
+from tests.models.port_stub import TINY, StubModel
 from tests.models.torch_writer import legacy_checkpoint
 
 W = np.arange(6, dtype="float32").reshape(2, 3)
 B = np.array([0.5, 1.5, 2.5], dtype="float16")
-
-
-class _Variable:
-    def __init__(self, shape):
-        self.shape, self.value = shape, None
-
-    def assign(self, value):
-        self.value = value
-
-
-class _Model:
-    """Just enough of a Keras model for the port: variables, and weights files to save."""
-
-    def __init__(self, **shapes):
-        self.variables = {key: _Variable(shape) for key, shape in shapes.items()}
-
-    def save_weights(self, path):
-        Path(path).write_bytes(b"")
-
-    def load_weights(self, path):
-        raise ValueError("never cached")
-
-
-TINY = KeyMap(
-    "tiny",
-    lambda model: {key: Target(var) for key, var in model.variables.items()},
-    optional=(r".*\.num_batches_tracked",),
-)
 
 
 def _write(path: Path, tensors: dict) -> Path:
@@ -61,8 +32,8 @@ def _write(path: Path, tensors: dict) -> Path:
     return path
 
 
-def _port(path: Path, tmp_path: Path) -> _Model:
-    model = _Model(w=(2, 3), b=(3,))
+def _port(path: Path, tmp_path: Path) -> StubModel:
+    model = StubModel(w=(2, 3), b=(3,))
     load_ported_weights(model, path, TINY, tmp_path / "cache")
     return model
 
