@@ -122,7 +122,9 @@ def cmd_robustness(argv: list[str]) -> int:
     start(args)
     from benchmark.cross_dataset.corrupted import robustness_command
 
-    return robustness_command(args.run_dir, force=args.force, per_class=args.per_class)
+    return robustness_command(
+        args.run_dir, force=args.force, per_class=args.per_class, adapt_bn=args.adapt_bn
+    )
 
 
 def cmd_explain(argv: list[str]) -> int:

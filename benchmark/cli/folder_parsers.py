@@ -88,6 +88,12 @@ def build_robustness_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--per-class", type=int, help="test images per class scored (default 8, as after training)"
     )
+    parser.add_argument(
+        "--adapt-bn",
+        action="store_true",
+        help="score each image set after re-estimating the model's BatchNorm statistics on it "
+        "(test-time adaptation; robustness_bn.csv, the plain rows untouched)",
+    )
     add_verbose_flag(parser)
     return parser
 

@@ -104,3 +104,10 @@ def adapted_probabilities(
 
     layers = adapt_batch_norm(saved.model, batches())
     return probabilities_for_files(saved, files, captions, batch_size=batch_size), layers
+
+
+def restore_statistics(model, saved: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Puts back what `statistics(model)` copied: the model as it was before adapting."""
+    for layer, (mean, variance) in zip(batch_norm_layers(model), saved, strict=True):
+        layer.moving_mean.assign(mean)
+        layer.moving_variance.assign(variance)

@@ -4,7 +4,9 @@ The other shift `evaluate` cannot show: the same photos taken worse (noise, blur
 resolution, lighting, colour cast, occlusion; `data_pipeline.corruptions`). Scores what a run
 trained with `--robustness off`, or before the hook existed, from its saved models; no retraining.
 Idempotent: a cell already in `robustness/` is skipped unless `--force`. Cells sharing an image
-size and split are scored together, so each corrupted set is made once for all of them.
+size and split are scored together, so each corrupted set is made once for all of them. With
+`--adapt-bn` each set is scored instead by the model adapted to it (`robustness_bn`), into
+`robustness_bn.csv`; the plain rows are left as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from benchmark.cross_dataset.evaluate import choose_cells
+from benchmark.cross_dataset.robustness_bn import score_models_adapted
 from benchmark.errors import UsageError
 from benchmark.inference.predict import load_model_file
 from benchmark.output import say
@@ -26,6 +29,7 @@ from benchmark.run.robustness import (
     mean_corrupted,
     score_models,
     scored_cell_ids,
+    table_path,
     write_cell_rows,
 )
 from data_pipeline import read_split_file
@@ -33,7 +37,7 @@ from data_pipeline import read_split_file
 MODELS_AT_ONCE = 8  # loaded together per image size: memory stays bounded on a large grid
 
 
-def cells_to_score(run_dir: Path, force: bool) -> tuple[list, list[str]]:
+def cells_to_score(run_dir: Path, force: bool, adapted: bool = False) -> tuple[list, list[str]]:
     """The chosen cells (`evaluate.ChosenCell`) to score, and one note per cell left out."""
     if not (run_dir / "cells").is_dir():
         raise UsageError(
@@ -43,7 +47,7 @@ def cells_to_score(run_dir: Path, force: bool) -> tuple[list, list[str]]:
     records = [r for r in load_records(run_dir) if r.ok]
     if not records:
         raise UsageError(f"run folder {str(run_dir)!r} has no finished cells to score")
-    done = set() if force else scored_cell_ids(run_dir)
+    done = set() if force else scored_cell_ids(run_dir, adapted)
     todo, notes = [], []
     for chosen in choose_cells(run_dir, records, "all"):
         cell_id = chosen.record.cell_id
@@ -64,7 +68,9 @@ def cells_to_score(run_dir: Path, force: bool) -> tuple[list, list[str]]:
     return todo, notes
 
 
-def robustness_command(run_dir: str, *, force: bool = False, per_class: int | None = None) -> int:
+def robustness_command(
+    run_dir: str, *, force: bool = False, per_class: int | None = None, adapt_bn: bool = False
+) -> int:
     """Scores every unscored cell with a saved image model, then rebuilds the tables and report.
 
     `per_class` None is `PER_CLASS`, the hook's subset, so both paths score the same images.
@@ -73,7 +79,7 @@ def robustness_command(run_dir: str, *, force: bool = False, per_class: int | No
     per_class = PER_CLASS if per_class is None else per_class
     if per_class < 1:
         raise UsageError(f"--per-class must be at least 1, got {per_class}")
-    todo, notes = cells_to_score(path, force)
+    todo, notes = cells_to_score(path, force, adapt_bn)
     groups: dict[tuple, list] = {}
     for chosen in todo:
         record = chosen.record
@@ -81,19 +87,21 @@ def robustness_command(run_dir: str, *, force: bool = False, per_class: int | No
     for (fold, _), group in groups.items():
         split = read_split_file(split_file(path, fold))
         for start in range(0, len(group), MODELS_AT_ONCE):
-            score_group(path, group[start : start + MODELS_AT_ONCE], split, per_class)
+            chunk = group[start : start + MODELS_AT_ONCE]
+            score_group(path, chunk, split, per_class, adapt_bn)
     for note in notes:
         say(note)
     if not todo:
         say("no cell to score")
     tables = build_tables(path)
     report = write_report(path, tables)
-    say(f"robustness.csv, tables and {report.name} written to {path}")
+    say(f"{table_path(path, adapt_bn).name}, tables and {report.name} written to {path}")
     return 0
 
 
-def score_group(run_dir: Path, group: list, split, per_class: int) -> None:
-    """Loads a group's saved models (one image size), scores them together, commits each cell."""
+def score_group(run_dir: Path, group: list, split, per_class: int, adapted: bool) -> None:
+    """Loads a group's saved models (one image size), scores them together (each adapted to each
+    set when `adapted`), commits each cell."""
     started = time.perf_counter()
     models = []
     for chosen in group:
@@ -111,14 +119,15 @@ def score_group(run_dir: Path, group: list, split, per_class: int) -> None:
             )
         )
     size = saved.info.image_size  # as `predict` feeds it: the group shares one side
-    rows = score_models(models, split, size, per_class)
+    rows = (score_models_adapted if adapted else score_models)(models, split, size, per_class)
     seconds = time.perf_counter() - started
     for chosen in group:
         cell_rows = rows[chosen.record.cell_id]
-        write_cell_rows(run_dir, chosen.record.cell_id, cell_rows)
+        write_cell_rows(run_dir, chosen.record.cell_id, cell_rows, adapted)
         clean, corrupted = mean_corrupted(cell_rows)
+        how = ", BatchNorm adapted to each set" if adapted else ""
         say(
             f"{chosen.record.cell_id}: corrupted accuracy {corrupted:.4f} (clean {clean:.4f}, "
-            f"{cell_rows[0].n} test images)"
+            f"{cell_rows[0].n} test images{how})"
         )
     say(f"{len(group)} cell(s) at {size} px scored in {seconds:.1f} s")

@@ -41,6 +41,8 @@ LEADERBOARD_COLUMNS = [
     "worst_class_f1",
     "corrupt_accuracy",  # corruption robustness (results/robustness.py)
     "relative_robustness",
+    "bn_clean_accuracy",  # the same after test-time BatchNorm adaptation (`--adapt-bn`)
+    "bn_corrupt_accuracy",
     "val_accuracy_std",
     "test_accuracy_std",
     "test_accuracy_seed_ci",

@@ -3,7 +3,9 @@
 Two leaderboard columns per model x alpha, means over its scored seeds: `corrupt_accuracy`, the
 mean accuracy over the (corruption, severity 1..5) points, each point weighing the same whatever
 its `n`, and `relative_robustness`, that over the same images' clean accuracy (1.0: corruptions
-cost nothing). The report adds accuracy against severity per model (mean over corruptions) and one
+cost nothing). After `robustness RUN --adapt-bn`, `bn_clean_accuracy` and `bn_corrupt_accuracy`
+are the same two means with each image set scored by the model adapted to it (`robustness_bn.csv`);
+blank otherwise. The report adds accuracy against severity per model (mean over corruptions) and one
 panel per corruption.
 """
 
@@ -21,12 +23,14 @@ from benchmark.run.records import NOT_RANKED
 from benchmark.run.robustness import CLEAN, collect
 
 ROBUSTNESS_BOARD_COLUMNS = ("corrupt_accuracy", "relative_robustness")
+ADAPTED_BOARD_COLUMNS = ("bn_clean_accuracy", "bn_corrupt_accuracy")
 
 
-def robustness_frame(run_dir: Path) -> pd.DataFrame:
-    """Every scored cell's rows, `robustness.csv` rebuilt from the per-cell files (so a part a
-    parallel task wrote meanwhile is not missed); empty with its columns when none exist."""
-    return collect(run_dir)
+def robustness_frame(run_dir: Path, adapted: bool = False) -> pd.DataFrame:
+    """Every scored cell's rows, `robustness.csv` (`robustness_bn.csv`) rebuilt from the per-cell
+    files (so a part a parallel task wrote meanwhile is not missed); empty with its columns when
+    none exist."""
+    return collect(run_dir, adapted)
 
 
 def per_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -51,20 +55,25 @@ def per_cell(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def with_robustness_columns(board: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard with both columns filled (blank for rows never scored), after
-    `worst_class_f1`."""
-    board = board.drop(columns=[c for c in ROBUSTNESS_BOARD_COLUMNS if c in board.columns])
-    columns = list(ROBUSTNESS_BOARD_COLUMNS)
-    cells = per_cell(frame)
+def with_robustness_columns(
+    board: pd.DataFrame, frame: pd.DataFrame, adapted: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The leaderboard with the plain columns and the adapted ones filled from `adapted` (blank
+    for rows never scored), after `worst_class_f1`."""
+    every = [*ROBUSTNESS_BOARD_COLUMNS, *ADAPTED_BOARD_COLUMNS]
+    board = board.drop(columns=[c for c in every if c in board.columns])
     order = list(board.columns)
     at = order.index("worst_class_f1") + 1 if "worst_class_f1" in order else len(order)
-    if cells.empty:
-        merged = board.assign(**{c: np.nan for c in columns})
-    else:
-        means = cells.groupby(["model", "alpha"], as_index=False)[columns].mean()
-        merged = board.merge(means, on=["model", "alpha"], how="left")
-    return merged[order[:at] + columns + order[at:]]
+    plain = per_cell(frame)[["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS]]
+    renamed = {"clean_accuracy": "bn_clean_accuracy", "corrupt_accuracy": "bn_corrupt_accuracy"}
+    bn = per_cell(adapted if adapted is not None else frame.iloc[:0]).rename(columns=renamed)
+    for cells, columns in ((plain, ROBUSTNESS_BOARD_COLUMNS), (bn, ADAPTED_BOARD_COLUMNS)):
+        if cells.empty:
+            board = board.assign(**{c: np.nan for c in columns})
+        else:
+            means = cells.groupby(["model", "alpha"], as_index=False)[list(columns)].mean()
+            board = board.merge(means, on=["model", "alpha"], how="left")
+    return board[order[:at] + every + order[at:]]
 
 
 def severity_curves(frame: pd.DataFrame, cells: list[str] | None = None) -> pd.DataFrame:
@@ -138,9 +147,17 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
         cells = chosen if not chosen.empty else cells
     curves = severity_curves(frame, list(cells["cell_id"]))
     ok = board[~board["status"].isin(NOT_RANKED)] if "status" in board.columns else board
-    shown = ok[ok["model"].isin(cells["model"])][["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS]]
-    table = shown.dropna(subset=["corrupt_accuracy"]).drop_duplicates("model")
-    rows = [[m, f"{a:g}", c, r] for m, a, c, r in table.itertuples(index=False)]
+    adapted = [c for c in ADAPTED_BOARD_COLUMNS if c in ok.columns and ok[c].notna().any()]
+    columns = ["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS, *adapted]
+    table = ok[ok["model"].isin(cells["model"])][columns]
+    table = table.dropna(subset=["corrupt_accuracy"]).drop_duplicates("model")
+    rows = [[model, f"{alpha:g}", *rest] for model, alpha, *rest in table.itertuples(index=False)]
+    bn_note = (
+        " `bn_*`: the same images with the model's BatchNorm statistics re-estimated on each set "
+        "(`robustness RUN --adapt-bn`, `robustness_bn.csv`)."
+        if adapted
+        else ""
+    )
     n = int(frame["n"].max())
     return "\n".join(
         [
@@ -150,7 +167,8 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
             "corruptions, each image at one severity (1-5) per corruption, rotated so each "
             "point has about a fifth of the images (`robustness.csv`, its `n`; see "
             "docs/shift-robustness.md). `corrupt_accuracy` is the mean over those points, "
-            "`relative_robustness` that over the clean accuracy of the same images.\n",
+            "`relative_robustness` that over the clean accuracy of the same images."
+            f"{bn_note}\n",
             tabulate(rows, headers=list(table.columns), tablefmt="github", floatfmt=".4f") + "\n",
             figure(plot_severity, "robustness_severity", curves, alt="accuracy vs severity"),
             figure(plot_per_corruption, "robustness_corruptions", curves, alt="per corruption"),

@@ -253,7 +253,9 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     board = with_probe_columns(board, probes)
     for line in probe_warnings(board):
         to_stderr(line)
-    board = with_robustness_columns(board, robustness_frame(run_dir))
+    board = with_robustness_columns(
+        board, robustness_frame(run_dir), robustness_frame(run_dir, adapted=True)
+    )
     tables = {
         "leaderboard": board,
         "best_per_model": best_per_model(board),

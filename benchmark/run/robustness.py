@@ -216,15 +216,22 @@ def point_rows(scored: ScoredModel, name: str, sets: CorruptedSets, truth, predi
     ]
 
 
+def scored_sets(
+    split: SplitTable, image_size: int, per_class: int
+) -> tuple[CorruptedSets, np.ndarray]:
+    """The scored subset's image sets and its true class indices, in the subset's order."""
+    subset = scored_subset(split, per_class)
+    index = {name: i for i, name in enumerate(split.class_names)}
+    truth = np.array([index[label] for label in subset["label"]], dtype=int)
+    return CorruptedSets(subset, image_size), truth
+
+
 def score_models(
     models: list[ScoredModel], split: SplitTable, image_size: int, per_class: int = PER_CLASS
 ) -> dict[str, list[RobustnessRow]]:
     """Rows per cell id for models that share an image size and split: each corrupted set is made
     once and predicted by every model."""
-    subset = scored_subset(split, per_class)
-    index = {name: i for i, name in enumerate(split.class_names)}
-    truth = np.array([index[label] for label in subset["label"]], dtype=int)
-    sets = CorruptedSets(subset, image_size)
+    sets, truth = scored_sets(split, image_size, per_class)
     rows: dict[str, list[RobustnessRow]] = {m.cell_id: [] for m in models}
     n = len(truth)
     for group in set_groups(n, int(image_size) ** 2 * 3):
@@ -237,26 +244,36 @@ def score_models(
     return rows
 
 
-def parts_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "robustness"
+def parts_dir(run_dir: Path, adapted: bool = False) -> Path:
+    """Where each cell's rows are committed: `robustness/`, or `robustness/bn_adapted/` for the
+    rows scored after test-time BatchNorm adaptation (`robustness RUN --adapt-bn`)."""
+    folder = Path(run_dir) / "robustness"
+    return folder / "bn_adapted" if adapted else folder
 
 
-def scored_cell_ids(run_dir: Path) -> set[str]:
-    """Cells whose robustness rows are already written."""
-    folder = parts_dir(run_dir)
+def table_path(run_dir: Path, adapted: bool = False) -> Path:
+    return Path(run_dir) / ("robustness_bn.csv" if adapted else "robustness.csv")
+
+
+def scored_cell_ids(run_dir: Path, adapted: bool = False) -> set[str]:
+    """Cells whose robustness rows (plain or BatchNorm-adapted) are already written."""
+    folder = parts_dir(run_dir, adapted)
     return {p.stem for p in folder.glob("*.csv")} if folder.is_dir() else set()
 
 
-def write_cell_rows(run_dir: Path, cell_id: str, rows: list[RobustnessRow]) -> None:
-    """Commits one cell's rows, then rebuilds `robustness.csv`."""
+def write_cell_rows(
+    run_dir: Path, cell_id: str, rows: list[RobustnessRow], adapted: bool = False
+) -> None:
+    """Commits one cell's rows, then rebuilds `robustness.csv` (or `robustness_bn.csv`)."""
     frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=ROBUSTNESS_COLUMNS)
-    write_csv_atomic(parts_dir(run_dir) / f"{cell_id}.csv", frame)
-    collect(run_dir)
+    write_csv_atomic(parts_dir(run_dir, adapted) / f"{cell_id}.csv", frame)
+    collect(run_dir, adapted)
 
 
-def collect(run_dir: Path) -> pd.DataFrame:
-    """Every cell's rows in one frame, written to `robustness.csv` (nothing when none exist)."""
-    folder = parts_dir(run_dir)
+def collect(run_dir: Path, adapted: bool = False) -> pd.DataFrame:
+    """Every cell's rows in one frame, written to `robustness.csv` (`robustness_bn.csv` for the
+    adapted rows); nothing is written when none exist."""
+    folder = parts_dir(run_dir, adapted)
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
     frames = []
     for file in files:
@@ -269,7 +286,7 @@ def collect(run_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=ROBUSTNESS_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)
-    write_csv_atomic(Path(run_dir) / "robustness.csv", frame)
+    write_csv_atomic(table_path(run_dir, adapted), frame)
     return frame
 
 

@@ -74,6 +74,29 @@ def test_the_subcommand_scores_only_missing_cells_and_agrees_with_the_hook(train
     assert board[["corrupt_accuracy", "relative_robustness"]].notna().all().all()
 
 
+def test_adapt_bn_scores_every_set_again_beside_the_plain_rows(trained):
+    run_dir, _ = trained
+    plain = pd.read_csv(run_dir / "robustness.csv")
+    done = run_cli("robustness", str(run_dir), "--adapt-bn")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(f"{cell}: corrupted accuracy" in done.stdout for cell in CELLS)
+    assert "BatchNorm adapted to each set" in done.stdout
+    adapted = pd.read_csv(run_dir / "robustness_bn.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "robustness.csv"), plain)
+    key = ["cell_id", "corruption", "severity", "n"]
+    pd.testing.assert_frame_equal(adapted[key], plain[key])
+    assert sorted(p.stem for p in (run_dir / "robustness" / "bn_adapted").glob("*.csv")) == CELLS
+    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
+    for alpha, part in adapted.groupby("alpha"):
+        corrupted = part.loc[part["corruption"] != "none", "accuracy"].mean()
+        clean = part.loc[part["corruption"] == "none", "accuracy"].iloc[0]
+        assert board.loc[alpha, "bn_corrupt_accuracy"] == pytest.approx(corrupted)
+        assert board.loc[alpha, "bn_clean_accuracy"] == pytest.approx(clean)
+    assert "`bn_*`" in (run_dir / "report.md").read_text()
+    again = run_cli("robustness", str(run_dir), "--adapt-bn")
+    assert again.returncode == 0 and f"{CELLS[0]}: already scored" in again.stdout
+
+
 def test_robustness_on_a_folder_that_is_not_a_run_is_one_line(tmp_path):
     line = one_line_error(run_cli("robustness", str(tmp_path)))
     assert repr(str(tmp_path)) in line and "not a run folder" in line
