@@ -91,9 +91,13 @@ def border_colour(image: np.ndarray) -> np.ndarray:
     return np.median(frame, axis=0)
 
 
-def background_texture(height: int, width: int, rng) -> np.ndarray:
-    """A gradient between two random colours at a random angle, with low-frequency blotches."""
-    start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+def background_texture(height: int, width: int, rng, colours=None) -> np.ndarray:
+    """A gradient between two colours (random unless `colours` gives the pair) at a random angle,
+    with low-frequency blotches."""
+    if colours is None:
+        start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    else:
+        start, end = (np.asarray(c, np.float64) for c in colours)
     angle = rng.uniform(0, 2 * math.pi)
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     position = (xs / max(width - 1, 1)) * math.cos(angle) + (ys / max(height - 1, 1)) * math.sin(
@@ -107,16 +111,16 @@ def background_texture(height: int, width: int, rng) -> np.ndarray:
     return np.clip(gradient + 0.35 * (blotches - 127.5), 0, 255)
 
 
-def change_background(image: np.ndarray, rng, settings: ShiftSettings) -> np.ndarray:
-    """Blends a seeded texture where the image is near its border colour, feathered so the
-    object's edge stays soft."""
+def change_background(image: np.ndarray, rng, settings: ShiftSettings, colours=None) -> np.ndarray:
+    """Blends a seeded texture (in `colours`, when given) where the image is near its border
+    colour, feathered so the object's edge stays soft."""
     height, width = image.shape[:2]
     distance = np.linalg.norm(image - border_colour(image), axis=-1)
     mask = (distance < settings.background_tolerance).astype(np.uint8) * 255
     radius = max(1.0, 0.01 * min(height, width))
     mask = Image.fromarray(mask).filter(ImageFilter.GaussianBlur(radius))
     weight = np.asarray(mask, np.float32)[..., None] / 255.0 * rng.uniform(0.7, 1.0)
-    return image * (1 - weight) + background_texture(height, width, rng) * weight
+    return image * (1 - weight) + background_texture(height, width, rng, colours) * weight
 
 
 def shift_image(image: np.ndarray, rng, settings: ShiftSettings) -> tuple[np.ndarray, list[str]]:
@@ -180,10 +184,15 @@ def make_shifted_copy(
     fraction: float = 1.0,
     rest: Path | None = None,
     settings: ShiftSettings | None = None,
+    shifter=None,
 ) -> dict[str, int]:
     """Writes the shifted copy into `out` (and the untaken images, unshifted, into `rest`);
-    returns class -> images written to `out`. `source` is only read."""
+    returns class -> images written to `out`. `source` is only read.
+
+    `shifter(image, rng) -> (shifted, steps)` shifts one image; by default `shift_image` with
+    `settings` (the mixed style; `shift_camera.camera_shifter` gives the camera style)."""
     settings = settings or ShiftSettings()
+    shifter = shifter or (lambda image, rng: shift_image(image, rng, settings))
     written: dict[str, int] = {}
     log_rows = []
     for name, paths in class_images(source).items():
@@ -198,7 +207,7 @@ def make_shifted_copy(
             relative = path.relative_to(source).as_posix()
             with Image.open(path) as opened:
                 image = np.asarray(opened.convert("RGB"), np.float32)
-            shifted, steps = shift_image(image, image_rng(seed, relative), settings)
+            shifted, steps = shifter(image, image_rng(seed, relative))
             stem = path.relative_to(source / name).with_suffix("").as_posix().replace("/", "_")
             target = (
                 f"{stem}.jpg"

@@ -2,13 +2,17 @@
 """Writes a deterministic shifted copy of a class-folder dataset (a second domain to develop on).
 
     python scripts/make_shifted_dataset.py SRC OUT [--seed N] [--fraction F] [--rest DIR]
+        [--style mixed|camera]
 
-Every image of SRC's class folders gets its own seeded mix of a random crop and rescale, a
-background change (a seeded gradient/texture blended where the image is near its border colour),
-a colour cast with a brightness/contrast change, and one or two of the suite's corruptions
-(`data_pipeline/corruptions.py`) at severities 1-3; it is written as JPEG into OUT/<class>/, with
-OUT/shift_log.csv naming what was done to each (`data_pipeline/shift.py`). The same SRC, seed and
-fraction give byte-identical files.
+With the default `--style mixed`, every image of SRC's class folders gets its own seeded mix of
+a random crop and rescale, a background change (a seeded gradient/texture blended where the image
+is near its border colour), a colour cast with a brightness/contrast change, and one or two of the
+suite's corruptions (`data_pipeline/corruptions.py`) at severities 1-3; it is written as JPEG into
+OUT/<class>/, with OUT/shift_log.csv naming what was done to each (`data_pipeline/shift.py`).
+`--style camera` draws one look for the whole copy instead (a cast, exposure, backdrop and one
+sensor or lens defect), as another camera and place give, and varies only each image's framing
+(`data_pipeline/shift_camera.py`). The same SRC, seed, fraction and style give byte-identical
+files.
 
 A source / target pair from ONE dataset must share no photo, or the target measures memory, not
 shift: `--fraction F` shifts only a seeded share F of each class (whole groups of byte-identical
@@ -30,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_pipeline.shift import class_images, make_shifted_copy  # noqa: E402
+from data_pipeline.shift_camera import camera_shifter  # noqa: E402
 
 
 def refuse(message: str) -> None:
@@ -68,6 +73,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rest", type=Path, help="also write the images not shifted here, unshifted: the source"
     )
+    parser.add_argument(
+        "--style",
+        choices=("mixed", "camera"),
+        default="mixed",
+        help="mixed (default): every image its own mix of framing, backdrop, cast and one or two "
+        "corruptions; camera: one look drawn for the whole copy (cast, exposure, backdrop, one "
+        "sensor or lens defect), as another camera and place give, each image its own framing",
+    )
     return parser.parse_args(argv)
 
 
@@ -92,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             refuse("--rest and OUT are the same folder")
     args.out.mkdir(parents=True, exist_ok=True)
     written = make_shifted_copy(
-        source, args.out, seed=args.seed, fraction=args.fraction, rest=args.rest
+        source,
+        args.out,
+        seed=args.seed,
+        fraction=args.fraction,
+        rest=args.rest,
+        shifter=camera_shifter(args.seed) if args.style == "camera" else None,
     )
     total = sum(written.values())
     print(f"{total} shifted images in {len(written)} classes -> {args.out}")

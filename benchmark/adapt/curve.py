@@ -38,6 +38,7 @@ class AdaptRow:
     in_domain_accuracy: float | None = None  # a head fitted on the target's training pool only
     k0_target_accuracy: float | None = None  # this model and alpha's k = 0 figure
     gap_recovered: float | None = None  # (this k - k0) / (in-domain - k0)
+    feature_alignment: str = ""  # probe: "none" or "standardise" (per-domain statistics)
 
 
 COLUMNS = [f.name for f in dataclasses.fields(AdaptRow)]

@@ -51,6 +51,11 @@ def check_target_weight(weight: int) -> int:
 
 DEFAULT_WEIGHTING = "share"
 DEFAULT_TARGET_SHARE = 0.5
+# How the probe's features meet across domains: "none", or "standardise" (each domain's features
+# standardised with its own statistics: the source's training images, the target's unlabelled
+# pool). docs/adaptation.md says how the default was chosen.
+ALIGNMENTS = ("none", "standardise")
+DEFAULT_ALIGNMENT = "none"
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,15 @@ class TargetWeighting:
     `share`: each class's k target photos together weigh `share` x that class's source training
     photos (never less than one source photo each). `copies`: each weighs `copies` source photos,
     as `--target-weight` lists it that many times in `--curve finetune`.
+
+    `align` ("none" or "standardise", `--align-features`) says how the probe's target features
+    meet the source's (`probe_curve.align_domains`).
     """
 
     kind: str = DEFAULT_WEIGHTING
     share: float = DEFAULT_TARGET_SHARE
     copies: int = 1
+    align: str = DEFAULT_ALIGNMENT
 
     def label(self) -> str:
         return f"share {self.share:g}" if self.kind == "share" else f"copies {self.copies}"
@@ -80,7 +89,13 @@ class TargetWeighting:
 MAX_TARGET_SHARE = 100.0
 
 
-def adapt_weighting(curve: str, kind: str | None, copies: int | None, share: float | None):
+def adapt_weighting(
+    curve: str,
+    kind: str | None,
+    copies: int | None,
+    share: float | None,
+    align: str | None = None,
+):
     """The probe curve's `TargetWeighting` from the flags (None for `--curve finetune`, which
     weighs by `--target-weight` copies alone); a flag the chosen curve or weighting does not read
     is refused rather than ignored."""
@@ -89,6 +104,11 @@ def adapt_weighting(curve: str, kind: str | None, copies: int | None, share: flo
             raise UsageError(
                 "--weighting share and --target-share weigh the probe curve's heads; "
                 "--curve finetune weighs by --target-weight copies"
+            )
+        if align is not None:
+            raise UsageError(
+                "--align-features aligns the probe curve's frozen features; --curve finetune "
+                "trains the backbone"
             )
         return None
     kind = kind or ("copies" if copies is not None else TargetWeighting().kind)
@@ -105,7 +125,7 @@ def adapt_weighting(curve: str, kind: str | None, copies: int | None, share: flo
             "share of a class's source photos its target photos weigh together)"
         )
     copies = check_target_weight(1 if copies is None else copies)
-    return TargetWeighting(kind, share, copies)
+    return TargetWeighting(kind, share, copies, align or DEFAULT_ALIGNMENT)
 
 
 @dataclass

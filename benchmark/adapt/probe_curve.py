@@ -15,11 +15,18 @@ Choices, none made on the target's test photos:
 * alpha weighs classes as in the grid (`damped_class_weights` of the weighted class counts);
 * the target photos' weight (`TargetWeighting`): thousands of source photos drown a few target
   ones, so by default each class's k target photos together weigh a share of that class's source
-  training photos (docs/adaptation.md says how the default was chosen).
+  training photos (docs/adaptation.md says how the default was chosen);
+* with `--align-features standardise`, each domain's features are standardised with its own
+  statistics before any head sees them (`align_domains`): the source's by its training images,
+  the target's by its unlabelled pool (every target photo outside the test set; its labels are
+  not read). A camera, light or background that moves every feature's mean or spread is undone
+  at the feature level, as BatchNorm adaptation undoes it inside the backbone, at the cost of
+  assuming the target's class mix is near the source's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -65,6 +72,28 @@ def curve_data(plan: AdaptPlan) -> CurveData:
         part(target[rank == NOT_DRAWN]),
         (*part(pool), rank[rank != NOT_DRAWN]),
     )
+
+
+def align_domains(features: StoredFeatures, data: CurveData, align: str) -> StoredFeatures:
+    """`features` with each domain's rows standardised by its own statistics (`align`
+    "standardise"), or unchanged ("none"). Source rows use the source's training images' mean and
+    standard deviation; target rows (pool and test) the pool's; the test rows never inform them."""
+    if align == "none":
+        return features
+    target = set(data.target_test[0]) | set(data.target_pool[0])
+    is_target = np.array([path in target for path in features.paths])
+    x = features.features.astype(np.float64)
+    out = np.empty_like(x)
+    for rows, reference in (
+        (~is_target, features.rows(data.source["train"][0])),
+        (is_target, features.rows(data.target_pool[0])),
+    ):
+        if not len(reference):  # no pool (every target photo is a test photo): left as it is
+            out[rows] = x[rows]
+            continue
+        mean, spread = reference.mean(axis=0), reference.std(axis=0)
+        out[rows] = (x[rows] - mean) / np.where(spread > 1e-6, spread, 1.0)
+    return dataclasses.replace(features, features=out.astype(np.float32))
 
 
 class _Head:
@@ -138,6 +167,7 @@ def probe_rows(
     `chosen_c` (alpha -> C) skips the choice of C: a study of several weightings chooses it once
     (the choice never depends on the weighting: k = 0 has no target photo)."""
     data = curve_data(plan)
+    features = align_domains(features, data, weighting.align)
     num_classes = len(plan.base.class_names)
     test_paths, y_test = data.target_test
     x_test = features.rows(test_paths)
@@ -177,6 +207,7 @@ def probe_rows(
                     len(y_test),
                     curve="probe",
                     target_weighting=weighting.label(),
+                    feature_alignment=weighting.align,
                     probe_C=c_value,
                     in_domain_accuracy=in_domain,
                 )

@@ -204,7 +204,9 @@ def cmd_adapt(argv: list[str]) -> int:
     from benchmark.errors import UsageError
 
     shots = parse_shots(args.shots)
-    weighting = adapt_weighting(args.curve, args.weighting, args.target_weight, args.target_share)
+    weighting = adapt_weighting(
+        args.curve, args.weighting, args.target_weight, args.target_share, args.align_features
+    )
     target_weight = check_target_weight(1 if args.target_weight is None else args.target_weight)
     config = checked_config(args, parser)
     if not config.data or config.split_file or config.folds is not None:

@@ -195,4 +195,11 @@ def build_adapt_parser() -> argparse.ArgumentParser:
         help="--curve probe, --weighting share: the share of a class's source training photos "
         "its k target photos weigh together (default 0.5; never under 1 photo each)",
     )
+    adapt.add_argument(
+        "--align-features",
+        choices=("none", "standardise"),
+        help="--curve probe only: standardise standardises each domain's features with its own "
+        "mean and spread (the source's training images, the target's unlabelled pool) before "
+        "the heads are fitted; none (default) standardises all with the training set's",
+    )
     return parser

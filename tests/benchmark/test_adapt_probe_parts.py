@@ -38,3 +38,29 @@ def test_gap_recovered_is_measured_from_k0_to_the_in_domain_figure():
     assert no_gap["gap_recovered"].isna().all()  # in-domain below k0: nothing to recover
     finetune = adaptation_table([row(0, 0.6, None), row(5, 0.7, None)])
     assert finetune["gap_recovered"].isna().all()
+
+
+def test_aligning_standardises_each_domain_by_its_own_unlabelled_statistics():
+    from benchmark.adapt.features import StoredFeatures
+    from benchmark.adapt.probe_curve import CurveData, align_domains
+
+    rng = np.random.default_rng(0)
+    source = rng.normal(0, 1, (40, 3))
+    target = 5 + 3 * rng.normal(0, 1, (20, 3))  # the same features moved and stretched
+    paths = [f"s{i}" for i in range(40)] + [f"t{i}" for i in range(20)]
+    stored = StoredFeatures("m", 8, "w", paths, np.concatenate([source, target]), [])
+    data = CurveData(
+        {"train": (paths[:30], None), "val": (paths[30:35], None), "test": (paths[35:40], None)},
+        (paths[50:], None),  # target test: never informs the statistics
+        (paths[40:50], None, None),
+    )
+    aligned = align_domains(stored, data, "standardise")
+    pool, train = aligned.rows(paths[40:50]), aligned.rows(paths[:30])
+    assert np.allclose(pool.mean(0), 0, atol=1e-5) and np.allclose(pool.std(0), 1, atol=1e-4)
+    assert np.allclose(train.mean(0), 0, atol=1e-5) and np.allclose(train.std(0), 1, atol=1e-4)
+    expected = (target[10:] - target[:10].mean(0)) / target[:10].std(0)
+    assert np.allclose(aligned.rows(paths[50:]), expected, atol=1e-5)
+    assert align_domains(stored, data, "none") is stored
+    with pytest.raises(UsageError, match="--align-features"):
+        adapt_weighting("finetune", None, None, None, "standardise")
+    assert adapt_weighting("probe", None, None, None, "standardise").align == "standardise"

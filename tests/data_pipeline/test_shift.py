@@ -100,3 +100,30 @@ def test_the_script_writes_the_pair_and_refuses_bad_folders(sample, tmp_path):
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         assert names in refused.stderr and refused.stderr.count("\n") == 1
     assert digests(sample) == before and not (tmp_path / "x").exists()
+
+
+def test_the_camera_style_gives_every_image_one_look_and_its_own_framing(sample, tmp_path):
+    from data_pipeline.shift_camera import camera_look, camera_shifter
+
+    make_shifted_copy(sample, tmp_path / "a", seed=5, shifter=camera_shifter(5))
+    make_shifted_copy(sample, tmp_path / "b", seed=5, shifter=camera_shifter(5))
+    make_shifted_copy(sample, tmp_path / "mixed", seed=5)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert digests(tmp_path / "a") != digests(tmp_path / "mixed")
+    look = camera_look(5)
+    assert camera_look(5) == look and camera_look(6) != look
+    log = (tmp_path / "a" / LOG_NAME).read_text().splitlines()[1:]
+    steps = [line.split(",")[2] for line in log]
+    shared = " ".join(look.steps())
+    assert len(steps) == 12 and all(step.endswith(shared) for step in steps)
+    sizes = {Image.open(p).size for p in (tmp_path / "a").rglob("*.jpg")}
+    assert len(sizes) > 1  # each image framed (cropped, rescaled) on its own
+
+
+def test_the_script_makes_the_camera_style(sample, tmp_path):
+    from data_pipeline.shift_camera import camera_look
+
+    done = run_script(sample, tmp_path / "cam", "--style", "camera", "--seed", "2")
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "cam" / LOG_NAME).read_text().splitlines()[1:]
+    assert len(log) == 12 and all(" ".join(camera_look(2).steps()) in line for line in log)
