@@ -13,7 +13,10 @@ validation accuracy (the remedy a preset keeps is chosen there, never on test):
   every (corruption, severity 1-5) point, and that over the same images' clean accuracy (leave
   `--robustness` at its default, on);
 - target_accuracy: where `--data` names a test-only source (a sources YAML with `test_only`), its
-  test accuracy: the cross-dataset figure.
+  test accuracy: the cross-dataset figure;
+- bn_clean_accuracy, bn_corrupt_accuracy: with `--adapt-bn`, the test-time remedy on top of each
+  trained one: `run_benchmark.py robustness RUN --adapt-bn` scores the same images with the
+  model's BatchNorm statistics re-estimated on each image set (docs/shift-robustness.md).
 
 The table is also written to `DIR/remedies.csv`. On the embedded sample in a few minutes:
 
@@ -56,6 +59,8 @@ COLUMNS = [
     "corrupt_accuracy",
     "relative_robustness",
     "target_accuracy",
+    "bn_clean_accuracy",
+    "bn_corrupt_accuracy",
 ]
 
 
@@ -66,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--remedies",
         default=",".join(REMEDIES),
         help=f"comma list of remedies to run (default all: {', '.join(REMEDIES)})",
+    )
+    parser.add_argument(
+        "--adapt-bn",
+        action="store_true",
+        help="also score each run with test-time BatchNorm adaptation (robustness RUN --adapt-bn)",
     )
     return parser
 
@@ -115,6 +125,9 @@ def remedy_rows(remedy: str, run_dir: Path) -> pd.DataFrame:
     targets = [column for column in targets if column in board.columns]
     board["target_accuracy"] = board[targets].mean(axis=1) if targets else float("nan")
     board["remedy"] = remedy
+    for column in ("bn_clean_accuracy", "bn_corrupt_accuracy"):
+        if column not in board:
+            board[column] = float("nan")
     return board[COLUMNS]
 
 
@@ -143,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (run_dir / "leaderboard.csv").is_file():
             print(f"remedies: {remedy} wrote no leaderboard ({run_dir})", file=sys.stderr)
             return 1
+        if args.adapt_bn:
+            robustness = [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), "robustness"]
+            subprocess.run([*robustness, str(run_dir), "--adapt-bn"], cwd=PROJECT_ROOT, check=True)
     table = pd.concat([remedy_rows(r, args.output / r) for r in remedies], ignore_index=True)
     table = table.sort_values("val_accuracy", ascending=False, kind="stable")
     table.to_csv(args.output / "remedies.csv", index=False)

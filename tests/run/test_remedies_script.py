@@ -64,6 +64,30 @@ def test_the_table_is_ranked_by_validation(tmp_path, capsys, monkeypatch):
     assert list(table["remedy"]) == ["cutmix", "baseline"]
 
 
+def test_adapt_bn_scores_each_run_and_reads_the_adapted_columns(tmp_path, monkeypatch):
+    for name in ("baseline", "cutmix"):
+        run_dir = write_run(tmp_path / name, 0.6, [0.5], clean=0.6)
+        board = pd.read_csv(run_dir / "leaderboard.csv")
+        board.assign(bn_clean_accuracy=0.55, bn_corrupt_accuracy=0.52).to_csv(
+            run_dir / "leaderboard.csv", index=False
+        )
+    calls = []
+
+    def run(command, **kwargs):
+        calls.append(command[2:])
+        return type("Done", (), {"returncode": 0})
+
+    monkeypatch.setattr(remedies.subprocess, "run", run)
+    argv = ["--output", str(tmp_path), "--remedies", "baseline,cutmix", "--adapt-bn"]
+    assert remedies.main(argv) == 0
+    scored = [c for c in calls if c[0] == "robustness"]
+    assert scored == [
+        ["robustness", str(tmp_path / r), "--adapt-bn"] for r in ("baseline", "cutmix")
+    ]
+    table = pd.read_csv(tmp_path / "remedies.csv")
+    assert table["bn_corrupt_accuracy"].tolist() == [0.52, 0.52]
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [
