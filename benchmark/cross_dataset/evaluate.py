@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cross_dataset.adapt_bn import adapted_probabilities
+from benchmark.cross_dataset.adapt_bn import adapted_probabilities, reference_rows
 from benchmark.cross_dataset.data_notes import dataset_name, one_class_note, overlap_note
 from benchmark.cross_dataset.label_map import LabelMap, read_label_map_file, resolve_label_map
 from benchmark.cross_dataset.scoring import score_predictions, target_matrix
@@ -36,9 +36,10 @@ from benchmark.results.cross_dataset import (
     write_cross_dataset_tables,
 )
 from benchmark.results.stats import bootstrap_ci
+from benchmark.run.folder import split_file
 from benchmark.run.records import CellRecord, load_predictions, load_records, validation_rank_key
 from benchmark.run.saved_models import saved_model_file
-from data_pipeline import ScannedDataset, caption_leak_fraction, scan_dataset
+from data_pipeline import ScannedDataset, caption_leak_fraction, read_split_file, scan_dataset
 
 CELL_CHOICES = ("best", "all")
 FAILED = "failed"
@@ -131,6 +132,14 @@ def in_domain_interval(run_dir: Path, record: CellRecord) -> list[float]:
     )
 
 
+def source_reference(run_dir: Path, record: CellRecord) -> tuple[list, list[str]]:
+    """The cell's own training images `--adapt-bn` shifts the model's statistics from
+    (`adapt_bn.reference_rows`), with their captions."""
+    chosen = reference_rows(read_split_file(split_file(run_dir, record.fold)))
+    captions = chosen["caption"].fillna("") if "caption" in chosen else [""] * len(chosen)
+    return list(chosen["path"]), list(captions)
+
+
 def score_cell(
     chosen: ChosenCell,
     scored: pd.DataFrame,
@@ -207,7 +216,9 @@ def score_cell(
     base.predictions_file = str(predictions.relative_to(folder))
     if adapt_bn:
         try:  # after the plain figures, which a failed adaptation must not cost
-            adapted, base.bn_layers = adapted_probabilities(saved, files, list(scored["caption"]))
+            adapted, base.bn_layers = adapted_probabilities(
+                saved, files, list(scored["caption"]), reference=source_reference(run_dir, record)
+            )
         except Exception as err:
             base.reason = f"--adapt-bn failed: {error_line(err)}"
             warn(f"{record.cell_id}: {base.reason}")

@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 from stand_ins import SIZE, colour_split
 
-from benchmark.cross_dataset.adapt_bn import adapt_batch_norm, batch_norm_layers, statistics
-from benchmark.cross_dataset.robustness_bn import ADAPT_BATCH, score_models_adapted
+from benchmark.cross_dataset.adapt_bn import (
+    adapt_batch_norm,
+    batch_norm_layers,
+    reference_statistics,
+    shift_batch_norm,
+    statistics,
+)
+from benchmark.cross_dataset.robustness_bn import (
+    ADAPT_BATCH,
+    reference_images,
+    score_models_adapted,
+)
 from benchmark.run.robustness import (
     CLEAN,
     ScoredModel,
@@ -57,23 +67,32 @@ def test_each_set_is_scored_by_the_model_adapted_to_it_alone(split):
     assert [(r.corruption, r.severity, r.n) for r in rows] == [
         (r.corruption, r.severity, r.n) for r in plain
     ]
-    # The same figures by hand, each set adapted in a fresh copy of the model, in reverse order.
+    # The same figures by hand, each set adapted in a fresh copy of the model, in reverse order:
+    # shifted by how the set's statistics differ from the training images'.
     sets, truth = scored_sets(split, SIZE, 8)
+    source = reference_images(split, SIZE)
+    assert len(source) == len(split.subset("train"))  # fewer than 32 a class: all of them
+    # The clean set is adapted to as a whole, a corruption one severity at a time.
+    groups = [(CLEAN, np.ones(len(truth), bool))] + [
+        (name, sets.severity_column(name) == level)
+        for name in reversed(image_sets()[1:])
+        for level in range(1, 6)
+    ]
     expected = {}
-    for name in reversed(image_sets()):
-        fresh = frozen_bn_model()
-        images = sets.images(name)
-        batches = [images[i : i + ADAPT_BATCH].astype("float32") for i in range(0, 9, 32)]
-        assert adapt_batch_norm(fresh, batches) == 1
-        expected[name] = predicted_labels(scored(fresh), images)
-    clean_row = next(r for r in rows if r.corruption == CLEAN)
-    assert clean_row.accuracy == pytest.approx(np.mean(expected[CLEAN] == truth))
-    for row in rows:
-        if row.corruption == CLEAN:
+    for name, at in groups:
+        if not at.any():
             continue
-        at = sets.severity_column(row.corruption) == row.severity
-        hand = np.mean(expected[row.corruption][at] == truth[at])
-        assert row.accuracy == pytest.approx(hand), (row.corruption, row.severity)
+        fresh = frozen_bn_model()
+        reference = reference_statistics(fresh, [source.astype("float32")])
+        images = sets.images(name)[at].astype("float32")
+        batches = [images[i : i + ADAPT_BATCH] for i in range(0, len(images), ADAPT_BATCH)]
+        assert shift_batch_norm(fresh, batches, reference) == 1
+        level = 0 if name == CLEAN else int(sets.severity_column(name)[at][0])
+        hand = np.mean(predicted_labels(scored(fresh), images) == truth[at])
+        expected[(name, level)] = hand
+    assert len(rows) == len(expected)
+    for row in rows:
+        assert row.accuracy == pytest.approx(expected[(row.corruption, row.severity)]), row
 
 
 def test_adaptation_changes_what_a_frozen_bn_model_predicts(split):
@@ -85,3 +104,25 @@ def test_adaptation_changes_what_a_frozen_bn_model_predicts(split):
     adapted = model.predict(images.astype("float32"), verbose=0)
     assert not np.allclose(plain, adapted, atol=1e-3)  # the test above would otherwise be empty
     assert len(batch_norm_layers(model)) == 1
+
+
+def test_shifting_moves_the_statistics_by_the_targets_difference_from_the_reference():
+    model = frozen_bn_model()
+    rng = np.random.default_rng(0)
+    source = rng.uniform(0, 255, (16, SIZE, SIZE, 3)).astype("float32")
+    ((mean0, var0),) = statistics(model)
+    reference = reference_statistics(model, [source])
+    np.testing.assert_array_equal(statistics(model)[0][0], mean0)  # handed back unchanged
+    # The source itself: no difference, so nothing moves (a reset would move to its statistics).
+    assert shift_batch_norm(model, [source], reference) == 1
+    np.testing.assert_allclose(statistics(model)[0][0], mean0, atol=1e-3)
+    np.testing.assert_allclose(statistics(model)[0][1], var0, rtol=1e-4)
+    # A brighter, flatter target: the mean moves by the difference, the variance by the ratio.
+    target = 0.5 * source + 100
+    shift_batch_norm(model, [target], reference)
+    conv = model.get_layer("conv")
+    out_s, out_t = np.array(conv(source)), np.array(conv(target))
+    expected_mean = mean0 + out_t.mean(axis=(0, 1, 2)) - out_s.mean(axis=(0, 1, 2))
+    expected_var = var0 * out_t.var(axis=(0, 1, 2)) / out_s.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(statistics(model)[0][0], expected_mean, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(statistics(model)[0][1], expected_var, rtol=1e-3)
