@@ -1,13 +1,12 @@
 """Each kind of pretrained model trains in its own child process (`--isolate-cells on`), as the
 no-argument run does for grids of 10 cells or more: packaged Lite weights, a Keras application with
 a weights file, image + text fusion with the real MiniLM encoder, a keras-hub preset from a local
-cache, and the whole default grid."""
+cache (the whole default grid is in test_isolated_default_grid.py)."""
 
 import json
 import os
 from pathlib import Path
 
-import pandas as pd
 from cli_helpers import make_images, run_cli
 from test_mixed_grid import captioned_manifest
 
@@ -76,22 +75,6 @@ def test_isolated_cells_of_each_pretrained_kind_train(minilm_path, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     trained_cells(tmp_path / "file", ["mobilenet_v3_small"])
-
-
-def test_the_whole_default_grid_trains_in_isolated_cells(tmp_path):
-    """The no-argument run's grid (its models and alphas, nothing named), shrunk to 32 px and one
-    epoch a phase on a tiny sample, each cell in its own child process."""
-    from benchmark.config.run_config import DEFAULT_ALPHAS, DEFAULT_MODELS
-
-    data = make_images(tmp_path / "data", per_class=8)
-    run_dir = tmp_path / "run"
-    done = run_cli("--data", str(data), "--output", str(run_dir), *SHRUNK)
-    assert done.returncode == 0, done.stdout + done.stderr
-    board = pd.read_csv(run_dir / "leaderboard.csv")
-    assert (board["status"] == "ok").all()
-    assert set(board["model"]) == set(DEFAULT_MODELS)
-    assert sorted(set(board["alpha"])) == sorted(DEFAULT_ALPHAS)
-    assert len(board) == len(DEFAULT_MODELS) * len(DEFAULT_ALPHAS)
 
 
 def local_dinov2_preset(cache: Path, side: int = 224) -> Path:
