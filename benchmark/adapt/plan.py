@@ -53,8 +53,7 @@ DEFAULT_WEIGHTING = "share"
 DEFAULT_TARGET_SHARE = 0.5
 # How the probe's features meet across domains: "none", or "standardise" (each domain's features
 # standardised with its own statistics: the source's training images, the target's unlabelled
-# pool). docs/adaptation.md says how the default was chosen.
-ALIGNMENTS = ("none", "standardise")
+# pool; `--align-features` lists both). docs/adaptation.md says how the default was chosen.
 DEFAULT_ALIGNMENT = "none"
 
 

@@ -91,8 +91,9 @@ def build_robustness_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--adapt-bn",
         action="store_true",
-        help="score each image set after re-estimating the model's BatchNorm statistics on it "
-        "(test-time adaptation; robustness_bn.csv, the plain rows untouched)",
+        help="score each image set (each corruption one severity at a time) after shifting the "
+        "model's BatchNorm statistics by how it differs from the training images (test-time "
+        "adaptation; robustness_bn.csv, the plain rows untouched)",
     )
     add_verbose_flag(parser)
     return parser

@@ -34,26 +34,21 @@ from benchmark.run.robustness import (
     PER_CLASS,
     RobustnessRow,
     ScoredModel,
+    array_inputs,
     image_sets,
     point_rows,
     predicted_labels,
     scored_sets,
 )
 from data_pipeline import SplitTable, make_prediction_batch
-from models import preprocess_function
 
 ADAPT_BATCH = 32  # images per statistics batch, as `evaluate --adapt-bn` feeds them
 
 
 def model_batches(scored: ScoredModel, images: np.ndarray):
-    """`images` in `ADAPT_BATCH`-image batches, with the model's own preprocessing (as
-    `predicted_labels` feeds them)."""
-    import tensorflow as tf
-
-    preprocess = preprocess_function(scored.preprocess)
+    """`images` in `ADAPT_BATCH`-image batches, fed as `predicted_labels` feeds them."""
     for start in range(0, len(images), ADAPT_BATCH):
-        chunk = tf.constant(images[start : start + ADAPT_BATCH], tf.float32)
-        yield chunk if preprocess is None else preprocess(chunk)
+        yield array_inputs(scored, images[start : start + ADAPT_BATCH])
 
 
 def reference_images(split: SplitTable, image_size: int) -> np.ndarray:

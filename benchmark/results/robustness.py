@@ -153,8 +153,9 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
     table = table.dropna(subset=["corrupt_accuracy"]).drop_duplicates("model")
     rows = [[model, f"{alpha:g}", *rest] for model, alpha, *rest in table.itertuples(index=False)]
     bn_note = (
-        " `bn_*`: the same images with the model's BatchNorm statistics re-estimated on each set "
-        "(`robustness RUN --adapt-bn`, `robustness_bn.csv`)."
+        " `bn_*`: the same images with the model's BatchNorm statistics shifted to each set, "
+        "each corruption one severity at a time (`robustness RUN --adapt-bn`, "
+        "`robustness_bn.csv`)."
         if adapted
         else ""
     )

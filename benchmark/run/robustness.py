@@ -160,13 +160,18 @@ class CorruptedSets:
             memo[memo_key] = images
 
 
-def predicted_labels(scored: ScoredModel, images: np.ndarray) -> np.ndarray:
-    """The model's class per image (plain view), `PREDICT_BATCH` images at a time."""
+def array_inputs(scored: ScoredModel, images: np.ndarray):
+    """`images` (0..255) as the model takes them: float32, through its own preprocessing."""
     import tensorflow as tf
 
     preprocess = preprocess_function(scored.preprocess)
     batch = tf.constant(images, tf.float32)
-    inputs = batch if preprocess is None else preprocess(batch)
+    return batch if preprocess is None else preprocess(batch)
+
+
+def predicted_labels(scored: ScoredModel, images: np.ndarray) -> np.ndarray:
+    """The model's class per image (plain view), `PREDICT_BATCH` images at a time."""
+    inputs = array_inputs(scored, images)
     probabilities = scored.model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
     return np.argmax(np.asarray(probabilities), axis=1)
 
