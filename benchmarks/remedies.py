@@ -16,7 +16,10 @@ validation accuracy (the remedy a preset keeps is chosen there, never on test):
   test accuracy: the cross-dataset figure;
 - bn_clean_accuracy, bn_corrupt_accuracy: with `--adapt-bn`, the test-time remedy on top of each
   trained one: `run_benchmark.py robustness RUN --adapt-bn` scores the same images with the
-  model's BatchNorm statistics re-estimated on each image set (docs/shift-robustness.md).
+  model's BatchNorm statistics re-estimated on each image set (docs/shift-robustness.md);
+- tta_clean_accuracy, tta_corrupt_accuracy: with `--tta N`, test-time augmentation on top of each
+  trained one: `run_benchmark.py robustness RUN --tta N` scores the same images with the softmax
+  averaged over N test-time views.
 
 The table is also written to `DIR/remedies.csv`. On the embedded sample in a few minutes:
 
@@ -61,7 +64,10 @@ COLUMNS = [
     "target_accuracy",
     "bn_clean_accuracy",
     "bn_corrupt_accuracy",
+    "tta_clean_accuracy",
+    "tta_corrupt_accuracy",
 ]
+SCORED_ON_TOP = COLUMNS[-4:]  # blank unless --adapt-bn / --tta asked for them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--adapt-bn",
         action="store_true",
         help="also score each run with test-time BatchNorm adaptation (robustness RUN --adapt-bn)",
+    )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score each run with N test-time views averaged (robustness RUN --tta N)",
     )
     return parser
 
@@ -125,7 +138,7 @@ def remedy_rows(remedy: str, run_dir: Path) -> pd.DataFrame:
     targets = [column for column in targets if column in board.columns]
     board["target_accuracy"] = board[targets].mean(axis=1) if targets else float("nan")
     board["remedy"] = remedy
-    for column in ("bn_clean_accuracy", "bn_corrupt_accuracy"):
+    for column in SCORED_ON_TOP:
         if column not in board:
             board[column] = float("nan")
     return board[COLUMNS]
@@ -156,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (run_dir / "leaderboard.csv").is_file():
             print(f"remedies: {remedy} wrote no leaderboard ({run_dir})", file=sys.stderr)
             return 1
+        robustness = [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), "robustness"]
         if args.adapt_bn:
-            robustness = [sys.executable, str(PROJECT_ROOT / "run_benchmark.py"), "robustness"]
             subprocess.run([*robustness, str(run_dir), "--adapt-bn"], cwd=PROJECT_ROOT, check=True)
+        if args.tta:
+            views = ["--tta", str(args.tta)]
+            subprocess.run([*robustness, str(run_dir), *views], cwd=PROJECT_ROOT, check=True)
     table = pd.concat([remedy_rows(r, args.output / r) for r in remedies], ignore_index=True)
     table = table.sort_values("val_accuracy", ascending=False, kind="stable")
     table.to_csv(args.output / "remedies.csv", index=False)

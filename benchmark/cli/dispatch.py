@@ -123,7 +123,11 @@ def cmd_robustness(argv: list[str]) -> int:
     from benchmark.cross_dataset.corrupted import robustness_command
 
     return robustness_command(
-        args.run_dir, force=args.force, per_class=args.per_class, adapt_bn=args.adapt_bn
+        args.run_dir,
+        force=args.force,
+        per_class=args.per_class,
+        adapt_bn=args.adapt_bn,
+        tta=args.tta,
     )
 
 

@@ -95,6 +95,15 @@ def build_robustness_parser() -> argparse.ArgumentParser:
         "model's BatchNorm statistics by how it differs from the training images (test-time "
         "adaptation; robustness_bn.csv, the plain rows untouched)",
     )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=0,
+        metavar="N",
+        help="score each image set with the softmax averaged over the first N test-time views "
+        "(2-8: flip, crops; the views --tta averages in training; robustness_tta.csv, the plain "
+        "rows untouched)",
+    )
     add_verbose_flag(parser)
     return parser
 

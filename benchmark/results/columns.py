@@ -43,6 +43,8 @@ LEADERBOARD_COLUMNS = [
     "relative_robustness",
     "bn_clean_accuracy",  # the same after test-time BatchNorm adaptation (`--adapt-bn`)
     "bn_corrupt_accuracy",
+    "tta_clean_accuracy",  # the same with the softmax averaged over test-time views (`--tta N`)
+    "tta_corrupt_accuracy",
     "val_accuracy_std",
     "test_accuracy_std",
     "test_accuracy_seed_ci",

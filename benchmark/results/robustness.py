@@ -4,9 +4,11 @@ Two leaderboard columns per model x alpha, means over its scored seeds: `corrupt
 mean accuracy over the (corruption, severity 1..5) points, each point weighing the same whatever
 its `n`, and `relative_robustness`, that over the same images' clean accuracy (1.0: corruptions
 cost nothing). After `robustness RUN --adapt-bn`, `bn_clean_accuracy` and `bn_corrupt_accuracy`
-are the same two means with each image set scored by the model adapted to it (`robustness_bn.csv`);
-blank otherwise. The report adds accuracy against severity per model (mean over corruptions) and one
-panel per corruption.
+are the clean and mean corrupted accuracy with each image set scored by the model adapted to it
+(`robustness_bn.csv`); after `robustness RUN --tta N`, `tta_clean_accuracy` and
+`tta_corrupt_accuracy` the same with the softmax averaged over N test-time views
+(`robustness_tta.csv`); blank otherwise. The report adds accuracy against severity per model
+(mean over corruptions) and one panel per corruption.
 """
 
 from __future__ import annotations
@@ -20,17 +22,32 @@ from tabulate import tabulate
 
 from benchmark.figures import plt, save_figure
 from benchmark.run.records import NOT_RANKED
-from benchmark.run.robustness import CLEAN, collect
+from benchmark.run.robustness import BN_ADAPTED, CLEAN, PLAIN, TTA, collect
 
 ROBUSTNESS_BOARD_COLUMNS = ("corrupt_accuracy", "relative_robustness")
-ADAPTED_BOARD_COLUMNS = ("bn_clean_accuracy", "bn_corrupt_accuracy")
+# (clean, mean corrupted) accuracy of each remedy scored on top of a saved model.
+VARIANT_BOARD_COLUMNS = {
+    BN_ADAPTED: ("bn_clean_accuracy", "bn_corrupt_accuracy"),
+    TTA: ("tta_clean_accuracy", "tta_corrupt_accuracy"),
+}
+REMEDY_NOTES = {
+    BN_ADAPTED: "the same images with the model's BatchNorm statistics shifted to each set, "
+    "each corruption one severity at a time (`robustness RUN --adapt-bn`, `robustness_bn.csv`)",
+    TTA: "the same images with the softmax averaged over test-time views (`robustness RUN "
+    "--tta N`, `robustness_tta.csv`; the count in `robustness/tta/VIEWS`)",
+}
 
 
-def robustness_frame(run_dir: Path, adapted: bool = False) -> pd.DataFrame:
-    """Every scored cell's rows, `robustness.csv` (`robustness_bn.csv`) rebuilt from the per-cell
-    files (so a part a parallel task wrote meanwhile is not missed); empty with its columns when
-    none exist."""
-    return collect(run_dir, adapted)
+def robustness_frame(run_dir: Path, variant: str = PLAIN) -> pd.DataFrame:
+    """Every scored cell's rows of one variant (`robustness.csv`, `robustness_bn.csv`, ...)
+    rebuilt from the per-cell files (so a part a parallel task wrote meanwhile is not missed);
+    empty with its columns when none exist."""
+    return collect(run_dir, variant)
+
+
+def variant_frames(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """Each remedy variant's rows, by variant."""
+    return {variant: robustness_frame(run_dir, variant) for variant in VARIANT_BOARD_COLUMNS}
 
 
 def per_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,18 +73,22 @@ def per_cell(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_robustness_columns(
-    board: pd.DataFrame, frame: pd.DataFrame, adapted: pd.DataFrame | None = None
+    board: pd.DataFrame, frame: pd.DataFrame, variants: dict[str, pd.DataFrame] | None = None
 ) -> pd.DataFrame:
-    """The leaderboard with the plain columns and the adapted ones filled from `adapted` (blank
-    for rows never scored), after `worst_class_f1`."""
-    every = [*ROBUSTNESS_BOARD_COLUMNS, *ADAPTED_BOARD_COLUMNS]
+    """The leaderboard with the plain columns and each remedy variant's filled from `variants`
+    (blank for rows never scored), after `worst_class_f1`."""
+    variants = variants or {}
+    every = [*ROBUSTNESS_BOARD_COLUMNS]
+    every += [c for columns in VARIANT_BOARD_COLUMNS.values() for c in columns]
     board = board.drop(columns=[c for c in every if c in board.columns])
     order = list(board.columns)
     at = order.index("worst_class_f1") + 1 if "worst_class_f1" in order else len(order)
-    plain = per_cell(frame)[["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS]]
-    renamed = {"clean_accuracy": "bn_clean_accuracy", "corrupt_accuracy": "bn_corrupt_accuracy"}
-    bn = per_cell(adapted if adapted is not None else frame.iloc[:0]).rename(columns=renamed)
-    for cells, columns in ((plain, ROBUSTNESS_BOARD_COLUMNS), (bn, ADAPTED_BOARD_COLUMNS)):
+    scored = [(per_cell(frame), ROBUSTNESS_BOARD_COLUMNS)]
+    for variant, (clean, corrupted) in VARIANT_BOARD_COLUMNS.items():
+        cells = per_cell(variants.get(variant, frame.iloc[:0]))
+        renamed = {"clean_accuracy": clean, "corrupt_accuracy": corrupted}
+        scored.append((cells.rename(columns=renamed), (clean, corrupted)))
+    for cells, columns in scored:
         if cells.empty:
             board = board.assign(**{c: np.nan for c in columns})
         else:
@@ -147,18 +168,18 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
         cells = chosen if not chosen.empty else cells
     curves = severity_curves(frame, list(cells["cell_id"]))
     ok = board[~board["status"].isin(NOT_RANKED)] if "status" in board.columns else board
-    adapted = [c for c in ADAPTED_BOARD_COLUMNS if c in ok.columns and ok[c].notna().any()]
-    columns = ["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS, *adapted]
+    shown = [
+        variant
+        for variant, columns in VARIANT_BOARD_COLUMNS.items()
+        if all(c in ok.columns and ok[c].notna().any() for c in columns)
+    ]
+    extra = [c for variant in shown for c in VARIANT_BOARD_COLUMNS[variant]]
+    columns = ["model", "alpha", *ROBUSTNESS_BOARD_COLUMNS, *extra]
     table = ok[ok["model"].isin(cells["model"])][columns]
     table = table.dropna(subset=["corrupt_accuracy"]).drop_duplicates("model")
     rows = [[model, f"{alpha:g}", *rest] for model, alpha, *rest in table.itertuples(index=False)]
-    bn_note = (
-        " `bn_*`: the same images with the model's BatchNorm statistics shifted to each set, "
-        "each corruption one severity at a time (`robustness RUN --adapt-bn`, "
-        "`robustness_bn.csv`)."
-        if adapted
-        else ""
-    )
+    prefixes = {BN_ADAPTED: "bn", TTA: "tta"}
+    notes = "".join(f" `{prefixes[variant]}_*`: {REMEDY_NOTES[variant]}." for variant in shown)
     n = int(frame["n"].max())
     return "\n".join(
         [
@@ -169,7 +190,7 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
             "point has about a fifth of the images (`robustness.csv`, its `n`; see "
             "docs/shift-robustness.md). `corrupt_accuracy` is the mean over those points, "
             "`relative_robustness` that over the clean accuracy of the same images."
-            f"{bn_note}\n",
+            f"{notes}\n",
             tabulate(rows, headers=list(table.columns), tablefmt="github", floatfmt=".4f") + "\n",
             figure(plot_severity, "robustness_severity", curves, alt="accuracy vs severity"),
             figure(plot_per_corruption, "robustness_corruptions", curves, alt="per corruption"),

@@ -32,7 +32,11 @@ from benchmark.results.per_source import (
 )
 from benchmark.results.pooled_predictions import correct_vectors, split_predictions
 from benchmark.results.probe_table import probe_table, probe_warnings, with_probe_columns
-from benchmark.results.robustness import robustness_frame, with_robustness_columns
+from benchmark.results.robustness import (
+    robustness_frame,
+    variant_frames,
+    with_robustness_columns,
+)
 from benchmark.run.calibrated import with_calibration
 from benchmark.run.records import (
     NOT_RANKED,
@@ -253,9 +257,7 @@ def build_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     board = with_probe_columns(board, probes)
     for line in probe_warnings(board):
         to_stderr(line)
-    board = with_robustness_columns(
-        board, robustness_frame(run_dir), robustness_frame(run_dir, adapted=True)
-    )
+    board = with_robustness_columns(board, robustness_frame(run_dir), variant_frames(run_dir))
     tables = {
         "leaderboard": board,
         "best_per_model": best_per_model(board),

@@ -249,36 +249,49 @@ def score_models(
     return rows
 
 
-def parts_dir(run_dir: Path, adapted: bool = False) -> Path:
-    """Where each cell's rows are committed: `robustness/`, or `robustness/bn_adapted/` for the
-    rows scored after test-time BatchNorm adaptation (`robustness RUN --adapt-bn`)."""
+# How a set of rows was scored: the plain model, the model with its BatchNorm statistics shifted
+# to each set (`robustness RUN --adapt-bn`), or the mean over test-time views (`--tta N`). Each
+# variant keeps its own per-cell folder under `robustness/` and its own table, so one never
+# overwrites another.
+PLAIN, BN_ADAPTED, TTA = "plain", "bn", "tta"
+VARIANT_FOLDERS = {PLAIN: "", BN_ADAPTED: "bn_adapted", TTA: "tta"}
+VARIANT_TABLES = {
+    PLAIN: "robustness.csv",
+    BN_ADAPTED: "robustness_bn.csv",
+    TTA: "robustness_tta.csv",
+}
+
+
+def parts_dir(run_dir: Path, variant: str = PLAIN) -> Path:
+    """Where each cell's rows are committed: `robustness/`, or its variant's folder inside it
+    (`robustness/bn_adapted/`, `robustness/tta/`)."""
     folder = Path(run_dir) / "robustness"
-    return folder / "bn_adapted" if adapted else folder
+    return folder / VARIANT_FOLDERS[variant] if VARIANT_FOLDERS[variant] else folder
 
 
-def table_path(run_dir: Path, adapted: bool = False) -> Path:
-    return Path(run_dir) / ("robustness_bn.csv" if adapted else "robustness.csv")
+def table_path(run_dir: Path, variant: str = PLAIN) -> Path:
+    return Path(run_dir) / VARIANT_TABLES[variant]
 
 
-def scored_cell_ids(run_dir: Path, adapted: bool = False) -> set[str]:
-    """Cells whose robustness rows (plain or BatchNorm-adapted) are already written."""
-    folder = parts_dir(run_dir, adapted)
+def scored_cell_ids(run_dir: Path, variant: str = PLAIN) -> set[str]:
+    """Cells whose robustness rows (of this variant) are already written."""
+    folder = parts_dir(run_dir, variant)
     return {p.stem for p in folder.glob("*.csv")} if folder.is_dir() else set()
 
 
 def write_cell_rows(
-    run_dir: Path, cell_id: str, rows: list[RobustnessRow], adapted: bool = False
+    run_dir: Path, cell_id: str, rows: list[RobustnessRow], variant: str = PLAIN
 ) -> None:
-    """Commits one cell's rows, then rebuilds `robustness.csv` (or `robustness_bn.csv`)."""
+    """Commits one cell's rows, then rebuilds the variant's table (`robustness.csv`, ...)."""
     frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=ROBUSTNESS_COLUMNS)
-    write_csv_atomic(parts_dir(run_dir, adapted) / f"{cell_id}.csv", frame)
-    collect(run_dir, adapted)
+    write_csv_atomic(parts_dir(run_dir, variant) / f"{cell_id}.csv", frame)
+    collect(run_dir, variant)
 
 
-def collect(run_dir: Path, adapted: bool = False) -> pd.DataFrame:
-    """Every cell's rows in one frame, written to `robustness.csv` (`robustness_bn.csv` for the
-    adapted rows); nothing is written when none exist."""
-    folder = parts_dir(run_dir, adapted)
+def collect(run_dir: Path, variant: str = PLAIN) -> pd.DataFrame:
+    """Every cell's rows of one variant in one frame, written to its table (`robustness.csv`,
+    `robustness_bn.csv`, `robustness_tta.csv`); nothing is written when none exist."""
+    folder = parts_dir(run_dir, variant)
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
     frames = []
     for file in files:
@@ -291,7 +304,7 @@ def collect(run_dir: Path, adapted: bool = False) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=ROBUSTNESS_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)
-    write_csv_atomic(table_path(run_dir, adapted), frame)
+    write_csv_atomic(table_path(run_dir, variant), frame)
     return frame
 
 

@@ -97,6 +97,36 @@ def test_adapt_bn_scores_every_set_again_beside_the_plain_rows(trained):
     assert again.returncode == 0 and f"{CELLS[0]}: already scored" in again.stdout
 
 
+def test_tta_scores_every_set_again_with_one_view_count_per_folder(trained):
+    run_dir, _ = trained
+    plain = pd.read_csv(run_dir / "robustness.csv")
+    for flags, wrong in (
+        (["--tta", "1"], "--tta must be 2 to 8"),
+        (["--tta", "2", "--adapt-bn"], "pass one at a time"),
+    ):
+        line = one_line_error(run_cli("robustness", str(run_dir), *flags))
+        assert wrong in line
+    assert not (run_dir / "robustness_tta.csv").exists()  # nothing written before a refusal
+    done = run_cli("robustness", str(run_dir), "--tta", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 views" in done.stdout
+    tta = pd.read_csv(run_dir / "robustness_tta.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "robustness.csv"), plain)
+    key = ["cell_id", "corruption", "severity", "n"]
+    pd.testing.assert_frame_equal(tta[key], plain[key])
+    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
+    for alpha, part in tta.groupby("alpha"):
+        corrupted = part.loc[part["corruption"] != "none", "accuracy"].mean()
+        clean = part.loc[part["corruption"] == "none", "accuracy"].iloc[0]
+        assert board.loc[alpha, "tta_corrupt_accuracy"] == pytest.approx(corrupted)
+        assert board.loc[alpha, "tta_clean_accuracy"] == pytest.approx(clean)
+    assert "`tta_*`" in (run_dir / "report.md").read_text()
+    # Another view count would mix two means in one column: refused, the rows kept.
+    line = one_line_error(run_cli("robustness", str(run_dir), "--tta", "4"))
+    assert "scored with --tta 2" in line and "--force" in line
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "robustness_tta.csv"), tta)
+
+
 def test_robustness_on_a_folder_that_is_not_a_run_is_one_line(tmp_path):
     line = one_line_error(run_cli("robustness", str(tmp_path)))
     assert repr(str(tmp_path)) in line and "not a run folder" in line
