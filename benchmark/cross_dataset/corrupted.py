@@ -143,12 +143,11 @@ def score_group(
         scorer = score_models_adapted if variant == BN_ADAPTED else score_models
         rows = scorer(models, split, size, per_class)
     seconds = time.perf_counter() - started
+    how = {BN_ADAPTED: ", BatchNorm adapted to each set", TTA: f", {views} views"}.get(variant, "")
     for chosen in group:
         cell_rows = rows[chosen.record.cell_id]
         write_cell_rows(run_dir, chosen.record.cell_id, cell_rows, variant)
         clean, corrupted = mean_corrupted(cell_rows)
-        how = {BN_ADAPTED: ", BatchNorm adapted to each set", TTA: f", {views} views"}
-        how = how.get(variant, "")
         say(
             f"{chosen.record.cell_id}: corrupted accuracy {corrupted:.4f} (clean {clean:.4f}, "
             f"{cell_rows[0].n} test images{how})"

@@ -26,6 +26,7 @@ from benchmark.run.robustness import (
     TTA,
     RobustnessRow,
     ScoredModel,
+    array_inputs,
     image_sets,
     parts_dir,
     point_rows,
@@ -33,7 +34,6 @@ from benchmark.run.robustness import (
 )
 from data_pipeline import SplitTable
 from data_pipeline.tta_views import MAX_VIEWS
-from models import preprocess_function
 
 VIEWS_FILE = "VIEWS"  # in robustness/tta/: the view count its rows were scored with
 
@@ -77,17 +77,11 @@ def claim_views(run_dir: Path, views: int, force: bool) -> None:
 
 def averaged_probabilities(scored: ScoredModel, images: np.ndarray, views: int) -> np.ndarray:
     """The model's softmax on `images` (0..255) averaged over test-time views 0..views-1, each
-    view made before the model's own preprocessing, as a cell's `--tta` makes them."""
-    import tensorflow as tf
-
-    from data_pipeline.tta import tta_view
-
-    preprocess = preprocess_function(scored.preprocess)
-    batch = tf.constant(images, tf.float32)
+    view made before the model's own preprocessing (`array_inputs`), as a cell's `--tta` makes
+    them."""
     total = None
     for view in range(views):
-        viewed = tta_view(batch, view)
-        inputs = viewed if preprocess is None else preprocess(viewed)
+        inputs = array_inputs(scored, images, view)
         probabilities = np.asarray(
             scored.model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
         )

@@ -30,12 +30,17 @@ VARIANT_BOARD_COLUMNS = {
     BN_ADAPTED: ("bn_clean_accuracy", "bn_corrupt_accuracy"),
     TTA: ("tta_clean_accuracy", "tta_corrupt_accuracy"),
 }
-REMEDY_NOTES = {
+REMEDY_NOTES = {  # the report's line for each variant's columns
     BN_ADAPTED: "the same images with the model's BatchNorm statistics shifted to each set, "
     "each corruption one severity at a time (`robustness RUN --adapt-bn`, `robustness_bn.csv`)",
     TTA: "the same images with the softmax averaged over test-time views (`robustness RUN "
     "--tta N`, `robustness_tta.csv`; the count in `robustness/tta/VIEWS`)",
 }
+
+
+def column_family(columns: tuple[str, ...]) -> str:
+    """The shared prefix of a variant's columns as the report names them: `bn_*`, `tta_*`."""
+    return columns[0].split("_")[0] + "_*"
 
 
 def robustness_frame(run_dir: Path, variant: str = PLAIN) -> pd.DataFrame:
@@ -178,8 +183,10 @@ def robustness_section(run_dir: Path, board: pd.DataFrame, best: pd.DataFrame | 
     table = ok[ok["model"].isin(cells["model"])][columns]
     table = table.dropna(subset=["corrupt_accuracy"]).drop_duplicates("model")
     rows = [[model, f"{alpha:g}", *rest] for model, alpha, *rest in table.itertuples(index=False)]
-    prefixes = {BN_ADAPTED: "bn", TTA: "tta"}
-    notes = "".join(f" `{prefixes[variant]}_*`: {REMEDY_NOTES[variant]}." for variant in shown)
+    notes = "".join(
+        f" `{column_family(VARIANT_BOARD_COLUMNS[variant])}`: {REMEDY_NOTES[variant]}."
+        for variant in shown
+    )
     n = int(frame["n"].max())
     return "\n".join(
         [

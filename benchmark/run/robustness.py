@@ -160,12 +160,16 @@ class CorruptedSets:
             memo[memo_key] = images
 
 
-def array_inputs(scored: ScoredModel, images: np.ndarray):
-    """`images` (0..255) as the model takes them: float32, through its own preprocessing."""
+def array_inputs(scored: ScoredModel, images: np.ndarray, view: int = 0):
+    """`images` (0..255) as the model takes them: float32, test-time view `view` made on the
+    0..255 pixels (`data_pipeline.tta`; 0 is the image itself), then its own preprocessing."""
     import tensorflow as tf
+
+    from data_pipeline.tta import tta_view
 
     preprocess = preprocess_function(scored.preprocess)
     batch = tf.constant(images, tf.float32)
+    batch = tta_view(batch, view) if view else batch
     return batch if preprocess is None else preprocess(batch)
 
 

@@ -33,6 +33,17 @@ def trained(tmp_path_factory):
     return run_dir, done.stdout
 
 
+def assert_board_columns(run_dir, rows, prefix):
+    """The leaderboard's `<prefix>clean_accuracy` and `<prefix>corrupt_accuracy` per alpha are
+    the clean row and the mean of the corrupted rows of `rows` (a variant's table)."""
+    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
+    for alpha, part in rows.groupby("alpha"):
+        corrupted = part.loc[part["corruption"] != "none", "accuracy"].mean()
+        clean = part.loc[part["corruption"] == "none", "accuracy"].iloc[0]
+        assert board.loc[alpha, f"{prefix}corrupt_accuracy"] == pytest.approx(corrupted)
+        assert board.loc[alpha, f"{prefix}clean_accuracy"] == pytest.approx(clean)
+
+
 def test_every_cell_is_scored_after_it_trains(trained):
     run_dir, stdout = trained
     table = pd.read_csv(run_dir / "robustness.csv")
@@ -86,12 +97,7 @@ def test_adapt_bn_scores_every_set_again_beside_the_plain_rows(trained):
     key = ["cell_id", "corruption", "severity", "n"]
     pd.testing.assert_frame_equal(adapted[key], plain[key])
     assert sorted(p.stem for p in (run_dir / "robustness" / "bn_adapted").glob("*.csv")) == CELLS
-    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
-    for alpha, part in adapted.groupby("alpha"):
-        corrupted = part.loc[part["corruption"] != "none", "accuracy"].mean()
-        clean = part.loc[part["corruption"] == "none", "accuracy"].iloc[0]
-        assert board.loc[alpha, "bn_corrupt_accuracy"] == pytest.approx(corrupted)
-        assert board.loc[alpha, "bn_clean_accuracy"] == pytest.approx(clean)
+    assert_board_columns(run_dir, adapted, "bn_")
     assert "`bn_*`" in (run_dir / "report.md").read_text()
     again = run_cli("robustness", str(run_dir), "--adapt-bn")
     assert again.returncode == 0 and f"{CELLS[0]}: already scored" in again.stdout
@@ -114,12 +120,7 @@ def test_tta_scores_every_set_again_with_one_view_count_per_folder(trained):
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "robustness.csv"), plain)
     key = ["cell_id", "corruption", "severity", "n"]
     pd.testing.assert_frame_equal(tta[key], plain[key])
-    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("alpha")
-    for alpha, part in tta.groupby("alpha"):
-        corrupted = part.loc[part["corruption"] != "none", "accuracy"].mean()
-        clean = part.loc[part["corruption"] == "none", "accuracy"].iloc[0]
-        assert board.loc[alpha, "tta_corrupt_accuracy"] == pytest.approx(corrupted)
-        assert board.loc[alpha, "tta_clean_accuracy"] == pytest.approx(clean)
+    assert_board_columns(run_dir, tta, "tta_")
     assert "`tta_*`" in (run_dir / "report.md").read_text()
     # Another view count would mix two means in one column: refused, the rows kept.
     line = one_line_error(run_cli("robustness", str(run_dir), "--tta", "4"))
